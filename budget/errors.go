@@ -1,0 +1,28 @@
+package budget
+
+import "errors"
+
+// Errors of parsing and arithmetic.
+var (
+	// ErrInvalidAmount is returned for a dollar amount that is not a plain
+	// non-negative decimal with at most nine decimal places.
+	ErrInvalidAmount = errors.New("invalid dollar amount")
+
+	// ErrOverflow is returned when money or token arithmetic would not fit in
+	// 64 bits. Callers treat it as "cannot be bounded" and refuse.
+	ErrOverflow = errors.New("amount out of range")
+)
+
+// Errors of budget checks.
+var (
+	// ErrExhausted is returned when a budget cannot cover a request's worst
+	// case (after clamping, where clamping is on).
+	ErrExhausted = errors.New("budget exhausted")
+
+	// ErrInvalidPeriod is returned for a period other than total, day, week
+	// or month.
+	ErrInvalidPeriod = errors.New("invalid budget period")
+
+	// ErrInvalidConfig is returned for a budget setting that cannot be used.
+	ErrInvalidConfig = errors.New("invalid budget setting")
+)

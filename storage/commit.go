@@ -1,0 +1,129 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// writeOp is one operation queued for the group-commit writer.
+//
+// An operation checks everything it needs before its first write and
+// returns a plain error to refuse without writing. Once it has written, it
+// may only fail with a fatalError, which rolls back the batch.
+type writeOp struct {
+	fn   func(tx *bolt.Tx) error
+	done chan error
+}
+
+// update queues fn for the writer and waits until the transaction that ran it
+// has been committed and synced to disk, or rolled back. Many callers'
+// operations share one transaction and one fsync: this is what lets hardcap
+// make every reservation durable before forwarding a request without paying
+// an fsync per request.
+//
+// update waits for the result even when ctx ends after the operation was
+// queued, because by then the operation may already be committed and the
+// caller must know.
+func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case db.ops <- op:
+		db.closeMu.RUnlock()
+	case <-ctx.Done():
+		db.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	return <-op.done
+}
+
+// writer is the single goroutine that writes to bbolt. It takes every
+// operation queued at the moment (up to maxBatch), runs them in order in one
+// read-write transaction and commits once.
+func (db *DB) writer() {
+	defer close(db.writerDone)
+	batch := make([]*writeOp, 0, db.maxBatch)
+	for {
+		op, ok := <-db.ops
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], op)
+	fill:
+		for len(batch) < db.maxBatch {
+			select {
+			case op, ok := <-db.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		db.commitBatch(batch)
+	}
+}
+
+// commitBatch runs ops in one transaction. An operation that fails with a
+// fatalError (or panics) is answered with its error and the batch is run
+// again without it, so one bad operation cannot commit half of itself nor
+// take the others down.
+func (db *DB) commitBatch(ops []*writeOp) {
+	pending := ops
+	for len(pending) > 0 {
+		results := make([]error, len(pending))
+		tx, err := db.bolt.Begin(true)
+		if err != nil {
+			answerAll(pending, fmt.Errorf("storage: begin: %w", err))
+			return
+		}
+		bad := -1
+		for i, op := range pending {
+			results[i] = runOp(tx, op.fn)
+			var fe fatalError
+			if errors.As(results[i], &fe) {
+				bad = i
+				break
+			}
+		}
+		if bad >= 0 {
+			_ = tx.Rollback()
+			pending[bad].done <- results[bad]
+			pending = append(pending[:bad:bad], pending[bad+1:]...)
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			answerAll(pending, fmt.Errorf("storage: commit: %w", err))
+			return
+		}
+		db.stats.commits.Add(1)
+		db.stats.ops.Add(uint64(len(pending)))
+		for i, op := range pending {
+			op.done <- results[i]
+		}
+		return
+	}
+}
+
+func runOp(tx *bolt.Tx, fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fatalError{fmt.Errorf("storage: operation panicked: %v", r)}
+		}
+	}()
+	return fn(tx)
+}
+
+func answerAll(ops []*writeOp, err error) {
+	for _, op := range ops {
+		op.done <- err
+	}
+}

@@ -1,0 +1,87 @@
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hardcap/hardcap/budget"
+	bolt "go.etcd.io/bbolt"
+)
+
+// getSpend reads one budget window's spend; a window never charged is zero.
+func getSpend(tx *bolt.Tx, key string) budget.Spend {
+	v := tx.Bucket(bucketSpend).Get([]byte(key))
+	if len(v) != 16 {
+		return budget.Spend{}
+	}
+	return budget.Spend{
+		Committed: budget.Money(binary.BigEndian.Uint64(v[:8])),
+		Reserved:  budget.Money(binary.BigEndian.Uint64(v[8:])),
+	}
+}
+
+func putSpend(tx *bolt.Tx, key string, s budget.Spend) error {
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], uint64(s.Committed))
+	binary.BigEndian.PutUint64(v[8:], uint64(s.Reserved))
+	return fatal(tx.Bucket(bucketSpend).Put([]byte(key), v[:]))
+}
+
+// getLimit reads the limit of a project or token scope; no record is no
+// limit.
+func getLimit(tx *bolt.Tx, scope budget.Scope) (budget.Limit, error) {
+	var l budget.Limit
+	v := tx.Bucket(bucketLimits).Get([]byte(scope))
+	if v == nil {
+		return l, nil
+	}
+	if err := json.Unmarshal(v, &l); err != nil {
+		return l, fmt.Errorf("storage: limit of %s: %w", scope, err)
+	}
+	return l, nil
+}
+
+func putLimit(tx *bolt.Tx, scope budget.Scope, l budget.Limit) error {
+	v, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return fatal(tx.Bucket(bucketLimits).Put([]byte(scope), v))
+}
+
+func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("storage: decoding %s/%s: %w", "bucket", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fatal(err)
+	}
+	return fatal(b.Put(key, raw))
+}
+
+func addCounter(b *bolt.Bucket, key []byte, n uint64) error {
+	var cur uint64
+	if v := b.Get(key); len(v) == 8 {
+		cur = binary.BigEndian.Uint64(v)
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], cur+n)
+	return fatal(b.Put(key, v[:]))
+}
+
+func getCounter(b *bolt.Bucket, key []byte) uint64 {
+	if v := b.Get(key); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}

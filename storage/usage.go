@@ -1,0 +1,149 @@
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	bolt "go.etcd.io/bbolt"
+)
+
+// RecordFilter selects usage records. Empty fields select everything.
+type RecordFilter struct {
+	Project string
+	TokenID string
+	// Since drops records that ended before it.
+	Since time.Time
+}
+
+func (f RecordFilter) match(r budget.Request) bool {
+	return (f.Project == "" || r.Project == f.Project) && (f.TokenID == "" || r.TokenID == f.TokenID)
+}
+
+// Usage is a selection of usage records with its totals.
+type Usage struct {
+	// Spent is the sum of the records' charges, in nano-USD.
+	Spent budget.Money `json:"spent_usd"`
+	// Reserved is the sum of the open reservations the filter selects.
+	Reserved budget.Money `json:"reserved_usd"`
+	// Records are the settled requests, oldest first.
+	Records []budget.Record `json:"records"`
+}
+
+// Usage returns the records and open reservations that f selects.
+func (db *DB) Usage(f RecordFilter) (Usage, error) {
+	u := Usage{Records: []budget.Record{}}
+	err := db.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		var k, v []byte
+		if f.Since.IsZero() {
+			k, v = c.First()
+		} else {
+			var seek [8]byte
+			binary.BigEndian.PutUint64(seek[:], uint64(f.Since.UnixNano()))
+			k, v = c.Seek(seek[:])
+		}
+		for ; k != nil; k, v = c.Next() {
+			var r budget.Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("storage: record %x: %w", k, err)
+			}
+			if !f.match(r.Request) {
+				continue
+			}
+			u.Records = append(u.Records, r)
+			u.Spent += r.Charged
+		}
+		return tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
+			var res budget.Reservation
+			if err := json.Unmarshal(v, &res); err != nil {
+				return fmt.Errorf("storage: reservation %s: %w", k, err)
+			}
+			if f.match(res.Request) {
+				u.Reserved += res.Amount
+			}
+			return nil
+		})
+	})
+	return u, err
+}
+
+// OpenReservations returns every reservation not yet settled.
+func (db *DB) OpenReservations() ([]budget.Reservation, error) {
+	var out []budget.Reservation
+	err := db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
+			var res budget.Reservation
+			if err := json.Unmarshal(v, &res); err != nil {
+				return fmt.Errorf("storage: reservation %s: %w", k, err)
+			}
+			out = append(out, res)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Status is a summary of the books.
+type Status struct {
+	// KillAll is the global kill switch.
+	KillAll bool `json:"kill_all"`
+	// Global is the global budget's limit and current window.
+	Global BudgetStatus `json:"global"`
+	// OpenReservations counts requests in flight.
+	OpenReservations int `json:"open_reservations"`
+	// Overshoots counts settlements that charged more than they reserved;
+	// OvershootUSD is the sum of the excess. Both should stay zero.
+	Overshoots   uint64       `json:"overshoots"`
+	OvershootUSD budget.Money `json:"overshoot_usd"`
+}
+
+// BudgetStatus is a budget's limit and the spend of its current window.
+type BudgetStatus struct {
+	Scope  budget.Scope `json:"scope"`
+	Limit  budget.Limit `json:"limit"`
+	Window string       `json:"window"`
+	budget.Spend
+}
+
+// Status summarizes the books at the current time.
+func (db *DB) Status() (Status, error) {
+	var s Status
+	now := db.now()
+	err := db.view(func(tx *bolt.Tx) error {
+		s.KillAll = killedAll(tx)
+		s.Global = db.budgetStatus(tx, budget.GlobalScope, db.global, now)
+		s.OpenReservations = tx.Bucket(bucketReservations).Stats().KeyN
+		meta := tx.Bucket(bucketMeta)
+		s.Overshoots = getCounter(meta, metaOvershoots)
+		s.OvershootUSD = budget.Money(getCounter(meta, metaOverAmount))
+		return nil
+	})
+	return s, err
+}
+
+// BudgetStatus returns the limit and current spend of a scope's budget.
+func (db *DB) BudgetStatus(scope budget.Scope) (BudgetStatus, error) {
+	var bs BudgetStatus
+	err := db.view(func(tx *bolt.Tx) error {
+		l, err := db.limitOf(tx, scope)
+		if err != nil {
+			return err
+		}
+		bs = db.budgetStatus(tx, scope, l, db.now())
+		return nil
+	})
+	return bs, err
+}
+
+func (db *DB) budgetStatus(tx *bolt.Tx, scope budget.Scope, l budget.Limit, now time.Time) BudgetStatus {
+	b := budget.Budget{Scope: scope, Limit: l}
+	key := b.Key(now, db.loc)
+	p := l.Period
+	if p == "" {
+		p = budget.Total
+	}
+	return BudgetStatus{Scope: scope, Limit: l, Window: p.Window(now, db.loc), Spend: getSpend(tx, key)}
+}

@@ -1,0 +1,40 @@
+package tokens
+
+import "errors"
+
+// Errors of parsing a presented token.
+var (
+	// ErrMalformed is returned for a string that is not a hardcap token or
+	// whose checksum does not match (a typo or a truncated copy).
+	ErrMalformed = errors.New("malformed hardcap token")
+)
+
+// Errors of authorizing a request with a token.
+var (
+	// ErrUnknown is returned for a well-formed token no record matches.
+	ErrUnknown = errors.New("unknown token")
+	// ErrRevoked is returned for a token that has been revoked.
+	ErrRevoked = errors.New("token revoked")
+	// ErrExpired is returned for a token past its expiry.
+	ErrExpired = errors.New("token expired")
+	// ErrKilled is returned when the kill switch is on for everything, the
+	// token's project or the token.
+	ErrKilled = errors.New("kill switch on")
+	// ErrModelNotAllowed is returned when a token's model list does not
+	// include the requested model.
+	ErrModelNotAllowed = errors.New("model not allowed for this token")
+)
+
+// Errors of managing projects and tokens.
+var (
+	// ErrInvalidName is returned for an empty or ill-formed project name or
+	// token label.
+	ErrInvalidName = errors.New("invalid name")
+	// ErrProjectExists is returned when creating a project whose name is
+	// taken.
+	ErrProjectExists = errors.New("project already exists")
+	// ErrProjectNotFound is returned for an unknown project name.
+	ErrProjectNotFound = errors.New("project not found")
+	// ErrTokenNotFound is returned for an unknown token id.
+	ErrTokenNotFound = errors.New("token not found")
+)

@@ -1,0 +1,72 @@
+package tokens
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// Project groups tokens under one budget and one kill switch.
+type Project struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// Killed is the project's kill switch.
+	Killed bool `json:"killed"`
+}
+
+// Token is what an app holds instead of a real provider key. Its secret is
+// never stored; Hash is.
+type Token struct {
+	// ID is the public name of the token ("tok_...").
+	ID string `json:"id"`
+	// Name is a free label, e.g. the app or purpose.
+	Name string `json:"name,omitempty"`
+	// Project is the name of the project the token spends from.
+	Project string `json:"project"`
+	// Hash is the SHA-256 of the secret, hex-encoded.
+	Hash string `json:"hash"`
+	// Models lists the models the token may use; empty means any priced
+	// model.
+	Models []string `json:"models,omitempty"`
+	// Expires is when the token stops working; zero means never.
+	Expires time.Time `json:"expires,omitzero"`
+	// RPM is the most requests per minute the token may make; 0 means no
+	// limit.
+	RPM int `json:"rpm,omitempty"`
+	// Created is when the token was issued.
+	Created time.Time `json:"created"`
+	// Revoked is when the token was revoked; zero means it is live.
+	Revoked time.Time `json:"revoked,omitzero"`
+	// Killed is the token's kill switch.
+	Killed bool `json:"killed"`
+}
+
+// Usable reports why t cannot be used at now, or nil when it can.
+func (t *Token) Usable(now time.Time) error {
+	switch {
+	case !t.Revoked.IsZero():
+		return ErrRevoked
+	case !t.Expires.IsZero() && !now.Before(t.Expires):
+		return ErrExpired
+	case t.Killed:
+		return fmt.Errorf("%w for token %s", ErrKilled, t.ID)
+	}
+	return nil
+}
+
+// Allows reports whether t may call model.
+func (t *Token) Allows(model string) bool {
+	return len(t.Models) == 0 || slices.Contains(t.Models, model)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// CheckName reports whether s can name a project: 1 to 64 characters of
+// letters, digits, '.', '_' and '-', starting with a letter or digit.
+func CheckName(s string) error {
+	if !nameRE.MatchString(s) {
+		return fmt.Errorf("%w: %q (1-64 letters, digits, '.', '_' or '-')", ErrInvalidName, s)
+	}
+	return nil
+}
