@@ -1,6 +1,9 @@
 package budget
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Request describes one metered request: who made it and what it asked for.
 // It travels with its reservation so that a crash leaves enough to write the
@@ -95,4 +98,14 @@ func NewRecord(r Reservation, s Settlement) Record {
 		Charged:       s.Charged,
 		LatencyMS:     s.Latency.Milliseconds(),
 	}
+}
+
+// Ledger takes reservations and settles them. storage.DB is the
+// implementation; the proxy depends only on this interface.
+type Ledger interface {
+	// Reserve atomically and durably takes q's worst case (clamped when the
+	// ledger is set to) from every budget the request counts against.
+	Reserve(ctx context.Context, r Request, q Quote) (Reservation, error)
+	// Settle replaces reservation id with the actual charge, exactly once.
+	Settle(ctx context.Context, id string, s Settlement) (Record, error)
 }

@@ -173,3 +173,5 @@ func (db *DB) view(fn func(tx *bolt.Tx) error) error {
 // background is the context for writes that must finish even when the
 // request that caused them is gone.
 var background = context.Background()
+
+var _ budget.Ledger = (*DB)(nil)

@@ -13,16 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// ReserveRequest asks for a reservation.
-type ReserveRequest struct {
-	// Request says who asks and for what; TokenID must name a live token.
-	Request budget.Request
-	// Quote is the request's worst-case cost as a function of its output
-	// cap.
-	Quote budget.Quote
-}
-
-// Reserve takes the worst-case cost of a request from every budget it counts
+// Reserve takes the worst-case cost q of a request from every budget it counts
 // against (global, its project, its token) in one serialized step of the
 // writer, and returns once that reservation is on disk.
 //
@@ -32,11 +23,11 @@ type ReserveRequest struct {
 // request even if the request passed authentication earlier. When the
 // worst case does not fit, the quote is clamped or refused per
 // Options.OnLow; the returned reservation carries the output cap to use.
-func (db *DB) Reserve(ctx context.Context, rr ReserveRequest) (budget.Reservation, error) {
+func (db *DB) Reserve(ctx context.Context, req budget.Request, q budget.Quote) (budget.Reservation, error) {
 	var res budget.Reservation
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		var err error
-		res, err = db.reserve(tx, rr)
+		res, err = db.reserve(tx, req, q)
 		return err
 	})
 	if err != nil {
@@ -45,9 +36,8 @@ func (db *DB) Reserve(ctx context.Context, rr ReserveRequest) (budget.Reservatio
 	return res, nil
 }
 
-func (db *DB) reserve(tx *bolt.Tx, rr ReserveRequest) (budget.Reservation, error) {
+func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.Reservation, error) {
 	now := db.now()
-	req := rr.Request
 	tok, proj, err := loadTokenAndProject(tx, req.TokenID)
 	if err != nil {
 		return budget.Reservation{}, err
@@ -72,7 +62,7 @@ func (db *DB) reserve(tx *bolt.Tx, rr ReserveRequest) (budget.Reservation, error
 		spends[i] = getSpend(tx, keys[i])
 		headroom = min(headroom, spends[i].Headroom(b.Limit))
 	}
-	outputCap, amount, err := rr.Quote.Fit(headroom, db.onLow)
+	outputCap, amount, err := q.Fit(headroom, db.onLow)
 	if err != nil {
 		return budget.Reservation{}, err
 	}

@@ -64,14 +64,14 @@ func flat(outputTokens int64) budget.Quote {
 	return budget.Quote{MaxOutput: outputTokens, OutputRate: 1_000_000}
 }
 
-func reserveReq(tok tokens.Token, q budget.Quote) ReserveRequest {
-	return ReserveRequest{Request: budget.Request{TokenID: tok.ID, Model: "m"}, Quote: q}
+func reserve(db *DB, tok tokens.Token, q budget.Quote) (budget.Reservation, error) {
+	return db.Reserve(ctx, budget.Request{TokenID: tok.ID, Model: "m"}, q)
 }
 
 func TestReserve_SettleMovesReservedToCommitted(t *testing.T) {
 	db := openTest(t, Options{Global: budget.Limit{Amount: 1000}})
 	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
-	res, err := db.Reserve(ctx, reserveReq(tok, flat(300)))
+	res, err := reserve(db, tok, flat(300))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestReserve_SettleMovesReservedToCommitted(t *testing.T) {
 func TestSettle_ExactlyOnce(t *testing.T) {
 	db := openTest(t, Options{})
 	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
-	res, _ := db.Reserve(ctx, reserveReq(tok, flat(10)))
+	res, _ := reserve(db, tok, flat(10))
 	var wg sync.WaitGroup
 	var ok atomic.Int32
 	for i := 0; i < 20; i++ {
@@ -146,7 +146,7 @@ func TestReserve_Exhausted(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openTest(t, Options{Global: budget.Limit{Amount: tt.global}, OnLow: tt.onLow})
 			tok := newToken(t, db, "p", budget.Limit{Amount: tt.proj}, budget.Limit{Amount: tt.tk})
-			res, err := db.Reserve(ctx, reserveReq(tok, flat(500)))
+			res, err := reserve(db, tok, flat(500))
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
@@ -198,7 +198,7 @@ func TestReserve_ConcurrentBurstNeverOvershoots(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := db.Reserve(ctx, reserveReq(tok, flat(100)))
+			res, err := reserve(db, tok, flat(100))
 			if errors.Is(err, budget.ErrExhausted) {
 				return
 			}
@@ -233,8 +233,8 @@ func TestOpen_RecoversUnsettledReservations(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := newToken(t, db, "p", budget.Limit{}, budget.Limit{})
-	a, _ := db.Reserve(ctx, reserveReq(tok, flat(70)))
-	b, _ := db.Reserve(ctx, reserveReq(tok, flat(30)))
+	a, _ := reserve(db, tok, flat(70))
+	b, _ := reserve(db, tok, flat(30))
 	if _, err := db.Settle(ctx, b.ID, budget.Settlement{Charged: 5}); err != nil {
 		t.Fatal(err)
 	}
@@ -262,11 +262,11 @@ func TestReserve_PeriodRollover(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC)}
 	db := openTest(t, Options{Now: clk.Now, Global: budget.Limit{Amount: 100, Period: budget.Month}, OnLow: budget.Reject})
 	tok := newToken(t, db, "p", budget.Limit{Amount: 100, Period: budget.Day}, budget.Limit{})
-	res, err := db.Reserve(ctx, reserveReq(tok, flat(100)))
+	res, err := reserve(db, tok, flat(100))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Reserve(ctx, reserveReq(tok, flat(1))); !errors.Is(err, budget.ErrExhausted) {
+	if _, err := reserve(db, tok, flat(1)); !errors.Is(err, budget.ErrExhausted) {
 		t.Fatalf("same month: got %v, want ErrExhausted", err)
 	}
 	clk.Set(time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC))
@@ -274,7 +274,7 @@ func TestReserve_PeriodRollover(t *testing.T) {
 	if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: 100}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Reserve(ctx, reserveReq(tok, flat(100))); err != nil {
+	if _, err := reserve(db, tok, flat(100)); err != nil {
 		t.Fatalf("new month: got %v, want a fresh budget", err)
 	}
 	bs, _ := db.BudgetStatus(budget.GlobalScope)
@@ -301,7 +301,7 @@ func TestReserve_RefusedAfterRevokeOrKill(t *testing.T) {
 			if err := tt.act(db, tok); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Reserve(ctx, reserveReq(tok, flat(1))); !errors.Is(err, tt.want) {
+			if _, err := reserve(db, tok, flat(1)); !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
 		})
@@ -341,7 +341,7 @@ func TestAuthenticate(t *testing.T) {
 func TestSettle_OvershootIsRecordedAndCounted(t *testing.T) {
 	db := openTest(t, Options{Global: budget.Limit{Amount: 100}})
 	tok := newToken(t, db, "p", budget.Limit{}, budget.Limit{})
-	res, _ := db.Reserve(ctx, reserveReq(tok, flat(100)))
+	res, _ := reserve(db, tok, flat(100))
 	if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: 130}); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func BenchmarkReserveSettle(b *testing.B) {
 	b.SetParallelism(64) // many requests in flight, as on a busy proxy
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			res, err := db.Reserve(ctx, reserveReq(tok, flat(10)))
+			res, err := reserve(db, tok, flat(10))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -295,3 +295,4 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 		}
 	})
 }
+var _ tokens.Authenticator = (*DB)(nil)

@@ -70,3 +70,11 @@ func CheckName(s string) error {
 	}
 	return nil
 }
+
+// Authenticator finds the live token a presented secret belongs to.
+// storage.DB is the implementation.
+type Authenticator interface {
+	// Authenticate returns the token, or ErrMalformed, ErrUnknown,
+	// ErrRevoked, ErrExpired or ErrKilled.
+	Authenticate(secret string) (Token, error)
+}

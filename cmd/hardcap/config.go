@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/hardcap/hardcap/proxy"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is hardcap.yaml. Every key is optional; see defaultConfig and the
+// README's config reference.
+type Config struct {
+	Listen    string                    `yaml:"listen"`
+	DataDir   string                    `yaml:"data_dir"`
+	Providers map[string]ProviderConfig `yaml:"providers"`
+	Budget    BudgetConfig              `yaml:"budget"`
+	Prices    PricesConfig              `yaml:"prices"`
+	Log       LogConfig                 `yaml:"log"`
+	// UpstreamTimeout bounds one upstream request, first byte sent to last
+	// byte received; default 10m.
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	// MaxBodyBytes bounds request bodies; default 33554432 (32 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownGrace is how long a stop waits for in-flight requests; default
+	// 30s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	Alerts        AlertsConfig  `yaml:"alerts"`
+}
+
+// ProviderConfig is one upstream API.
+type ProviderConfig struct {
+	// Kind is the API family; default openai.
+	Kind string `yaml:"kind"`
+	// BaseURL is the API root, e.g. https://api.openai.com/v1.
+	BaseURL string `yaml:"base_url"`
+	// APIKey is env:NAME, file:PATH or cmd:COMMAND ARGS.
+	APIKey string `yaml:"api_key"`
+	// Prices is the provider id in the price data; default the provider's
+	// name.
+	Prices string `yaml:"prices"`
+	// CapField is where an injected output cap goes: max_completion_tokens
+	// (default for prices: openai) or max_tokens (default otherwise).
+	CapField string `yaml:"cap_field"`
+}
+
+// BudgetConfig is the global budget and how limits behave.
+type BudgetConfig struct {
+	Global   LimitConfig `yaml:"global"`
+	OnLow    string      `yaml:"on_low"`
+	Timezone string      `yaml:"timezone"`
+}
+
+// LimitConfig is a limit in USD over a period.
+type LimitConfig struct {
+	LimitUSD string `yaml:"limit_usd"`
+	Period   string `yaml:"period"`
+}
+
+// PricesConfig points at newer price data and overrides single models.
+type PricesConfig struct {
+	// File is a genai-prices v2 JSON file or a LiteLLM
+	// model_prices_and_context_window.json; its prices win over the
+	// embedded data.
+	File      string           `yaml:"file"`
+	Overrides []OverrideConfig `yaml:"overrides"`
+}
+
+// OverrideConfig sets one model's prices (USD per million tokens, as
+// decimal strings) or limits, over the price data. A model the data lacks
+// is created; it then needs input_mtok and output_mtok.
+type OverrideConfig struct {
+	Provider            string `yaml:"provider"`
+	Model               string `yaml:"model"`
+	InputMTok           string `yaml:"input_mtok"`
+	CacheReadMTok       string `yaml:"cache_read_mtok"`
+	CacheWriteMTok      string `yaml:"cache_write_mtok"`
+	CacheWrite1hMTok    string `yaml:"cache_write_1h_mtok"`
+	OutputMTok          string `yaml:"output_mtok"`
+	OutputReasoningMTok string `yaml:"output_reasoning_mtok"`
+	ContextWindow       int64  `yaml:"context_window"`
+	MaxOutputTokens     int64  `yaml:"max_output_tokens"`
+}
+
+func (o OverrideConfig) override() pricing.Override {
+	return pricing.Override{
+		Provider: o.Provider, Model: o.Model,
+		InputMTok: o.InputMTok, CacheReadMTok: o.CacheReadMTok, CacheWriteMTok: o.CacheWriteMTok,
+		CacheWrite1hMTok: o.CacheWrite1hMTok, OutputMTok: o.OutputMTok, OutputReasoningMTok: o.OutputReasoningMTok,
+		ContextWindow: o.ContextWindow, MaxOutputTokens: o.MaxOutputTokens,
+	}
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error; default info.
+	Level string `yaml:"level"`
+	// Format is auto (console on a terminal, JSON otherwise), console or
+	// json.
+	Format string `yaml:"format"`
+}
+
+// AlertsConfig is accepted so that configs written for a later version
+// load; this version logs a warning instead of sending alerts.
+type AlertsConfig struct {
+	Thresholds []float64 `yaml:"thresholds"`
+	Webhooks   []string  `yaml:"webhooks"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Listen: "127.0.0.1:8787",
+		Providers: map[string]ProviderConfig{
+			"openai": {Kind: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "env:OPENAI_API_KEY", Prices: "openai"},
+		},
+		UpstreamTimeout: 10 * time.Minute,
+		MaxBodyBytes:    32 << 20,
+		ShutdownGrace:   30 * time.Second,
+	}
+}
+
+// loadConfig reads the file at path over the defaults. An empty path with
+// no $HARDCAP_CONFIG means defaults only. Unknown keys are errors, so a typo
+// cannot silently drop a limit.
+func loadConfig(path string) (Config, error) {
+	cfg := defaultConfig()
+	if path == "" {
+		path = os.Getenv("HARDCAP_CONFIG")
+	}
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(data, cfg)
+}
+
+func parseConfig(data []byte, cfg Config) (Config, error) {
+	var file Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if file.Listen != "" {
+		cfg.Listen = file.Listen
+	}
+	if file.DataDir != "" {
+		cfg.DataDir = file.DataDir
+	}
+	if file.Providers != nil {
+		// A config that lists providers lists all of them.
+		cfg.Providers = file.Providers
+	}
+	cfg.Budget = file.Budget
+	cfg.Prices = file.Prices
+	cfg.Log = file.Log
+	cfg.Alerts = file.Alerts
+	if file.UpstreamTimeout != 0 {
+		cfg.UpstreamTimeout = file.UpstreamTimeout
+	}
+	if file.MaxBodyBytes != 0 {
+		cfg.MaxBodyBytes = file.MaxBodyBytes
+	}
+	if file.ShutdownGrace != 0 {
+		cfg.ShutdownGrace = file.ShutdownGrace
+	}
+	return cfg, nil
+}
+
+// settings are the checked, typed values of a Config.
+type settings struct {
+	global    budget.Limit
+	onLow     budget.OnLow
+	location  *time.Location
+	providers []*proxy.Provider
+}
+
+// check validates cfg and converts it. Errors name the key at fault and
+// never a key's value.
+func (cfg Config) check() (settings, error) {
+	var s settings
+	var err error
+	if cfg.Budget.Global.LimitUSD != "" {
+		if s.global.Amount, err = budget.ParseUSD(cfg.Budget.Global.LimitUSD); err != nil {
+			return s, fmt.Errorf("config: budget.global.limit_usd: %w", err)
+		}
+	}
+	if s.global.Period, err = budget.ParsePeriod(cfg.Budget.Global.Period); err != nil {
+		return s, fmt.Errorf("config: budget.global.period: %w", err)
+	}
+	if s.onLow, err = budget.ParseOnLow(cfg.Budget.OnLow); err != nil {
+		return s, fmt.Errorf("config: budget.on_low: %w", err)
+	}
+	s.location = time.UTC
+	if cfg.Budget.Timezone != "" {
+		if s.location, err = time.LoadLocation(cfg.Budget.Timezone); err != nil {
+			return s, fmt.Errorf("config: budget.timezone: %w", err)
+		}
+	}
+	names := make([]string, 0, len(cfg.Providers))
+	for name := range cfg.Providers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pc := cfg.Providers[name]
+		p, err := pc.provider(name)
+		if err != nil {
+			return s, err
+		}
+		s.providers = append(s.providers, p)
+	}
+	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 {
+		return s, errors.New("config: upstream_timeout, max_body_bytes and shutdown_grace must not be negative")
+	}
+	return s, nil
+}
+
+func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
+	if name == "" || !validProviderName(name) {
+		return nil, fmt.Errorf("config: providers: %q is not a usable provider name (letters, digits, '-' and '_')", name)
+	}
+	kind := pc.Kind
+	if kind == "" {
+		kind = "openai"
+	}
+	if kind != string(proxy.KindOpenAI) {
+		return nil, fmt.Errorf("config: providers.%s.kind: %q is not supported by this version (openai only)", name, kind)
+	}
+	u, err := url.Parse(pc.BaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("config: providers.%s.base_url must be an http(s) URL", name)
+	}
+	key, err := proxy.ParseKeySource(pc.APIKey)
+	if err != nil {
+		return nil, fmt.Errorf("config: providers.%s.api_key: %w", name, err)
+	}
+	prices := pc.Prices
+	if prices == "" {
+		prices = name
+	}
+	switch pc.CapField {
+	case "", "max_tokens", "max_completion_tokens":
+	default:
+		return nil, fmt.Errorf("config: providers.%s.cap_field must be max_tokens or max_completion_tokens", name)
+	}
+	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField}, nil
+}
+
+func validProviderName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// dataDir resolves the data directory: flag, then config, then
+// $HARDCAP_DATA_DIR, then the user's data dir (~/.local/share/hardcap).
+func dataDir(flagValue, configValue string) (string, error) {
+	for _, v := range []string{flagValue, configValue, os.Getenv("HARDCAP_DATA_DIR")} {
+		if v != "" {
+			return v, nil
+		}
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "hardcap"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no data dir: set --data-dir or $HARDCAP_DATA_DIR (%w)", err)
+	}
+	return filepath.Join(home, ".local", "share", "hardcap"), nil
+}

@@ -1,0 +1,102 @@
+// Command hardcap is a local reverse proxy that puts a hard ceiling on what
+// LLM API keys can spend. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `hardcap puts a hard ceiling on what LLM API keys can spend.
+
+Usage:
+  hardcap serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo]
+  hardcap project create NAME [--budget USD] [--period day|week|month|total]
+  hardcap project list
+  hardcap token create --project NAME [--name LABEL] [--budget USD] [--period P]
+                       [--models a,b] [--expires DURATION] [--rpm N]
+  hardcap token list [--project NAME]
+  hardcap token revoke ID
+  hardcap usage [--project NAME] [--token ID] [--since DURATION] [--csv]
+  hardcap kill [--project NAME | --token ID]
+  hardcap resume [--project NAME | --token ID]
+  hardcap status
+  hardcap version
+
+Every command but serve talks to a running server (--server or
+$HARDCAP_SERVER, default http://127.0.0.1:8787) and takes --json to print
+the API's JSON.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serveCommand(ctx, args[1:], stderr)
+	case "project", "token", "usage", "kill", "resume", "status":
+		err = clientCommand(ctx, args, stdout)
+	case "version":
+		fmt.Fprintln(stdout, "hardcap", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "hardcap: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "hardcap:", err)
+		if _, ok := err.(usageError); ok {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake in the command line.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve")
+	config := fs.String("config", "", "config file (default $HARDCAP_CONFIG)")
+	listen := fs.String("listen", "", "listen address (default 127.0.0.1:8787)")
+	data := fs.String("data-dir", "", "data directory (default $HARDCAP_DATA_DIR or ~/.local/share/hardcap)")
+	demoMode := fs.Bool("demo", false, "serve a built-in simulated OpenAI provider (no key, no network)")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	dir, err := dataDir(*data, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	m := &Main{Config: cfg, DataDir: dir, Demo: *demoMode, LogOutput: stderr}
+	if err := m.Open(); err != nil {
+		return err
+	}
+	return m.Run(ctx)
+}

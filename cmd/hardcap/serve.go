@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/hardcap/hardcap/demo"
+	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/proxy/admin"
+	"github.com/hardcap/hardcap/storage"
+	"github.com/rs/zerolog"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Main is a running hardcap server. End-to-end tests build one with
+// NewMain, Run it, and Close it.
+type Main struct {
+	Config  Config
+	DataDir string
+	// Demo serves the built-in simulated OpenAI provider as "openai".
+	Demo bool
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// LogOutput receives the logs; default stderr.
+	LogOutput io.Writer
+
+	log      zerolog.Logger
+	db       *storage.DB
+	proxy    *proxy.Proxy
+	server   *http.Server
+	listener net.Listener
+	demo     *http.Server
+	started  time.Time
+	closeMu  sync.Mutex
+	closed   bool
+}
+
+// Open prepares everything Run serves: logs, the database (with recovery),
+// the admin token, prices and the listener.
+func (m *Main) Open() error {
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	if m.LogOutput == nil {
+		m.LogOutput = os.Stderr
+	}
+	var err error
+	if m.log, err = newLogger(m.Config.Log, m.LogOutput); err != nil {
+		return err
+	}
+	set, err := m.Config.check()
+	if err != nil {
+		return err
+	}
+	if len(m.Config.Alerts.Webhooks) > 0 || len(m.Config.Alerts.Thresholds) > 0 {
+		m.log.Warn().Msg("alerts: thresholds and webhooks are not built in this version; overshoots are logged at warn level")
+	}
+	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	adminToken, err := loadAdminToken(m.DataDir)
+	if err != nil {
+		return err
+	}
+	catalog, err := loadPrices(m.Config.Prices)
+	if err != nil {
+		return err
+	}
+	if m.Demo {
+		if set.providers, err = m.startDemo(set.providers); err != nil {
+			return err
+		}
+	}
+	m.db, err = storage.Open(filepath.Join(m.DataDir, "hardcap.db"), storage.Options{
+		Now: m.Now, Location: set.location, Global: set.global, OnLow: set.onLow,
+	})
+	if err != nil {
+		return err
+	}
+	for _, rec := range m.db.Recovered() {
+		m.log.Warn().Str("reservation", rec.ReservationID).Str("token", rec.TokenID).Str("project", rec.Project).
+			Str("model", rec.Model).Stringer("charged_usd", rec.Charged).
+			Msg("charged in full a reservation the last run left unsettled")
+	}
+	m.proxy = proxy.New(proxy.Options{
+		Providers:       set.providers,
+		Tokens:          m.db,
+		Ledger:          m.db,
+		Prices:          catalog,
+		Log:             m.log,
+		Now:             m.Now,
+		MaxBodyBytes:    m.Config.MaxBodyBytes,
+		UpstreamTimeout: m.Config.UpstreamTimeout,
+	})
+	adminAPI := admin.New(admin.Options{
+		DB: m.db, Proxy: m.proxy, AdminToken: adminToken, Log: m.log, Now: m.Now,
+		Status: func() map[string]any { return m.statusFacts(set) },
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/admin/", adminAPI)
+	mux.Handle("/", m.proxy)
+	m.server = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(logWriter{m.log}, "", 0),
+	}
+	m.listener, err = net.Listen("tcp", m.Config.Listen)
+	if err != nil {
+		_ = m.db.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.started = m.Now()
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Run serves until ctx ends, then shuts down gracefully: see Close.
+func (m *Main) Run(ctx context.Context) error {
+	m.log.Info().Str("listen", "http://"+m.Addr()).Str("data_dir", m.DataDir).Bool("demo", m.Demo).
+		Str("version", version).Msg("hardcap serving")
+	errc := make(chan error, 1)
+	go func() { errc <- m.server.Serve(m.listener) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			_ = m.Close()
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+		return m.Close()
+	}
+}
+
+// Close stops accepting requests, waits up to ShutdownGrace for in-flight
+// requests to finish and settle, cuts and settles what is left, then syncs
+// and closes the database. Anything cut short is charged in full by the
+// next start's recovery.
+func (m *Main) Close() error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed || m.db == nil {
+		return nil
+	}
+	m.closed = true
+	grace := m.Config.ShutdownGrace
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	m.log.Info().Dur("grace", grace).Int("in_flight", m.proxy.InFlight()).Msg("shutting down")
+	err := m.server.Shutdown(ctx)
+	if err == nil {
+		err = m.proxy.Wait(ctx)
+	}
+	if err != nil {
+		n := m.proxy.Cut(proxy.CutTarget{})
+		m.log.Warn().Int("cut", n).Msg("grace period over: cutting in-flight requests")
+		_ = m.server.Close()
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = m.proxy.Wait(wctx)
+		wcancel()
+	}
+	if m.demo != nil {
+		_ = m.demo.Close()
+	}
+	if err := m.db.Close(); err != nil {
+		return err
+	}
+	m.log.Info().Msg("stopped")
+	return nil
+}
+
+// startDemo serves the simulated provider on a loopback port and points
+// the "openai" provider at it.
+func (m *Main) startDemo(provs []*proxy.Provider) ([]*proxy.Provider, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("demo provider: %w", err)
+	}
+	m.demo = &http.Server{Handler: demo.NewOpenAI(demo.Options{}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = m.demo.Serve(ln) }()
+	base, _ := url.Parse("http://" + ln.Addr().String() + "/v1")
+	out := []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("demo-key"), Prices: "openai"}}
+	for _, p := range provs {
+		if p.Name != "openai" {
+			out = append(out, p)
+		}
+	}
+	m.log.Info().Str("models", strings.Join(demo.DefaultModels, ", ")).Msg("demo provider: simulated OpenAI, no key, no network")
+	return out, nil
+}
+
+func (m *Main) statusFacts(set settings) map[string]any {
+	provs := make([]map[string]string, 0, len(set.providers))
+	for _, p := range set.providers {
+		provs = append(provs, map[string]string{"name": p.Name, "kind": string(p.Kind), "base_url": p.BaseURL.String(), "prices": p.Prices, "key_source": p.Key.String()})
+	}
+	return map[string]any{
+		"version":   version,
+		"listen":    m.Addr(),
+		"demo":      m.Demo,
+		"uptime_s":  int64(m.Now().Sub(m.started).Seconds()),
+		"providers": provs,
+		"on_low":    set.onLow,
+		"timezone":  set.location.String(),
+	}
+}
+
+// loadPrices layers the config's price file and overrides over the
+// embedded data.
+func loadPrices(pc PricesConfig) (*pricing.Catalog, error) {
+	cat, err := pricing.Embedded()
+	if err != nil {
+		return nil, fmt.Errorf("embedded prices: %w", err)
+	}
+	if pc.File != "" {
+		data, err := os.ReadFile(pc.File)
+		if err != nil {
+			return nil, fmt.Errorf("prices.file: %w", err)
+		}
+		user, err := pricing.ParseGenAIPrices(data)
+		if err != nil {
+			var lerr error
+			if user, lerr = pricing.ParseLiteLLM(data); lerr != nil {
+				return nil, fmt.Errorf("prices.file: neither genai-prices v2 (%v) nor LiteLLM format (%v)", err, lerr)
+			}
+		}
+		cat = pricing.Layer(user, cat)
+	}
+	if len(pc.Overrides) > 0 {
+		ovs := make([]pricing.Override, len(pc.Overrides))
+		for i, o := range pc.Overrides {
+			ovs[i] = o.override()
+		}
+		if cat, err = cat.WithOverrides(ovs...); err != nil {
+			return nil, fmt.Errorf("prices.overrides: %w", err)
+		}
+	}
+	return cat, nil
+}
+
+// loadAdminToken returns $HARDCAP_ADMIN_TOKEN, else the token in
+// <dataDir>/admin.token, creating that file (mode 0600) on first start.
+func loadAdminToken(dataDir string) (string, error) {
+	if t := strings.TrimSpace(os.Getenv("HARDCAP_ADMIN_TOKEN")); t != "" {
+		return t, nil
+	}
+	path := filepath.Join(dataDir, "admin.token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	t := "hcadmin_" + rand.Text()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if _, err := f.WriteString(t + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return t, nil
+}
+
+// newLogger builds the logger: console format on a terminal, JSON
+// otherwise, unless the config says which.
+func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, error) {
+	level := zerolog.InfoLevel
+	if lc.Level != "" {
+		var err error
+		if level, err = zerolog.ParseLevel(lc.Level); err != nil {
+			return zerolog.Logger{}, fmt.Errorf("config: log.level: %w", err)
+		}
+	}
+	format := lc.Format
+	if format == "" || format == "auto" {
+		format = "json"
+		if f, ok := out.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "console"
+			}
+		}
+	}
+	switch format {
+	case "console":
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+	case "json":
+	default:
+		return zerolog.Logger{}, fmt.Errorf("config: log.format: %q (want auto, console or json)", format)
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger(), nil
+}
+
+// logWriter sends the standard library's server errors to zerolog.
+type logWriter struct{ l zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+var _ budget.Ledger = (*storage.DB)(nil)

@@ -1,0 +1,394 @@
+// Package fakeopenai is a fake OpenAI Chat Completions upstream for hardcap's
+// proxy tests. It speaks the same wire format and counting rule as package
+// demo (whose building blocks it reuses), records every call, tracks what a
+// real provider would bill, fails the test when a request leaks a hardcap
+// key or lacks the real one, and can misbehave on demand (error statuses,
+// cut or stalled streams, missing usage, malformed JSON).
+package fakeopenai
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hardcap/hardcap/demo"
+)
+
+// DefaultCompletion is the completion size in tokens per choice used when
+// Options.DefaultCompletion is zero.
+const DefaultCompletion = 16
+
+// Options configures New.
+type Options struct {
+	// APIKey is the real provider key the proxy must inject: every request
+	// must carry exactly "Authorization: Bearer <APIKey>". Required; it must
+	// not contain "hc_".
+	APIKey string
+	// DefaultCompletion is the completion size in tokens per choice when the
+	// request has no cap (and the most generated under a cap unless
+	// Behavior.BillAtCap). Zero means DefaultCompletion (16).
+	DefaultCompletion int64
+}
+
+// Behavior tunes how the server answers; the zero value answers correctly.
+type Behavior struct {
+	// BillAtCap makes each choice generate exactly the request's cap in
+	// tokens (max_completion_tokens, else max_tokens; DefaultCompletion when
+	// uncapped), so completion_tokens is the cap times n: the worst case.
+	// Every billed token is also sent, so keep caps modest (say <= 100000).
+	BillAtCap bool
+	// PromptTokens overrides prompt_tokens with a function of the raw request
+	// body; nil means the counting rule of demo.PromptTokens.
+	PromptTokens func(body []byte) int64
+	// Status, when non-zero, is an error status (4xx or 5xx) answered with an
+	// OpenAI error body before any output; nothing is billed.
+	Status int
+	// CutAfterEvents, when positive, makes a stream write this many data
+	// events (at most all chunks, never "[DONE]") and then drop the
+	// connection abruptly; a non-stream response writes half its JSON body
+	// (with the full Content-Length) and drops. The full reply is billed.
+	CutAfterEvents int
+	// OmitUsage never sends usage: no "usage" field in a non-stream
+	// response, and no final usage chunk in a stream even when
+	// include_usage asks for it. The reply is still billed.
+	OmitUsage bool
+	// StallAfterEvents, when positive, makes a stream write this many data
+	// events (at most all chunks) and then block until the request context
+	// ends or the server closes; a non-stream response sends its 200 headers
+	// and blocks likewise. The full reply is billed.
+	StallAfterEvents int
+	// MalformedJSON makes a non-stream response a 200 whose body is not
+	// valid JSON; ignored for streams. The reply is billed.
+	MalformedJSON bool
+}
+
+// Usage is a token count pair, in tokens.
+type Usage struct {
+	// PromptTokens counts input tokens.
+	PromptTokens int64
+	// CompletionTokens counts output tokens over all choices.
+	CompletionTokens int64
+}
+
+// Call records one request the server received.
+type Call struct {
+	// Header is a copy of the request headers.
+	Header http.Header
+	// Body is the raw request body.
+	Body []byte
+	// Usage is what the request generated and a real provider would bill,
+	// whatever was delivered (cut stream, client gone, usage omitted). It is
+	// zero when Status is not 200.
+	Usage Usage
+	// Stream reports whether the request asked for a stream.
+	Stream bool
+	// Status is the HTTP status answered.
+	Status int
+}
+
+// Server is a running fake upstream. Its methods are safe for concurrent use.
+type Server struct {
+	t          testing.TB
+	srv        *httptest.Server
+	key        string
+	completion int64
+	closing    chan struct{}
+
+	mu       sync.Mutex
+	behavior Behavior
+	calls    []Call
+}
+
+// New starts a fake upstream for t, closed by t.Cleanup. It calls t.Fatal
+// when opts.APIKey is empty or contains "hc_".
+func New(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.APIKey == "" {
+		t.Fatal("fakeopenai: Options.APIKey is required")
+	}
+	if strings.Contains(opts.APIKey, "hc_") {
+		t.Fatal(`fakeopenai: Options.APIKey must not contain "hc_"`)
+	}
+	s := &Server{t: t, key: opts.APIKey, completion: opts.DefaultCompletion, closing: make(chan struct{})}
+	if s.completion <= 0 {
+		s.completion = DefaultCompletion
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(func() {
+		close(s.closing) // release stalled handlers so Close does not wait on them
+		s.srv.Close()
+	})
+	return s
+}
+
+// URL returns the API base URL, ending in "/v1".
+func (s *Server) URL() string { return s.srv.URL + "/v1" }
+
+// SetBehavior sets the behavior of subsequent requests.
+func (s *Server) SetBehavior(b Behavior) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.behavior = b
+}
+
+// Calls returns a copy of the calls received so far, in arrival order.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// Billed returns the usage summed over every call answered with status 200,
+// including cut, stalled and abandoned ones, which bill their full reply.
+func (s *Server) Billed() Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var u Usage
+	for _, c := range s.calls {
+		if c.Status == http.StatusOK {
+			u.PromptTokens += c.Usage.PromptTokens
+			u.CompletionTokens += c.Usage.CompletionTokens
+		}
+	}
+	return u
+}
+
+// record appends a call and returns its index for later updates.
+func (s *Server) record(c Call) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, c)
+	return len(s.calls) - 1
+}
+
+func (s *Server) update(i int, f func(*Call)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.calls[i])
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	b := s.behavior
+	s.mu.Unlock()
+
+	body, _ := io.ReadAll(r.Body)
+	var probe struct {
+		Stream bool `json:"stream"`
+	}
+	json.Unmarshal(body, &probe)
+	idx := s.record(Call{Header: r.Header.Clone(), Body: body, Stream: probe.Stream})
+	fail := func(e *demo.APIError) {
+		s.update(idx, func(c *Call) { c.Status = e.Status })
+		demo.WriteError(w, e)
+	}
+
+	if !s.keyOK(idx, r) {
+		fail(demo.NewAPIError(http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+			"Incorrect API key provided (fakeopenai)."))
+		return
+	}
+	if b.Status != 0 {
+		fail(statusError(b.Status))
+		return
+	}
+	if r.URL.Path != "/v1/chat/completions" {
+		fail(demo.NewAPIError(http.StatusNotFound, "invalid_request_error", "",
+			"Invalid URL ("+r.Method+" "+r.URL.Path+")"))
+		return
+	}
+	if r.Method != http.MethodPost {
+		fail(demo.NewAPIError(http.StatusMethodNotAllowed, "invalid_request_error", "",
+			"Invalid method for URL ("+r.Method+" "+r.URL.Path+")"))
+		return
+	}
+	req, apiErr := demo.ParseChatRequest(body)
+	if apiErr != nil {
+		fail(apiErr)
+		return
+	}
+
+	reply := demo.NewReply(req, make([]demo.ReplyChoice, req.Choices()))
+	if b.PromptTokens != nil {
+		reply.PromptTokens = b.PromptTokens(body)
+	}
+	size := s.completion
+	limit, capped := req.CompletionCap()
+	atCap := capped && b.BillAtCap
+	if atCap {
+		size = limit
+	}
+	for i := range reply.Choices {
+		reply.Choices[i] = req.Cap(tokens(size))
+		if atCap {
+			reply.Choices[i].FinishReason = demo.FinishLength // cut by the cap, not ended
+		}
+	}
+	u := reply.Usage()
+	s.update(idx, func(c *Call) {
+		c.Status = http.StatusOK
+		c.Usage = Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+	})
+
+	if req.Stream {
+		s.stream(w, r, b, reply.Chunks(req.IncludeUsage()), req.IncludeUsage())
+		return
+	}
+	s.complete(w, r, b, reply.Completion())
+}
+
+// keyOK checks the credentials of call idx, reporting each problem through
+// t.Errorf without printing any header value.
+func (s *Server) keyOK(idx int, r *http.Request) bool {
+	ok := true
+	bad := func(format string, args ...any) {
+		ok = false
+		s.t.Errorf("fakeopenai: call %d (%s): "+format, append([]any{idx, r.Method}, args...)...)
+	}
+	switch auth := r.Header.Values("Authorization"); {
+	case len(auth) == 0:
+		bad("header %q is missing", "Authorization")
+	case len(auth) > 1:
+		bad("header %q appears %d times, want once", "Authorization", len(auth))
+	case auth[0] != "Bearer "+s.key:
+		bad("header %q is not \"Bearer \" followed by the real API key", "Authorization")
+	}
+	for _, name := range []string{"X-Api-Key", "Api-Key"} {
+		if _, found := r.Header[name]; found {
+			bad("header %q must not be sent to OpenAI", name)
+		}
+	}
+	names := make([]string, 0, len(r.Header))
+	for name := range r.Header {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, v := range r.Header[name] {
+			if strings.Contains(v, "hc_") {
+				bad("header %q contains a hardcap key (\"hc_\")", name)
+				break
+			}
+		}
+	}
+	uri := r.RequestURI
+	if unescaped, err := url.PathUnescape(uri); err == nil {
+		uri += " " + unescaped
+	}
+	if strings.Contains(uri, "hc_") {
+		bad("URL contains a hardcap key (\"hc_\")")
+	}
+	return ok
+}
+
+// statusError returns an OpenAI-shaped error for an injected status.
+func statusError(status int) *demo.APIError {
+	msg := "fakeopenai: injected status " + strconv.Itoa(status)
+	switch {
+	case status == http.StatusUnauthorized:
+		return demo.NewAPIError(status, "invalid_request_error", "invalid_api_key", msg)
+	case status == http.StatusTooManyRequests:
+		return demo.NewAPIError(status, "requests", "rate_limit_exceeded", msg)
+	case status >= 500:
+		return demo.NewAPIError(status, "server_error", "", msg)
+	}
+	return demo.NewAPIError(status, "invalid_request_error", "", msg)
+}
+
+// tokens returns n completion tokens "w1", " w2", ... " wn".
+func tokens(n int64) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(" w%d", i+1)
+	}
+	if n > 0 {
+		out[0] = out[0][1:]
+	}
+	return out
+}
+
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, b Behavior, cc demo.ChatCompletion) {
+	if b.OmitUsage {
+		cc.Usage = nil
+	}
+	body, err := json.Marshal(cc)
+	if err != nil {
+		panic(err)
+	}
+	if b.MalformedJSON {
+		body = append([]byte(`{"id":"`+cc.ID+`","object":"chat.completion","choices":[{`), body...)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	switch {
+	case b.CutAfterEvents > 0:
+		w.Write(body[:len(body)/2])
+		s.drop(w)
+	case b.StallAfterEvents > 0:
+		http.NewResponseController(w).Flush()
+		s.stall(r)
+	default:
+		w.Write(body)
+	}
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, chunks []demo.ChatCompletionChunk, usageChunk bool) {
+	if b.OmitUsage && usageChunk {
+		chunks = chunks[:len(chunks)-1]
+	}
+	if demo.StartStream(w) != nil {
+		return
+	}
+	for i, c := range chunks {
+		switch {
+		case b.CutAfterEvents > 0 && i == b.CutAfterEvents:
+			s.drop(w)
+			return
+		case b.StallAfterEvents > 0 && i == b.StallAfterEvents:
+			s.stall(r)
+			return
+		}
+		if demo.WriteEvent(w, c) != nil {
+			return
+		}
+	}
+	switch {
+	case b.CutAfterEvents > 0:
+		s.drop(w)
+	case b.StallAfterEvents > 0:
+		s.stall(r)
+	default:
+		demo.WriteDone(w)
+	}
+}
+
+// drop flushes what was written and closes the connection without ending
+// the response.
+func (s *Server) drop(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	conn, buf, err := rc.Hijack()
+	if err != nil {
+		s.t.Errorf("fakeopenai: cannot drop the connection: %v", err)
+		return
+	}
+	buf.Flush()
+	conn.Close()
+}
+
+// stall blocks until the client goes away or the server closes.
+func (s *Server) stall(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
+}

@@ -1,0 +1,411 @@
+// Package admin is hardcap's control plane: the JSON API under /admin/v1/
+// that the CLI talks to, for projects, tokens, usage, the kill switch and
+// status. Every route requires the admin token.
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/storage"
+	"github.com/hardcap/hardcap/tokens"
+	"github.com/rs/zerolog"
+)
+
+// Options configures the admin API.
+type Options struct {
+	// DB is the database.
+	DB *storage.DB
+	// Proxy is the data plane, whose in-flight requests kill cuts.
+	Proxy *proxy.Proxy
+	// AdminToken is the secret every admin request must present as a
+	// Bearer token.
+	AdminToken string
+	// Status adds server facts (version, listen address, providers) to
+	// GET /admin/v1/status.
+	Status func() map[string]any
+	// Log receives one line per admin change.
+	Log zerolog.Logger
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+// Handler serves /admin/v1/.
+type Handler struct {
+	opts      Options
+	tokenHash [sha256.Size]byte
+	mux       *http.ServeMux
+}
+
+// New returns the admin API handler.
+func New(opts Options) *Handler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handler{opts: opts, tokenHash: sha256.Sum256([]byte(opts.AdminToken)), mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /admin/v1/projects", h.createProject)
+	h.mux.HandleFunc("GET /admin/v1/projects", h.listProjects)
+	h.mux.HandleFunc("POST /admin/v1/tokens", h.createToken)
+	h.mux.HandleFunc("GET /admin/v1/tokens", h.listTokens)
+	h.mux.HandleFunc("DELETE /admin/v1/tokens/{id}", h.revokeToken)
+	h.mux.HandleFunc("GET /admin/v1/usage", h.usage)
+	h.mux.HandleFunc("POST /admin/v1/kill", h.kill(true))
+	h.mux.HandleFunc("POST /admin/v1/resume", h.kill(false))
+	h.mux.HandleFunc("GET /admin/v1/status", h.status)
+	return h
+}
+
+// ServeHTTP checks the admin token, then serves the route.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "The admin API needs the admin token as `Authorization: Bearer <token>` (see <data_dir>/admin.token or $HARDCAP_ADMIN_TOKEN).")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorized compares hashes of the presented and the real admin token in
+// constant time, so neither the token's content nor its length leaks
+// through timing.
+func (h *Handler) authorized(r *http.Request) bool {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || h.opts.AdminToken == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) == 1
+}
+
+// BudgetView is a budget's limit and current spend as the API shows it.
+type BudgetView struct {
+	Limit    budget.Money  `json:"limit_usd"`
+	Period   budget.Period `json:"period"`
+	Window   string        `json:"window"`
+	Spent    budget.Money  `json:"spent_usd"`
+	Reserved budget.Money  `json:"reserved_usd"`
+}
+
+func budgetView(bs storage.BudgetStatus) BudgetView {
+	p := bs.Limit.Period
+	if p == "" {
+		p = budget.Total
+	}
+	return BudgetView{Limit: bs.Limit.Amount, Period: p, Window: bs.Window, Spent: bs.Committed, Reserved: bs.Reserved}
+}
+
+// ProjectView is a project as the API shows it.
+type ProjectView struct {
+	tokens.Project
+	Budget BudgetView `json:"budget"`
+}
+
+// TokenView is a token as the API shows it: never its hash, and its secret
+// only in the answer to its creation.
+type TokenView struct {
+	ID      string     `json:"id"`
+	Secret  string     `json:"token,omitempty"`
+	Name    string     `json:"name,omitempty"`
+	Project string     `json:"project"`
+	Models  []string   `json:"models,omitempty"`
+	Expires time.Time  `json:"expires,omitzero"`
+	RPM     int        `json:"rpm,omitempty"`
+	Created time.Time  `json:"created"`
+	Revoked time.Time  `json:"revoked,omitzero"`
+	Killed  bool       `json:"killed"`
+	State   string     `json:"state"`
+	Budget  BudgetView `json:"budget"`
+}
+
+func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
+	bs, err := h.opts.DB.BudgetStatus(budget.TokenScope(t.ID))
+	if err != nil {
+		return TokenView{}, err
+	}
+	state := "active"
+	if err := t.Usable(h.opts.Now()); err != nil {
+		switch {
+		case errors.Is(err, tokens.ErrRevoked):
+			state = "revoked"
+		case errors.Is(err, tokens.ErrExpired):
+			state = "expired"
+		default:
+			state = "killed"
+		}
+	}
+	return TokenView{
+		ID: t.ID, Name: t.Name, Project: t.Project, Models: t.Models, Expires: t.Expires, RPM: t.RPM,
+		Created: t.Created, Revoked: t.Revoked, Killed: t.Killed, State: state, Budget: budgetView(bs),
+	}, nil
+}
+
+// limitFrom parses an optional budget in USD and period.
+func limitFrom(usd, period string) (budget.Limit, error) {
+	var l budget.Limit
+	var err error
+	if usd != "" {
+		if l.Amount, err = budget.ParseUSD(usd); err != nil {
+			return l, err
+		}
+	}
+	if l.Period, err = budget.ParsePeriod(period); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+type createProjectRequest struct {
+	Name   string `json:"name"`
+	Budget string `json:"budget_usd"`
+	Period string `json:"period"`
+}
+
+func (h *Handler) createProject(w http.ResponseWriter, r *http.Request) {
+	var req createProjectRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	limit, err := limitFrom(req.Budget, req.Period)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	p, err := h.opts.DB.CreateProject(r.Context(), req.Name, limit)
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	h.opts.Log.Info().Str("project", p.Name).Stringer("limit_usd", limit.Amount).Str("period", string(limit.Period)).Msg("project created")
+	bs, _ := h.opts.DB.BudgetStatus(budget.ProjectScope(p.Name))
+	writeJSON(w, http.StatusCreated, ProjectView{Project: p, Budget: budgetView(bs)})
+}
+
+func (h *Handler) listProjects(w http.ResponseWriter, r *http.Request) {
+	ps, err := h.opts.DB.Projects()
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	out := make([]ProjectView, 0, len(ps))
+	for _, p := range ps {
+		bs, err := h.opts.DB.BudgetStatus(budget.ProjectScope(p.Name))
+		if err != nil {
+			writeDomainError(w, err)
+			return
+		}
+		out = append(out, ProjectView{Project: p, Budget: budgetView(bs)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"projects": out})
+}
+
+type createTokenRequest struct {
+	Project string   `json:"project"`
+	Name    string   `json:"name"`
+	Budget  string   `json:"budget_usd"`
+	Period  string   `json:"period"`
+	Models  []string `json:"models"`
+	// Expires is a duration from now such as "720h" or "30d".
+	Expires string `json:"expires"`
+	RPM     int    `json:"rpm"`
+}
+
+func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
+	var req createTokenRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	limit, err := limitFrom(req.Budget, req.Period)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	spec := storage.TokenSpec{Project: req.Project, Name: req.Name, Limit: limit, Models: req.Models, RPM: req.RPM}
+	if req.RPM < 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "rpm must not be negative")
+		return
+	}
+	if req.Expires != "" {
+		d, err := ParseDuration(req.Expires)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("expires %q is not a positive duration such as 720h or 30d", req.Expires))
+			return
+		}
+		spec.Expires = h.opts.Now().Add(d).UTC()
+	}
+	tok, secret, err := h.opts.DB.CreateToken(r.Context(), spec)
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	view, err := h.tokenView(tok)
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	view.Secret = secret
+	h.opts.Log.Info().Str("token", tok.ID).Str("project", tok.Project).Msg("token created")
+	writeJSON(w, http.StatusCreated, view)
+}
+
+func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := h.opts.DB.Tokens(r.URL.Query().Get("project"))
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	out := make([]TokenView, 0, len(ts))
+	for _, t := range ts {
+		v, err := h.tokenView(t)
+		if err != nil {
+			writeDomainError(w, err)
+			return
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
+func (h *Handler) revokeToken(w http.ResponseWriter, r *http.Request) {
+	tok, err := h.opts.DB.RevokeToken(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	cut := h.opts.Proxy.Cut(proxy.CutTarget{TokenID: tok.ID})
+	h.opts.Log.Info().Str("token", tok.ID).Int("cut", cut).Msg("token revoked")
+	v, err := h.tokenView(tok)
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := storage.RecordFilter{Project: q.Get("project"), TokenID: q.Get("token")}
+	if s := q.Get("since"); s != "" {
+		d, err := ParseDuration(s)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("since %q is not a positive duration such as 24h or 7d", s))
+			return
+		}
+		f.Since = h.opts.Now().Add(-d)
+	}
+	u, err := h.opts.DB.Usage(f)
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	if q.Get("format") == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		if err := WriteCSV(w, u.Records); err != nil {
+			h.opts.Log.Error().Err(err).Msg("writing usage csv")
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+type killRequest struct {
+	Project string `json:"project"`
+	Token   string `json:"token"`
+}
+
+func (h *Handler) kill(on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req killRequest
+		if r.ContentLength != 0 && !decode(w, r, &req) {
+			return
+		}
+		if req.Project != "" && req.Token != "" {
+			writeError(w, http.StatusBadRequest, "invalid_request", "name one project or one token, not both")
+			return
+		}
+		if err := h.opts.DB.SetKill(r.Context(), storage.KillTarget{Project: req.Project, Token: req.Token}, on); err != nil {
+			writeDomainError(w, err)
+			return
+		}
+		scope := "everything"
+		switch {
+		case req.Project != "":
+			scope = "project " + req.Project
+		case req.Token != "":
+			scope = "token " + req.Token
+		}
+		out := map[string]any{"scope": scope, "killed": on}
+		if on {
+			// The switch is committed first: a request that reserves after
+			// this point is refused, one that reserved before is cut here.
+			out["cut"] = h.opts.Proxy.Cut(proxy.CutTarget{Project: req.Project, TokenID: req.Token})
+		}
+		h.opts.Log.Warn().Str("scope", scope).Bool("killed", on).Msg("kill switch")
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	st, err := h.opts.DB.Status()
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	out := map[string]any{
+		"kill_all":          st.KillAll,
+		"global":            budgetView(st.Global),
+		"open_reservations": st.OpenReservations,
+		"in_flight":         h.opts.Proxy.InFlight(),
+		"overshoots":        st.Overshoots,
+		"overshoot_usd":     st.OvershootUSD,
+	}
+	if h.opts.Status != nil {
+		for k, v := range h.opts.Status() {
+			out[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of this route's fields: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
+}
+
+// writeDomainError maps storage and domain errors to statuses.
+func writeDomainError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, tokens.ErrInvalidName), errors.Is(err, budget.ErrInvalidAmount), errors.Is(err, budget.ErrInvalidPeriod):
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	case errors.Is(err, tokens.ErrProjectExists):
+		writeError(w, http.StatusConflict, "exists", err.Error())
+	case errors.Is(err, tokens.ErrProjectNotFound), errors.Is(err, tokens.ErrTokenNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal_error", "the database could not answer; see the server log")
+	}
+}

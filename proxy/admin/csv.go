@@ -1,0 +1,39 @@
+package admin
+
+import (
+	"encoding/csv"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+)
+
+// csvHeader names the columns of `hardcap usage --csv`.
+var csvHeader = []string{
+	"time", "id", "token_id", "project", "provider", "model", "route", "client_ip", "status", "outcome",
+	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens", "reasoning_tokens",
+	"reserved_usd", "charged_usd", "latency_ms",
+}
+
+// WriteCSV writes usage records as CSV with a header line.
+func WriteCSV(w io.Writer, recs []budget.Record) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	i := func(n int64) string { return strconv.FormatInt(n, 10) }
+	for _, r := range recs {
+		u := r.Usage
+		if err := cw.Write([]string{
+			r.Time.UTC().Format(time.RFC3339Nano), r.ReservationID, r.TokenID, r.Project, r.Provider, r.Model, r.Route, r.ClientIP,
+			strconv.Itoa(r.Status), string(r.Outcome),
+			i(u.InputTokens), i(u.CacheReadTokens), i(u.CacheWriteTokens), i(u.CacheWrite1hTokens), i(u.OutputTokens), i(u.ReasoningTokens),
+			r.Reserved.String(), r.Charged.String(), i(r.LatencyMS),
+		}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/hardcap/hardcap/tokens"
+)
+
+// credentialHeaders are the headers a client may present its hardcap token
+// in. All of them are removed before the real key is added, so neither the
+// token nor a second key can reach the provider.
+var credentialHeaders = []string{"Authorization", "X-Api-Key", "Api-Key"}
+
+// presentedSecret returns the token the client sent: a Bearer
+// Authorization, else x-api-key, else api-key. When several are present they
+// must agree, so a request cannot carry one credential for hardcap and a
+// different one for the provider.
+func presentedSecret(h http.Header) (string, error) {
+	var found string
+	for _, name := range credentialHeaders {
+		for _, v := range h.Values(name) {
+			if name == "Authorization" {
+				scheme, rest, ok := strings.Cut(v, " ")
+				if !ok || !strings.EqualFold(scheme, "Bearer") {
+					return "", tokens.ErrMalformed
+				}
+				v = rest
+			}
+			v = strings.TrimSpace(v)
+			if found != "" && v != found {
+				return "", tokens.ErrMalformed
+			}
+			found = v
+		}
+	}
+	if found == "" {
+		return "", tokens.ErrUnknown
+	}
+	return found, nil
+}
+
+// hopHeaders are removed from the outgoing request on top of the
+// credentials: cookies for hardcap's host, and hints that could make the
+// provider answer in a shape hardcap cannot meter.
+var strippedHeaders = []string{"Cookie", "Accept-Encoding", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
+
+// setCredentials removes every client credential from h and sets the real
+// key.
+func setCredentials(h http.Header, kind Kind, key string) {
+	for _, name := range credentialHeaders {
+		h.Del(name)
+	}
+	for _, name := range strippedHeaders {
+		h.Del(name)
+	}
+	h.Set("Authorization", "Bearer "+key)
+}

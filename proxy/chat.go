@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// chatRequest is a parsed POST /v1/chat/completions body: what metering
+// needs, and the body's fields for rewriting.
+type chatRequest struct {
+	fields map[string]json.RawMessage
+
+	model string
+	// stream is true for "stream": true.
+	stream bool
+	// wantsUsage is true when the client itself asked for the usage chunk.
+	wantsUsage bool
+	// clientCap is the smaller of max_completion_tokens and max_tokens; 0
+	// when the client set neither.
+	clientCap int64
+	// choices is n, at least 1.
+	choices int64
+	// inputBound is the proven upper bound of the prompt's tokens before the
+	// context-window cap; see chatInputBound.
+	inputBound int64
+}
+
+// Chat input bound allowances, in tokens. Every token of the tokenizers
+// OpenAI-compatible models use is at least one byte of its text, and the text
+// a chat prompt is built from is a subset of the JSON body (decoding JSON
+// never makes a string longer), so the body's byte length bounds the text's
+// tokens. The per-message framing (about 4 special tokens a message and 3 to
+// prime the reply) is smaller than the JSON punctuation each message needs
+// (at least 28 bytes). What the body does not contain is the text providers
+// wrap around tool definitions and response schemas; these allowances cover
+// it generously.
+const (
+	chatBaseAllowance = 32
+	chatToolAllowance = 64 // per tool or function definition, plus once
+)
+
+// parseChat reads a chat completions body. It refuses what hardcap cannot
+// bound: non-text inputs, audio output, predicted outputs, web search and
+// premium service tiers.
+func parseChat(body []byte) (*chatRequest, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, refuse(ErrBadRequest, "The body must be a JSON object.")
+	}
+	req := &chatRequest{fields: fields, choices: 1}
+	if err := unmarshalField(fields, "model", &req.model); err != nil || req.model == "" {
+		return nil, refuse(ErrBadRequest, "The body needs a \"model\" string.")
+	}
+	if err := unmarshalField(fields, "stream", &req.stream); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream\" must be a boolean.")
+	}
+	var opts struct {
+		IncludeUsage bool `json:"include_usage"`
+	}
+	if err := unmarshalField(fields, "stream_options", &opts); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream_options\" must be an object.")
+	}
+	req.wantsUsage = opts.IncludeUsage
+	for _, name := range []string{"max_completion_tokens", "max_tokens"} {
+		var v *int64
+		if err := unmarshalField(fields, name, &v); err != nil || (v != nil && *v <= 0) {
+			return nil, refuse(ErrBadRequest, "%q must be a positive integer.", name)
+		}
+		if v != nil && (req.clientCap == 0 || *v < req.clientCap) {
+			req.clientCap = *v
+		}
+	}
+	var n *int64
+	if err := unmarshalField(fields, "n", &n); err != nil || (n != nil && (*n < 1 || *n > 128)) {
+		return nil, refuse(ErrBadRequest, "\"n\" must be an integer from 1 to 128.")
+	}
+	if n != nil {
+		req.choices = *n
+	}
+	if err := checkChatUnbounded(fields); err != nil {
+		return nil, err
+	}
+	var msgs []struct {
+		Content json.RawMessage `json:"content"`
+	}
+	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
+		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array.")
+	}
+	for i, m := range msgs {
+		if err := checkTextContent(m.Content); err != nil {
+			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
+		}
+	}
+	tools := countArray(fields["tools"]) + countArray(fields["functions"])
+	req.inputBound = int64(len(body)) + chatBaseAllowance
+	if tools > 0 {
+		req.inputBound += chatToolAllowance * int64(tools+1)
+	}
+	if _, ok := fields["response_format"]; ok {
+		req.inputBound += chatToolAllowance
+	}
+	return req, nil
+}
+
+// checkChatUnbounded refuses parameters whose cost the request does not
+// bound.
+func checkChatUnbounded(fields map[string]json.RawMessage) error {
+	if isSet(fields["web_search_options"]) {
+		return refuse(ErrUnbounded, "Web search is billed per call by the provider and cannot be bounded by the request.")
+	}
+	if isSet(fields["prediction"]) {
+		return refuse(ErrUnbounded, "Predicted outputs are billed beyond the output cap and cannot be bounded.")
+	}
+	if isSet(fields["audio"]) || bytes.Contains(fields["modalities"], []byte(`"audio"`)) {
+		return refuse(ErrUnbounded, "Audio output is not metered by this version of hardcap.")
+	}
+	var tier string
+	_ = unmarshalField(fields, "service_tier", &tier)
+	switch tier {
+	case "", "auto", "default", "flex":
+	default:
+		return refuse(ErrUnbounded, "service_tier %q has prices hardcap does not know.", tier)
+	}
+	return nil
+}
+
+// checkTextContent accepts a message content that is a string, null, or an
+// array of text parts. Other parts (images, audio, files) are not bounded by
+// this version of hardcap.
+func checkTextContent(raw json.RawMessage) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return errString("content parts must be objects with a \"type\"")
+	}
+	for _, p := range parts {
+		if p.Type != "text" && p.Type != "refusal" {
+			return errString("content parts of type " + strconv.Quote(p.Type) + " are not metered by this version of hardcap; only text is")
+		}
+	}
+	return nil
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// rewrite returns the body to send upstream: the output cap set to
+// outputCap when it differs from the client's (lowered to fit the budget,
+// or injected where the client set none), and include_usage turned on for
+// streams so the usage can be metered. It reports whether the usage chunk
+// must be hidden from the client, which did not ask for it.
+func (r *chatRequest) rewrite(outputCap int64, capField string) (body []byte, hideUsage bool, err error) {
+	if r.clientCap == 0 || outputCap < r.clientCap {
+		v := []byte(strconv.FormatInt(outputCap, 10))
+		if _, ok := r.fields["max_tokens"]; ok {
+			r.fields["max_tokens"] = v
+		}
+		if _, ok := r.fields["max_completion_tokens"]; ok {
+			r.fields["max_completion_tokens"] = v
+		}
+		if r.clientCap == 0 {
+			r.fields[capField] = v
+		}
+	}
+	if r.stream && !r.wantsUsage {
+		var opts map[string]json.RawMessage
+		_ = unmarshalField(r.fields, "stream_options", &opts)
+		if opts == nil {
+			opts = map[string]json.RawMessage{}
+		}
+		opts["include_usage"] = json.RawMessage("true")
+		b, err := json.Marshal(opts)
+		if err != nil {
+			return nil, false, err
+		}
+		r.fields["stream_options"] = b
+		hideUsage = true
+	}
+	body, err = json.Marshal(r.fields)
+	return body, hideUsage, err
+}
+
+// unmarshalField decodes fields[name] into v; a missing or null field leaves
+// v unchanged.
+func unmarshalField(fields map[string]json.RawMessage, name string, v any) error {
+	raw, ok := fields[name]
+	if !ok || !isSet(raw) {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func isSet(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+func countArray(raw json.RawMessage) int {
+	var a []json.RawMessage
+	if json.Unmarshal(raw, &a) != nil {
+		return 0
+	}
+	return len(a)
+}

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/hardcap/hardcap/tokens"
+)
+
+// Error is a refusal as the client sees it. Message is public: it says what
+// happened and what to do, and never carries a key or a raw internal error.
+type Error struct {
+	// Status is the HTTP status.
+	Status int
+	// Code is the OpenAI error code, e.g. "budget_exhausted".
+	Code string
+	// Message is the public explanation.
+	Message string
+	// RetryAfter, when positive, is sent as a Retry-After header in seconds.
+	RetryAfter int
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errors of the data plane, before the request reaches the provider.
+var (
+	// ErrUnknownRoute is returned for any path hardcap does not meter.
+	ErrUnknownRoute = errors.New("route not metered")
+	// ErrUnbounded is returned for a request whose cost hardcap cannot
+	// bound (server-side tools, stored state, unsupported inputs).
+	ErrUnbounded = errors.New("cost cannot be bounded")
+	// ErrBadRequest is returned for a body that is not the JSON the route
+	// expects.
+	ErrBadRequest = errors.New("invalid request")
+	// ErrTooLarge is returned for a body over Options.MaxBodyBytes.
+	ErrTooLarge = errors.New("request body too large")
+	// ErrRateLimited is returned when a token exceeds its requests per
+	// minute.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrNoKey is returned when the provider's real key cannot be read.
+	ErrNoKey = errors.New("provider key unavailable")
+	// ErrStorage is returned when the ledger cannot record a reservation;
+	// the request is refused, never forwarded unmetered.
+	ErrStorage = errors.New("ledger unavailable")
+)
+
+// errorCodes maps domain errors to what the client sees. The first match
+// wins; an error matching none is a 500 with a generic message.
+var errorCodes = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{tokens.ErrMalformed, http.StatusUnauthorized, "invalid_api_key"},
+	{tokens.ErrUnknown, http.StatusUnauthorized, "invalid_api_key"},
+	{tokens.ErrRevoked, http.StatusUnauthorized, "invalid_api_key"},
+	{tokens.ErrExpired, http.StatusUnauthorized, "invalid_api_key"},
+	{tokens.ErrKilled, http.StatusForbidden, "kill_switch"},
+	{tokens.ErrModelNotAllowed, http.StatusForbidden, "not_allowed"},
+	{ErrUnknownRoute, http.StatusForbidden, "not_allowed"},
+	{budget.ErrExhausted, http.StatusPaymentRequired, "budget_exhausted"},
+	{pricing.ErrModelNotPriced, http.StatusForbidden, "model_not_priced"},
+	{pricing.ErrUnknownProvider, http.StatusForbidden, "model_not_priced"},
+	{ErrUnbounded, http.StatusBadRequest, "unbounded_cost"},
+	{budget.ErrOverflow, http.StatusBadRequest, "unbounded_cost"},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, "invalid_request"},
+	{ErrBadRequest, http.StatusBadRequest, "invalid_request"},
+	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+	{ErrNoKey, http.StatusServiceUnavailable, "provider_key_unavailable"},
+	{ErrStorage, http.StatusServiceUnavailable, "ledger_unavailable"},
+}
+
+// publicMessages explains each code and what to do about it.
+var publicMessages = map[string]string{
+	"invalid_api_key":          "hardcap rejected the API key: it is missing, mistyped, unknown, revoked or expired. Use a live hardcap token (hc_...) from `hardcap token create`.",
+	"kill_switch":              "The hardcap kill switch is on for this token, its project or everything. An operator can lift it with `hardcap resume`.",
+	"not_allowed":              "This token may not make this request.",
+	"budget_exhausted":         "The hardcap budget cannot cover the worst-case cost of this request. Raise the budget, wait for the next period, or ask for fewer output tokens.",
+	"model_not_priced":         "hardcap has no price for this model, so it cannot bound the cost. Add a price override in the hardcap config or use a priced model.",
+	"unbounded_cost":           "hardcap cannot prove an upper bound for the cost of this request, so it was not forwarded.",
+	"invalid_request":          "The request body is not valid for this route.",
+	"rate_limited":             "This token has reached its requests-per-minute limit.",
+	"provider_key_unavailable": "hardcap could not read the provider key from its configured source. Check the server's configuration and logs.",
+	"ledger_unavailable":       "hardcap could not record the reservation for this request, so it was not forwarded. Retry later.",
+	"upstream_error":           "hardcap could not reach the provider.",
+	"internal_error":           "hardcap failed to handle the request.",
+}
+
+// publicError turns any error into the Error the client sees. Detail from
+// the error chain is added only for errors whose text is written for the
+// client (refusals built with refuse).
+func publicError(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	for _, c := range errorCodes {
+		if errors.Is(err, c.err) {
+			msg := publicMessages[c.code]
+			var d detailed
+			if errors.As(err, &d) {
+				msg = d.detail + " " + msg
+			}
+			e := &Error{Status: c.status, Code: c.code, Message: msg}
+			var rl rateLimited
+			if errors.As(err, &rl) {
+				e.RetryAfter = rl.seconds
+			}
+			return e
+		}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: publicMessages["internal_error"]}
+}
+
+// detailed is an error whose detail text is safe to show the client.
+type detailed struct {
+	kind   error
+	detail string
+}
+
+func (d detailed) Error() string { return d.kind.Error() + ": " + d.detail }
+func (d detailed) Unwrap() error { return d.kind }
+
+// refuse builds an error of a kind with a public detail sentence.
+func refuse(kind error, format string, args ...any) error {
+	return detailed{kind: kind, detail: fmt.Sprintf(format, args...)}
+}
+
+type rateLimited struct{ seconds int }
+
+func (r rateLimited) Error() string { return "rate limited" }
+func (r rateLimited) Unwrap() error { return ErrRateLimited }
+
+// errorType is the OpenAI error "type" for a status.
+func errorType(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusPaymentRequired:
+		return "insufficient_quota"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	}
+	if status >= 500 {
+		return "api_error"
+	}
+	return "invalid_request_error"
+}
+
+// writeError writes e in the OpenAI error shape. Hard stops carry
+// x-should-retry: false, which the official SDKs honour.
+func writeError(w http.ResponseWriter, e *Error) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.Status != http.StatusTooManyRequests && e.Status < 500 {
+		h.Set("X-Should-Retry", "false")
+	}
+	w.WriteHeader(e.Status)
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"message": e.Message,
+		"type":    errorType(e.Status),
+		"param":   nil,
+		"code":    e.Code,
+	}})
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/rs/zerolog"
+)
+
+// maxMeteredJSON bounds how much of a non-streamed response hardcap keeps to
+// read its usage. A larger body is still passed through whole, but charged
+// at the full reservation.
+const maxMeteredJSON = 16 << 20
+
+// meter follows one metered request from its reservation to its settlement.
+type meter struct {
+	p      *Proxy
+	res    budget.Reservation
+	prices pricing.Prices
+	start  time.Time
+	// hideUsage drops the usage-only stream chunk the client did not ask
+	// for.
+	hideUsage bool
+	// cut ends the upstream request (kill switch, shutdown).
+	cut context.CancelCauseFunc
+
+	once    sync.Once
+	settled chan struct{}
+	// attached is set once a response body took over settlement.
+	attached bool
+}
+
+// settle charges the request exactly once: usage when the provider reported
+// it, nothing when the request provably did not reach the provider or was
+// refused before any output, and the full reservation otherwise.
+func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) {
+	m.once.Do(func() {
+		defer close(m.settled)
+		defer m.p.inflight.remove(m)
+		s := budget.Settlement{Status: status, Outcome: outcome, Ended: m.p.now()}
+		s.Latency = s.Ended.Sub(m.start)
+		switch {
+		case usage != nil:
+			s.Usage = *usage
+			cost, err := m.prices.Cost(*usage)
+			if err != nil {
+				// Usage that cannot be priced is charged the upper bound.
+				s.Charged, s.Outcome = m.res.Amount, budget.UsageMissing
+			} else {
+				s.Charged, s.Outcome = cost, budget.Complete
+			}
+		case outcome == budget.NotSent || outcome == budget.UpstreamRefused:
+			s.Charged = 0
+		default:
+			s.Charged, s.Outcome = m.res.Amount, budget.UsageMissing
+		}
+		// The settlement must be written even when the client is gone.
+		rec, err := m.p.ledger.Settle(context.Background(), m.res.ID, s)
+		log := m.p.log
+		if err != nil {
+			// The reservation stays open and is charged in full on the next
+			// start: never less than the provider could bill.
+			log.Error().Err(err).Str("reservation", m.res.ID).Msg("settlement not recorded; the full reservation will be charged at the next start")
+			rec = budget.NewRecord(m.res, s)
+		}
+		level := zerolog.InfoLevel
+		if s.Charged > m.res.Amount {
+			level = zerolog.WarnLevel
+		}
+		ev := log.WithLevel(level).
+			Str("token", rec.TokenID).Str("project", rec.Project).
+			Str("provider", rec.Provider).Str("model", rec.Model).Str("route", rec.Route).
+			Int("status", rec.Status).Str("outcome", string(rec.Outcome)).
+			Int64("input_tokens", rec.Usage.InputTokens).Int64("output_tokens", rec.Usage.OutputTokens).
+			Stringer("reserved_usd", rec.Reserved).Stringer("charged_usd", rec.Charged).
+			Int64("latency_ms", rec.LatencyMS)
+		if s.Charged > m.res.Amount {
+			ev.Msg("charge above reservation: the price data or the provider's usage is off")
+			m.p.alert(rec)
+			return
+		}
+		ev.Msg("request")
+	})
+}
+
+// meteredBody passes a response body through to the client while reading
+// its usage, and settles when the body ends. If the client goes away first
+// it keeps reading the upstream body in the background so the usage still
+// arrives (the provider bills the whole generation either way).
+type meteredBody struct {
+	m      *meter
+	src    io.ReadCloser
+	status int
+	sse    bool
+
+	mu      sync.Mutex // Read and Close may race when the client leaves
+	buf     [32 << 10]byte
+	raw     []byte // sse: bytes not yet framed into events
+	out     []byte // bytes ready for the client
+	whole   []byte // json: the body so far, up to maxMeteredJSON
+	tooBig  bool
+	usage   *budget.Usage
+	done    bool
+	doneErr error
+}
+
+func newMeteredBody(m *meter, resp *http.Response, sse bool) *meteredBody {
+	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse}
+}
+
+// Read returns the next bytes for the client. Stream events are returned
+// whole, as soon as they arrive.
+func (b *meteredBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.out) == 0 {
+		if b.done {
+			return 0, b.doneErr
+		}
+		b.pull()
+	}
+	n := copy(p, b.out)
+	b.out = b.out[n:]
+	return n, nil
+}
+
+// pull reads once from upstream and processes what came.
+func (b *meteredBody) pull() {
+	n, err := b.src.Read(b.buf[:])
+	b.process(b.buf[:n])
+	if err != nil {
+		b.finish(err)
+	}
+}
+
+func (b *meteredBody) process(chunk []byte) {
+	if len(chunk) == 0 {
+		return
+	}
+	if !b.sse {
+		b.out = append(b.out, chunk...)
+		if !b.tooBig {
+			if len(b.whole)+len(chunk) > maxMeteredJSON {
+				b.tooBig, b.whole = true, nil
+			} else {
+				b.whole = append(b.whole, chunk...)
+			}
+		}
+		return
+	}
+	b.raw = append(b.raw, chunk...)
+	for {
+		ev, rest, ok := nextEvent(b.raw)
+		if !ok {
+			break
+		}
+		b.event(ev)
+		b.raw = rest
+	}
+	// Keep the unframed tail in a fresh slice so b.raw does not grow forever.
+	b.raw = append([]byte(nil), b.raw...)
+}
+
+// event meters one stream event and queues it for the client unless it is
+// the usage chunk the client did not ask for.
+func (b *meteredBody) event(ev []byte) {
+	if data := eventData(ev); data != nil {
+		u, found, usageOnly := chatUsageFromChunk(data)
+		if found {
+			// A later usage replaces an earlier one; it never adds to it.
+			b.usage = &u
+			if usageOnly && b.m.hideUsage {
+				return
+			}
+		}
+	}
+	b.out = append(b.out, ev...)
+}
+
+// finish ends the body after the upstream read returned err, and settles.
+func (b *meteredBody) finish(err error) {
+	if b.done {
+		return
+	}
+	b.done = true
+	if errors.Is(err, io.EOF) {
+		b.doneErr = io.EOF
+	} else {
+		b.doneErr = err
+	}
+	if b.sse && len(b.raw) > 0 {
+		// A final event without its blank line still counts.
+		b.event(b.raw)
+		b.raw = nil
+	}
+	if !b.sse && !b.tooBig && errors.Is(err, io.EOF) {
+		if u, ok := chatUsageFromJSON(b.whole); ok {
+			b.usage = &u
+		}
+		b.whole = nil
+	}
+	b.m.settle(b.usage, b.status, budget.UsageMissing)
+}
+
+// Close ends the client's side. When the body was not read to its end (the
+// client left, or the copy failed) the rest is drained in the background,
+// bounded by the upstream deadline, so that usage still settles.
+func (b *meteredBody) Close() error {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return b.src.Close()
+	}
+	b.mu.Unlock()
+	go func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for !b.done {
+			b.out = b.out[:0]
+			b.pull()
+		}
+		b.out = nil
+		_ = b.src.Close()
+	}()
+	return nil
+}

@@ -1,0 +1,419 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/hardcap/hardcap/tokens"
+	"github.com/rs/zerolog"
+)
+
+// Provider is an upstream API hardcap forwards to.
+type Provider struct {
+	// Name is the provider's name in the config and in /p/{name}/ routes.
+	Name string
+	// Kind is the API family it speaks.
+	Kind Kind
+	// BaseURL is where its API lives, e.g. https://api.openai.com/v1.
+	BaseURL *url.URL
+	// Key is where its real key comes from.
+	Key *KeySource
+	// Prices is the provider id in the price data, e.g. "openai".
+	Prices string
+	// CapField is the request field hardcap writes an injected output cap
+	// into; default "max_completion_tokens" for OpenAI's own API and
+	// "max_tokens" for other OpenAI-compatible APIs, which know that one.
+	CapField string
+}
+
+// PriceBook looks up the prices and limits of a model at a moment.
+// *pricing.Catalog is the implementation.
+type PriceBook interface {
+	Lookup(provider, model string, at time.Time) (pricing.Model, error)
+}
+
+// Options configures a Proxy.
+type Options struct {
+	// Providers by name. The one named "openai" serves the /v1/ routes.
+	Providers []*Provider
+	// Tokens authenticates hardcap tokens.
+	Tokens tokens.Authenticator
+	// Ledger reserves and settles.
+	Ledger budget.Ledger
+	// Prices prices models.
+	Prices PriceBook
+	// Log receives one line per request. Default: no logging.
+	Log zerolog.Logger
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies; default 32 MiB.
+	MaxBodyBytes int64
+	// UpstreamTimeout bounds each upstream request from send to the last
+	// byte; default 10 minutes.
+	UpstreamTimeout time.Duration
+	// Transport carries upstream requests; default a tuned
+	// http.Transport.
+	Transport http.RoundTripper
+	// Alert is called for every settlement above its reservation; it must
+	// not block.
+	Alert func(budget.Record)
+}
+
+// Proxy is the data plane. It is an http.Handler for the data-plane paths.
+type Proxy struct {
+	providers map[string]*Provider
+	auth      tokens.Authenticator
+	ledger    budget.Ledger
+	prices    PriceBook
+	log       zerolog.Logger
+	now       func() time.Time
+	maxBody   int64
+	timeout   time.Duration
+	alertFn   func(budget.Record)
+
+	rp       *httputil.ReverseProxy
+	limits   rateLimits
+	inflight inflight
+}
+
+// New returns a Proxy.
+func New(opts Options) *Proxy {
+	p := &Proxy{
+		providers: map[string]*Provider{},
+		auth:      opts.Tokens,
+		ledger:    opts.Ledger,
+		prices:    opts.Prices,
+		log:       opts.Log,
+		now:       opts.Now,
+		maxBody:   opts.MaxBodyBytes,
+		timeout:   opts.UpstreamTimeout,
+		alertFn:   opts.Alert,
+	}
+	for _, prov := range opts.Providers {
+		if prov.CapField == "" {
+			prov.CapField = "max_tokens"
+			if prov.Prices == "openai" {
+				prov.CapField = "max_completion_tokens"
+			}
+		}
+		p.providers[prov.Name] = prov
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.maxBody <= 0 {
+		p.maxBody = 32 << 20
+	}
+	if p.timeout <= 0 {
+		p.timeout = 10 * time.Minute
+	}
+	transport := opts.Transport
+	if transport == nil {
+		transport = newTransport()
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		Transport:      transport,
+		ErrorLog:       nil,
+	}
+	return p
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// forward is what the handler hands to the ReverseProxy hooks through the
+// outgoing request's context.
+type forward struct {
+	target *url.URL
+	prov   *Provider
+	key    string
+	body   []byte
+	meter  *meter // nil for free routes
+}
+
+type forwardKey struct{}
+
+func forwardFrom(ctx context.Context) *forward {
+	f, _ := ctx.Value(forwardKey{}).(*forward)
+	return f
+}
+
+// ServeHTTP runs one data-plane request: route, authenticate, rate-limit,
+// bound, reserve, forward, meter, settle. Nothing is forwarded before its
+// reservation is durable.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
+	tok, err := p.serve(w, r, start)
+	if err != nil {
+		pe := publicError(err)
+		ev := p.log.Info()
+		if pe.Status >= 500 {
+			ev = p.log.Error().AnErr("cause", err)
+		}
+		ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+r.URL.Path).
+			Int("status", pe.Status).Str("code", pe.Code).
+			Int64("latency_ms", p.now().Sub(start).Milliseconds()).Msg("refused")
+		writeError(w, pe)
+	}
+}
+
+// serve returns an error only when nothing was written and nothing is
+// reserved; the caller writes the error.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (tokens.Token, error) {
+	rt, err := p.resolve(r)
+	if err != nil {
+		return tokens.Token{}, err
+	}
+	secret, err := presentedSecret(r.Header)
+	if err != nil {
+		return tokens.Token{}, err
+	}
+	tok, err := p.auth.Authenticate(secret)
+	if err != nil {
+		return tokens.Token{}, err
+	}
+	if err := p.limits.allow(tok, start); err != nil {
+		return tok, err
+	}
+	target := rt.provider.BaseURL.JoinPath(rt.endpoint.path)
+	target.RawQuery = r.URL.RawQuery
+	fw := &forward{target: target, prov: rt.provider}
+
+	if !rt.endpoint.metered {
+		if fw.key, err = rt.provider.Key.Key(r.Context()); err != nil {
+			return tok, err
+		}
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), forwardKey{}, fw), p.timeout)
+		defer cancel()
+		r.Body = http.NoBody
+		p.rp.ServeHTTP(w, r.WithContext(ctx))
+		return tok, nil
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tok, refuse(ErrTooLarge, "The body is over %d bytes.", p.maxBody)
+		}
+		return tok, refuse(ErrBadRequest, "The body could not be read.")
+	}
+	req, err := parseChat(body)
+	if err != nil {
+		return tok, err
+	}
+	if !tok.Allows(req.model) {
+		return tok, refuse(tokens.ErrModelNotAllowed, "This token may not use %q.", req.model)
+	}
+	model, err := p.prices.Lookup(rt.provider.Prices, req.model, start)
+	if err != nil {
+		if errors.Is(err, pricing.ErrModelNotPriced) || errors.Is(err, pricing.ErrUnknownProvider) {
+			return tok, refuse(err, "No price is known for %q at provider %q.", req.model, rt.provider.Prices)
+		}
+		return tok, err
+	}
+	inputBound := capInput(req.inputBound, model)
+	maxOutput, inject, err := outputBound(req.clientCap, model, inputBound)
+	if err != nil {
+		return tok, err
+	}
+	inRate, outRate := model.Prices.WorstRates(inputBound)
+	quote := budget.Quote{
+		InputTokens: inputBound,
+		InputRate:   inRate,
+		MaxOutput:   maxOutput,
+		Choices:     req.choices,
+		OutputRate:  outRate,
+	}
+	// The key is read before reserving, so a missing key holds no money.
+	if fw.key, err = rt.provider.Key.Key(r.Context()); err != nil {
+		return tok, err
+	}
+	res, err := p.ledger.Reserve(r.Context(), budget.Request{
+		TokenID:  tok.ID,
+		Project:  tok.Project,
+		Provider: rt.provider.Name,
+		Model:    req.model,
+		Route:    rt.name,
+		ClientIP: clientIP(r),
+	}, quote)
+	if err != nil {
+		if isDomainRefusal(err) {
+			return tok, err
+		}
+		return tok, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+
+	// From here the reservation is durable and every path settles it.
+	ctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(r.Context()), p.timeout)
+	ctx, cut := context.WithCancelCause(ctx)
+	m := &meter{p: p, res: res, prices: model.Prices, start: start, cut: cut, settled: make(chan struct{})}
+	p.inflight.add(m)
+	defer func() {
+		if !m.attached {
+			// Neither a response body nor the error handler took the
+			// request over (a panic in between): charge it in full.
+			m.settle(nil, http.StatusBadGateway, budget.UsageMissing)
+		}
+		// The deadline must outlive the handler while a drain reads on.
+		go func() { <-m.settled; cancelTimeout(); cut(nil) }()
+	}()
+
+	if inject || res.OutputCap < maxOutput {
+		fw.body, m.hideUsage, err = req.rewrite(res.OutputCap, rt.provider.CapField)
+	} else {
+		fw.body, m.hideUsage, err = req.rewrite(req.clientCap, rt.provider.CapField)
+	}
+	if err != nil {
+		m.attached = true
+		m.settle(nil, http.StatusInternalServerError, budget.NotSent)
+		return tok, err
+	}
+	fw.meter = m
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, fw)))
+	return tok, nil
+}
+
+// isDomainRefusal reports whether a Reserve error is a decision (budget,
+// kill, revoke...) rather than a storage failure.
+func isDomainRefusal(err error) bool {
+	for _, e := range []error{budget.ErrExhausted, budget.ErrOverflow, tokens.ErrKilled, tokens.ErrRevoked, tokens.ErrExpired, tokens.ErrUnknown, tokens.ErrModelNotAllowed, tokens.ErrProjectNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewrite is the ReverseProxy Rewrite hook: it points the request at the
+// provider, swaps the client's credentials for the real key and installs the
+// shaped body. It changes only pr.Out.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	fw := forwardFrom(pr.In.Context())
+	pr.Out.URL = fw.target
+	pr.Out.Host = ""
+	setCredentials(pr.Out.Header, fw.prov.Kind, fw.key)
+	if fw.body != nil {
+		pr.Out.Body = io.NopCloser(bytes.NewReader(fw.body))
+		pr.Out.ContentLength = int64(len(fw.body))
+		pr.Out.Header.Set("Content-Length", strconv.Itoa(len(fw.body)))
+		body := fw.body
+		pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+}
+
+// maxErrorBody bounds how much of an upstream error body hardcap reads.
+const maxErrorBody = 1 << 20
+
+// modifyResponse is the ReverseProxy ModifyResponse hook. Error answers are
+// passed on with the real key scrubbed and release the reservation (or
+// charge it, for gateway timeouts, where the provider may still be
+// generating); success answers get a metering body that settles at its end.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	fw := forwardFrom(resp.Request.Context())
+	if resp.StatusCode >= 300 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		_ = resp.Body.Close()
+		body = scrub(body, fw.key)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		if fw.meter != nil {
+			fw.meter.attached = true
+			outcome := budget.UpstreamRefused
+			switch resp.StatusCode {
+			case http.StatusGatewayTimeout, 522, 524:
+				outcome = budget.UsageMissing
+			}
+			fw.meter.settle(nil, resp.StatusCode, outcome)
+		}
+		return nil
+	}
+	if fw.meter == nil {
+		return nil
+	}
+	fw.meter.attached = true
+	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	resp.Body = newMeteredBody(fw.meter, resp, sse)
+	if fw.meter.hideUsage {
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+	}
+	return nil
+}
+
+// errorHandler is the ReverseProxy ErrorHandler hook: the provider could not
+// be reached or did not answer. A request that provably never left (the
+// connection was not made) is released; any other may have been processed
+// and is charged its full reservation.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	fw := forwardFrom(r.Context())
+	if fw != nil && fw.meter != nil {
+		fw.meter.attached = true
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			fw.meter.settle(nil, http.StatusBadGateway, budget.NotSent)
+		} else {
+			fw.meter.settle(nil, http.StatusBadGateway, budget.UsageMissing)
+		}
+	}
+	status := http.StatusBadGateway
+	msg := publicMessages["upstream_error"]
+	if errors.Is(err, context.DeadlineExceeded) {
+		status = http.StatusGatewayTimeout
+		msg = "The provider did not answer within hardcap's upstream timeout."
+	} else if errors.Is(err, ErrCut) || errors.Is(context.Cause(r.Context()), ErrCut) {
+		status = http.StatusForbidden
+		writeError(w, &Error{Status: status, Code: "kill_switch", Message: publicMessages["kill_switch"]})
+		return
+	}
+	writeError(w, &Error{Status: status, Code: "upstream_error", Message: msg})
+}
+
+// scrub removes every occurrence of the real key from an upstream body, in
+// case a provider echoes it back.
+func scrub(body []byte, key string) []byte {
+	if key == "" {
+		return body
+	}
+	return bytes.ReplaceAll(body, []byte(key), []byte("[redacted]"))
+}
+
+func (p *Proxy) alert(rec budget.Record) {
+	if p.alertFn != nil {
+		p.alertFn(rec)
+	}
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/hardcap/hardcap/budget"
+)
+
+// openAIUsage is the usage object of OpenAI chat and completions responses.
+// Pointers tell a missing count from a zero one: a usage object without
+// prompt and completion counts is not usage.
+type openAIUsage struct {
+	PromptTokens        *int64 `json:"prompt_tokens"`
+	CompletionTokens    *int64 `json:"completion_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens     int64 `json:"cached_tokens"`
+		CacheWriteTokens int64 `json:"cache_write_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+}
+
+// normalize converts the usage, or reports false when required counts are
+// missing.
+func (u *openAIUsage) normalize() (budget.Usage, bool) {
+	if u == nil || u.PromptTokens == nil || u.CompletionTokens == nil {
+		return budget.Usage{}, false
+	}
+	out := budget.Usage{InputTokens: *u.PromptTokens, OutputTokens: *u.CompletionTokens}
+	if d := u.PromptTokensDetails; d != nil {
+		out.CacheReadTokens = d.CachedTokens
+		out.CacheWriteTokens = d.CacheWriteTokens
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		out.ReasoningTokens = d.ReasoningTokens
+	}
+	return out, true
+}
+
+// chatUsageFromJSON extracts the usage of a whole chat completion body.
+func chatUsageFromJSON(body []byte) (budget.Usage, bool) {
+	var v struct {
+		Usage *openAIUsage `json:"usage"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return budget.Usage{}, false
+	}
+	return v.Usage.normalize()
+}
+
+var usageKey = []byte(`"usage"`)
+
+// chatUsageFromChunk extracts the usage of one chat stream chunk, and
+// reports whether the chunk is the usage-only chunk include_usage adds (no
+// choices), which is hidden from clients that did not ask for it.
+func chatUsageFromChunk(data []byte) (u budget.Usage, found, usageOnly bool) {
+	if !bytes.Contains(data, usageKey) {
+		return budget.Usage{}, false, false
+	}
+	var v struct {
+		Choices []json.RawMessage `json:"choices"`
+		Usage   *openAIUsage      `json:"usage"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return budget.Usage{}, false, false
+	}
+	u, found = v.Usage.normalize()
+	return u, found, found && len(v.Choices) == 0
+}
