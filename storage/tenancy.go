@@ -295,4 +295,5 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 		}
 	})
 }
+
 var _ tokens.Authenticator = (*DB)(nil)

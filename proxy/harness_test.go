@@ -1,0 +1,221 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/hardcap/hardcap/internal/fakeopenai"
+	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/storage"
+	"github.com/rs/zerolog"
+)
+
+// realKey is the provider key the proxy must inject. It looks like a real
+// key so the secrecy tests search for something realistic.
+const realKey = "sk-proj-TESTKEYabcdefghijklmnopqrstuvwxyz0123456789"
+
+// harness is a proxy in front of a fake OpenAI, with a database, a project
+// and a token.
+type harness struct {
+	t        *testing.T
+	up       *fakeopenai.Server
+	db       *storage.DB
+	p        *proxy.Proxy
+	srv      *httptest.Server
+	token    string
+	tokenID  string
+	project  string
+	logs     *syncBuffer
+	catalog  *pricing.Catalog
+	dbPath   string
+	clock    func() time.Time
+	keyEnvOK bool
+}
+
+type harnessOptions struct {
+	global  budget.Limit
+	project budget.Limit
+	token   budget.Limit
+	onLow   budget.OnLow
+	rpm     int
+	models  []string
+	now     func() time.Time
+	noSync  bool
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	catalogOnce sync.Once
+	catalog     *pricing.Catalog
+	catalogErr  error
+)
+
+func embeddedCatalog(t testing.TB) *pricing.Catalog {
+	t.Helper()
+	catalogOnce.Do(func() { catalog, catalogErr = pricing.Embedded() })
+	if catalogErr != nil {
+		t.Fatal(catalogErr)
+	}
+	return catalog
+}
+
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, project: "web", logs: &syncBuffer{}, catalog: embeddedCatalog(t)}
+	h.up = fakeopenai.New(t, fakeopenai.Options{APIKey: realKey})
+	h.dbPath = filepath.Join(t.TempDir(), "hardcap.db")
+	var err error
+	h.db, err = storage.Open(h.dbPath, storage.Options{Global: o.global, OnLow: o.onLow, Now: o.now, NoSync: o.noSync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HARDCAP_TEST_OPENAI_KEY", realKey)
+	key, err := proxy.ParseKeySource("env:HARDCAP_TEST_OPENAI_KEY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse(h.up.URL())
+	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
+	h.p = proxy.New(proxy.Options{
+		Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai"}},
+		Tokens:    h.db,
+		Ledger:    h.db,
+		Prices:    h.catalog,
+		Log:       log,
+		Now:       o.now,
+	})
+	h.srv = httptest.NewServer(h.p)
+	t.Cleanup(func() {
+		h.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.p.Wait(ctx); err != nil {
+			t.Errorf("requests still unsettled at the end of the test: %v", err)
+		}
+		h.db.Close()
+	})
+	ctx := context.Background()
+	if _, err := h.db.CreateProject(ctx, h.project, o.project); err != nil {
+		t.Fatal(err)
+	}
+	tok, secret, err := h.db.CreateToken(ctx, storage.TokenSpec{Project: h.project, Limit: o.token, RPM: o.rpm, Models: o.models})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.token, h.tokenID = secret, tok.ID
+	return h
+}
+
+// post sends a JSON body to a data-plane path with the token.
+func (h *harness) post(path, body string) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp
+}
+
+func readAll(t testing.TB, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// records waits until n usage records exist and returns them.
+func (h *harness) records(n int) []budget.Record {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u, err := h.db.Usage(storage.RecordFilter{})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if len(u.Records) >= n {
+			return u.Records
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("got %d usage records, want %d", len(u.Records), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// price computes a charge by hand: tokens times USD per million tokens.
+// Rates are integers in nano-USD per million tokens, so this is exact.
+func price(t testing.TB, prompt, completion int64, inUSDPerMTok, outUSDPerMTok string) budget.Money {
+	t.Helper()
+	in, err := pricing.ParseRate(inUSDPerMTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pricing.ParseRate(outUSDPerMTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := budget.Cost(budget.TokenCharge{Tokens: prompt, Rate: in}, budget.TokenCharge{Tokens: completion, Rate: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// apiError decodes an OpenAI-shaped error body.
+func apiError(t testing.TB, body string) (code, typ, msg string) {
+	t.Helper()
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatalf("error body is not OpenAI-shaped JSON: %v: %s", err, body)
+	}
+	return e.Error.Code, e.Error.Type, e.Error.Message
+}
+
+var errTimeout = errors.New("timeout")
+
+func proxyCutProject(name string) proxy.CutTarget { return proxy.CutTarget{Project: name} }
