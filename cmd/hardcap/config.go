@@ -185,6 +185,8 @@ type settings struct {
 	onLow     budget.OnLow
 	location  *time.Location
 	providers []*proxy.Provider
+	// unserved names providers of a kind this version does not serve.
+	unserved []string
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -220,6 +222,10 @@ func (cfg Config) check() (settings, error) {
 		if err != nil {
 			return s, err
 		}
+		if pc.kind(name) == kindAnthropic {
+			s.unserved = append(s.unserved, name)
+			continue
+		}
 		s.providers = append(s.providers, p)
 	}
 	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 {
@@ -232,12 +238,9 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 	if name == "" || !validProviderName(name) {
 		return nil, fmt.Errorf("config: providers: %q is not a usable provider name (letters, digits, '-' and '_')", name)
 	}
-	kind := pc.Kind
-	if kind == "" {
-		kind = "openai"
-	}
-	if kind != string(proxy.KindOpenAI) {
-		return nil, fmt.Errorf("config: providers.%s.kind: %q is not supported by this version (openai only)", name, kind)
+	kind := pc.kind(name)
+	if kind != string(proxy.KindOpenAI) && kind != kindAnthropic {
+		return nil, fmt.Errorf("config: providers.%s.kind: %q (want openai or anthropic)", name, kind)
 	}
 	u, err := url.Parse(pc.BaseURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -257,6 +260,22 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 		return nil, fmt.Errorf("config: providers.%s.cap_field must be max_tokens or max_completion_tokens", name)
 	}
 	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField}, nil
+}
+
+// kindAnthropic is accepted in the config so that the SPEC's example loads,
+// but this version does not serve Anthropic routes yet; see README.
+const kindAnthropic = "anthropic"
+
+// kind is the provider's kind: as configured, else "anthropic" for a
+// provider named anthropic, else "openai".
+func (pc ProviderConfig) kind(name string) string {
+	switch {
+	case pc.Kind != "":
+		return pc.Kind
+	case name == kindAnthropic:
+		return kindAnthropic
+	}
+	return string(proxy.KindOpenAI)
 }
 
 func validProviderName(s string) bool {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	_ "time/tzdata" // budget.timezone works on machines without a zoneinfo database
 )
 
 const usage = `hardcap puts a hard ceiling on what LLM API keys can spend.

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+)
+
+// specExample is the config of SPEC §2.
+const specExample = `
+listen: 127.0.0.1:8787
+data_dir: ./data
+providers:
+  openai:                      # OpenAI API (kind: openai)
+    base_url: https://api.openai.com/v1
+    api_key: env:OPENAI_API_KEY        # env:NAME | file:PATH | cmd:COMMAND ARGS
+  anthropic:                   # Anthropic API (kind: anthropic)
+    base_url: https://api.anthropic.com
+    api_key: env:ANTHROPIC_API_KEY
+  groq:                        # any OpenAI-compatible upstream
+    kind: openai
+    base_url: https://api.groq.com/openai/v1
+    api_key: env:GROQ_API_KEY
+    prices: groq               # provider id in the price data
+budget:
+  global: {limit_usd: "50", period: month}
+  on_low: clamp                # clamp | reject
+alerts:
+  thresholds: [0.5, 0.8, 1.0]
+  webhooks: [https://hooks.slack.com/services/x]
+`
+
+func TestConfig_SpecExample(t *testing.T) {
+	cfg, err := parseConfig([]byte(specExample), defaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cfg.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.global.Amount != 50*budget.NanoPerUSD || set.global.Period != budget.Month || set.onLow != budget.Clamp {
+		t.Fatalf("got global %+v on_low %s", set.global, set.onLow)
+	}
+	var names []string
+	for _, p := range set.providers {
+		names = append(names, p.Name+":"+p.Prices+":"+p.CapField)
+	}
+	if got := strings.Join(names, ","); got != "groq:groq:,openai:openai:" {
+		t.Fatalf("got providers %s", got)
+	}
+	if len(set.unserved) != 1 || set.unserved[0] != "anthropic" {
+		t.Fatalf("got unserved %v, want anthropic", set.unserved)
+	}
+	if cfg.DataDir != "./data" || cfg.Listen != "127.0.0.1:8787" {
+		t.Fatalf("got %+v", cfg)
+	}
+}
+
+func TestConfig_Defaults(t *testing.T) {
+	cfg, err := parseConfig([]byte(""), defaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cfg.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8787" || cfg.UpstreamTimeout != 10*time.Minute || len(set.providers) != 1 || set.providers[0].Key.String() != "env:OPENAI_API_KEY" {
+		t.Fatalf("got %+v", cfg)
+	}
+	if !set.global.Unlimited() || set.location != time.UTC {
+		t.Fatalf("got global %+v in %s", set.global, set.location)
+	}
+}
+
+func TestConfig_Errors(t *testing.T) {
+	tests := map[string]string{
+		"unknown key":      "budjet: {}\n",
+		"literal key":      "providers:\n  openai: {base_url: https://x/v1, api_key: sk-proj-abc}\n",
+		"bad url":          "providers:\n  openai: {base_url: ftp://x, api_key: env:K}\n",
+		"bad kind":         "providers:\n  openai: {kind: gemini, base_url: https://x, api_key: env:K}\n",
+		"bad period":       "budget: {global: {limit_usd: \"1\", period: year}}\n",
+		"bad amount":       "budget: {global: {limit_usd: \"1.5.0\"}}\n",
+		"float amount":     "budget: {global: {limit_usd: \"1e3\"}}\n",
+		"bad on_low":       "budget: {on_low: warn}\n",
+		"bad timezone":     "budget: {timezone: Mars/Olympus}\n",
+		"bad cap field":    "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, cap_field: tokens}\n",
+		"bad provider":     "providers:\n  \"a/b\": {base_url: https://x/v1, api_key: env:K}\n",
+		"negative timeout": "upstream_timeout: -1s\n",
+	}
+	for name, yaml := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := parseConfig([]byte(yaml), defaultConfig())
+			if err == nil {
+				_, err = cfg.check()
+			}
+			if err == nil {
+				t.Fatalf("config %q loaded, want an error", yaml)
+			}
+			if strings.Contains(err.Error(), "sk-proj-abc") {
+				t.Fatalf("the error echoes the key: %v", err)
+			}
+		})
+	}
+}
+
+func TestConfig_Timezone(t *testing.T) {
+	cfg, _ := parseConfig([]byte("budget: {timezone: Asia/Tokyo}\n"), defaultConfig())
+	set, err := cfg.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.location.String() != "Asia/Tokyo" {
+		t.Fatalf("got %s", set.location)
+	}
+}
