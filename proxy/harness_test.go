@@ -30,7 +30,7 @@ const realKey = "sk-proj-TESTKEYabcdefghijklmnopqrstuvwxyz0123456789"
 // harness is a proxy in front of a fake OpenAI, with a database, a project
 // and a token.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	up       *fakeopenai.Server
 	db       *storage.DB
 	p        *proxy.Proxy
@@ -89,7 +89,7 @@ func embeddedCatalog(t testing.TB) *pricing.Catalog {
 	return catalog
 }
 
-func newHarness(t *testing.T, o harnessOptions) *harness {
+func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	h := &harness{t: t, project: "web", logs: &syncBuffer{}, catalog: embeddedCatalog(t)}
 	h.up = fakeopenai.New(t, fakeopenai.Options{APIKey: realKey})

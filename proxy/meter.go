@@ -100,7 +100,7 @@ type meteredBody struct {
 	sse    bool
 
 	mu      sync.Mutex // Read and Close may race when the client leaves
-	buf     [32 << 10]byte
+	buf     *[]byte    // read buffer from bufPool, returned when done
 	raw     []byte // sse: bytes not yet framed into events
 	out     []byte // bytes ready for the client
 	whole   []byte // json: the body so far, up to maxMeteredJSON
@@ -110,8 +110,12 @@ type meteredBody struct {
 	doneErr error
 }
 
+// bufPool recycles read buffers: one per response would otherwise be the
+// largest allocation on the request path.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func newMeteredBody(m *meter, resp *http.Response, sse bool) *meteredBody {
-	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse}
+	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, buf: bufPool.Get().(*[]byte)}
 }
 
 // Read returns the next bytes for the client. Stream events are returned
@@ -132,8 +136,8 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 
 // pull reads once from upstream and processes what came.
 func (b *meteredBody) pull() {
-	n, err := b.src.Read(b.buf[:])
-	b.process(b.buf[:n])
+	n, err := b.src.Read(*b.buf)
+	b.process((*b.buf)[:n])
 	if err != nil {
 		b.finish(err)
 	}
@@ -189,6 +193,8 @@ func (b *meteredBody) finish(err error) {
 		return
 	}
 	b.done = true
+	bufPool.Put(b.buf)
+	b.buf = nil
 	if errors.Is(err, io.EOF) {
 		b.doneErr = io.EOF
 	} else {

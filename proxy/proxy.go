@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -128,9 +129,19 @@ func New(opts Options) *Proxy {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		Transport:      transport,
-		ErrorLog:       nil,
+		ErrorLog:       log.New(debugLog{p.log}, "", 0),
 	}
 	return p
+}
+
+// debugLog sends ReverseProxy's own messages (a client gone mid-copy, for
+// example) to the debug level: the request line that follows says what
+// happened.
+type debugLog struct{ l zerolog.Logger }
+
+func (d debugLog) Write(p []byte) (int, error) {
+	d.l.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 func newTransport() *http.Transport {
