@@ -101,9 +101,9 @@ type meteredBody struct {
 
 	mu      sync.Mutex // Read and Close may race when the client leaves
 	buf     *[]byte    // read buffer from bufPool, returned when done
-	raw     []byte // sse: bytes not yet framed into events
-	out     []byte // bytes ready for the client
-	whole   []byte // json: the body so far, up to maxMeteredJSON
+	raw     []byte     // sse: bytes not yet framed into events
+	out     []byte     // bytes ready for the client
+	whole   []byte     // json: the body so far, up to maxMeteredJSON
 	tooBig  bool
 	usage   *budget.Usage
 	done    bool
