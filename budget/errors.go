@@ -26,3 +26,14 @@ var (
 	// ErrInvalidConfig is returned for a budget setting that cannot be used.
 	ErrInvalidConfig = errors.New("invalid budget setting")
 )
+
+// Errors a Ledger returns.
+var (
+	// ErrNotReserved is returned when settling a reservation that is not
+	// open: it was settled already (settlement happens exactly once) or
+	// never taken.
+	ErrNotReserved = errors.New("no such open reservation")
+
+	// ErrLedgerClosed is returned once the ledger has been closed.
+	ErrLedgerClosed = errors.New("ledger closed")
+)

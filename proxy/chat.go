@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // chatRequest is a parsed POST /v1/chat/completions body: what metering
@@ -43,10 +45,21 @@ const (
 // parseChat reads a chat completions body. It refuses what hardcap cannot
 // bound: non-text inputs, audio output, predicted outputs, web search and
 // premium service tiers.
-func parseChat(body []byte) (*chatRequest, error) {
+func parseChat(body []byte, extraParams map[string]bool) (*chatRequest, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, refuse(ErrBadRequest, "The body must be a JSON object.")
+	}
+	// Go's decoder keeps the last of duplicate keys and matches struct
+	// fields regardless of case; a provider may do neither. Refusing both
+	// makes hardcap and the provider read the same request.
+	if err := checkKeys(body); err != nil {
+		return nil, err
+	}
+	for name := range fields {
+		if !chatParams[name] && !extraParams[name] {
+			return nil, refuse(ErrUnbounded, "hardcap does not know the parameter %q, so it cannot prove what it costs. An operator can allow it with the provider's extra_params setting.", name)
+		}
 	}
 	req := &chatRequest{fields: fields, choices: 1}
 	if err := unmarshalField(fields, "model", &req.model); err != nil || req.model == "" {
@@ -55,13 +68,13 @@ func parseChat(body []byte) (*chatRequest, error) {
 	if err := unmarshalField(fields, "stream", &req.stream); err != nil {
 		return nil, refuse(ErrBadRequest, "\"stream\" must be a boolean.")
 	}
-	var opts struct {
-		IncludeUsage bool `json:"include_usage"`
-	}
+	var opts map[string]json.RawMessage
 	if err := unmarshalField(fields, "stream_options", &opts); err != nil {
 		return nil, refuse(ErrBadRequest, "\"stream_options\" must be an object.")
 	}
-	req.wantsUsage = opts.IncludeUsage
+	if err := unmarshalField(opts, "include_usage", &req.wantsUsage); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream_options.include_usage\" must be a boolean.")
+	}
 	for _, name := range []string{"max_completion_tokens", "max_tokens"} {
 		var v *int64
 		if err := unmarshalField(fields, name, &v); err != nil || (v != nil && *v <= 0) {
@@ -81,14 +94,15 @@ func parseChat(body []byte) (*chatRequest, error) {
 	if err := checkChatUnbounded(fields); err != nil {
 		return nil, err
 	}
-	var msgs []struct {
-		Content json.RawMessage `json:"content"`
-	}
+	var msgs []map[string]json.RawMessage
 	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
-		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array.")
+		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
 	}
 	for i, m := range msgs {
-		if err := checkTextContent(m.Content); err != nil {
+		if _, ok := m["audio"]; ok {
+			return nil, refuse(ErrUnbounded, "messages[%d]: audio references are not metered by this version of hardcap.", i)
+		}
+		if err := checkTextContent(m["content"]); err != nil {
 			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
 		}
 	}
@@ -103,6 +117,71 @@ func parseChat(body []byte) (*chatRequest, error) {
 	return req, nil
 }
 
+// chatParams are the chat completion parameters hardcap knows the cost
+// effect of. Any other parameter is refused: a provider-specific option
+// (model fallbacks, search plugins, prompt templates) can change the cost in
+// ways the request does not bound.
+var chatParams = map[string]bool{
+	"model": true, "messages": true, "stream": true, "stream_options": true,
+	"max_tokens": true, "max_completion_tokens": true, "n": true,
+	"temperature": true, "top_p": true, "frequency_penalty": true, "presence_penalty": true,
+	"logit_bias": true, "logprobs": true, "top_logprobs": true, "stop": true, "seed": true,
+	"user": true, "tools": true, "tool_choice": true, "parallel_tool_calls": true,
+	"functions": true, "function_call": true, "response_format": true, "service_tier": true,
+	"store": true, "metadata": true, "reasoning_effort": true, "verbosity": true,
+	"prompt_cache_key": true, "safety_identifier": true, "modalities": true,
+	// Refused by checkChatUnbounded with a specific message.
+	"web_search_options": true, "prediction": true, "audio": true,
+}
+
+// checkKeys refuses a body with an object that repeats a key, exactly or in
+// another case.
+func checkKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the body already parsed; the end of input ends the scan
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
+				continue
+			case '[':
+				stack = append(stack, &frame{})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if top != nil && top.object && top.key {
+				k := strings.ToLower(v)
+				if top.keys[k] {
+					return refuse(ErrBadRequest, "The key %q appears twice in one object.", v)
+				}
+				top.keys[k] = true
+				top.key = false
+				continue
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
+}
+
 // checkChatUnbounded refuses parameters whose cost the request does not
 // bound.
 func checkChatUnbounded(fields map[string]json.RawMessage) error {
@@ -112,7 +191,11 @@ func checkChatUnbounded(fields map[string]json.RawMessage) error {
 	if isSet(fields["prediction"]) {
 		return refuse(ErrUnbounded, "Predicted outputs are billed beyond the output cap and cannot be bounded.")
 	}
-	if isSet(fields["audio"]) || bytes.Contains(fields["modalities"], []byte(`"audio"`)) {
+	var modalities []string
+	if err := unmarshalField(fields, "modalities", &modalities); err != nil {
+		return refuse(ErrBadRequest, "\"modalities\" must be an array of strings.")
+	}
+	if isSet(fields["audio"]) || slices.Contains(modalities, "audio") {
 		return refuse(ErrUnbounded, "Audio output is not metered by this version of hardcap.")
 	}
 	var tier string
@@ -133,15 +216,14 @@ func checkTextContent(raw json.RawMessage) error {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil
 	}
-	var parts []struct {
-		Type string `json:"type"`
-	}
+	var parts []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &parts); err != nil {
 		return errString("content parts must be objects with a \"type\"")
 	}
 	for _, p := range parts {
-		if p.Type != "text" && p.Type != "refusal" {
-			return errString("content parts of type " + strconv.Quote(p.Type) + " are not metered by this version of hardcap; only text is")
+		var typ string
+		if err := json.Unmarshal(p["type"], &typ); err != nil || (typ != "text" && typ != "refusal") {
+			return errString("content parts of type " + strconv.Quote(typ) + " are not metered by this version of hardcap; only text is")
 		}
 	}
 	return nil
@@ -151,21 +233,23 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-// rewrite returns the body to send upstream: the output cap set to
-// outputCap when it differs from the client's (lowered to fit the budget,
-// or injected where the client set none), and include_usage turned on for
-// streams so the usage can be metered. It reports whether the usage chunk
-// must be hidden from the client, which did not ask for it.
+// rewrite returns the body to send upstream. Every output cap field the
+// request carries is set to outputCap, the per-choice cap the reservation
+// was quoted for (never above the client's own), and capField is added when
+// absent; so the provider never runs with a cap above the quote, whichever
+// field it reads. The one exception: OpenAI's own API (capField
+// max_completion_tokens) honours a client's max_tokens and refuses requests
+// that carry both. For streams include_usage is turned on so the usage can
+// be metered; hideUsage reports that the client did not ask for it.
 func (r *chatRequest) rewrite(outputCap int64, capField string) (body []byte, hideUsage bool, err error) {
-	if r.clientCap == 0 || outputCap < r.clientCap {
-		v := []byte(strconv.FormatInt(outputCap, 10))
-		if _, ok := r.fields["max_tokens"]; ok {
-			r.fields["max_tokens"] = v
+	v := json.RawMessage(strconv.FormatInt(outputCap, 10))
+	for _, name := range []string{"max_tokens", "max_completion_tokens"} {
+		if _, ok := r.fields[name]; ok {
+			r.fields[name] = v
 		}
-		if _, ok := r.fields["max_completion_tokens"]; ok {
-			r.fields["max_completion_tokens"] = v
-		}
-		if r.clientCap == 0 {
+	}
+	if _, ok := r.fields[capField]; !ok {
+		if _, legacy := r.fields["max_tokens"]; !(legacy && capField == "max_completion_tokens") {
 			r.fields[capField] = v
 		}
 	}

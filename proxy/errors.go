@@ -44,6 +44,9 @@ var (
 	ErrRateLimited = errors.New("rate limited")
 	// ErrNoKey is returned when the provider's real key cannot be read.
 	ErrNoKey = errors.New("provider key unavailable")
+	// ErrShuttingDown is returned for requests that arrive while hardcap
+	// stops.
+	ErrShuttingDown = errors.New("shutting down")
 	// ErrStorage is returned when the ledger cannot record a reservation;
 	// the request is refused, never forwarded unmetered.
 	ErrStorage = errors.New("ledger unavailable")
@@ -73,6 +76,7 @@ var errorCodes = []struct {
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 	{ErrNoKey, http.StatusServiceUnavailable, "provider_key_unavailable"},
 	{ErrStorage, http.StatusServiceUnavailable, "ledger_unavailable"},
+	{ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
 }
 
 // publicMessages explains each code and what to do about it.
@@ -88,6 +92,7 @@ var publicMessages = map[string]string{
 	"provider_key_unavailable": "hardcap could not read the provider key from its configured source. Check the server's configuration and logs.",
 	"ledger_unavailable":       "hardcap could not record the reservation for this request, so it was not forwarded. Retry later.",
 	"upstream_error":           "hardcap could not reach the provider.",
+	"shutting_down":            "Retry in a moment.",
 	"internal_error":           "hardcap failed to handle the request.",
 }
 
@@ -173,4 +178,10 @@ func writeError(w http.ResponseWriter, e *Error) {
 		"code":    e.Code,
 	}})
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// retriable reports whether a ledger error may go away on its own. Closed
+// databases and missing reservations do not.
+func retriable(err error) bool {
+	return !errors.Is(err, budget.ErrLedgerClosed) && !errors.Is(err, budget.ErrNotReserved)
 }

@@ -54,6 +54,15 @@ type harnessOptions struct {
 	models  []string
 	now     func() time.Time
 	noSync  bool
+	// ledger wraps the database's ledger, when set.
+	ledger func(budget.Ledger) budget.Ledger
+}
+
+func ledgerOrDB(wrap func(budget.Ledger) budget.Ledger, db *storage.DB) budget.Ledger {
+	if wrap == nil {
+		return db
+	}
+	return wrap(db)
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -107,12 +116,17 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	base, _ := url.Parse(h.up.URL())
 	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
 	h.p = proxy.New(proxy.Options{
-		Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai"}},
-		Tokens:    h.db,
-		Ledger:    h.db,
-		Prices:    h.catalog,
-		Log:       log,
-		Now:       o.now,
+		Providers: []*proxy.Provider{
+			{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai"},
+			// An OpenAI-compatible provider that reads max_tokens and allows
+			// one extra parameter.
+			{Name: "compat", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai", CapField: "max_tokens", ExtraParams: map[string]bool{"top_k": true}},
+		},
+		Tokens: h.db,
+		Ledger: ledgerOrDB(o.ledger, h.db),
+		Prices: h.catalog,
+		Log:    log,
+		Now:    o.now,
 	})
 	h.srv = httptest.NewServer(h.p)
 	t.Cleanup(func() {

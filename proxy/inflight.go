@@ -16,16 +16,22 @@ type inflight struct {
 	mu     sync.Mutex
 	meters map[*meter]struct{}
 	wg     sync.WaitGroup
+	closed bool
 }
 
-func (f *inflight) add(m *meter) {
+// add registers m, or reports false once the proxy is closed.
+func (f *inflight) add(m *meter) bool {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
 	if f.meters == nil {
 		f.meters = map[*meter]struct{}{}
 	}
 	f.meters[m] = struct{}{}
 	f.wg.Add(1)
-	f.mu.Unlock()
+	return true
 }
 
 func (f *inflight) remove(m *meter) {
@@ -52,8 +58,7 @@ func (p *Proxy) Cut(target CutTarget) int {
 	defer p.inflight.mu.Unlock()
 	n := 0
 	for m := range p.inflight.meters {
-		r := m.res.Request
-		if (target.Project == "" || r.Project == target.Project) && (target.TokenID == "" || r.TokenID == target.TokenID) {
+		if (target.Project == "" || m.project == target.Project) && (target.TokenID == "" || m.tokenID == target.TokenID) {
 			m.cut(ErrCut)
 			n++
 		}
@@ -78,4 +83,13 @@ func (p *Proxy) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Close refuses new requests and cuts every request in flight; each is
+// settled by the usual rule. Use Wait to let the settlements finish.
+func (p *Proxy) Close() int {
+	p.inflight.mu.Lock()
+	p.inflight.closed = true
+	p.inflight.mu.Unlock()
+	return p.Cut(CutTarget{})
 }

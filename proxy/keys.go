@@ -53,10 +53,14 @@ func ParseKeySource(spec string) (*KeySource, error) {
 // demo provider's placeholder.
 func StaticKey(key string) *KeySource { return &KeySource{kind: "static", key: key} }
 
-// String describes the source without its value.
+// String describes the source without its value. For cmd: only the
+// program's name is shown: its arguments may name or carry secrets.
 func (k *KeySource) String() string {
-	if k.kind == "static" {
+	switch k.kind {
+	case "static":
 		return "static"
+	case "cmd":
+		return "cmd:" + strings.Fields(k.arg)[0] + " ..."
 	}
 	return k.kind + ":" + k.arg
 }
@@ -74,6 +78,11 @@ func (k *KeySource) Key(ctx context.Context) (string, error) {
 	}
 	key, err := k.read(ctx)
 	if err != nil {
+		if k.key != "" {
+			// A source that fails on refresh (a locked password manager)
+			// does not take away the key read before.
+			return k.key, nil
+		}
 		return "", fmt.Errorf("%w: %s: %v", ErrNoKey, k, err)
 	}
 	k.key, k.fetched = key, time.Now()

@@ -1,17 +1,22 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
 	"github.com/rs/zerolog"
 )
+
+// doneMarker is the data of the event that ends an OpenAI stream.
+var doneMarker = []byte("[DONE]")
 
 // maxMeteredJSON bounds how much of a non-streamed response hardcap keeps to
 // read its usage. A larger body is still passed through whole, but charged
@@ -29,6 +34,12 @@ type meter struct {
 	hideUsage bool
 	// cut ends the upstream request (kill switch, shutdown).
 	cut context.CancelCauseFunc
+
+	// tokenID and project select the request for Cut; they are set before
+	// the request is registered and never change.
+	tokenID, project string
+	// sent is set once any byte of the request reached the connection.
+	sent atomic.Bool
 
 	once    sync.Once
 	settled chan struct{}
@@ -61,7 +72,7 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 			s.Charged, s.Outcome = m.res.Amount, budget.UsageMissing
 		}
 		// The settlement must be written even when the client is gone.
-		rec, err := m.p.ledger.Settle(context.Background(), m.res.ID, s)
+		rec, err := m.p.settleWithRetry(s, m.res.ID)
 		log := m.p.log
 		if err != nil {
 			// The reservation stays open and is charged in full on the next
@@ -99,13 +110,18 @@ type meteredBody struct {
 	status int
 	sse    bool
 
-	mu      sync.Mutex // Read and Close may race when the client leaves
-	buf     *[]byte    // read buffer from bufPool, returned when done
-	raw     []byte     // sse: bytes not yet framed into events
-	out     []byte     // bytes ready for the client
-	whole   []byte     // json: the body so far, up to maxMeteredJSON
-	tooBig  bool
-	usage   *budget.Usage
+	mu     sync.Mutex // Read and Close may race when the client leaves
+	buf    *[]byte    // read buffer from bufPool, returned when done
+	raw    []byte     // sse: bytes not yet framed into events
+	out    []byte     // bytes ready for the client
+	whole  []byte     // json: the body so far, up to maxMeteredJSON
+	tooBig bool
+	usage  *budget.Usage
+	// final is set when the usage can be trusted as the request's whole
+	// usage: it came in the usage-only chunk, or the stream ended with
+	// [DONE]. Some providers report running totals in every chunk; a
+	// stream cut after one of those has not reported what it will bill.
+	final   bool
 	done    bool
 	doneErr error
 }
@@ -175,10 +191,14 @@ func (b *meteredBody) process(chunk []byte) {
 // the usage chunk the client did not ask for.
 func (b *meteredBody) event(ev []byte) {
 	if data := eventData(ev); data != nil {
+		if bytes.Equal(bytes.TrimSpace(data), doneMarker) {
+			b.final = b.usage != nil
+		}
 		u, found, usageOnly := chatUsageFromChunk(data)
 		if found {
 			// A later usage replaces an earlier one; it never adds to it.
 			b.usage = &u
+			b.final = usageOnly
 			if usageOnly && b.m.hideUsage {
 				return
 			}
@@ -207,9 +227,12 @@ func (b *meteredBody) finish(err error) {
 	}
 	if !b.sse && !b.tooBig && errors.Is(err, io.EOF) {
 		if u, ok := chatUsageFromJSON(b.whole); ok {
-			b.usage = &u
+			b.usage, b.final = &u, true
 		}
 		b.whole = nil
+	}
+	if !b.final {
+		b.usage = nil
 	}
 	b.m.settle(b.usage, b.status, budget.UsageMissing)
 }
@@ -235,4 +258,26 @@ func (b *meteredBody) Close() error {
 		_ = b.src.Close()
 	}()
 	return nil
+}
+
+// settleRetries and settleBackoff bound how hard hardcap tries to record a
+// settlement before leaving the reservation to the next start's recovery.
+const (
+	settleRetries = 5
+	settleBackoff = 50 * time.Millisecond
+)
+
+// settleWithRetry records a settlement, retrying storage failures with
+// backoff: until it lands the reservation keeps its money held. A
+// reservation that is already settled or a closed database ends the tries.
+func (p *Proxy) settleWithRetry(s budget.Settlement, id string) (budget.Record, error) {
+	var err error
+	for i := 0; i < settleRetries; i++ {
+		var rec budget.Record
+		if rec, err = p.ledger.Settle(context.Background(), id, s); err == nil || !retriable(err) {
+			return rec, err
+		}
+		time.Sleep(settleBackoff << i)
+	}
+	return budget.Record{}, err
 }

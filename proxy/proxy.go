@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
@@ -37,6 +38,10 @@ type Provider struct {
 	// into; default "max_completion_tokens" for OpenAI's own API and
 	// "max_tokens" for other OpenAI-compatible APIs, which know that one.
 	CapField string
+	// ExtraParams are request parameters beyond the ones hardcap knows that
+	// the operator allows for this provider, having checked they do not
+	// change the cost.
+	ExtraParams map[string]bool
 }
 
 // PriceBook looks up the prices and limits of a model at a moment.
@@ -234,7 +239,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		}
 		return tok, refuse(ErrBadRequest, "The body could not be read.")
 	}
-	req, err := parseChat(body)
+	req, err := parseChat(body, rt.provider.ExtraParams)
 	if err != nil {
 		return tok, err
 	}
@@ -248,8 +253,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		}
 		return tok, err
 	}
-	inputBound := capInput(req.inputBound, model)
-	maxOutput, inject, err := outputBound(req.clientCap, model, inputBound)
+	inputBound := req.inputBound
+	maxOutput, err := outputBound(req.clientCap, model, inputBound)
 	if err != nil {
 		return tok, err
 	}
@@ -265,6 +270,20 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	if fw.key, err = rt.provider.Key.Key(r.Context()); err != nil {
 		return tok, err
 	}
+
+	// The request is registered for the kill switch before it reserves: a
+	// kill that commits while the reservation is being taken either refuses
+	// it inside the ledger or cuts it here, never neither. The upstream
+	// context does not end with the client's: a client that leaves does not
+	// stop the metering.
+	ctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(r.Context()), p.timeout)
+	ctx, cut := context.WithCancelCause(ctx)
+	m := &meter{p: p, prices: model.Prices, start: start, cut: cut, settled: make(chan struct{}), tokenID: tok.ID, project: tok.Project}
+	if !p.inflight.add(m) {
+		cancelTimeout()
+		cut(nil)
+		return tok, refuse(ErrShuttingDown, "hardcap is shutting down.")
+	}
 	res, err := p.ledger.Reserve(r.Context(), budget.Request{
 		TokenID:  tok.ID,
 		Project:  tok.Project,
@@ -274,6 +293,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		ClientIP: clientIP(r),
 	}, quote)
 	if err != nil {
+		p.inflight.remove(m)
+		cancelTimeout()
+		cut(nil)
 		if isDomainRefusal(err) {
 			return tok, err
 		}
@@ -281,10 +303,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	}
 
 	// From here the reservation is durable and every path settles it.
-	ctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(r.Context()), p.timeout)
-	ctx, cut := context.WithCancelCause(ctx)
-	m := &meter{p: p, res: res, prices: model.Prices, start: start, cut: cut, settled: make(chan struct{})}
-	p.inflight.add(m)
+	m.res = res
 	defer func() {
 		if !m.attached {
 			// Neither a response body nor the error handler took the
@@ -294,18 +313,24 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		// The deadline must outlive the handler while a drain reads on.
 		go func() { <-m.settled; cancelTimeout(); cut(nil) }()
 	}()
-
-	if inject || res.OutputCap < maxOutput {
-		fw.body, m.hideUsage, err = req.rewrite(res.OutputCap, rt.provider.CapField)
-	} else {
-		fw.body, m.hideUsage, err = req.rewrite(req.clientCap, rt.provider.CapField)
+	if errors.Is(context.Cause(ctx), ErrCut) {
+		m.attached = true
+		m.settle(nil, http.StatusForbidden, budget.NotSent)
+		return tok, refuse(tokens.ErrKilled, "The request was cut before it was sent.")
 	}
+
+	fw.body, m.hideUsage, err = req.rewrite(res.OutputCap, rt.provider.CapField)
 	if err != nil {
 		m.attached = true
 		m.settle(nil, http.StatusInternalServerError, budget.NotSent)
 		return tok, err
 	}
 	fw.meter = m
+	// Once a byte of the request is written the provider may act on it;
+	// before that, a failure provably cost nothing.
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaderField: func(string, []string) { m.sent.Store(true) },
+	})
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, fw)))
 	return tok, nil
 }
@@ -333,18 +358,37 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Body = io.NopCloser(bytes.NewReader(fw.body))
 		pr.Out.ContentLength = int64(len(fw.body))
 		pr.Out.Header.Set("Content-Length", strconv.Itoa(len(fw.body)))
-		body := fw.body
-		pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		// No GetBody: without it the transport never replays a POST on a
+		// broken connection, which would run one reservation twice.
+		pr.Out.GetBody = nil
 	}
+}
+
+// releases reports whether an error status releases a reservation: the
+// provider refused the request before doing any work. Other errors (408, gateway
+// errors and timeouts from intermediaries that may sit in front of a model
+// still generating) are charged the full reservation.
+func releases(status int) bool {
+	switch {
+	case status == http.StatusRequestTimeout || status == 499:
+		return false
+	case status >= 300 && status < 500:
+		return true
+	}
+	switch status {
+	case http.StatusInternalServerError, http.StatusNotImplemented, http.StatusServiceUnavailable, 529:
+		return true
+	}
+	return false
 }
 
 // maxErrorBody bounds how much of an upstream error body hardcap reads.
 const maxErrorBody = 1 << 20
 
 // modifyResponse is the ReverseProxy ModifyResponse hook. Error answers are
-// passed on with the real key scrubbed and release the reservation (or
-// charge it, for gateway timeouts, where the provider may still be
-// generating); success answers get a metering body that settles at its end.
+// passed on with the real key scrubbed and release the reservation or charge
+// it in full (see releases); success answers get a metering body that
+// settles at its end.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardFrom(resp.Request.Context())
 	if resp.StatusCode >= 300 {
@@ -357,8 +401,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if fw.meter != nil {
 			fw.meter.attached = true
 			outcome := budget.UpstreamRefused
-			switch resp.StatusCode {
-			case http.StatusGatewayTimeout, 522, 524:
+			if !releases(resp.StatusCode) {
 				outcome = budget.UsageMissing
 			}
 			fw.meter.settle(nil, resp.StatusCode, outcome)
@@ -386,8 +429,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	fw := forwardFrom(r.Context())
 	if fw != nil && fw.meter != nil {
 		fw.meter.attached = true
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		if !fw.meter.sent.Load() {
 			fw.meter.settle(nil, http.StatusBadGateway, budget.NotSent)
 		} else {
 			fw.meter.settle(nil, http.StatusBadGateway, budget.UsageMissing)

@@ -1,19 +1,21 @@
 package storage
 
-import "errors"
+import "github.com/hardcap/hardcap/budget"
 
 // Errors of opening and closing.
 var (
-	// ErrClosed is returned by every method once Close has begun.
-	ErrClosed = errors.New("storage: database closed")
+	// ErrClosed is returned by every method once Close has begun. It is
+	// budget.ErrLedgerClosed.
+	ErrClosed = budget.ErrLedgerClosed
 )
 
 // Errors of settlement.
 var (
 	// ErrNotReserved is returned when settling a reservation that does not
 	// exist: it was settled already, or never taken. Settlement happens
-	// exactly once; a second attempt changes nothing.
-	ErrNotReserved = errors.New("storage: no such open reservation")
+	// exactly once; a second attempt changes nothing. It is
+	// budget.ErrNotReserved.
+	ErrNotReserved = budget.ErrNotReserved
 )
 
 // fatalError marks an error that happened after an operation began to write

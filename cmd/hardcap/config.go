@@ -51,6 +51,10 @@ type ProviderConfig struct {
 	// CapField is where an injected output cap goes: max_completion_tokens
 	// (default for prices: openai) or max_tokens (default otherwise).
 	CapField string `yaml:"cap_field"`
+	// ExtraParams lists request parameters beyond the ones hardcap knows
+	// that this provider may receive. Only list parameters that cannot change
+	// what a request costs (sampling knobs, for example).
+	ExtraParams []string `yaml:"extra_params"`
 }
 
 // BudgetConfig is the global budget and how limits behave.
@@ -259,7 +263,11 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 	default:
 		return nil, fmt.Errorf("config: providers.%s.cap_field must be max_tokens or max_completion_tokens", name)
 	}
-	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField}, nil
+	extra := map[string]bool{}
+	for _, p := range pc.ExtraParams {
+		extra[p] = true
+	}
+	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField, ExtraParams: extra}, nil
 }
 
 // kindAnthropic is accepted in the config so that the SPEC's example loads,

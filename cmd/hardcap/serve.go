@@ -178,8 +178,9 @@ func (m *Main) Close() error {
 	if err == nil {
 		err = m.proxy.Wait(ctx)
 	}
+	m.proxy.Close()
 	if err != nil {
-		n := m.proxy.Cut(proxy.CutTarget{})
+		n := m.proxy.Close()
 		m.log.Warn().Int("cut", n).Msg("grace period over: cutting in-flight requests")
 		_ = m.server.Close()
 		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
