@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
 	"github.com/hardcap/hardcap/internal/fakeopenai"
+	"github.com/hardcap/hardcap/internal/testlog"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/storage"
 	"github.com/rs/zerolog"
@@ -38,7 +38,7 @@ type harness struct {
 	token    string
 	tokenID  string
 	project  string
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	catalog  *pricing.Catalog
 	dbPath   string
 	clock    func() time.Time
@@ -65,24 +65,6 @@ func ledgerOrDB(wrap func(budget.Ledger) budget.Ledger, db *storage.DB) budget.L
 	return wrap(db)
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var (
 	catalogOnce sync.Once
 	catalog     *pricing.Catalog
@@ -100,7 +82,7 @@ func embeddedCatalog(t testing.TB) *pricing.Catalog {
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, project: "web", logs: &syncBuffer{}, catalog: embeddedCatalog(t)}
+	h := &harness{t: t, project: "web", logs: &testlog.Buffer{}, catalog: embeddedCatalog(t)}
 	h.up = fakeopenai.New(t, fakeopenai.Options{APIKey: realKey})
 	h.dbPath = filepath.Join(t.TempDir(), "hardcap.db")
 	var err error

@@ -19,19 +19,28 @@ import (
 // client talks to a running server's admin API.
 type client struct {
 	server string
-	token  string
 	json   bool
 	out    io.Writer
+	// dataDir and config say where to find admin.token when
+	// $HARDCAP_ADMIN_TOKEN is unset; it is read on the first call, after the
+	// command line has been checked.
+	dataDir, config string
 }
 
-// clientFlags are the flags every client command takes.
-func clientFlags(fs *flag.FlagSet, stdout io.Writer) func() (*client, error) {
+// clientFlags adds the flags every client command takes to fs and returns
+// prepare, which parses the command line (want positional arguments) and
+// builds the client.
+func clientFlags(fs *flag.FlagSet, stdout io.Writer) (prepare func(args []string, want int) ([]string, *client, error)) {
 	server := fs.String("server", "", "server URL (default $HARDCAP_SERVER or http://127.0.0.1:8787)")
 	jsonOut := fs.Bool("json", false, "print the API's JSON")
 	data := fs.String("data-dir", "", "data directory holding admin.token")
 	config := fs.String("config", "", "config file naming the data directory")
-	return func() (*client, error) {
-		c := &client{server: *server, json: *jsonOut, out: stdout}
+	return func(args []string, want int) ([]string, *client, error) {
+		pos, err := parseFlags(fs, args, want)
+		if err != nil {
+			return nil, nil, err
+		}
+		c := &client{server: *server, json: *jsonOut, out: stdout, dataDir: *data, config: *config}
 		if c.server == "" {
 			c.server = os.Getenv("HARDCAP_SERVER")
 		}
@@ -39,29 +48,37 @@ func clientFlags(fs *flag.FlagSet, stdout io.Writer) func() (*client, error) {
 			c.server = "http://127.0.0.1:8787"
 		}
 		c.server = strings.TrimSuffix(c.server, "/")
-		c.token = strings.TrimSpace(os.Getenv("HARDCAP_ADMIN_TOKEN"))
-		if c.token == "" {
-			cfg, err := loadConfig(*config)
-			if err != nil {
-				return nil, err
-			}
-			dir, err := dataDir(*data, cfg.DataDir)
-			if err != nil {
-				return nil, err
-			}
-			b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-			if err != nil {
-				return nil, fmt.Errorf("no admin token: set $HARDCAP_ADMIN_TOKEN or point --data-dir at the server's data directory (%v)", err)
-			}
-			c.token = strings.TrimSpace(string(b))
-		}
-		return c, nil
+		return pos, c, nil
 	}
+}
+
+// adminToken is $HARDCAP_ADMIN_TOKEN, else the server's admin.token.
+func (c *client) adminToken() (string, error) {
+	if t := strings.TrimSpace(os.Getenv("HARDCAP_ADMIN_TOKEN")); t != "" {
+		return t, nil
+	}
+	cfg, err := loadConfig(c.config)
+	if err != nil {
+		return "", err
+	}
+	dir, err := dataDir(c.dataDir, cfg.DataDir)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		return "", fmt.Errorf("no admin token: set $HARDCAP_ADMIN_TOKEN or point --data-dir at the server's data directory (%v)", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // call sends one admin request and decodes the JSON answer into v (when v
 // is not nil). With --json it also prints the answer as it came.
 func (c *client) call(ctx context.Context, method, path string, body any, v any) error {
+	token, err := c.adminToken()
+	if err != nil {
+		return err
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -76,7 +93,7 @@ func (c *client) call(ctx context.Context, method, path string, body any, v any)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -126,16 +143,12 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		sub, args = args[0], args[1:]
 	}
 	fs := newFlagSet(strings.TrimSpace(name + " " + sub))
-	mk := clientFlags(fs, stdout)
+	prepare := clientFlags(fs, stdout)
 	switch name + " " + sub {
 	case "project create":
 		budgetUSD := fs.String("budget", "", "budget in USD")
 		period := fs.String("period", "", "day, week, month or total (default total)")
-		pos, err := parseFlags(fs, args, 1)
-		if err != nil {
-			return err
-		}
-		c, err := mk()
+		pos, c, err := prepare(args, 1)
 		if err != nil {
 			return err
 		}
@@ -146,10 +159,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "project %s created (budget %s)\n", p.Name, p.Budget.describe())
 		return nil
 	case "project list":
-		if _, err := parseFlags(fs, args, 0); err != nil {
-			return err
-		}
-		c, err := mk()
+		_, c, err := prepare(args, 0)
 		if err != nil {
 			return err
 		}
@@ -171,15 +181,12 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		models := fs.String("models", "", "comma-separated models the token may use (default any)")
 		expires := fs.String("expires", "", "lifetime, e.g. 720h or 30d (default never)")
 		rpm := fs.Int("rpm", 0, "requests per minute (default no limit)")
-		if _, err := parseFlags(fs, args, 0); err != nil {
+		_, c, err := prepare(args, 0)
+		if err != nil {
 			return err
 		}
 		if *project == "" {
 			return usageError("token create: --project is required")
-		}
-		c, err := mk()
-		if err != nil {
-			return err
 		}
 		body := map[string]any{"project": *project, "name": *label, "budget_usd": *budgetUSD, "period": *period, "expires": *expires, "rpm": *rpm}
 		if *models != "" {
@@ -193,10 +200,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "token list":
 		project := fs.String("project", "", "only this project's tokens")
-		if _, err := parseFlags(fs, args, 0); err != nil {
-			return err
-		}
-		c, err := mk()
+		_, c, err := prepare(args, 0)
 		if err != nil {
 			return err
 		}
@@ -211,11 +215,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	case "token revoke":
-		pos, err := parseFlags(fs, args, 1)
-		if err != nil {
-			return err
-		}
-		c, err := mk()
+		pos, c, err := prepare(args, 1)
 		if err != nil {
 			return err
 		}
@@ -230,10 +230,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		token := fs.String("token", "", "only this token id")
 		since := fs.String("since", "", "only the last DURATION, e.g. 24h or 7d")
 		csvOut := fs.Bool("csv", false, "print CSV")
-		if _, err := parseFlags(fs, args, 0); err != nil {
-			return err
-		}
-		c, err := mk()
+		_, c, err := prepare(args, 0)
 		if err != nil {
 			return err
 		}
@@ -266,15 +263,12 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	case "kill ", "resume ":
 		project := fs.String("project", "", "only this project")
 		token := fs.String("token", "", "only this token id")
-		if _, err := parseFlags(fs, args, 0); err != nil {
+		_, c, err := prepare(args, 0)
+		if err != nil {
 			return err
 		}
 		if *project != "" && *token != "" {
 			return usageError(name + ": name --project or --token, not both")
-		}
-		c, err := mk()
-		if err != nil {
-			return err
 		}
 		var out struct {
 			Scope  string
@@ -291,10 +285,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	case "status ":
-		if _, err := parseFlags(fs, args, 0); err != nil {
-			return err
-		}
-		c, err := mk()
+		_, c, err := prepare(args, 0)
 		if err != nil {
 			return err
 		}

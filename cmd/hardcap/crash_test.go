@@ -17,13 +17,14 @@ import (
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/internal/fakeopenai"
+	"github.com/hardcap/hardcap/internal/testlog"
 )
 
 // child is a hardcap server running as a separate process.
 type child struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
+	logs *testlog.Buffer
 }
 
 const crashAdminToken = "hcadmin_crash_test_token"
@@ -41,7 +42,7 @@ func startChild(t *testing.T, cfgPath, dataDir string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, logs: &syncBuffer{}}
+	c := &child{cmd: cmd, logs: &testlog.Buffer{}}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	ready := make(chan string, 1)
 	go func() {

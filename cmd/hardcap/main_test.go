@@ -10,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hardcap/hardcap/internal/fakeopenai"
+	"github.com/hardcap/hardcap/internal/testlog"
 )
 
 // TestMain lets a test run this binary as the hardcap server in a child
@@ -37,7 +37,7 @@ type server struct {
 	up      *fakeopenai.Server
 	url     string
 	dataDir string
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	cancel  context.CancelFunc
 	done    chan error
 }
@@ -64,7 +64,7 @@ func startServer(t *testing.T, extraConfig string) *server {
 	t.Helper()
 	t.Setenv("HARDCAP_TEST_FAKE_KEY", fakeKey)
 	t.Setenv("HARDCAP_ADMIN_TOKEN", "")
-	s := &server{t: t, up: fakeopenai.New(t, fakeopenai.Options{APIKey: fakeKey}), dataDir: t.TempDir(), logs: &syncBuffer{}}
+	s := &server{t: t, up: fakeopenai.New(t, fakeopenai.Options{APIKey: fakeKey}), dataDir: t.TempDir(), logs: &testlog.Buffer{}}
 	cfg, err := loadConfig(writeConfig(t, t.TempDir(), s.up.URL(), extraConfig))
 	if err != nil {
 		t.Fatal(err)
@@ -132,24 +132,6 @@ func decodeJSON(t *testing.T, s string, v any) {
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("not JSON: %v: %s", err, s)
 	}
-}
-
-// syncBuffer is a log sink safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
