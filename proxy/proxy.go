@@ -253,6 +253,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		}
 		return tok, err
 	}
+	if !model.Prices.HasOutput() {
+		return tok, refuse(pricing.ErrModelNotPriced, "No output price is known for %q at provider %q.", req.model, rt.provider.Prices)
+	}
 	inputBound := req.inputBound
 	maxOutput, err := outputBound(req.clientCap, model, inputBound)
 	if err != nil {

@@ -153,10 +153,10 @@ type hit struct {
 }
 
 // resolve searches p's segments in order, then p's fallback providers
-// depth-first. A matching model without an input or output price at `at` is
-// passed over so that a later layer or fallback may price it; found reports
-// whether any model matched at all.
-func (c *Catalog) resolve(p *provider, name string, at time.Time, seen map[string]bool) (h hit, ok, found bool) {
+// depth-first, for a matching model whose prices at `at` satisfy enough. A
+// matching model that does not is passed over so that a later layer or
+// fallback may price it; found reports whether any model matched at all.
+func (c *Catalog) resolve(p *provider, name string, at time.Time, seen map[string]bool, enough func(Prices) bool) (h hit, ok, found bool) {
 	seen[p.id] = true
 	for i, s := range p.segs {
 		m := s.find(name)
@@ -164,7 +164,7 @@ func (c *Catalog) resolve(p *provider, name string, at time.Time, seen map[strin
 			continue
 		}
 		found = true
-		if pr := m.pricesAt(at); pr.Priced() {
+		if pr := m.pricesAt(at); enough(pr) {
 			return hit{prov: p, seg: i, model: m, prices: pr}, true, true
 		}
 	}
@@ -173,7 +173,7 @@ func (c *Catalog) resolve(p *provider, name string, at time.Time, seen map[strin
 		if !exists || seen[id] {
 			continue
 		}
-		h, ok, f := c.resolve(fp, name, at, seen)
+		h, ok, f := c.resolve(fp, name, at, seen, enough)
 		if ok {
 			return h, true, true
 		}
@@ -204,7 +204,8 @@ func (c *Catalog) resolve(p *provider, name string, at time.Time, seen map[strin
 //
 // Lookup returns ErrUnknownProvider when no provider matches, and
 // ErrModelNotPriced when no model matches or the matching model has no input
-// or no output price at `at`.
+// price at `at`. A model without an output price is returned (embedding
+// models have none); callers that meter output check Prices.HasOutput.
 func (c *Catalog) Lookup(providerID, name string, at time.Time) (Model, error) {
 	if at.IsZero() {
 		at = time.Now()
@@ -213,10 +214,16 @@ func (c *Catalog) Lookup(providerID, name string, at time.Time) (Model, error) {
 	if p == nil {
 		return Model{}, fmt.Errorf("%w: %q", ErrUnknownProvider, providerID)
 	}
-	h, ok, found := c.resolve(p, name, at, map[string]bool{})
+	// A model priced for input and output wins over one priced for input
+	// only (an embedding model, or a user file that lists only input
+	// prices); the latter is used when nothing better matches.
+	h, ok, found := c.resolve(p, name, at, map[string]bool{}, func(pr Prices) bool { return pr.Priced() && pr.HasOutput() })
+	if !ok {
+		h, ok, found = c.resolve(p, name, at, map[string]bool{}, Prices.Priced)
+	}
 	if !ok {
 		if found {
-			return Model{}, fmt.Errorf("%w: %s model %q has no input or output token price", ErrModelNotPriced, p.id, name)
+			return Model{}, fmt.Errorf("%w: %s model %q has no input token price", ErrModelNotPriced, p.id, name)
 		}
 		return Model{}, fmt.Errorf("%w: %s has no model matching %q", ErrModelNotPriced, p.id, name)
 	}

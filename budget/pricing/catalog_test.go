@@ -97,14 +97,23 @@ func TestLookupErrors(t *testing.T) {
 }
 
 func TestLookupUnpricedModel(t *testing.T) {
-	// A matching model without an output price is not priced.
+	// A model without an input price is not priced; one with an input price
+	// only (an embedding model) is, without output.
 	c, err := ParseGenAIPrices([]byte(`[{"id":"p","name":"P","api_pattern":"x","models":[
-		{"id":"embed","match":{"equals":"embed"},"prices":{"input_mtok":0.1}}]}]`))
+		{"id":"embed","match":{"equals":"embed"},"prices":{"input_mtok":0.1}},
+		{"id":"outonly","match":{"equals":"outonly"},"prices":{"output_mtok":0.1}}]}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := c.Lookup("p", "embed", dataDay); !errors.Is(err, ErrModelNotPriced) {
+	if m, err := c.Lookup("p", "outonly", dataDay); !errors.Is(err, ErrModelNotPriced) {
 		t.Errorf("got %+v, %v; want ErrModelNotPriced", m, err)
+	}
+	m, err := c.Lookup("p", "embed", dataDay)
+	if err != nil || m.Prices.HasOutput() {
+		t.Errorf("got %+v, %v; want an input-only model", m, err)
+	}
+	if _, err := m.Prices.Cost(budget.Usage{InputTokens: 1, OutputTokens: 1}); !errors.Is(err, ErrModelNotPriced) {
+		t.Errorf("output on an input-only model: got %v, want ErrModelNotPriced", err)
 	}
 }
 
@@ -244,15 +253,16 @@ func TestEmbeddedEveryModel(t *testing.T) {
 				continue
 			}
 			got, err := c.Lookup(p.id, probe, dataDay)
-			ownPriced := m.pricesAt(dataDay).Priced()
+			own := m.pricesAt(dataDay)
+			ownPriced := own.Priced()
 			switch {
 			case err == nil && got.Provider == p.id && got.ID == m.id:
 				priced++
 				if !ownPriced {
-					t.Errorf("%s/%s: priced without input and output prices", p.id, m.id)
+					t.Errorf("%s/%s: priced without an input price", p.id, m.id)
 				}
-			case err == nil && got.Provider != p.id && !ownPriced:
-				priced++ // unpriced here, priced by a fallback provider
+			case err == nil && got.Provider != p.id && !(ownPriced && own.HasOutput()):
+				priced++ // not fully priced here, fully priced by a fallback provider
 			case errors.Is(err, ErrModelNotPriced) && !ownPriced:
 				unpriced++
 			default:

@@ -60,9 +60,9 @@ func TestParseLiteLLMSubset(t *testing.T) {
 			}
 		}
 	})
-	t.Run("image model without token prices", func(t *testing.T) {
-		if _, err := c.Lookup("openai", "gpt-image-1", dataDay); !errors.Is(err, ErrModelNotPriced) {
-			t.Errorf("got %v, want ErrModelNotPriced", err)
+	t.Run("image model without output token prices", func(t *testing.T) {
+		if m, err := c.Lookup("openai", "gpt-image-1", dataDay); err == nil && m.Prices.HasOutput() {
+			t.Errorf("got %+v, want no output token price", m.Prices)
 		}
 	})
 }

@@ -131,7 +131,7 @@ func (c *Catalog) apply(ov Override, owned map[string]bool) error {
 	}
 
 	if !set.Priced() {
-		return fmt.Errorf("%w: %s/%s is not in the price data, so the override must give InputMTok and OutputMTok", ErrInvalidOverride, ov.Provider, ov.Model)
+		return fmt.Errorf("%w: %s/%s is not in the price data, so the override must give at least InputMTok", ErrInvalidOverride, ov.Provider, ov.Model)
 	}
 	nm := &model{
 		id:            ov.Model,

@@ -84,9 +84,29 @@ type Prices struct {
 	OutputReasoning Tiered
 }
 
-// Priced reports whether p has both an input and an output price, the least
-// hardcap needs to bound a request.
-func (p Prices) Priced() bool { return p.Input.Set && p.Output.Set }
+// Priced reports whether p has an input price, the least any request needs.
+// Embedding models have no output price; routes that produce output also
+// need HasOutput.
+func (p Prices) Priced() bool { return p.Input.Set }
+
+// HasOutput reports whether p has an output price.
+func (p Prices) HasOutput() bool { return p.Output.Set }
+
+// Worst1hRate is the highest rate a one-hour cache write could be billed at
+// by a request with at most inputBound input tokens. Without a one-hour price
+// in the data it is the larger of the cache-write price and twice the input
+// price, which is what Anthropic charges for one-hour writes: a missing price
+// must never make a write cheaper than the provider bills it.
+func (p Prices) Worst1hRate(inputBound int64) budget.Rate {
+	if p.CacheWrite1h.Set {
+		return p.CacheWrite1h.max(inputBound)
+	}
+	r := 2 * p.Input.max(inputBound)
+	if p.CacheWrite.Set {
+		r = max(r, p.CacheWrite.max(inputBound))
+	}
+	return r
+}
 
 // Cost returns the exact cost of u in nano-USD, summed exactly and rounded up
 // once to the next nano-USD. Every price's tier is chosen by u.InputTokens,
@@ -95,12 +115,14 @@ func (p Prices) Priced() bool { return p.Input.Set && p.Output.Set }
 // Uncached input (InputTokens minus the three cache counts) is billed at
 // Input; cache reads at CacheRead, or Input when unset; 5-minute cache writes
 // at CacheWrite, or Input when unset; one-hour cache writes at CacheWrite1h,
-// or the larger of CacheWrite and Input when unset; reasoning tokens at
+// or the larger of CacheWrite and twice Input when unset (Anthropic's
+// one-hour price is twice the input price); reasoning tokens at
 // OutputReasoning, or Output when unset; the remaining output at Output.
 //
 // Negative counts, cache counts that add up to more than InputTokens and
 // ReasoningTokens above OutputTokens return ErrInvalidUsage. Prices without
-// an input or output price return ErrModelNotPriced, and a cost beyond
+// an input price, or without an output price for usage with output tokens,
+// return ErrModelNotPriced, and a cost beyond
 // budget.Money's range returns budget.ErrOverflow.
 func (p Prices) Cost(u budget.Usage) (budget.Money, error) {
 	if !p.Priced() {
@@ -109,10 +131,13 @@ func (p Prices) Cost(u budget.Usage) (budget.Money, error) {
 	if err := checkUsage(u); err != nil {
 		return 0, err
 	}
+	if u.OutputTokens > 0 && !p.HasOutput() {
+		return 0, ErrModelNotPriced
+	}
 	in := u.InputTokens
 	inRate := p.Input.At(in)
 	cw := orRate(p.CacheWrite, in, inRate)
-	cw1h := max(cw, inRate)
+	cw1h := max(cw, 2*inRate)
 	if p.CacheWrite1h.Set {
 		cw1h = p.CacheWrite1h.At(in)
 	}

@@ -98,11 +98,11 @@ func TestCost(t *testing.T) {
 			"12.5",
 		},
 		{
-			// No cache-write price: 1,000 5m writes and 1,000 1h writes at
-			// input 2.5 = 0.0025 each.
+			// No cache-write price: 1,000 5m writes at input 2.5 = 0.0025 and
+			// 1,000 1h writes at twice input, 5 = 0.005.
 			"gpt-4o cache writes fall back to input", gpt4o(t),
 			budget.Usage{InputTokens: 2_000, CacheWriteTokens: 1_000, CacheWrite1hTokens: 1_000},
-			"0.005",
+			"0.0075",
 		},
 		{
 			// 65,000 × 3 = 0.195; 20,000 × 0.3 = 0.006; 10,000 × 3.75 =
@@ -142,17 +142,17 @@ func TestCost(t *testing.T) {
 		{
 			// No 1h price: 1h writes at max(cache write 1.25, input 1) = 1.25.
 			// 1,000,000 × 1.25 = 1.25.
-			"1h write falls back to larger of write and input",
+			"1h write falls back to larger of write and twice input",
 			Prices{Input: Flat(rate(t, "1")), CacheWrite: Flat(rate(t, "1.25")), Output: Flat(rate(t, "5"))},
 			budget.Usage{InputTokens: 1_000_000, CacheWrite1hTokens: 1_000_000},
-			"1.25",
+			"2",
 		},
 		{
-			// Cache write cheaper than input (odd, but possible): 1h at input 2.
-			"1h write falls back to input when write is cheaper",
-			Prices{Input: Flat(rate(t, "2")), CacheWrite: Flat(rate(t, "1")), Output: Flat(rate(t, "5"))},
+			// A 1h write price above twice input (odd, but possible) wins.
+			"1h write falls back to write when it is dearer",
+			Prices{Input: Flat(rate(t, "1")), CacheWrite: Flat(rate(t, "3")), Output: Flat(rate(t, "5"))},
 			budget.Usage{InputTokens: 1_000_000, CacheWrite1hTokens: 1_000_000},
-			"2",
+			"3",
 		},
 		{
 			// 0.075 USD/Mtok is 75 nano-USD per token: exact, no rounding.
@@ -204,7 +204,7 @@ func TestCostRejects(t *testing.T) {
 		{"cache parts sum above input", p, budget.Usage{InputTokens: 5, CacheReadTokens: 2, CacheWriteTokens: 2, CacheWrite1hTokens: 2}, ErrInvalidUsage},
 		{"reasoning above output", p, budget.Usage{OutputTokens: 5, ReasoningTokens: 6}, ErrInvalidUsage},
 		{"huge counts overflow", Prices{Input: Flat(1 << 62), Output: Flat(1)}, budget.Usage{InputTokens: 1 << 62}, budget.ErrOverflow},
-		{"no output price", Prices{Input: Flat(1)}, budget.Usage{InputTokens: 1}, ErrModelNotPriced},
+		{"no output price for output", Prices{Input: Flat(1)}, budget.Usage{InputTokens: 1, OutputTokens: 1}, ErrModelNotPriced},
 		{"no input price", Prices{Output: Flat(1)}, budget.Usage{}, ErrModelNotPriced},
 	}
 	for _, tt := range tests {
