@@ -46,13 +46,18 @@ func presentedSecret(h http.Header) (string, error) {
 var strippedHeaders = []string{"Cookie", "Accept-Encoding", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
 
 // setCredentials removes every client credential from h and sets the real
-// key.
+// key where the provider's kind expects it: Anthropic's x-api-key, or a
+// Bearer Authorization.
 func setCredentials(h http.Header, kind Kind, key string) {
 	for _, name := range credentialHeaders {
 		h.Del(name)
 	}
 	for _, name := range strippedHeaders {
 		h.Del(name)
+	}
+	if kind == KindAnthropic {
+		h.Set("X-Api-Key", key)
+		return
 	}
 	h.Set("Authorization", "Bearer "+key)
 }

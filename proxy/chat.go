@@ -5,27 +5,26 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/hardcap/hardcap/budget"
 )
 
-// chatRequest is a parsed POST /v1/chat/completions body: what metering
-// needs, and the body's fields for rewriting.
+// chatAPI is OpenAI's POST /v1/chat/completions, as spoken by OpenAI and
+// every OpenAI-compatible provider.
+type chatAPI struct{}
+
+// chatRequest is a parsed chat completions body.
 type chatRequest struct {
 	fields map[string]json.RawMessage
-
-	model string
+	name   string
 	// stream is true for "stream": true.
 	stream bool
 	// wantsUsage is true when the client itself asked for the usage chunk.
 	wantsUsage bool
-	// clientCap is the smaller of max_completion_tokens and max_tokens; 0
-	// when the client set neither.
-	clientCap int64
-	// choices is n, at least 1.
-	choices int64
-	// inputBound is the proven upper bound of the prompt's tokens before the
-	// context-window cap; see chatInputBound.
-	inputBound int64
+	// hideUsage is set by rewrite when hardcap asked for the usage chunk
+	// the client did not.
+	hideUsage bool
+	b         bounds
 }
 
 // Chat input bound allowances, in tokens. Every token of the tokenizers
@@ -41,81 +40,6 @@ const (
 	chatBaseAllowance = 32
 	chatToolAllowance = 64 // per tool or function definition, plus once
 )
-
-// parseChat reads a chat completions body. It refuses what hardcap cannot
-// bound: non-text inputs, audio output, predicted outputs, web search and
-// premium service tiers.
-func parseChat(body []byte, extraParams map[string]bool) (*chatRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return nil, refuse(ErrBadRequest, "The body must be a JSON object.")
-	}
-	// Go's decoder keeps the last of duplicate keys and matches struct
-	// fields regardless of case; a provider may do neither. Refusing both
-	// makes hardcap and the provider read the same request.
-	if err := checkKeys(body); err != nil {
-		return nil, err
-	}
-	for name := range fields {
-		if !chatParams[name] && !extraParams[name] {
-			return nil, refuse(ErrUnbounded, "hardcap does not know the parameter %q, so it cannot prove what it costs. An operator can allow it with the provider's extra_params setting.", name)
-		}
-	}
-	req := &chatRequest{fields: fields, choices: 1}
-	if err := unmarshalField(fields, "model", &req.model); err != nil || req.model == "" {
-		return nil, refuse(ErrBadRequest, "The body needs a \"model\" string.")
-	}
-	if err := unmarshalField(fields, "stream", &req.stream); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream\" must be a boolean.")
-	}
-	var opts map[string]json.RawMessage
-	if err := unmarshalField(fields, "stream_options", &opts); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream_options\" must be an object.")
-	}
-	if err := unmarshalField(opts, "include_usage", &req.wantsUsage); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream_options.include_usage\" must be a boolean.")
-	}
-	for _, name := range []string{"max_completion_tokens", "max_tokens"} {
-		var v *int64
-		if err := unmarshalField(fields, name, &v); err != nil || (v != nil && *v <= 0) {
-			return nil, refuse(ErrBadRequest, "%q must be a positive integer.", name)
-		}
-		if v != nil && (req.clientCap == 0 || *v < req.clientCap) {
-			req.clientCap = *v
-		}
-	}
-	var n *int64
-	if err := unmarshalField(fields, "n", &n); err != nil || (n != nil && (*n < 1 || *n > 128)) {
-		return nil, refuse(ErrBadRequest, "\"n\" must be an integer from 1 to 128.")
-	}
-	if n != nil {
-		req.choices = *n
-	}
-	if err := checkChatUnbounded(fields); err != nil {
-		return nil, err
-	}
-	var msgs []map[string]json.RawMessage
-	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
-		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
-	}
-	for i, m := range msgs {
-		if _, ok := m["audio"]; ok {
-			return nil, refuse(ErrUnbounded, "messages[%d]: audio references are not metered by this version of hardcap.", i)
-		}
-		if err := checkTextContent(m["content"]); err != nil {
-			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
-		}
-	}
-	tools := countArray(fields["tools"]) + countArray(fields["functions"])
-	req.inputBound = int64(len(body)) + chatBaseAllowance
-	if tools > 0 {
-		req.inputBound += chatToolAllowance * int64(tools+1)
-	}
-	if _, ok := fields["response_format"]; ok {
-		req.inputBound += chatToolAllowance
-	}
-	return req, nil
-}
 
 // chatParams are the chat completion parameters hardcap knows the cost
 // effect of. Any other parameter is refused: a provider-specific option
@@ -134,52 +58,77 @@ var chatParams = map[string]bool{
 	"web_search_options": true, "prediction": true, "audio": true,
 }
 
-// checkKeys refuses a body with an object that repeats a key, exactly or in
-// another case.
-func checkKeys(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type frame struct {
-		object bool
-		keys   map[string]bool
-		key    bool // the next string token is a key
+// parse reads a chat completions body. It refuses what hardcap cannot
+// bound: non-text inputs, audio, predicted outputs, web search, premium
+// service tiers and unknown parameters.
+func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
+	fields, err := checkFields(body, chatParams, prov)
+	if err != nil {
+		return nil, err
 	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
+	req := &chatRequest{fields: fields, b: bounds{choices: 1}}
+	if req.name, err = modelField(fields); err != nil {
+		return nil, err
+	}
+	if err := unmarshalField(fields, "stream", &req.stream); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream\" must be a boolean.")
+	}
+	var opts map[string]json.RawMessage
+	if err := unmarshalField(fields, "stream_options", &opts); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream_options\" must be an object.")
+	}
+	if err := unmarshalField(opts, "include_usage", &req.wantsUsage); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream_options.include_usage\" must be a boolean.")
+	}
+	for _, name := range []string{"max_completion_tokens", "max_tokens"} {
+		v, err := positiveField(fields, name)
 		if err != nil {
-			return nil // the body already parsed; the end of input ends the scan
+			return nil, err
 		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '{':
-				stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
-				continue
-			case '[':
-				stack = append(stack, &frame{})
-				continue
-			default:
-				stack = stack[:len(stack)-1]
-			}
-		case string:
-			if top != nil && top.object && top.key {
-				k := strings.ToLower(v)
-				if top.keys[k] {
-					return refuse(ErrBadRequest, "The key %q appears twice in one object.", v)
-				}
-				top.keys[k] = true
-				top.key = false
-				continue
-			}
-		}
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
+		if v > 0 && (req.b.clientCap == 0 || v < req.b.clientCap) {
+			req.b.clientCap = v
 		}
 	}
+	if req.b.choices, err = choicesField(fields, "n"); err != nil {
+		return nil, err
+	}
+	if err := checkChatUnbounded(fields); err != nil {
+		return nil, err
+	}
+	var msgs []map[string]json.RawMessage
+	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
+		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
+	}
+	for i, m := range msgs {
+		if _, ok := m["audio"]; ok {
+			return nil, refuse(ErrUnbounded, "messages[%d]: audio references are not metered by this version of hardcap.", i)
+		}
+		if err := checkTextContent(m["content"]); err != nil {
+			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
+		}
+	}
+	tools := countArray(fields["tools"]) + countArray(fields["functions"])
+	req.b.input = int64(len(body)) + chatBaseAllowance
+	if tools > 0 {
+		req.b.input += chatToolAllowance * int64(tools+1)
+	}
+	if _, ok := fields["response_format"]; ok {
+		req.b.input += chatToolAllowance
+	}
+	return req, nil
+}
+
+// choicesField reads an optional count of outputs (n, best_of) from 1 to
+// 128; 1 when absent.
+func choicesField(fields map[string]json.RawMessage, name string) (int64, error) {
+	var n *int64
+	if err := unmarshalField(fields, name, &n); err != nil || (n != nil && (*n < 1 || *n > 128)) {
+		return 0, refuse(ErrBadRequest, "%q must be an integer from 1 to 128.", name)
+	}
+	if n == nil {
+		return 1, nil
+	}
+	return *n, nil
 }
 
 // checkChatUnbounded refuses parameters whose cost the request does not
@@ -229,67 +178,98 @@ func checkTextContent(raw json.RawMessage) error {
 	return nil
 }
 
-type errString string
-
-func (e errString) Error() string { return string(e) }
+func (r *chatRequest) model() string  { return r.name }
+func (r *chatRequest) bounds() bounds { return r.b }
 
 // rewrite returns the body to send upstream. Every output cap field the
 // request carries is set to outputCap, the per-choice cap the reservation
-// was quoted for (never above the client's own), and capField is added when
-// absent; so the provider never runs with a cap above the quote, whichever
-// field it reads. The one exception: OpenAI's own API (capField
-// max_completion_tokens) honours a client's max_tokens and refuses requests
-// that carry both. For streams include_usage is turned on so the usage can
-// be metered; hideUsage reports that the client did not ask for it.
-func (r *chatRequest) rewrite(outputCap int64, capField string) (body []byte, hideUsage bool, err error) {
-	v := json.RawMessage(strconv.FormatInt(outputCap, 10))
-	for _, name := range []string{"max_tokens", "max_completion_tokens"} {
-		if _, ok := r.fields[name]; ok {
-			r.fields[name] = v
+// was quoted for (never above the client's own), and the provider's
+// CapField is added when absent; so the provider never runs with a cap above
+// the quote, whichever field it reads. The one exception: OpenAI's own API
+// (CapField max_completion_tokens) honours a client's max_tokens and refuses
+// requests that carry both. For streams include_usage is turned on so the
+// usage can be metered, and the extra chunk is hidden from a client that did
+// not ask for it.
+func (r *chatRequest) rewrite(outputCap int64, prov *Provider) ([]byte, error) {
+	setCap(r.fields, outputCap, "max_tokens", "max_completion_tokens")
+	if _, ok := r.fields[prov.CapField]; !ok {
+		if _, legacy := r.fields["max_tokens"]; !(legacy && prov.CapField == "max_completion_tokens") {
+			setCapField(r.fields, prov.CapField, outputCap)
 		}
 	}
-	if _, ok := r.fields[capField]; !ok {
-		if _, legacy := r.fields["max_tokens"]; !(legacy && capField == "max_completion_tokens") {
-			r.fields[capField] = v
-		}
+	if err := r.askForUsage(); err != nil {
+		return nil, err
 	}
-	if r.stream && !r.wantsUsage {
-		var opts map[string]json.RawMessage
-		_ = unmarshalField(r.fields, "stream_options", &opts)
-		if opts == nil {
-			opts = map[string]json.RawMessage{}
-		}
-		opts["include_usage"] = json.RawMessage("true")
-		b, err := json.Marshal(opts)
-		if err != nil {
-			return nil, false, err
-		}
-		r.fields["stream_options"] = b
-		hideUsage = true
-	}
-	body, err = json.Marshal(r.fields)
-	return body, hideUsage, err
+	return json.Marshal(r.fields)
 }
 
-// unmarshalField decodes fields[name] into v; a missing or null field leaves
-// v unchanged.
-func unmarshalField(fields map[string]json.RawMessage, name string, v any) error {
-	raw, ok := fields[name]
-	if !ok || !isSet(raw) {
+// askForUsage turns on stream_options.include_usage for streams whose
+// client did not.
+func (r *chatRequest) askForUsage() error {
+	if !r.stream || r.wantsUsage {
 		return nil
 	}
-	return json.Unmarshal(raw, v)
-}
-
-func isSet(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
-}
-
-func countArray(raw json.RawMessage) int {
-	var a []json.RawMessage
-	if json.Unmarshal(raw, &a) != nil {
-		return 0
+	var opts map[string]json.RawMessage
+	_ = unmarshalField(r.fields, "stream_options", &opts)
+	if opts == nil {
+		opts = map[string]json.RawMessage{}
 	}
-	return len(a)
+	opts["include_usage"] = json.RawMessage("true")
+	b, err := json.Marshal(opts)
+	if err != nil {
+		return err
+	}
+	r.fields["stream_options"] = b
+	r.hideUsage = true
+	return nil
 }
+
+func (r *chatRequest) tracker() usageTracker { return &openAITracker{hideUsage: r.hideUsage} }
+
+// setCapField sets one cap field, present or not.
+func setCapField(fields map[string]json.RawMessage, name string, outputCap int64) {
+	fields[name] = json.RawMessage(strconv.FormatInt(outputCap, 10))
+}
+
+// openAITracker reads the usage of chat and legacy completions responses:
+// the "usage" object of a whole body, or of the stream chunk that
+// include_usage adds.
+type openAITracker struct {
+	hideUsage bool
+	usage     *budget.Usage
+	// final is set when the usage came in the usage-only chunk, or the
+	// stream ended with [DONE] after it. Some providers report running
+	// totals in every chunk; a stream cut after one of those has not
+	// reported what it will bill.
+	final bool
+}
+
+func (t *openAITracker) event(_ string, data []byte) bool {
+	if bytes.Equal(bytes.TrimSpace(data), doneMarker) {
+		t.final = t.usage != nil
+		return false
+	}
+	u, found, usageOnly := openAIUsageFromChunk(data)
+	if !found {
+		return false
+	}
+	// A later usage replaces an earlier one; it never adds to it.
+	t.usage, t.final = &u, usageOnly
+	return usageOnly && t.hideUsage
+}
+
+func (t *openAITracker) whole(body []byte) {
+	if u, ok := openAIUsageFromJSON(body); ok {
+		t.usage, t.final = &u, true
+	}
+}
+
+func (t *openAITracker) result(bool) (budget.Usage, bool) {
+	if t.usage == nil || !t.final {
+		return budget.Usage{}, false
+	}
+	return *t.usage, true
+}
+
+// doneMarker is the data of the event that ends an OpenAI stream.
+var doneMarker = []byte("[DONE]")

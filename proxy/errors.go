@@ -159,9 +159,20 @@ func errorType(status int) string {
 	return "invalid_request_error"
 }
 
-// writeError writes e in the OpenAI error shape. Hard stops carry
-// x-should-retry: false, which the official SDKs honour.
-func writeError(w http.ResponseWriter, e *Error) {
+// anthropicTypes maps hardcap's codes to the Anthropic error types that
+// mean the same; the other codes are used as they are (SPEC §3).
+var anthropicTypes = map[string]string{
+	"invalid_api_key": "authentication_error",
+	"invalid_request": "invalid_request_error",
+	"rate_limited":    "rate_limit_error",
+	"upstream_error":  "api_error",
+	"internal_error":  "api_error",
+}
+
+// writeError writes e in the caller's error shape: OpenAI's
+// {"error":{...}} or Anthropic's {"type":"error","error":{...}}. Hard stops
+// carry x-should-retry: false, which the official SDKs honour.
+func writeError(w http.ResponseWriter, shape Kind, e *Error) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if e.RetryAfter > 0 {
@@ -171,12 +182,22 @@ func writeError(w http.ResponseWriter, e *Error) {
 		h.Set("X-Should-Retry", "false")
 	}
 	w.WriteHeader(e.Status)
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"message": e.Message,
-		"type":    errorType(e.Status),
-		"param":   nil,
-		"code":    e.Code,
-	}})
+	var v any
+	if shape == KindAnthropic {
+		typ := e.Code
+		if t, ok := anthropicTypes[typ]; ok {
+			typ = t
+		}
+		v = map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": e.Message}}
+	} else {
+		v = map[string]any{"error": map[string]any{
+			"message": e.Message,
+			"type":    errorType(e.Status),
+			"param":   nil,
+			"code":    e.Code,
+		}}
+	}
+	body, _ := json.Marshal(v)
 	_, _ = w.Write(append(body, '\n'))
 }
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -15,9 +14,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// doneMarker is the data of the event that ends an OpenAI stream.
-var doneMarker = []byte("[DONE]")
-
 // maxMeteredJSON bounds how much of a non-streamed response hardcap keeps to
 // read its usage. A larger body is still passed through whole, but charged
 // at the full reservation.
@@ -29,9 +25,8 @@ type meter struct {
 	res    budget.Reservation
 	prices pricing.Prices
 	start  time.Time
-	// hideUsage drops the usage-only stream chunk the client did not ask
-	// for.
-	hideUsage bool
+	// req is the parsed request; its tracker reads the response's usage.
+	req meteredRequest
 	// cut ends the upstream request (kill switch, shutdown).
 	cut context.CancelCauseFunc
 
@@ -116,12 +111,8 @@ type meteredBody struct {
 	out    []byte     // bytes ready for the client
 	whole  []byte     // json: the body so far, up to maxMeteredJSON
 	tooBig bool
-	usage  *budget.Usage
-	// final is set when the usage can be trusted as the request's whole
-	// usage: it came in the usage-only chunk, or the stream ended with
-	// [DONE]. Some providers report running totals in every chunk; a
-	// stream cut after one of those has not reported what it will bill.
-	final   bool
+	// usage reads the usage of this response's API.
+	usage   usageTracker
 	done    bool
 	doneErr error
 }
@@ -130,8 +121,8 @@ type meteredBody struct {
 // largest allocation on the request path.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func newMeteredBody(m *meter, resp *http.Response, sse bool) *meteredBody {
-	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, buf: bufPool.Get().(*[]byte)}
+func newMeteredBody(m *meter, resp *http.Response, sse bool, usage usageTracker) *meteredBody {
+	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, usage: usage, buf: bufPool.Get().(*[]byte)}
 }
 
 // Read returns the next bytes for the client. Stream events are returned
@@ -187,22 +178,11 @@ func (b *meteredBody) process(chunk []byte) {
 	b.raw = append([]byte(nil), b.raw...)
 }
 
-// event meters one stream event and queues it for the client unless it is
-// the usage chunk the client did not ask for.
+// event meters one stream event and queues it for the client unless the
+// tracker hides it (a usage chunk the client did not ask for).
 func (b *meteredBody) event(ev []byte) {
-	if data := eventData(ev); data != nil {
-		if bytes.Equal(bytes.TrimSpace(data), doneMarker) {
-			b.final = b.usage != nil
-		}
-		u, found, usageOnly := chatUsageFromChunk(data)
-		if found {
-			// A later usage replaces an earlier one; it never adds to it.
-			b.usage = &u
-			b.final = usageOnly
-			if usageOnly && b.m.hideUsage {
-				return
-			}
-		}
+	if typ, data, ok := eventFields(ev); ok && b.usage.event(typ, data) {
+		return
 	}
 	b.out = append(b.out, ev...)
 }
@@ -225,16 +205,16 @@ func (b *meteredBody) finish(err error) {
 		b.event(b.raw)
 		b.raw = nil
 	}
-	if !b.sse && !b.tooBig && errors.Is(err, io.EOF) {
-		if u, ok := chatUsageFromJSON(b.whole); ok {
-			b.usage, b.final = &u, true
-		}
+	clean := errors.Is(err, io.EOF)
+	if !b.sse && !b.tooBig && clean {
+		b.usage.whole(b.whole)
 		b.whole = nil
 	}
-	if !b.final {
-		b.usage = nil
+	if u, ok := b.usage.result(clean); ok {
+		b.m.settle(&u, b.status, budget.Complete)
+		return
 	}
-	b.m.settle(b.usage, b.status, budget.UsageMissing)
+	b.m.settle(nil, b.status, budget.UsageMissing)
 }
 
 // Close ends the client's side. When the body was not read to its end (the

@@ -87,7 +87,7 @@ func TestMeteredBody_TrustsOnlyFinalUsage(t *testing.T) {
 			m := &meter{p: p, res: budget.Reservation{ID: "r1", Amount: 1_000_000}, prices: model.Prices, settled: make(chan struct{})}
 			p.inflight.add(m)
 			resp := &http.Response{StatusCode: 200, Body: &failingReader{r: strings.NewReader(tt.stream), err: tt.end}}
-			b := newMeteredBody(m, resp, true)
+			b := newMeteredBody(m, resp, true, &openAITracker{})
 			out, _ := io.ReadAll(b)
 			_ = b.Close()
 			if len(out) == 0 {
@@ -126,8 +126,8 @@ func TestNextEvent(t *testing.T) {
 			t.Errorf("nextEvent(%q) = %q, %q, %v; want %q, %q, %v", tt.in, ev, rest, ok, tt.event, tt.rest, tt.ok)
 		}
 	}
-	if got := string(eventData([]byte("event: x\ndata: a\ndata:b\r\n\r\n"))); got != "a\nb" {
-		t.Errorf("eventData joined %q, want %q", got, "a\nb")
+	if typ, data, ok := eventFields([]byte("event: x\ndata: a\ndata:b\r\n\r\n")); typ != "x" || string(data) != "a\nb" || !ok {
+		t.Errorf("eventFields = %q, %q, %v; want x, %q", typ, data, ok, "a\nb")
 	}
 }
 

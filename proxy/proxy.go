@@ -194,7 +194,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+r.URL.Path).
 			Int("status", pe.Status).Str("code", pe.Code).
 			Int64("latency_ms", p.now().Sub(start).Milliseconds()).Msg("refused")
-		writeError(w, pe)
+		writeError(w, p.shapeOf(r), pe)
 	}
 }
 
@@ -216,20 +216,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	if err := p.limits.allow(tok, start); err != nil {
 		return tok, err
 	}
-	target := rt.provider.BaseURL.JoinPath(rt.endpoint.path)
+	target := rt.provider.BaseURL.JoinPath(rt.endpoint.upstream)
 	target.RawQuery = r.URL.RawQuery
 	fw := &forward{target: target, prov: rt.provider}
-
-	if !rt.endpoint.metered {
-		if fw.key, err = rt.provider.Key.Key(r.Context()); err != nil {
-			return tok, err
-		}
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), forwardKey{}, fw), p.timeout)
-		defer cancel()
-		r.Body = http.NoBody
-		p.rp.ServeHTTP(w, r.WithContext(ctx))
-		return tok, nil
-	}
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
 	if err != nil {
@@ -239,35 +228,35 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		}
 		return tok, refuse(ErrBadRequest, "The body could not be read.")
 	}
-	req, err := parseChat(body, rt.provider.ExtraParams)
+	if rt.endpoint.api == nil {
+		// A free route (model lists, token counting) is forwarded as it
+		// came, with the real key in place of the token.
+		if fw.key, err = rt.provider.Key.Key(r.Context()); err != nil {
+			return tok, err
+		}
+		fw.body = body
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), forwardKey{}, fw), p.timeout)
+		defer cancel()
+		p.rp.ServeHTTP(w, r.WithContext(ctx))
+		return tok, nil
+	}
+	req, err := rt.endpoint.api.parse(body, rt.provider)
 	if err != nil {
 		return tok, err
 	}
-	if !tok.Allows(req.model) {
-		return tok, refuse(tokens.ErrModelNotAllowed, "This token may not use %q.", req.model)
+	if !tok.Allows(req.model()) {
+		return tok, refuse(tokens.ErrModelNotAllowed, "This token may not use %q.", req.model())
 	}
-	model, err := p.prices.Lookup(rt.provider.Prices, req.model, start)
+	model, err := p.prices.Lookup(rt.provider.Prices, req.model(), start)
 	if err != nil {
 		if errors.Is(err, pricing.ErrModelNotPriced) || errors.Is(err, pricing.ErrUnknownProvider) {
-			return tok, refuse(err, "No price is known for %q at provider %q.", req.model, rt.provider.Prices)
+			return tok, refuse(err, "No price is known for %q at provider %q.", req.model(), rt.provider.Prices)
 		}
 		return tok, err
 	}
-	if !model.Prices.HasOutput() {
-		return tok, refuse(pricing.ErrModelNotPriced, "No output price is known for %q at provider %q.", req.model, rt.provider.Prices)
-	}
-	inputBound := req.inputBound
-	maxOutput, err := outputBound(req.clientCap, model, inputBound)
+	q, err := quote(req.bounds(), model)
 	if err != nil {
 		return tok, err
-	}
-	inRate, outRate := model.Prices.WorstRates(inputBound)
-	quote := budget.Quote{
-		InputTokens: inputBound,
-		InputRate:   inRate,
-		MaxOutput:   maxOutput,
-		Choices:     req.choices,
-		OutputRate:  outRate,
 	}
 	// The key is read before reserving, so a missing key holds no money.
 	if fw.key, err = rt.provider.Key.Key(r.Context()); err != nil {
@@ -291,10 +280,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		TokenID:  tok.ID,
 		Project:  tok.Project,
 		Provider: rt.provider.Name,
-		Model:    req.model,
+		Model:    req.model(),
 		Route:    rt.name,
 		ClientIP: clientIP(r),
-	}, quote)
+	}, q)
 	if err != nil {
 		p.inflight.remove(m)
 		cancelTimeout()
@@ -322,7 +311,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		return tok, refuse(tokens.ErrKilled, "The request was cut before it was sent.")
 	}
 
-	fw.body, m.hideUsage, err = req.rewrite(res.OutputCap, rt.provider.CapField)
+	m.req = req
+	fw.body, err = req.rewrite(res.OutputCap, rt.provider)
 	if err != nil {
 		m.attached = true
 		m.settle(nil, http.StatusInternalServerError, budget.NotSent)
@@ -357,7 +347,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL = fw.target
 	pr.Out.Host = ""
 	setCredentials(pr.Out.Header, fw.prov.Kind, fw.key)
-	if fw.body != nil {
+	pr.Out.Body = http.NoBody
+	pr.Out.ContentLength = 0
+	pr.Out.Header.Del("Content-Length")
+	if len(fw.body) > 0 {
 		pr.Out.Body = io.NopCloser(bytes.NewReader(fw.body))
 		pr.Out.ContentLength = int64(len(fw.body))
 		pr.Out.Header.Set("Content-Length", strconv.Itoa(len(fw.body)))
@@ -416,8 +409,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	fw.meter.attached = true
 	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	resp.Body = newMeteredBody(fw.meter, resp, sse)
-	if fw.meter.hideUsage {
+	resp.Body = newMeteredBody(fw.meter, resp, sse, fw.meter.req.tracker())
+	if sse {
+		// Hidden events change the length.
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
 	}
@@ -438,6 +432,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 			fw.meter.settle(nil, http.StatusBadGateway, budget.UsageMissing)
 		}
 	}
+	shape := KindOpenAI
+	if fw != nil {
+		shape = fw.prov.Kind
+	}
 	status := http.StatusBadGateway
 	msg := publicMessages["upstream_error"]
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -445,10 +443,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		msg = "The provider did not answer within hardcap's upstream timeout."
 	} else if errors.Is(err, ErrCut) || errors.Is(context.Cause(r.Context()), ErrCut) {
 		status = http.StatusForbidden
-		writeError(w, &Error{Status: status, Code: "kill_switch", Message: publicMessages["kill_switch"]})
+		writeError(w, shape, &Error{Status: status, Code: "kill_switch", Message: publicMessages["kill_switch"]})
 		return
 	}
-	writeError(w, &Error{Status: status, Code: "upstream_error", Message: msg})
+	writeError(w, shape, &Error{Status: status, Code: "upstream_error", Message: msg})
 }
 
 // scrub removes every occurrence of the real key from an upstream body, in

@@ -30,12 +30,10 @@ func nextEvent(buf []byte) (event, rest []byte, ok bool) {
 	return nil, buf, false
 }
 
-// eventData returns the joined data lines of one event ("data:" fields,
-// one optional leading space removed, joined with "\n"), or nil when the
-// event has none.
-func eventData(event []byte) []byte {
-	var data []byte
-	found := false
+// eventFields returns an event's type (its "event:" field, "" when absent)
+// and its joined data lines ("data:" fields, one optional leading space
+// removed, joined with "\n"); ok is false when the event has no data.
+func eventFields(event []byte) (typ string, data []byte, ok bool) {
 	for len(event) > 0 {
 		var line []byte
 		i := bytes.IndexAny(event, "\r\n")
@@ -48,19 +46,20 @@ func eventData(event []byte) []byte {
 			}
 			event = event[i+1:]
 		}
-		v, ok := bytes.CutPrefix(line, []byte("data:"))
-		if !ok {
+		if v, found := bytes.CutPrefix(line, []byte("event:")); found {
+			typ = string(bytes.TrimPrefix(v, []byte(" ")))
+			continue
+		}
+		v, found := bytes.CutPrefix(line, []byte("data:"))
+		if !found {
 			continue
 		}
 		v = bytes.TrimPrefix(v, []byte(" "))
-		if found {
+		if ok {
 			data = append(data, '\n')
 		}
 		data = append(data, v...)
-		found = true
+		ok = true
 	}
-	if !found {
-		return nil
-	}
-	return data
+	return typ, data, ok
 }

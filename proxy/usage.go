@@ -39,8 +39,8 @@ func (u *openAIUsage) normalize() (budget.Usage, bool) {
 	return out, true
 }
 
-// chatUsageFromJSON extracts the usage of a whole chat completion body.
-func chatUsageFromJSON(body []byte) (budget.Usage, bool) {
+// openAIUsageFromJSON extracts the usage of a whole chat or completions body.
+func openAIUsageFromJSON(body []byte) (budget.Usage, bool) {
 	var v struct {
 		Usage *openAIUsage `json:"usage"`
 	}
@@ -52,10 +52,10 @@ func chatUsageFromJSON(body []byte) (budget.Usage, bool) {
 
 var usageKey = []byte(`"usage"`)
 
-// chatUsageFromChunk extracts the usage of one chat stream chunk, and
+// openAIUsageFromChunk extracts the usage of one stream chunk, and
 // reports whether the chunk is the usage-only chunk include_usage adds (no
 // choices), which is hidden from clients that did not ask for it.
-func chatUsageFromChunk(data []byte) (u budget.Usage, found, usageOnly bool) {
+func openAIUsageFromChunk(data []byte) (u budget.Usage, found, usageOnly bool) {
 	if !bytes.Contains(data, usageKey) {
 		return budget.Usage{}, false, false
 	}

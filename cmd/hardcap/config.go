@@ -39,7 +39,8 @@ type Config struct {
 
 // ProviderConfig is one upstream API.
 type ProviderConfig struct {
-	// Kind is the API family; default openai.
+	// Kind is the API family: openai, or anthropic; default anthropic for a
+	// provider named anthropic and openai otherwise.
 	Kind string `yaml:"kind"`
 	// BaseURL is the API root, e.g. https://api.openai.com/v1.
 	BaseURL string `yaml:"base_url"`
@@ -124,7 +125,8 @@ func defaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:8787",
 		Providers: map[string]ProviderConfig{
-			"openai": {Kind: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "env:OPENAI_API_KEY", Prices: "openai"},
+			"openai":    {Kind: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "env:OPENAI_API_KEY", Prices: "openai"},
+			"anthropic": {Kind: "anthropic", BaseURL: "https://api.anthropic.com", APIKey: "env:ANTHROPIC_API_KEY", Prices: "anthropic"},
 		},
 		UpstreamTimeout: 10 * time.Minute,
 		MaxBodyBytes:    32 << 20,
@@ -189,8 +191,6 @@ type settings struct {
 	onLow     budget.OnLow
 	location  *time.Location
 	providers []*proxy.Provider
-	// unserved names providers of a kind this version does not serve.
-	unserved []string
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -226,10 +226,6 @@ func (cfg Config) check() (settings, error) {
 		if err != nil {
 			return s, err
 		}
-		if pc.kind(name) == kindAnthropic {
-			s.unserved = append(s.unserved, name)
-			continue
-		}
 		s.providers = append(s.providers, p)
 	}
 	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 {
@@ -243,7 +239,7 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 		return nil, fmt.Errorf("config: providers: %q is not a usable provider name (letters, digits, '-' and '_')", name)
 	}
 	kind := pc.kind(name)
-	if kind != string(proxy.KindOpenAI) && kind != kindAnthropic {
+	if kind != string(proxy.KindOpenAI) && kind != string(proxy.KindAnthropic) {
 		return nil, fmt.Errorf("config: providers.%s.kind: %q (want openai or anthropic)", name, kind)
 	}
 	u, err := url.Parse(pc.BaseURL)
@@ -270,18 +266,14 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField, ExtraParams: extra}, nil
 }
 
-// kindAnthropic is accepted in the config so that the SPEC's example loads,
-// but this version does not serve Anthropic routes yet; see README.
-const kindAnthropic = "anthropic"
-
 // kind is the provider's kind: as configured, else "anthropic" for a
 // provider named anthropic, else "openai".
 func (pc ProviderConfig) kind(name string) string {
 	switch {
 	case pc.Kind != "":
 		return pc.Kind
-	case name == kindAnthropic:
-		return kindAnthropic
+	case name == string(proxy.KindAnthropic):
+		return string(proxy.KindAnthropic)
 	}
 	return string(proxy.KindOpenAI)
 }

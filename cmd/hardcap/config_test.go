@@ -48,11 +48,11 @@ func TestConfig_SpecExample(t *testing.T) {
 	for _, p := range set.providers {
 		names = append(names, p.Name+":"+p.Prices+":"+p.CapField)
 	}
-	if got := strings.Join(names, ","); got != "groq:groq:,openai:openai:" {
+	if got := strings.Join(names, ","); got != "anthropic:anthropic:,groq:groq:,openai:openai:" {
 		t.Fatalf("got providers %s", got)
 	}
-	if len(set.unserved) != 1 || set.unserved[0] != "anthropic" {
-		t.Fatalf("got unserved %v, want anthropic", set.unserved)
+	if set.providers[0].Kind != "anthropic" || set.providers[1].Kind != "openai" {
+		t.Fatalf("got kinds %s and %s", set.providers[0].Kind, set.providers[1].Kind)
 	}
 	if cfg.DataDir != "./data" || cfg.Listen != "127.0.0.1:8787" {
 		t.Fatalf("got %+v", cfg)
@@ -68,7 +68,7 @@ func TestConfig_Defaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != "127.0.0.1:8787" || cfg.UpstreamTimeout != 10*time.Minute || len(set.providers) != 1 || set.providers[0].Key.String() != "env:OPENAI_API_KEY" {
+	if cfg.Listen != "127.0.0.1:8787" || cfg.UpstreamTimeout != 10*time.Minute || len(set.providers) != 2 || set.providers[1].Key.String() != "env:OPENAI_API_KEY" || set.providers[0].Key.String() != "env:ANTHROPIC_API_KEY" {
 		t.Fatalf("got %+v", cfg)
 	}
 	if !set.global.Unlimited() || set.location != time.UTC {

@@ -82,9 +82,6 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
-	for _, name := range set.unserved {
-		m.log.Warn().Str("provider", name).Msg("Anthropic providers are not served by this version; their routes are refused")
-	}
 	if m.Demo {
 		if set.providers, err = m.startDemo(set.providers); err != nil {
 			return err

@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
+)
+
+// api is one request and response format hardcap meters: how to read,
+// bound and rewrite a request, and how to read the usage of its answer.
+// Each route names one (chat.go, completions.go, embeddings.go,
+// messages.go).
+type api interface {
+	// parse reads a request body sent to prov. It refuses what it cannot
+	// bound.
+	parse(body []byte, prov *Provider) (meteredRequest, error)
+}
+
+// meteredRequest is a parsed request.
+type meteredRequest interface {
+	// model is the requested model name.
+	model() string
+	// bounds are the proven limits of what the request can be billed for.
+	bounds() bounds
+	// rewrite returns the body to send upstream, running with the
+	// per-choice output cap the reservation was quoted for.
+	rewrite(outputCap int64, prov *Provider) ([]byte, error)
+	// tracker returns the usage reader for the response; call it after
+	// rewrite, which decides what the client must not see.
+	tracker() usageTracker
+}
+
+// bounds are what a request's worst case is computed from.
+type bounds struct {
+	// input is the proven upper bound of input tokens.
+	input int64
+	// clientCap is the client's own output cap per choice; 0 when none.
+	clientCap int64
+	// defaultCap is the output cap per choice the API applies when the
+	// client sets none (legacy completions: 16); 0 when it has none.
+	defaultCap int64
+	// choices is how many outputs the request can produce (n, best_of,
+	// prompts); at least 1.
+	choices int64
+	// noOutput marks requests that produce no output tokens (embeddings).
+	noOutput bool
+	// cache1h marks requests that may write one-hour cache entries, billed
+	// above the input price.
+	cache1h bool
+}
+
+// quote turns a request's bounds into its worst-case quote for model m.
+func quote(b bounds, m pricing.Model) (budget.Quote, error) {
+	inRate, outRate := m.Prices.WorstRates(b.input)
+	if b.cache1h {
+		inRate = max(inRate, m.Prices.Worst1hRate(b.input))
+	}
+	q := budget.Quote{InputTokens: b.input, InputRate: inRate, Choices: max(b.choices, 1), OutputRate: outRate}
+	if b.noOutput {
+		return q, nil
+	}
+	if !m.Prices.HasOutput() {
+		return q, refuse(pricing.ErrModelNotPriced, "No output price is known for %q.", m.ID)
+	}
+	var err error
+	if b.clientCap == 0 && b.defaultCap > 0 {
+		q.MaxOutput = b.defaultCap
+	} else {
+		q.MaxOutput, err = outputBound(b.clientCap, m, b.input)
+	}
+	return q, err
+}
+
+// usageTracker reads the usage of one response, streamed or whole.
+type usageTracker interface {
+	// event meters one stream event of the given type ("" when the event
+	// has no event: line) and reports whether the client must not see it.
+	event(typ string, data []byte) (hide bool)
+	// whole meters a complete JSON response body.
+	whole(body []byte)
+	// result is the usage to charge and whether it can be trusted as the
+	// request's whole usage. clean reports that the body ended normally.
+	result(clean bool) (budget.Usage, bool)
+}
+
+// checkFields parses a JSON object body and refuses keys repeated in one
+// object and top-level fields outside known and the provider's extras.
+func checkFields(body []byte, known map[string]bool, prov *Provider) (map[string]json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, refuse(ErrBadRequest, "The body must be a JSON object.")
+	}
+	// Go's decoder keeps the last of duplicate keys and matches struct
+	// fields regardless of case; a provider may do neither. Refusing both
+	// makes hardcap and the provider read the same request.
+	if err := checkKeys(body); err != nil {
+		return nil, err
+	}
+	for name := range fields {
+		if !known[name] && !prov.ExtraParams[name] {
+			return nil, refuse(ErrUnbounded, "hardcap does not know the parameter %q, so it cannot prove what it costs. An operator can allow it with the provider's extra_params setting.", name)
+		}
+	}
+	return fields, nil
+}
+
+// setCap writes outputCap into every field of names the request carries.
+func setCap(fields map[string]json.RawMessage, outputCap int64, names ...string) {
+	v := json.RawMessage(strconv.FormatInt(outputCap, 10))
+	for _, name := range names {
+		if _, ok := fields[name]; ok {
+			fields[name] = v
+		}
+	}
+}
+
+// checkKeys refuses a body with an object that repeats a key, exactly or in
+// another case.
+func checkKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the body already parsed; the end of input ends the scan
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
+				continue
+			case '[':
+				stack = append(stack, &frame{})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if top != nil && top.object && top.key {
+				k := strings.ToLower(v)
+				if top.keys[k] {
+					return refuse(ErrBadRequest, "The key %q appears twice in one object.", v)
+				}
+				top.keys[k] = true
+				top.key = false
+				continue
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// unmarshalField decodes fields[name] into v; a missing or null field leaves
+// v unchanged.
+func unmarshalField(fields map[string]json.RawMessage, name string, v any) error {
+	raw, ok := fields[name]
+	if !ok || !isSet(raw) {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func isSet(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+func countArray(raw json.RawMessage) int {
+	var a []json.RawMessage
+	if json.Unmarshal(raw, &a) != nil {
+		return 0
+	}
+	return len(a)
+}
+
+// modelField reads the required "model" string.
+func modelField(fields map[string]json.RawMessage) (string, error) {
+	var m string
+	if err := unmarshalField(fields, "model", &m); err != nil || m == "" {
+		return "", refuse(ErrBadRequest, "The body needs a \"model\" string.")
+	}
+	return m, nil
+}
+
+// positiveField reads an optional positive integer; 0 when absent.
+func positiveField(fields map[string]json.RawMessage, name string) (int64, error) {
+	var v *int64
+	if err := unmarshalField(fields, name, &v); err != nil || (v != nil && *v <= 0) {
+		return 0, refuse(ErrBadRequest, "%q must be a positive integer.", name)
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}

@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"encoding/json"
+)
+
+// completionsAPI is OpenAI's legacy POST /v1/completions.
+type completionsAPI struct{}
+
+// completionsParams are the legacy completions parameters hardcap knows
+// the cost effect of.
+var completionsParams = map[string]bool{
+	"model": true, "prompt": true, "suffix": true, "max_tokens": true, "temperature": true,
+	"top_p": true, "n": true, "best_of": true, "stream": true, "stream_options": true,
+	"logprobs": true, "echo": true, "stop": true, "presence_penalty": true,
+	"frequency_penalty": true, "logit_bias": true, "user": true, "seed": true,
+}
+
+// completionsDefaultCap is the API's documented max_tokens default.
+const completionsDefaultCap = 16
+
+// completionsRequest reuses the chat request's stream and cap handling.
+type completionsRequest struct{ chatRequest }
+
+// parse reads a completions body. The prompt may be a string, an array of
+// strings, an array of tokens or an array of token arrays; every prompt is
+// completed n times, or best_of times when that is larger (the provider
+// bills every candidate). Token ids are written as decimal numbers of at
+// least one digit, so the body's length bounds them as it bounds text.
+func (completionsAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
+	fields, err := checkFields(body, completionsParams, prov)
+	if err != nil {
+		return nil, err
+	}
+	req := &completionsRequest{chatRequest{fields: fields}}
+	if req.name, err = modelField(fields); err != nil {
+		return nil, err
+	}
+	if err := unmarshalField(fields, "stream", &req.stream); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream\" must be a boolean.")
+	}
+	var opts map[string]json.RawMessage
+	if err := unmarshalField(fields, "stream_options", &opts); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream_options\" must be an object.")
+	}
+	if err := unmarshalField(opts, "include_usage", &req.wantsUsage); err != nil {
+		return nil, refuse(ErrBadRequest, "\"stream_options.include_usage\" must be a boolean.")
+	}
+	if req.b.clientCap, err = positiveField(fields, "max_tokens"); err != nil {
+		return nil, err
+	}
+	req.b.defaultCap = completionsDefaultCap
+	n, err := choicesField(fields, "n")
+	if err != nil {
+		return nil, err
+	}
+	bestOf, err := choicesField(fields, "best_of")
+	if err != nil {
+		return nil, err
+	}
+	prompts, err := promptCount(fields["prompt"])
+	if err != nil {
+		return nil, err
+	}
+	req.b.choices = max(n, bestOf) * prompts
+	req.b.input = int64(len(body)) + chatBaseAllowance*prompts
+	return req, nil
+}
+
+// promptCount is how many prompts a prompt field holds.
+func promptCount(raw json.RawMessage) (int64, error) {
+	if !isSet(raw) {
+		return 0, refuse(ErrBadRequest, "The body needs a \"prompt\".")
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return 1, nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) == 0 {
+		return 0, refuse(ErrBadRequest, "\"prompt\" must be a string, an array of strings, or an array of token arrays.")
+	}
+	var tok int64
+	if json.Unmarshal(list[0], &tok) == nil {
+		return 1, nil // one prompt given as token ids
+	}
+	return int64(len(list)), nil
+}
+
+// rewrite sets max_tokens to the reserved cap (the API's default of 16
+// included) and asks streams for their usage.
+func (r *completionsRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) {
+	setCapField(r.fields, "max_tokens", outputCap)
+	if err := r.askForUsage(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(r.fields)
+}

@@ -1,0 +1,308 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/hardcap/hardcap/budget"
+)
+
+// messagesAPI is Anthropic's POST /v1/messages.
+type messagesAPI struct{}
+
+// messagesParams are the Messages parameters hardcap knows the cost effect
+// of. Others (the MCP connector, containers, context management) are
+// refused unless a provider's extra_params allows them.
+var messagesParams = map[string]bool{
+	"model": true, "messages": true, "max_tokens": true, "system": true, "metadata": true,
+	"stop_sequences": true, "stream": true, "temperature": true, "top_k": true, "top_p": true,
+	"tools": true, "tool_choice": true, "thinking": true, "service_tier": true,
+}
+
+// Messages input bound allowances, in tokens. Claude's tokenizer, like the
+// OpenAI ones, never makes a token of less than one byte, so the body's
+// length bounds the text. When tools are given Anthropic adds a tool-use
+// system prompt (a few hundred tokens, per its pricing docs) and renders
+// each definition; Anthropic-defined client tools (bash, text editor,
+// computer, memory) add more.
+const (
+	messagesBaseAllowance    = 32
+	messagesToolsAllowance   = 1024 // once, when there are tools
+	messagesToolAllowance    = 64   // per tool definition
+	messagesDefinedAllowance = 1024 // per Anthropic-defined client tool
+)
+
+// anthropicClientTools are the type prefixes of Anthropic-defined tools
+// that run on the client: priced as tokens only. Every other typed tool
+// runs on Anthropic's side and bills per use (web search, web fetch, code
+// execution), which the request cannot bound.
+var anthropicClientTools = []string{"bash_", "text_editor_", "computer_", "memory_"}
+
+// messagesBlocks are the content block types whose cost the body bounds.
+var messagesBlocks = map[string]bool{
+	"text": true, "tool_use": true, "tool_result": true, "thinking": true, "redacted_thinking": true,
+}
+
+type messagesRequest struct {
+	fields map[string]json.RawMessage
+	name   string
+	b      bounds
+}
+
+// parse reads a Messages body. max_tokens is required by the API and bounds
+// all output, extended thinking included.
+func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
+	fields, err := checkFields(body, messagesParams, prov)
+	if err != nil {
+		return nil, err
+	}
+	req := &messagesRequest{fields: fields, b: bounds{choices: 1}}
+	if req.name, err = modelField(fields); err != nil {
+		return nil, err
+	}
+	if req.b.clientCap, err = positiveField(fields, "max_tokens"); err != nil {
+		return nil, err
+	}
+	if req.b.clientCap == 0 {
+		return nil, refuse(ErrBadRequest, "The body needs \"max_tokens\".")
+	}
+	var tier string
+	_ = unmarshalField(fields, "service_tier", &tier)
+	if tier != "" && tier != "auto" && tier != "standard_only" {
+		return nil, refuse(ErrUnbounded, "service_tier %q has prices hardcap does not know.", tier)
+	}
+	req.b.input = int64(len(body)) + messagesBaseAllowance
+	var tools []map[string]json.RawMessage
+	if err := unmarshalField(fields, "tools", &tools); err != nil {
+		return nil, refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
+	}
+	if len(tools) > 0 {
+		req.b.input += messagesToolsAllowance
+	}
+	for i, t := range tools {
+		var typ string
+		_ = unmarshalField(t, "type", &typ)
+		switch {
+		case typ == "" || typ == "custom":
+			req.b.input += messagesToolAllowance
+		case hasAnyPrefix(typ, anthropicClientTools):
+			req.b.input += messagesDefinedAllowance
+		default:
+			return nil, refuse(ErrUnbounded, "tools[%d]: the server tool %q is billed per use by Anthropic and cannot be bounded by the request.", i, typ)
+		}
+	}
+	var msgs []map[string]json.RawMessage
+	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
+		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
+	}
+	for i, m := range msgs {
+		if err := checkBlocks(m["content"]); err != nil {
+			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
+		}
+	}
+	if err := checkBlocks(fields["system"]); err != nil {
+		return nil, refuse(ErrUnbounded, "system: %s", err.Error())
+	}
+	// A one-hour cache write costs more than input; any "1h" in the body
+	// (a cache_control ttl) prices input at that rate.
+	req.b.cache1h = bytes.Contains(body, []byte(`"1h"`))
+	return req, nil
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkBlocks accepts a string, null, or an array of content blocks whose
+// types the body bounds; tool results are checked inside.
+func checkBlocks(raw json.RawMessage) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil
+	}
+	var blocks []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &blocks); err != nil {
+		return errString("content blocks must be objects with a \"type\"")
+	}
+	for _, b := range blocks {
+		var typ string
+		if err := json.Unmarshal(b["type"], &typ); err != nil || !messagesBlocks[typ] {
+			return errString("content blocks of type " + strconv.Quote(typ) + " are not metered by this version of hardcap")
+		}
+		if typ == "tool_result" {
+			if err := checkBlocks(b["content"]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *messagesRequest) model() string  { return r.name }
+func (r *messagesRequest) bounds() bounds { return r.b }
+
+// rewrite sets max_tokens to the reserved cap. When that lowers it below a
+// thinking budget, the budget is lowered too (the API requires it to be
+// smaller than max_tokens).
+func (r *messagesRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) {
+	setCapField(r.fields, "max_tokens", outputCap)
+	var thinking map[string]json.RawMessage
+	if unmarshalField(r.fields, "thinking", &thinking) == nil && thinking != nil {
+		var budgetTokens int64
+		if unmarshalField(thinking, "budget_tokens", &budgetTokens) == nil && budgetTokens >= outputCap {
+			setCapField(thinking, "budget_tokens", max(outputCap-1, 1))
+			b, err := json.Marshal(thinking)
+			if err != nil {
+				return nil, err
+			}
+			r.fields["thinking"] = b
+		}
+	}
+	return json.Marshal(r.fields)
+}
+
+func (r *messagesRequest) tracker() usageTracker {
+	return &anthropicTracker{cache1h: r.b.cache1h}
+}
+
+// anthropicUsage is the usage object of Messages responses, message_start
+// and message_delta. Pointers tell a missing count from a zero one.
+type anthropicUsage struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	CacheCreation            *struct {
+		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
+		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+	OutputTokens  *int64 `json:"output_tokens"`
+	ServerToolUse *struct {
+		WebSearchRequests int64 `json:"web_search_requests"`
+		WebFetchRequests  int64 `json:"web_fetch_requests"`
+	} `json:"server_tool_use"`
+}
+
+// merge takes every count later reports: a later value replaces an earlier
+// one, it never adds to it.
+func (u *anthropicUsage) merge(later *anthropicUsage) {
+	if later == nil {
+		return
+	}
+	if later.InputTokens != nil {
+		u.InputTokens = later.InputTokens
+	}
+	if later.CacheCreationInputTokens != nil {
+		u.CacheCreationInputTokens = later.CacheCreationInputTokens
+	}
+	if later.CacheReadInputTokens != nil {
+		u.CacheReadInputTokens = later.CacheReadInputTokens
+	}
+	if later.CacheCreation != nil {
+		u.CacheCreation = later.CacheCreation
+	}
+	if later.OutputTokens != nil {
+		u.OutputTokens = later.OutputTokens
+	}
+	if later.ServerToolUse != nil {
+		u.ServerToolUse = later.ServerToolUse
+	}
+}
+
+// normalize converts the usage. Input counts every input token: uncached,
+// cache reads and cache writes. Cache writes are split by lifetime from the
+// cache_creation breakdown; writes the breakdown does not place (it is
+// missing, or message_delta updated the total without it) are counted as
+// one-hour writes when the request asked for any, the dearer price. Usage
+// that shows server tool use (never allowed through) is not trusted.
+func (u *anthropicUsage) normalize(cache1h bool) (budget.Usage, bool) {
+	if u.InputTokens == nil || u.OutputTokens == nil {
+		return budget.Usage{}, false
+	}
+	if s := u.ServerToolUse; s != nil && (s.WebSearchRequests > 0 || s.WebFetchRequests > 0) {
+		return budget.Usage{}, false
+	}
+	val := func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	creation := val(u.CacheCreationInputTokens)
+	var w5, w1 int64
+	if c := u.CacheCreation; c != nil {
+		w1 = min(val(c.Ephemeral1h), creation)
+		w5 = min(val(c.Ephemeral5m), creation-w1)
+	}
+	if rest := creation - w5 - w1; rest > 0 {
+		if cache1h {
+			w1 += rest
+		} else {
+			w5 += rest
+		}
+	}
+	return budget.Usage{
+		InputTokens:        val(u.InputTokens) + creation + val(u.CacheReadInputTokens),
+		CacheReadTokens:    val(u.CacheReadInputTokens),
+		CacheWriteTokens:   w5,
+		CacheWrite1hTokens: w1,
+		OutputTokens:       val(u.OutputTokens),
+	}, true
+}
+
+// anthropicTracker reads Messages usage: the whole body's usage, or
+// message_start's usage updated by message_delta's. Only a stream that
+// reached message_delta has reported its final output count.
+type anthropicTracker struct {
+	cache1h bool
+	usage   anthropicUsage
+	final   bool
+}
+
+func (t *anthropicTracker) event(_ string, data []byte) bool {
+	var ev struct {
+		Type    string `json:"type"`
+		Message *struct {
+			Usage *anthropicUsage `json:"usage"`
+		} `json:"message"`
+		Usage *anthropicUsage `json:"usage"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return false
+	}
+	switch ev.Type {
+	case "message_start":
+		if ev.Message != nil {
+			t.usage.merge(ev.Message.Usage)
+		}
+	case "message_delta":
+		if ev.Usage != nil {
+			t.usage.merge(ev.Usage)
+			t.final = true
+		}
+	}
+	return false
+}
+
+func (t *anthropicTracker) whole(body []byte) {
+	var v struct {
+		Usage *anthropicUsage `json:"usage"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.Usage != nil {
+		t.usage.merge(v.Usage)
+		t.final = true
+	}
+}
+
+func (t *anthropicTracker) result(bool) (budget.Usage, bool) {
+	if !t.final {
+		return budget.Usage{}, false
+	}
+	return t.usage.normalize(t.cache1h)
+}
