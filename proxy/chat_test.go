@@ -317,7 +317,12 @@ func TestChat_UpstreamFaults(t *testing.T) {
 
 func mustRequest(t *testing.T, h *harness, body string) *http.Request {
 	t.Helper()
-	req, err := http.NewRequest("POST", h.srv.URL+"/v1/chat/completions", strings.NewReader(body))
+	return mustRequestPath(t, h, "/v1/chat/completions", body)
+}
+
+func mustRequestPath(t *testing.T, h *harness, path, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("POST", h.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

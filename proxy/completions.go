@@ -63,7 +63,12 @@ func (completionsAPI) parse(body []byte, prov *Provider) (meteredRequest, error)
 		return nil, err
 	}
 	req.b.choices = max(n, bestOf) * prompts
-	req.b.input = int64(len(body)) + chatBaseAllowance*prompts
+	// Each prompt is billed on its own, and a suffix with each of them.
+	var suffix string
+	if err := unmarshalField(fields, "suffix", &suffix); err != nil {
+		return nil, refuse(ErrBadRequest, "\"suffix\" must be a string.")
+	}
+	req.b.input = int64(len(body)) + (chatBaseAllowance+int64(len(suffix)))*prompts
 	return req, nil
 }
 

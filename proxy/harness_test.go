@@ -16,6 +16,7 @@ import (
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/hardcap/hardcap/internal/fakeanthropic"
 	"github.com/hardcap/hardcap/internal/fakeopenai"
 	"github.com/hardcap/hardcap/internal/testlog"
 	"github.com/hardcap/hardcap/proxy"
@@ -27,11 +28,15 @@ import (
 // key so the secrecy tests search for something realistic.
 const realKey = "sk-proj-TESTKEYabcdefghijklmnopqrstuvwxyz0123456789"
 
+// realAnthropicKey is the Anthropic key the proxy must inject.
+const realAnthropicKey = "sk-ant-api03-TESTKEYabcdefghijklmnopqrstuvwxyz0123456789"
+
 // harness is a proxy in front of a fake OpenAI, with a database, a project
 // and a token.
 type harness struct {
 	t        testing.TB
 	up       *fakeopenai.Server
+	ant      *fakeanthropic.Server
 	db       *storage.DB
 	p        *proxy.Proxy
 	srv      *httptest.Server
@@ -84,6 +89,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	h := &harness{t: t, project: "web", logs: &testlog.Buffer{}, catalog: embeddedCatalog(t)}
 	h.up = fakeopenai.New(t, fakeopenai.Options{APIKey: realKey})
+	h.ant = fakeanthropic.New(t, fakeanthropic.Options{APIKey: realAnthropicKey})
 	h.dbPath = filepath.Join(t.TempDir(), "hardcap.db")
 	var err error
 	h.db, err = storage.Open(h.dbPath, storage.Options{Global: o.global, OnLow: o.onLow, Now: o.now, NoSync: o.noSync})
@@ -96,6 +102,12 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	base, _ := url.Parse(h.up.URL())
+	t.Setenv("HARDCAP_TEST_ANTHROPIC_KEY", realAnthropicKey)
+	antKey, err := proxy.ParseKeySource("env:HARDCAP_TEST_ANTHROPIC_KEY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	antBase, _ := url.Parse(h.ant.URL())
 	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
 	h.p = proxy.New(proxy.Options{
 		Providers: []*proxy.Provider{
@@ -103,6 +115,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 			// An OpenAI-compatible provider that reads max_tokens and allows
 			// one extra parameter.
 			{Name: "compat", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai", CapField: "max_tokens", ExtraParams: map[string]bool{"top_k": true}},
+			{Name: "anthropic", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: antKey, Prices: "anthropic"},
+			// A second Anthropic-kind provider under /p/claude/.
+			{Name: "claude", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: antKey, Prices: "anthropic"},
 		},
 		Tokens: h.db,
 		Ledger: ledgerOrDB(o.ledger, h.db),
@@ -215,3 +230,12 @@ func apiError(t testing.TB, body string) (code, typ, msg string) {
 var errTimeout = errors.New("timeout")
 
 func proxyCutProject(name string) proxy.CutTarget { return proxy.CutTarget{Project: name} }
+
+func decode(t testing.TB, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, s)
+	}
+}
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

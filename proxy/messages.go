@@ -148,13 +148,14 @@ func checkBlocks(raw json.RawMessage) error {
 func (r *messagesRequest) model() string  { return r.name }
 func (r *messagesRequest) bounds() bounds { return r.b }
 
-// rewrite sets max_tokens to the reserved cap. When that lowers it below a
-// thinking budget, the budget is lowered too (the API requires it to be
-// smaller than max_tokens).
+// rewrite sets max_tokens to the reserved cap. When clamping lowers it to
+// or below a thinking budget, the budget is lowered too (the API requires it
+// to be smaller than max_tokens, except with interleaved thinking, where a
+// budget above the client's own max_tokens is left alone).
 func (r *messagesRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) {
 	setCapField(r.fields, "max_tokens", outputCap)
 	var thinking map[string]json.RawMessage
-	if unmarshalField(r.fields, "thinking", &thinking) == nil && thinking != nil {
+	if outputCap < r.b.clientCap && unmarshalField(r.fields, "thinking", &thinking) == nil && thinking != nil {
 		var budgetTokens int64
 		if unmarshalField(thinking, "budget_tokens", &budgetTokens) == nil && budgetTokens >= outputCap {
 			setCapField(thinking, "budget_tokens", max(outputCap-1, 1))

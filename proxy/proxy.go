@@ -216,9 +216,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	if err := p.limits.allow(tok, start); err != nil {
 		return tok, err
 	}
-	target := rt.provider.BaseURL.JoinPath(rt.endpoint.upstream)
+	// Not URL.JoinPath: on a base URL without a path it makes a relative
+	// path ("v1/messages").
+	target := *rt.provider.BaseURL
+	target.Path = strings.TrimSuffix(target.Path, "/") + rt.endpoint.upstream
+	target.RawPath = ""
 	target.RawQuery = r.URL.RawQuery
-	fw := &forward{target: target, prov: rt.provider}
+	fw := &forward{target: &target, prov: rt.provider}
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
 	if err != nil {

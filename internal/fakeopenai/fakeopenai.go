@@ -1,9 +1,15 @@
-// Package fakeopenai is a fake OpenAI Chat Completions upstream for hardcap's
-// proxy tests. It speaks the same wire format and counting rule as package
-// demo (whose building blocks it reuses), records every call, tracks what a
-// real provider would bill, fails the test when a request leaks a hardcap
-// key or lacks the real one, and can misbehave on demand (error statuses,
-// cut or stalled streams, missing usage, malformed JSON).
+// Package fakeopenai is a fake OpenAI upstream for hardcap's proxy tests. It
+// serves POST /v1/chat/completions with the wire format and counting rule of
+// package demo (whose building blocks it reuses), and POST /v1/completions
+// (legacy completions) and POST /v1/embeddings in OpenAI's wire format. It
+// records every call, tracks what a real provider would bill, fails the test
+// when a request leaks a hardcap key or lacks the real one, and can
+// misbehave on demand (error statuses, cut or stalled streams, missing
+// usage, malformed JSON).
+//
+// Legacy completions and embeddings count each prompt or input as
+// ceil(len(text)/4)+1 tokens (len in bytes), or as its number of ids when
+// given as token ids.
 package fakeopenai
 
 import (
@@ -22,8 +28,9 @@ import (
 	"github.com/hardcap/hardcap/demo"
 )
 
-// DefaultCompletion is the completion size in tokens per choice used when
-// Options.DefaultCompletion is zero.
+// DefaultCompletion is the completion size in tokens per choice (per
+// candidate for legacy completions) used when Options.DefaultCompletion is
+// zero.
 const DefaultCompletion = 16
 
 // Options configures New.
@@ -43,10 +50,14 @@ type Behavior struct {
 	// BillAtCap makes each choice generate exactly the request's cap in
 	// tokens (max_completion_tokens, else max_tokens; DefaultCompletion when
 	// uncapped), so completion_tokens is the cap times n: the worst case.
-	// Every billed token is also sent, so keep caps modest (say <= 100000).
+	// For legacy completions each of the max(n, best_of) candidates per
+	// prompt generates exactly max_tokens (16 when absent). Every billed
+	// token of a returned choice is also sent, so keep caps modest (say
+	// <= 100000). Embeddings have no completion to inflate.
 	BillAtCap bool
 	// PromptTokens overrides prompt_tokens with a function of the raw request
-	// body; nil means the counting rule of demo.PromptTokens.
+	// body, on every route; nil means the counting rule of demo.PromptTokens
+	// for chat and the package's rule for legacy completions and embeddings.
 	PromptTokens func(body []byte) int64
 	// Status, when non-zero, is an error status (4xx or 5xx) answered with an
 	// OpenAI error body before any output; nothing is billed.
@@ -55,6 +66,7 @@ type Behavior struct {
 	// events (at most all chunks, never "[DONE]") and then drop the
 	// connection abruptly; a non-stream response writes half its JSON body
 	// (with the full Content-Length) and drops. The full reply is billed.
+	// Embeddings are never streamed.
 	CutAfterEvents int
 	// OmitUsage never sends usage: no "usage" field in a non-stream
 	// response, and no final usage chunk in a stream even when
@@ -175,6 +187,18 @@ func (s *Server) update(i int, f func(*Call)) {
 	f(&s.calls[i])
 }
 
+// handler answers one routed POST request, after the checks common to all
+// routes: it returns an error to answer instead, or what the request bills
+// and a function writing the 200 response.
+type handler func(s *Server, body []byte, b Behavior) (Usage, func(http.ResponseWriter, *http.Request), *demo.APIError)
+
+// routes maps each served path to its handler.
+var routes = map[string]handler{
+	"/v1/chat/completions": (*Server).chat,
+	"/v1/completions":      (*Server).completions,
+	"/v1/embeddings":       (*Server).embeddings,
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	b := s.behavior
@@ -184,7 +208,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	var probe struct {
 		Stream bool `json:"stream"`
 	}
-	json.Unmarshal(body, &probe)
+	if r.URL.Path != "/v1/embeddings" { // embeddings never stream
+		json.Unmarshal(body, &probe)
+	}
 	idx := s.record(Call{Header: r.Header.Clone(), Body: body, Stream: probe.Stream})
 	fail := func(e *demo.APIError) {
 		s.update(idx, func(c *Call) { c.Status = e.Status })
@@ -200,7 +226,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		fail(statusError(b.Status))
 		return
 	}
-	if r.URL.Path != "/v1/chat/completions" {
+	h, ok := routes[r.URL.Path]
+	if !ok {
 		fail(demo.NewAPIError(http.StatusNotFound, "invalid_request_error", "",
 			"Invalid URL ("+r.Method+" "+r.URL.Path+")"))
 		return
@@ -210,10 +237,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			"Invalid method for URL ("+r.Method+" "+r.URL.Path+")"))
 		return
 	}
-	req, apiErr := demo.ParseChatRequest(body)
+	u, write, apiErr := h(s, body, b)
 	if apiErr != nil {
 		fail(apiErr)
 		return
+	}
+	s.update(idx, func(c *Call) {
+		c.Status = http.StatusOK
+		c.Usage = u
+	})
+	write(w, r)
+}
+
+// chat answers POST /v1/chat/completions.
+func (s *Server) chat(body []byte, b Behavior) (Usage, func(http.ResponseWriter, *http.Request), *demo.APIError) {
+	req, apiErr := demo.ParseChatRequest(body)
+	if apiErr != nil {
+		return Usage{}, nil, apiErr
 	}
 
 	reply := demo.NewReply(req, make([]demo.ReplyChoice, req.Choices()))
@@ -233,16 +273,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u := reply.Usage()
-	s.update(idx, func(c *Call) {
-		c.Status = http.StatusOK
-		c.Usage = Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
-	})
+	billed := Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
 
 	if req.Stream {
-		s.stream(w, r, b, reply.Chunks(req.IncludeUsage()), req.IncludeUsage())
-		return
+		chunks := reply.Chunks(req.IncludeUsage())
+		if b.OmitUsage && req.IncludeUsage() {
+			chunks = chunks[:len(chunks)-1]
+		}
+		events := make([]any, len(chunks))
+		for i, c := range chunks {
+			events[i] = c
+		}
+		return billed, func(w http.ResponseWriter, r *http.Request) { s.stream(w, r, b, events) }, nil
 	}
-	s.complete(w, r, b, reply.Completion())
+	cc := reply.Completion()
+	if b.OmitUsage {
+		cc.Usage = nil
+	}
+	prefix := `{"id":"` + cc.ID + `","object":"chat.completion","choices":[{`
+	return billed, func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, b, cc, prefix) }, nil
 }
 
 // keyOK checks the credentials of call idx, reporting each problem through
@@ -315,16 +364,16 @@ func tokens(n int64) []string {
 	return out
 }
 
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, b Behavior, cc demo.ChatCompletion) {
-	if b.OmitUsage {
-		cc.Usage = nil
-	}
-	body, err := json.Marshal(cc)
+// complete writes v as a non-stream 200 response, misbehaving as b says.
+// With MalformedJSON the body is v's JSON after prefix, an unclosed opening
+// of the same kind of object.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, b Behavior, v any, prefix string) {
+	body, err := json.Marshal(v)
 	if err != nil {
 		panic(err)
 	}
 	if b.MalformedJSON {
-		body = append([]byte(`{"id":"`+cc.ID+`","object":"chat.completion","choices":[{`), body...)
+		body = append([]byte(prefix), body...)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -341,14 +390,13 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, b Behavior, cc
 	}
 }
 
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, chunks []demo.ChatCompletionChunk, usageChunk bool) {
-	if b.OmitUsage && usageChunk {
-		chunks = chunks[:len(chunks)-1]
-	}
+// stream writes events as a server-sent event stream ended by "[DONE]",
+// misbehaving as b says. Any usage chunk OmitUsage hides is already gone.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, events []any) {
 	if demo.StartStream(w) != nil {
 		return
 	}
-	for i, c := range chunks {
+	for i, e := range events {
 		switch {
 		case b.CutAfterEvents > 0 && i == b.CutAfterEvents:
 			s.drop(w)
@@ -357,7 +405,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, chun
 			s.stall(r)
 			return
 		}
-		if demo.WriteEvent(w, c) != nil {
+		if demo.WriteEvent(w, e) != nil {
 			return
 		}
 	}
