@@ -99,13 +99,16 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
 		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
 	}
+	var images int64
 	for i, m := range msgs {
 		if _, ok := m["audio"]; ok {
 			return nil, refuse(ErrUnbounded, "messages[%d]: audio references are not metered by this version of hardcap.", i)
 		}
-		if err := checkTextContent(m["content"]); err != nil {
+		n, err := checkChatContent(m["content"])
+		if err != nil {
 			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
 		}
+		images += n
 	}
 	tools := countArray(fields["tools"]) + countArray(fields["functions"])
 	req.b.input = int64(len(body)) + chatBaseAllowance
@@ -115,6 +118,7 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if _, ok := fields["response_format"]; ok {
 		req.b.input += chatToolAllowance
 	}
+	req.b.input += images * openAIImageTokens(req.name)
 	return req, nil
 }
 
@@ -157,25 +161,30 @@ func checkChatUnbounded(fields map[string]json.RawMessage) error {
 	return nil
 }
 
-// checkTextContent accepts a message content that is a string, null, or an
-// array of text parts. Other parts (images, audio, files) are not bounded by
-// this version of hardcap.
-func checkTextContent(raw json.RawMessage) error {
+// checkChatContent accepts a message content that is a string, null, or an
+// array of text and image parts, and returns how many images it holds.
+// Audio and file parts are not bounded by this version of hardcap.
+func checkChatContent(raw json.RawMessage) (images int64, err error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '[' {
-		return nil
+		return 0, nil
 	}
 	var parts []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &parts); err != nil {
-		return errString("content parts must be objects with a \"type\"")
+		return 0, errString("content parts must be objects with a \"type\"")
 	}
 	for _, p := range parts {
 		var typ string
-		if err := json.Unmarshal(p["type"], &typ); err != nil || (typ != "text" && typ != "refusal") {
-			return errString("content parts of type " + strconv.Quote(typ) + " are not metered by this version of hardcap; only text is")
+		_ = json.Unmarshal(p["type"], &typ)
+		switch typ {
+		case "text", "refusal":
+		case "image_url":
+			images++
+		default:
+			return 0, errString("content parts of type " + strconv.Quote(typ) + " are not metered by this version of hardcap; text and images are")
 		}
 	}
-	return nil
+	return images, nil
 }
 
 func (r *chatRequest) model() string  { return r.name }

@@ -164,7 +164,8 @@ func TestChat_Refusals(t *testing.T) {
 		{"no messages", "POST", "/v1/chat/completions", "Bearer " + h.token, `{"model":"gpt-4o-mini"}`, 400, "invalid_request", false},
 		{"negative cap", "POST", "/v1/chat/completions", "Bearer " + h.token, `{"model":"gpt-4o-mini","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request", false},
 		{"model without price", "POST", "/v1/chat/completions", "Bearer " + h.token, `{"model":"my-own-model","messages":[{"role":"user","content":"x"}]}`, 403, "model_not_priced", false},
-		{"image input", "POST", "/v1/chat/completions", "Bearer " + h.token, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}`, 400, "unbounded_cost", false},
+		{"audio input", "POST", "/v1/chat/completions", "Bearer " + h.token, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]}`, 400, "unbounded_cost", false},
+		{"file input", "POST", "/v1/chat/completions", "Bearer " + h.token, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file-abc"}}]}]}`, 400, "unbounded_cost", false},
 		{"web search", "POST", "/v1/chat/completions", "Bearer " + h.token, `{"model":"gpt-4o-mini","web_search_options":{},"messages":[{"role":"user","content":"x"}]}`, 400, "unbounded_cost", false},
 		{"models list is free", "GET", "/v1/models", "Bearer " + h.token, "", 404, "", true},
 	}

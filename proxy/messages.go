@@ -97,14 +97,18 @@ func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
 		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
 	}
+	var images int64
 	for i, m := range msgs {
-		if err := checkBlocks(m["content"]); err != nil {
+		n, err := checkBlocks(m["content"])
+		if err != nil {
 			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
 		}
+		images += n
 	}
-	if err := checkBlocks(fields["system"]); err != nil {
+	if _, err := checkBlocks(fields["system"]); err != nil {
 		return nil, refuse(ErrUnbounded, "system: %s", err.Error())
 	}
+	req.b.input += images * anthropicImageTokens
 	// A one-hour cache write costs more than input; any "1h" in the body
 	// (a cache_control ttl) prices input at that rate.
 	req.b.cache1h = bytes.Contains(body, []byte(`"1h"`))
@@ -121,28 +125,40 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 }
 
 // checkBlocks accepts a string, null, or an array of content blocks whose
-// types the body bounds; tool results are checked inside.
-func checkBlocks(raw json.RawMessage) error {
+// types the body bounds, and returns how many images it holds; tool results
+// are checked inside. An image given by file id refers to stored state the
+// body does not bound.
+func checkBlocks(raw json.RawMessage) (images int64, err error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '[' {
-		return nil
+		return 0, nil
 	}
 	var blocks []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return errString("content blocks must be objects with a \"type\"")
+		return 0, errString("content blocks must be objects with a \"type\"")
 	}
 	for _, b := range blocks {
 		var typ string
-		if err := json.Unmarshal(b["type"], &typ); err != nil || !messagesBlocks[typ] {
-			return errString("content blocks of type " + strconv.Quote(typ) + " are not metered by this version of hardcap")
-		}
-		if typ == "tool_result" {
-			if err := checkBlocks(b["content"]); err != nil {
-				return err
+		_ = json.Unmarshal(b["type"], &typ)
+		switch {
+		case typ == "image":
+			var src map[string]json.RawMessage
+			var srcType string
+			if json.Unmarshal(b["source"], &src) != nil || json.Unmarshal(src["type"], &srcType) != nil || (srcType != "base64" && srcType != "url") {
+				return 0, errString("image blocks must carry a base64 or url source; files by id are not metered")
 			}
+			images++
+		case !messagesBlocks[typ]:
+			return 0, errString("content blocks of type " + strconv.Quote(typ) + " are not metered by this version of hardcap")
+		case typ == "tool_result":
+			n, err := checkBlocks(b["content"])
+			if err != nil {
+				return 0, err
+			}
+			images += n
 		}
 	}
-	return nil
+	return images, nil
 }
 
 func (r *messagesRequest) model() string  { return r.name }
