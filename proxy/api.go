@@ -51,6 +51,12 @@ type bounds struct {
 	// cache1h marks requests that may write one-hour cache entries, billed
 	// above the input price.
 	cache1h bool
+	// allowance is added to the worst case for what the tokens do not
+	// bound (config-granted allowances), in nano-USD.
+	allowance budget.Money
+	// surcharge is charged on top of the usage's cost at settlement: the
+	// allowances for fees the usage does not report (server tool calls).
+	surcharge budget.Money
 }
 
 // quote turns a request's bounds into its worst-case quote for model m.
@@ -59,7 +65,7 @@ func quote(b bounds, m pricing.Model) (budget.Quote, error) {
 	if b.cache1h {
 		inRate = max(inRate, m.Prices.Worst1hRate(b.input))
 	}
-	q := budget.Quote{InputTokens: b.input, InputRate: inRate, Choices: max(b.choices, 1), OutputRate: outRate}
+	q := budget.Quote{InputTokens: b.input, InputRate: inRate, Choices: max(b.choices, 1), OutputRate: outRate, Allowance: b.allowance}
 	if b.noOutput {
 		return q, nil
 	}

@@ -27,6 +27,9 @@ type meter struct {
 	start  time.Time
 	// req is the parsed request; its tracker reads the response's usage.
 	req meteredRequest
+	// surcharge is added to the cost of reported usage: granted allowances
+	// for fees the usage does not carry.
+	surcharge budget.Money
 	// cut ends the upstream request (kill switch, shutdown).
 	cut context.CancelCauseFunc
 
@@ -55,6 +58,9 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 		case usage != nil:
 			s.Usage = *usage
 			cost, err := m.prices.Cost(*usage)
+			if err == nil {
+				cost, err = cost.Add(m.surcharge)
+			}
 			if err != nil {
 				// Usage that cannot be priced is charged the upper bound.
 				s.Charged, s.Outcome = m.res.Amount, budget.UsageMissing

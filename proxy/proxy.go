@@ -42,6 +42,11 @@ type Provider struct {
 	// the operator allows for this provider, having checked they do not
 	// change the cost.
 	ExtraParams map[string]bool
+	// Allowances grant a per-request amount, in nano-USD, for inputs and
+	// tools the request cannot bound, by name: AllowStoredState, AllowFiles,
+	// or a server tool ("web_search", "file_search", "code_interpreter",
+	// "image_generation", "mcp"). Without one such requests are refused.
+	Allowances map[string]budget.Money
 }
 
 // PriceBook looks up the prices and limits of a model at a moment.
@@ -316,6 +321,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	}
 
 	m.req = req
+	m.surcharge = req.bounds().surcharge
 	fw.body, err = req.rewrite(res.OutputCap, rt.provider)
 	if err != nil {
 		m.attached = true

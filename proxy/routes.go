@@ -37,6 +37,7 @@ var endpoints = map[Kind][]endpoint{
 		{http.MethodPost, "/chat/completions", "/chat/completions", chatAPI{}},
 		{http.MethodPost, "/completions", "/completions", completionsAPI{}},
 		{http.MethodPost, "/embeddings", "/embeddings", embeddingsAPI{}},
+		{http.MethodPost, "/responses", "/responses", responsesAPI{}},
 		{http.MethodGet, "/models", "/models", nil},
 	},
 	KindAnthropic: {

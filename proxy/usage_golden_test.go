@@ -21,6 +21,7 @@ var goldenTrackers = map[string]func() usageTracker{
 	"completions": func() usageTracker { return &openAITracker{} },
 	"embeddings":  func() usageTracker { return &embeddingsTracker{} },
 	"messages":    func() usageTracker { return &anthropicTracker{} },
+	"responses":   func() usageTracker { return &responsesTracker{} },
 }
 
 // TestUsageGolden runs every fixture in testdata/usage (bodies in each
@@ -87,7 +88,7 @@ func TestUsageGolden(t *testing.T) {
 		})
 		ran++
 	}
-	if ran < 15 {
+	if ran < 24 {
 		t.Fatalf("ran %d fixtures; the testdata is missing", ran)
 	}
 }

@@ -56,6 +56,19 @@ type ProviderConfig struct {
 	// that this provider may receive. Only list parameters that cannot change
 	// what a request costs (sampling knobs, for example).
 	ExtraParams []string `yaml:"extra_params"`
+	// Allowances grant a per-request amount in USD for inputs and tools a
+	// request cannot bound: stored_state (previous_response_id,
+	// conversation, item references, stored prompts), files (files and
+	// images by id), and the server tools web_search, file_search,
+	// code_interpreter, image_generation and mcp (their allowance is also
+	// charged, since the usage does not carry per-call fees).
+	Allowances map[string]string `yaml:"allowances"`
+}
+
+// allowanceNames are the keys providers.<name>.allowances accepts.
+var allowanceNames = map[string]bool{
+	proxy.AllowStoredState: true, proxy.AllowFiles: true,
+	"web_search": true, "file_search": true, "code_interpreter": true, "image_generation": true, "mcp": true,
 }
 
 // BudgetConfig is the global budget and how limits behave.
@@ -263,7 +276,18 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 	for _, p := range pc.ExtraParams {
 		extra[p] = true
 	}
-	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField, ExtraParams: extra}, nil
+	allow := map[string]budget.Money{}
+	for k, v := range pc.Allowances {
+		if !allowanceNames[k] {
+			return nil, fmt.Errorf("config: providers.%s.allowances: unknown allowance %q", name, k)
+		}
+		m, err := budget.ParseUSD(v)
+		if err != nil {
+			return nil, fmt.Errorf("config: providers.%s.allowances.%s: %w", name, k, err)
+		}
+		allow[k] = m
+	}
+	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField, ExtraParams: extra, Allowances: allow}, nil
 }
 
 // kind is the provider's kind: as configured, else "anthropic" for a

@@ -78,18 +78,20 @@ func TestConfig_Defaults(t *testing.T) {
 
 func TestConfig_Errors(t *testing.T) {
 	tests := map[string]string{
-		"unknown key":      "budjet: {}\n",
-		"literal key":      "providers:\n  openai: {base_url: https://x/v1, api_key: sk-proj-abc}\n",
-		"bad url":          "providers:\n  openai: {base_url: ftp://x, api_key: env:K}\n",
-		"bad kind":         "providers:\n  openai: {kind: gemini, base_url: https://x, api_key: env:K}\n",
-		"bad period":       "budget: {global: {limit_usd: \"1\", period: year}}\n",
-		"bad amount":       "budget: {global: {limit_usd: \"1.5.0\"}}\n",
-		"float amount":     "budget: {global: {limit_usd: \"1e3\"}}\n",
-		"bad on_low":       "budget: {on_low: warn}\n",
-		"bad timezone":     "budget: {timezone: Mars/Olympus}\n",
-		"bad cap field":    "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, cap_field: tokens}\n",
-		"bad provider":     "providers:\n  \"a/b\": {base_url: https://x/v1, api_key: env:K}\n",
-		"negative timeout": "upstream_timeout: -1s\n",
+		"unknown key":       "budjet: {}\n",
+		"literal key":       "providers:\n  openai: {base_url: https://x/v1, api_key: sk-proj-abc}\n",
+		"bad url":           "providers:\n  openai: {base_url: ftp://x, api_key: env:K}\n",
+		"bad kind":          "providers:\n  openai: {kind: gemini, base_url: https://x, api_key: env:K}\n",
+		"bad period":        "budget: {global: {limit_usd: \"1\", period: year}}\n",
+		"bad amount":        "budget: {global: {limit_usd: \"1.5.0\"}}\n",
+		"float amount":      "budget: {global: {limit_usd: \"1e3\"}}\n",
+		"bad on_low":        "budget: {on_low: warn}\n",
+		"bad timezone":      "budget: {timezone: Mars/Olympus}\n",
+		"bad cap field":     "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, cap_field: tokens}\n",
+		"bad provider":      "providers:\n  \"a/b\": {base_url: https://x/v1, api_key: env:K}\n",
+		"negative timeout":  "upstream_timeout: -1s\n",
+		"unknown allowance": "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web: \"1\"}}\n",
+		"bad allowance":     "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web_search: \"-1\"}}\n",
 	}
 	for name, yaml := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -104,6 +106,21 @@ func TestConfig_Errors(t *testing.T) {
 				t.Fatalf("the error echoes the key: %v", err)
 			}
 		})
+	}
+}
+
+func TestConfig_Allowances(t *testing.T) {
+	cfg, err := parseConfig([]byte("providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web_search: \"0.05\", stored_state: \"1\"}}\n"), defaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cfg.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := set.providers[0].Allowances
+	if a["web_search"] != 50_000_000 || a["stored_state"] != budget.NanoPerUSD {
+		t.Fatalf("got %v", a)
 	}
 }
 

@@ -1,0 +1,301 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/hardcap/hardcap/budget"
+)
+
+// responsesAPI is OpenAI's POST /v1/responses.
+type responsesAPI struct{}
+
+var responsesParams = map[string]bool{
+	"model": true, "input": true, "instructions": true, "max_output_tokens": true, "stream": true,
+	"stream_options": true, "tools": true, "tool_choice": true, "parallel_tool_calls": true,
+	"max_tool_calls": true, "store": true, "metadata": true, "temperature": true, "top_p": true,
+	"top_logprobs": true, "text": true, "reasoning": true, "truncation": true, "user": true,
+	"safety_identifier": true, "prompt_cache_key": true, "service_tier": true, "include": true,
+	// Refused, or allowed with an allowance, with a specific message.
+	"background": true, "previous_response_id": true, "conversation": true, "prompt": true,
+}
+
+// Allowance names: what the config's providers.<name>.allowances may grant,
+// in USD per request.
+const (
+	// AllowStoredState covers input the request only refers to:
+	// previous_response_id, conversation, item references and stored prompts.
+	// The provider reports those tokens in the usage, so the allowance only
+	// widens the reservation.
+	AllowStoredState = "stored_state"
+	// AllowFiles covers files and images referenced by file id; their tokens
+	// are reported in the usage too.
+	AllowFiles = "files"
+)
+
+// serverTools are the Responses tools that run on OpenAI's side and bill
+// per call on top of tokens. Granting one an allowance also charges the
+// allowance at settlement, since the usage does not carry those fees.
+var serverTools = []string{"web_search", "file_search", "code_interpreter", "image_generation", "mcp"}
+
+// clientTools are the Responses tools that run on the client: priced as
+// tokens only.
+var clientTools = map[string]int64{
+	"function": chatToolAllowance, "custom": chatToolAllowance,
+	"local_shell": messagesDefinedAllowance, "shell": messagesDefinedAllowance,
+	"computer_use_preview": messagesDefinedAllowance, "apply_patch": messagesDefinedAllowance,
+}
+
+// responsesItems are the input item types whose cost the body bounds.
+var responsesItems = map[string]bool{
+	"message": true, "function_call": true, "function_call_output": true,
+	"custom_tool_call": true, "custom_tool_call_output": true, "reasoning": true,
+}
+
+type responsesRequest struct {
+	fields map[string]json.RawMessage
+	name   string
+	b      bounds
+	prov   *Provider
+	// granted holds the allowances already added, each at most once.
+	granted map[string]bool
+}
+
+// grant adds the provider's allowance named key to the reservation, and to
+// the charge when surcharge is set, or refuses the request when the config
+// grants none.
+func (r *responsesRequest) grant(key, what string, surcharge bool) error {
+	a, ok := r.prov.Allowances[key]
+	if !ok {
+		return refuse(ErrUnbounded, "%s: hardcap cannot bound its cost. An operator can grant a per-request allowance with providers.%s.allowances.%s (USD).", what, r.prov.Name, key)
+	}
+	if r.granted[key] {
+		return nil
+	}
+	r.granted[key] = true
+	r.b.allowance += a
+	if surcharge {
+		r.b.surcharge += a
+	}
+	return nil
+}
+
+// parse reads a Responses body. max_output_tokens bounds all output,
+// reasoning included; inputs and tools the body does not bound need an
+// allowance from the config.
+func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
+	fields, err := checkFields(body, responsesParams, prov)
+	if err != nil {
+		return nil, err
+	}
+	r := &responsesRequest{fields: fields, prov: prov, b: bounds{choices: 1}, granted: map[string]bool{}}
+	if r.name, err = modelField(fields); err != nil {
+		return nil, err
+	}
+	if r.b.clientCap, err = positiveField(fields, "max_output_tokens"); err != nil {
+		return nil, err
+	}
+	var background bool
+	if unmarshalField(fields, "background", &background) != nil || background {
+		return nil, refuse(ErrUnbounded, "Background responses report their usage later, outside this request; hardcap cannot meter them.")
+	}
+	var tier string
+	_ = unmarshalField(fields, "service_tier", &tier)
+	switch tier {
+	case "", "auto", "default", "flex":
+	default:
+		return nil, refuse(ErrUnbounded, "service_tier %q has prices hardcap does not know.", tier)
+	}
+	for _, name := range []string{"previous_response_id", "conversation", "prompt"} {
+		if isSet(fields[name]) {
+			if err := r.grant(AllowStoredState, "\""+name+"\" refers to stored input", false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	r.b.input = int64(len(body)) + chatBaseAllowance
+	var tools []map[string]json.RawMessage
+	if err := unmarshalField(fields, "tools", &tools); err != nil {
+		return nil, refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
+	}
+	if len(tools) > 0 {
+		r.b.input += chatToolAllowance
+	}
+	for i, t := range tools {
+		var typ string
+		_ = unmarshalField(t, "type", &typ)
+		if tokens, ok := clientTools[typ]; ok {
+			r.b.input += tokens
+			continue
+		}
+		server := ""
+		for _, s := range serverTools {
+			if typ == s || strings.HasPrefix(typ, s+"_") {
+				server = s
+			}
+		}
+		if server == "" {
+			return nil, refuse(ErrUnbounded, "tools[%d]: hardcap does not know the tool type %q.", i, typ)
+		}
+		if err := r.grant(server, "tools["+strconv.Itoa(i)+"]: the server tool "+strconv.Quote(typ)+" bills per call", true); err != nil {
+			return nil, err
+		}
+	}
+	images, err := r.checkInput(fields["input"])
+	if err != nil {
+		return nil, err
+	}
+	r.b.input += images * openAIImageTokens(r.name)
+	return r, nil
+}
+
+// checkInput checks the input items and counts the images among them.
+func (r *responsesRequest) checkInput(raw json.RawMessage) (images int64, err error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		var s string
+		if isSet(raw) && json.Unmarshal(raw, &s) != nil {
+			return 0, refuse(ErrBadRequest, "\"input\" must be a string or an array of items.")
+		}
+		return 0, nil
+	}
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return 0, refuse(ErrBadRequest, "\"input\" items must be objects.")
+	}
+	for i, it := range items {
+		typ := "message"
+		_ = unmarshalField(it, "type", &typ)
+		switch {
+		case typ == "item_reference":
+			if err := r.grant(AllowStoredState, "input["+strconv.Itoa(i)+"] refers to a stored item", false); err != nil {
+				return 0, err
+			}
+		case !responsesItems[typ]:
+			return 0, refuse(ErrUnbounded, "input[%d]: items of type %q are not metered by this version of hardcap.", i, typ)
+		case typ == "message":
+			n, err := r.checkParts(i, it["content"])
+			if err != nil {
+				return 0, err
+			}
+			images += n
+		}
+	}
+	return images, nil
+}
+
+// checkParts checks one message's content parts.
+func (r *responsesRequest) checkParts(item int, raw json.RawMessage) (images int64, err error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return 0, nil
+	}
+	var parts []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return 0, refuse(ErrBadRequest, "input[%d]: content parts must be objects.", item)
+	}
+	for _, p := range parts {
+		var typ string
+		_ = unmarshalField(p, "type", &typ)
+		switch typ {
+		case "input_text", "output_text", "refusal", "summary_text":
+		case "input_image":
+			if isSet(p["file_id"]) {
+				if err := r.grant(AllowFiles, "input["+strconv.Itoa(item)+"]: an image by file id", false); err != nil {
+					return 0, err
+				}
+			}
+			images++
+		case "input_file":
+			if err := r.grant(AllowFiles, "input["+strconv.Itoa(item)+"]: a file", false); err != nil {
+				return 0, err
+			}
+		default:
+			return 0, refuse(ErrUnbounded, "input[%d]: content parts of type %q are not metered by this version of hardcap.", item, typ)
+		}
+	}
+	return images, nil
+}
+
+func (r *responsesRequest) model() string  { return r.name }
+func (r *responsesRequest) bounds() bounds { return r.b }
+
+// rewrite sets max_output_tokens to the reserved cap.
+func (r *responsesRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) {
+	setCapField(r.fields, "max_output_tokens", outputCap)
+	return json.Marshal(r.fields)
+}
+
+func (r *responsesRequest) tracker() usageTracker { return &responsesTracker{} }
+
+// responsesUsage is the usage object of a Response.
+type responsesUsage struct {
+	InputTokens        *int64 `json:"input_tokens"`
+	OutputTokens       *int64 `json:"output_tokens"`
+	InputTokensDetails *struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokensDetails *struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+}
+
+func (u *responsesUsage) normalize() (budget.Usage, bool) {
+	if u == nil || u.InputTokens == nil || u.OutputTokens == nil {
+		return budget.Usage{}, false
+	}
+	out := budget.Usage{InputTokens: *u.InputTokens, OutputTokens: *u.OutputTokens}
+	if d := u.InputTokensDetails; d != nil {
+		out.CacheReadTokens = d.CachedTokens
+	}
+	if d := u.OutputTokensDetails; d != nil {
+		out.ReasoningTokens = d.ReasoningTokens
+	}
+	return out, true
+}
+
+// responsesTracker reads the usage of the whole Response, or of the
+// response.completed, response.incomplete or response.failed event that
+// ends a stream.
+type responsesTracker struct {
+	usage *budget.Usage
+}
+
+func (t *responsesTracker) event(_ string, data []byte) bool {
+	var ev struct {
+		Type     string `json:"type"`
+		Response *struct {
+			Usage *responsesUsage `json:"usage"`
+		} `json:"response"`
+	}
+	if !bytes.Contains(data, usageKey) || json.Unmarshal(data, &ev) != nil || ev.Response == nil {
+		return false
+	}
+	switch ev.Type {
+	case "response.completed", "response.incomplete", "response.failed":
+		if u, ok := ev.Response.Usage.normalize(); ok {
+			t.usage = &u
+		}
+	}
+	return false
+}
+
+func (t *responsesTracker) whole(body []byte) {
+	var v struct {
+		Usage *responsesUsage `json:"usage"`
+	}
+	if json.Unmarshal(body, &v) == nil {
+		if u, ok := v.Usage.normalize(); ok {
+			t.usage = &u
+		}
+	}
+}
+
+func (t *responsesTracker) result(bool) (budget.Usage, bool) {
+	if t.usage == nil {
+		return budget.Usage{}, false
+	}
+	return *t.usage, true
+}
