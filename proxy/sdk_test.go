@@ -10,6 +10,7 @@ import (
 	"github.com/hardcap/hardcap/internal/fakeopenai"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 // sdkClient is the official OpenAI Go SDK pointed at hardcap with a hardcap
@@ -93,5 +94,56 @@ func TestSDK_HardStopIsNotRetried(t *testing.T) {
 	}
 	if n := strings.Count(h.logs.String(), `"message":"refused"`); n != 1 {
 		t.Fatalf("hardcap saw %d attempts, want 1: the SDK retried a hard stop", n)
+	}
+}
+
+func TestSDK_ResponsesAndEmbeddings(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	client := sdkClient(h)
+	params := responses.ResponseNewParams{
+		Model:           "gpt-4o-mini",
+		Input:           responses.ResponseNewParamsInputUnion{OfString: openai.String("Say hello to hardcap.")},
+		MaxOutputTokens: openai.Int(20),
+	}
+	resp, err := client.Responses.New(t.Context(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.OutputText() == "" {
+		t.Fatal("empty response")
+	}
+	stream := client.Responses.NewStreaming(t.Context(), params)
+	var text strings.Builder
+	for stream.Next() {
+		if ev := stream.Current(); ev.Type == "response.output_text.delta" {
+			text.WriteString(ev.Delta)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text.Len() == 0 {
+		t.Fatal("no text streamed")
+	}
+	emb, err := client.Embeddings.New(t.Context(), openai.EmbeddingNewParams{
+		Model: "text-embedding-3-small",
+		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"one", "two"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(emb.Data) != 2 {
+		t.Fatalf("got %d embeddings", len(emb.Data))
+	}
+	recs := h.records(3)
+	calls := h.up.Calls()
+	for i := 0; i < 2; i++ {
+		u := calls[i].Usage
+		if want := budget.Money((u.PromptTokens-u.CachedTokens)*150 + u.CachedTokens*75 + u.CompletionTokens*600); recs[i].Charged != want {
+			t.Errorf("responses %d: charged %s, want %s", i, recs[i].Charged, want)
+		}
+	}
+	if want := budget.Money(emb.Usage.PromptTokens * 20); recs[2].Charged != want {
+		t.Errorf("embeddings: charged %s, want %s", recs[2].Charged, want)
 	}
 }

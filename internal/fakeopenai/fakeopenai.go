@@ -1,7 +1,8 @@
 // Package fakeopenai is a fake OpenAI upstream for hardcap's proxy tests. It
 // serves POST /v1/chat/completions with the wire format and counting rule of
 // package demo (whose building blocks it reuses), and POST /v1/completions
-// (legacy completions) and POST /v1/embeddings in OpenAI's wire format. It
+// (legacy completions), POST /v1/embeddings and POST /v1/responses (the
+// Responses API) in OpenAI's wire format. It
 // records every call, tracks what a real provider would bill, fails the test
 // when a request leaks a hardcap key or lacks the real one, and can
 // misbehave on demand (error statuses, cut or stalled streams, missing
@@ -9,7 +10,11 @@
 //
 // Legacy completions and embeddings count each prompt or input as
 // ceil(len(text)/4)+1 tokens (len in bytes), or as its number of ids when
-// given as token ids.
+// given as token ids. The Responses API counts input_tokens as
+// ceil(len(instructions)/4), plus ceil(len(text)/4)+4 per input item, plus 3,
+// where an item's text is its string content or the concatenated "text" of
+// its content parts, and a string input is one item (never more than the
+// body's length).
 package fakeopenai
 
 import (
@@ -51,26 +56,31 @@ type Behavior struct {
 	// tokens (max_completion_tokens, else max_tokens; DefaultCompletion when
 	// uncapped), so completion_tokens is the cap times n: the worst case.
 	// For legacy completions each of the max(n, best_of) candidates per
-	// prompt generates exactly max_tokens (16 when absent). Every billed
-	// token of a returned choice is also sent, so keep caps modest (say
-	// <= 100000). Embeddings have no completion to inflate.
+	// prompt generates exactly max_tokens (16 when absent). For responses
+	// output_tokens is exactly max_output_tokens (DefaultCompletion when
+	// absent) and a capped response is "incomplete". Every billed token of a
+	// returned choice is also sent (reasoning tokens excepted), so keep caps
+	// modest (say <= 100000). Embeddings have no completion to inflate.
 	BillAtCap bool
-	// PromptTokens overrides prompt_tokens with a function of the raw request
-	// body, on every route; nil means the counting rule of demo.PromptTokens
-	// for chat and the package's rule for legacy completions and embeddings.
+	// PromptTokens overrides prompt_tokens (input_tokens for responses) with
+	// a function of the raw request body, on every route; nil means the
+	// counting rule of demo.PromptTokens for chat and the package's rules
+	// for the other routes.
 	PromptTokens func(body []byte) int64
 	// Status, when non-zero, is an error status (4xx or 5xx) answered with an
 	// OpenAI error body before any output; nothing is billed.
 	Status int
 	// CutAfterEvents, when positive, makes a stream write this many data
-	// events (at most all chunks, never "[DONE]") and then drop the
+	// events (at most all events, never "[DONE]") and then drop the
 	// connection abruptly; a non-stream response writes half its JSON body
 	// (with the full Content-Length) and drops. The full reply is billed.
 	// Embeddings are never streamed.
 	CutAfterEvents int
 	// OmitUsage never sends usage: no "usage" field in a non-stream
 	// response, and no final usage chunk in a stream even when
-	// include_usage asks for it. The reply is still billed.
+	// include_usage asks for it; a responses stream ends with "usage": null
+	// in its response.completed or response.incomplete event. The reply is
+	// still billed.
 	OmitUsage bool
 	// StallAfterEvents, when positive, makes a stream write this many data
 	// events (at most all chunks) and then block until the request context
@@ -80,14 +90,39 @@ type Behavior struct {
 	// MalformedJSON makes a non-stream response a 200 whose body is not
 	// valid JSON; ignored for streams. The reply is billed.
 	MalformedJSON bool
+	// ReasoningTokens is how many of a response's output_tokens are
+	// reasoning (at most all of them), reported in
+	// output_tokens_details.reasoning_tokens. They come first, as a
+	// "reasoning" output item (id "rs_...", empty summary) ahead of the
+	// message, and are not sent as text: the message holds the other
+	// output tokens, and is left out when there are none. Responses only.
+	ReasoningTokens int64
+	// CachedTokens is how many of a response's input_tokens are reported
+	// read from the prompt cache (at most all of them), in
+	// input_tokens_details.cached_tokens. Responses only.
+	CachedTokens int64
+	// FailStream makes a responses stream fail after half its text deltas
+	// (rounded up): it ends with response.failed (status "failed", a
+	// server_error error object, empty output, "usage": null), as the API
+	// does on a server error. Only the input and the output generated
+	// before the failure (reasoning and the sent deltas) are billed.
+	// Ignored for non-stream requests and other routes.
+	FailStream bool
 }
 
-// Usage is a token count pair, in tokens.
+// Usage is a billed token count, in tokens.
 type Usage struct {
-	// PromptTokens counts input tokens.
+	// PromptTokens counts input tokens, cached ones included.
 	PromptTokens int64
-	// CompletionTokens counts output tokens over all choices.
+	// CompletionTokens counts output tokens over all choices, reasoning
+	// ones included.
 	CompletionTokens int64
+	// ReasoningTokens is the part of CompletionTokens spent on reasoning
+	// (responses only; billed at the output price).
+	ReasoningTokens int64
+	// CachedTokens is the part of PromptTokens read from the prompt cache
+	// (responses only; billed at the cache price).
+	CachedTokens int64
 }
 
 // Call records one request the server received.
@@ -168,6 +203,8 @@ func (s *Server) Billed() Usage {
 		if c.Status == http.StatusOK {
 			u.PromptTokens += c.Usage.PromptTokens
 			u.CompletionTokens += c.Usage.CompletionTokens
+			u.ReasoningTokens += c.Usage.ReasoningTokens
+			u.CachedTokens += c.Usage.CachedTokens
 		}
 	}
 	return u
@@ -197,6 +234,7 @@ var routes = map[string]handler{
 	"/v1/chat/completions": (*Server).chat,
 	"/v1/completions":      (*Server).completions,
 	"/v1/embeddings":       (*Server).embeddings,
+	"/v1/responses":        (*Server).responses,
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -393,6 +431,20 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, b Behavior, v 
 // stream writes events as a server-sent event stream ended by "[DONE]",
 // misbehaving as b says. Any usage chunk OmitUsage hides is already gone.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, events []any) {
+	s.streamEvents(w, r, b, events, true)
+}
+
+// namedEvent is a server-sent event written with an "event:" line before its
+// data, as the Responses API does.
+type namedEvent struct {
+	name string
+	data any
+}
+
+// streamEvents writes events as a server-sent event stream, ended by
+// "[DONE]" when done is set, misbehaving as b says. A namedEvent is written
+// as "event: <name>\ndata: <json>\n\n", anything else as "data: <json>\n\n".
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, b Behavior, events []any, done bool) {
 	if demo.StartStream(w) != nil {
 		return
 	}
@@ -405,7 +457,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, even
 			s.stall(r)
 			return
 		}
-		if demo.WriteEvent(w, e) != nil {
+		if writeEvent(w, e) != nil {
 			return
 		}
 	}
@@ -414,9 +466,31 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, even
 		s.drop(w)
 	case b.StallAfterEvents > 0:
 		s.stall(r)
-	default:
+	case done:
 		demo.WriteDone(w)
 	}
+}
+
+// writeEvent writes and flushes one event of streamEvents.
+func writeEvent(w http.ResponseWriter, e any) error {
+	ne, ok := e.(namedEvent)
+	if !ok {
+		return demo.WriteEvent(w, e)
+	}
+	data, err := json.Marshal(ne.data)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(ne.name)+len(data)+16)
+	buf = append(buf, "event: "...)
+	buf = append(buf, ne.name...)
+	buf = append(buf, "\ndata: "...)
+	buf = append(buf, data...)
+	buf = append(buf, "\n\n"...)
+	if _, err := w.Write(buf); err != nil {
+		return err
+	}
+	return http.NewResponseController(w).Flush()
 }
 
 // drop flushes what was written and closes the connection without ending

@@ -554,7 +554,7 @@ func TestBadRequestAndPaths(t *testing.T) {
 	}{
 		{"bad json", "POST", "/chat/completions", `{"model":`, 400},
 		{"missing messages", "POST", "/chat/completions", `{"model":"m"}`, 400},
-		{"unknown path", "POST", "/responses", `{}`, 404},
+		{"unknown path", "POST", "/audio/speech", `{}`, 404},
 		{"wrong method", "GET", "/chat/completions", ``, 405},
 	}
 	for _, tt := range tests {

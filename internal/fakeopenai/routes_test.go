@@ -63,6 +63,7 @@ var newRoutes = []struct {
 }{
 	{"/completions", completionBody(``), Usage{PromptTokens: sayHi, CompletionTokens: DefaultCompletion}},
 	{"/embeddings", embeddingBody(`"Say hi"`), Usage{PromptTokens: sayHi}},
+	{"/responses", responseBody(``), Usage{PromptTokens: sayHiResp, CompletionTokens: DefaultCompletion}},
 }
 
 func TestRoutesKnobs(t *testing.T) {
@@ -190,6 +191,25 @@ func TestRoutesBadRequests(t *testing.T) {
 		{"/embeddings", embeddingBody(`"x","dimensions":5000`), "dimensions", 400},
 		{"/embeddings", embeddingBody(`"x","encoding_format":"hex"`), "encoding_format", 400},
 		{"/embeddings", `{"model":"m","input":[` + strings.Repeat(`"a",`, MaxEmbeddingInputs) + `"a"]}`, "input", 400},
+		{"/responses", `{"model":`, "", 400},
+		{"/responses", `{"input":"x"}`, "model", 400},
+		{"/responses", `{"model":5,"input":"x"}`, "model", 400},
+		{"/responses", `{"model":"m","input":7}`, "input", 400},
+		{"/responses", `{"model":"m","input":{"role":"user"}}`, "input", 400},
+		{"/responses", `{"model":"m","input":["x"]}`, "input[0]", 400},
+		{"/responses", `{"model":"m","input":[{"content":"x"}]}`, "input[0].role", 400},
+		{"/responses", `{"model":"m","input":[{"role":"user"}]}`, "input[0].content", 400},
+		{"/responses", `{"model":"m","input":[{"role":"user","content":"x"},{"role":"user","content":5}]}`, "input[1].content", 400},
+		{"/responses", `{"model":"m","input":[{"role":"user","content":["x"]}]}`, "input[0].content", 400},
+		{"/responses", `{"model":"m","input":[{"role":7,"content":"x"}]}`, "input[0].role", 400},
+		{"/responses", responseBody(`,"instructions":3`), "instructions", 400},
+		{"/responses", responseBody(`,"max_output_tokens":0`), "max_output_tokens", 400},
+		{"/responses", responseBody(`,"max_output_tokens":"5"`), "max_output_tokens", 400},
+		{"/responses", responseBody(`,"max_output_tokens":2000000`), "max_output_tokens", 400},
+		{"/responses", responseBody(`,"stream":"yes"`), "stream", 400},
+		{"/responses", responseBody(`,"reasoning":"high"`), "reasoning", 400},
+		{"/responses", responseBody(`,"tools":{}`), "tools", 400},
+		{"/responses", responseBody(`,"metadata":[]`), "metadata", 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path+" "+tt.body[:min(len(tt.body), 60)], func(t *testing.T) {
@@ -210,7 +230,7 @@ func TestRoutesBadRequests(t *testing.T) {
 			}
 		})
 	}
-	for _, path := range []string{"/completions", "/embeddings"} {
+	for _, path := range []string{"/completions", "/embeddings", "/responses"} {
 		t.Run("GET "+path, func(t *testing.T) {
 			s := New(t, Options{APIKey: realKey})
 			req, _ := http.NewRequest("GET", s.URL()+path, nil)

@@ -1,0 +1,176 @@
+package proxy_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/internal/fakeopenai"
+	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/storage"
+)
+
+func TestResponses_RefusesWhatItCannotBound(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	tests := []struct{ name, body, code string }{
+		{"previous_response_id", `{"model":"gpt-4o-mini","previous_response_id":"resp_1","input":"x"}`, "unbounded_cost"},
+		{"conversation", `{"model":"gpt-4o-mini","conversation":"conv_1","input":"x"}`, "unbounded_cost"},
+		{"stored prompt", `{"model":"gpt-4o-mini","prompt":{"id":"pmpt_1"}}`, "unbounded_cost"},
+		{"web search", `{"model":"gpt-4o-mini","tools":[{"type":"web_search"}],"input":"x"}`, "unbounded_cost"},
+		{"dated web search", `{"model":"gpt-4o-mini","tools":[{"type":"web_search_preview_2025_03_11"}],"input":"x"}`, "unbounded_cost"},
+		{"file search", `{"model":"gpt-4o-mini","tools":[{"type":"file_search","vector_store_ids":["vs_1"]}],"input":"x"}`, "unbounded_cost"},
+		{"code interpreter", `{"model":"gpt-4o-mini","tools":[{"type":"code_interpreter","container":{"type":"auto"}}],"input":"x"}`, "unbounded_cost"},
+		{"unknown tool", `{"model":"gpt-4o-mini","tools":[{"type":"teleport"}],"input":"x"}`, "unbounded_cost"},
+		{"file by id", `{"model":"gpt-4o-mini","input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"}]}]}`, "unbounded_cost"},
+		{"image by id", `{"model":"gpt-4o-mini","input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]}`, "unbounded_cost"},
+		{"item reference", `{"model":"gpt-4o-mini","input":[{"type":"item_reference","id":"msg_1"}]}`, "unbounded_cost"},
+		{"background", `{"model":"gpt-4o-mini","background":true,"input":"x"}`, "unbounded_cost"},
+		{"unknown parameter", `{"model":"gpt-4o-mini","input":"x","teleport":true}`, "unbounded_cost"},
+		{"negative cap", `{"model":"gpt-4o-mini","input":"x","max_output_tokens":0}`, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := h.post("/v1/responses", tt.body)
+			body := readAll(t, resp)
+			code, _, msg := apiError(t, body)
+			if code != tt.code {
+				t.Fatalf("got %d %s, want %s: %s", resp.StatusCode, code, tt.code, body)
+			}
+			if tt.code == "unbounded_cost" && !strings.Contains(msg, "allowance") && !strings.Contains(msg, "cannot") && !strings.Contains(msg, "not") {
+				t.Fatalf("the message does not say what to do: %s", msg)
+			}
+		})
+	}
+	if n := len(h.up.Calls()); n != 0 {
+		t.Fatalf("%d refused requests reached the upstream", n)
+	}
+}
+
+// TestResponses_AllowancesWidenAndCharge sends a Responses request with a
+// web search tool and a previous_response_id to a provider that grants
+// allowances for both: both widen the reservation, and the tool's is also
+// charged.
+func TestResponses_AllowancesWidenAndCharge(t *testing.T) {
+	var got []byte
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = make([]byte, r.ContentLength)
+		_, _ = r.Body.Read(got)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"resp_1","object":"response","status":"completed","output":[],"usage":{"input_tokens":100,"input_tokens_details":{"cached_tokens":0},"output_tokens":10,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":110}}`))
+	}))
+	defer up.Close()
+	h := newHarness(t, harnessOptions{noSync: true})
+	base, _ := url.Parse(up.URL + "/v1")
+	p := proxy.New(proxy.Options{
+		Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("k"), Prices: "openai",
+			Allowances: map[string]budget.Money{"web_search": 50_000_000, proxy.AllowStoredState: 1_000_000_000}}},
+		Tokens: h.db, Ledger: h.db, Prices: h.catalog,
+	})
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	body := `{"model":"gpt-4o-mini","previous_response_id":"resp_0","tools":[{"type":"web_search"}],"max_output_tokens":10,"input":"What is new?"}`
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/responses", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := readAll(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("got %d: %s", resp.StatusCode, out)
+	}
+	if !strings.Contains(string(got), `"max_output_tokens":10`) {
+		t.Fatalf("upstream body %s", got)
+	}
+	rec := h.records(1)[0]
+	// Usage: 100 input at 150 nano-USD, 10 output at 600, plus the 0.05 USD
+	// web search allowance. The stored-state allowance only widened the
+	// reservation: its tokens are in the usage.
+	if want := budget.Money(100*150 + 10*600 + 50_000_000); rec.Charged != want {
+		t.Fatalf("charged %s, want %s", rec.Charged, want)
+	}
+	if rec.Reserved < 1_050_000_000 {
+		t.Fatalf("reserved %s, want the allowances inside it", rec.Reserved)
+	}
+}
+
+// mini prices gpt-4o-mini usage by hand: uncached input 150 nano-USD a
+// token, cached 75, output (reasoning included) 600.
+func mini(u fakeopenai.Usage) budget.Money {
+	return budget.Money((u.PromptTokens-u.CachedTokens)*150 + u.CachedTokens*75 + u.CompletionTokens*600)
+}
+
+func TestResponses_ExactCharge(t *testing.T) {
+	tests := []struct {
+		name     string
+		behavior fakeopenai.Behavior
+		body     string
+		outcome  budget.Outcome
+	}{
+		{"json with reasoning and cache", fakeopenai.Behavior{ReasoningTokens: 5, CachedTokens: 4},
+			`{"model":"gpt-4o-mini","max_output_tokens":40,"instructions":"Be brief.","input":"Hello there"}`, budget.Complete},
+		{"stream completed", fakeopenai.Behavior{},
+			`{"model":"gpt-4o-mini","stream":true,"max_output_tokens":40,"input":[{"role":"user","content":[{"type":"input_text","text":"Hi"}]}]}`, budget.Complete},
+		{"stream incomplete at the cap", fakeopenai.Behavior{BillAtCap: true},
+			`{"model":"gpt-4o-mini","stream":true,"max_output_tokens":8,"input":"Tell me everything"}`, budget.Complete},
+		{"stream failed without usage", fakeopenai.Behavior{FailStream: true},
+			`{"model":"gpt-4o-mini","stream":true,"max_output_tokens":40,"input":"Hi"}`, budget.UsageMissing},
+		{"stream cut", fakeopenai.Behavior{CutAfterEvents: 4},
+			`{"model":"gpt-4o-mini","stream":true,"max_output_tokens":40,"input":"Hi"}`, budget.UsageMissing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{noSync: true})
+			h.up.SetBehavior(tt.behavior)
+			resp, err := http.DefaultClient.Do(mustRequestPath(t, h, "/v1/responses", tt.body))
+			if err == nil {
+				readAllErr(resp)
+			}
+			call := h.up.Calls()[0]
+			rec := h.records(1)[0]
+			want := mini(call.Usage)
+			if tt.outcome == budget.UsageMissing {
+				want = rec.Reserved
+			}
+			if rec.Charged != want || rec.Outcome != tt.outcome {
+				t.Fatalf("charged %s (%s), want %s (%s) for %+v", rec.Charged, rec.Outcome, want, tt.outcome, call.Usage)
+			}
+			if tt.outcome == budget.Complete && (rec.Usage.ReasoningTokens != call.Usage.ReasoningTokens || rec.Usage.CacheReadTokens != call.Usage.CachedTokens) {
+				t.Fatalf("record usage %+v, upstream %+v", rec.Usage, call.Usage)
+			}
+			if mini(call.Usage) > rec.Charged {
+				t.Fatal("the upstream could bill more than was charged")
+			}
+		})
+	}
+}
+
+func TestResponses_HardStopUnderConcurrency(t *testing.T) {
+	limit := budget.Money(1_000_000)
+	h := newHarness(t, harnessOptions{project: budget.Limit{Amount: limit}})
+	h.up.SetBehavior(fakeopenai.Behavior{BillAtCap: true})
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.DefaultClient.Do(mustRequestPath(t, h, "/v1/responses", `{"model":"gpt-4o-mini","stream":true,"max_output_tokens":200,"input":"A story"}`))
+			if err == nil {
+				readAllErr(resp)
+			}
+		}()
+	}
+	wg.Wait()
+	var billed budget.Money
+	for _, c := range h.up.Calls() {
+		billed += mini(c.Usage)
+	}
+	u, _ := h.db.Usage(storage.RecordFilter{})
+	t.Logf("responses: %d of 100 served, billed %s of %s USD", len(h.up.Calls()), billed, limit)
+	if billed > limit || u.Spent > limit || u.Spent != billed || len(h.up.Calls()) == 0 {
+		t.Fatalf("billed %s, recorded %s, limit %s", billed, u.Spent, limit)
+	}
+}
