@@ -28,6 +28,10 @@ func TestImages_ReservedAtTheirWorstCase(t *testing.T) {
 		{"gpt-4o-mini", "/v1/chat/completions",
 			`{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":[` + url + `]}]}`,
 			48169, 1, 32, 150, 600, 10},
+		// Responses input_image on gpt-4.1: 85 + 8 × 170 = 1,445; input 2 USD/Mtok.
+		{"responses input_image", "/v1/responses",
+			`{"model":"gpt-4.1","max_output_tokens":10,"input":[{"role":"user","content":[{"type":"input_text","text":"What is this?"},{"type":"input_image","image_url":"https://example.com/a.png"}]}]}`,
+			1445, 1, 32, 2_000, 8_000, 10},
 		// Claude: at most 4,784 tokens an image. haiku's dearest input rate is
 		// its one-hour cache write, 2 USD/Mtok.
 		{"claude image block", "/v1/messages",

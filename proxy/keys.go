@@ -43,7 +43,12 @@ func ParseKeySource(spec string) (*KeySource, error) {
 		return nil, ErrKeySource
 	}
 	switch kind {
-	case "env", "file", "cmd":
+	case "cmd":
+		if args, err := splitArgs(arg); err != nil || len(args) == 0 {
+			return nil, fmt.Errorf("%w: the command line cannot be parsed", ErrKeySource)
+		}
+		fallthrough
+	case "env", "file":
 		return &KeySource{kind: kind, arg: strings.TrimSpace(arg)}, nil
 	}
 	return nil, ErrKeySource
@@ -60,7 +65,11 @@ func (k *KeySource) String() string {
 	case "static":
 		return "static"
 	case "cmd":
-		return "cmd:" + strings.Fields(k.arg)[0] + " ..."
+		args, _ := splitArgs(k.arg)
+		if len(args) == 0 {
+			return "cmd:"
+		}
+		return "cmd:" + args[0] + " ..."
 	}
 	return k.kind + ":" + k.arg
 }
@@ -110,7 +119,10 @@ func (k *KeySource) read(ctx context.Context) (string, error) {
 	case "cmd":
 		ctx, cancel := context.WithTimeout(ctx, KeyCommandTimeout)
 		defer cancel()
-		args := strings.Fields(k.arg)
+		args, err := splitArgs(k.arg)
+		if err != nil || len(args) == 0 {
+			return "", errors.New("the command line cannot be parsed")
+		}
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		var out bytes.Buffer
 		cmd.Stdout = &out
@@ -136,4 +148,48 @@ func (k *KeySource) read(ctx context.Context) (string, error) {
 		return "", errors.New("the source gave more than one line")
 	}
 	return v, nil
+}
+
+// splitArgs splits a command line into words at spaces, keeping what is
+// inside single or double quotes together; a backslash escapes the next
+// character outside single quotes. No shell is run.
+func splitArgs(s string) ([]string, error) {
+	var args []string
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	escaped := false
+	for _, c := range s {
+		switch {
+		case escaped:
+			cur.WriteRune(c)
+			escaped = false
+		case c == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(c)
+			}
+		case c == '\'' || c == '"':
+			quote, inWord = c, true
+		case c == ' ' || c == '\t':
+			if inWord {
+				args = append(args, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(c)
+			inWord = true
+		}
+	}
+	if quote != 0 || escaped {
+		return nil, errors.New("unterminated quote or escape")
+	}
+	if inWord {
+		args = append(args, cur.String())
+	}
+	return args, nil
 }
