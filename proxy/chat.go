@@ -70,15 +70,8 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if req.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
-	if err := unmarshalField(fields, "stream", &req.stream); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream\" must be a boolean.")
-	}
-	var opts map[string]json.RawMessage
-	if err := unmarshalField(fields, "stream_options", &opts); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream_options\" must be an object.")
-	}
-	if err := unmarshalField(opts, "include_usage", &req.wantsUsage); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream_options.include_usage\" must be a boolean.")
+	if err := req.readStream(); err != nil {
+		return nil, err
 	}
 	for _, name := range []string{"max_completion_tokens", "max_tokens"} {
 		v, err := positiveField(fields, name)
@@ -185,6 +178,22 @@ func checkChatContent(raw json.RawMessage) (images int64, err error) {
 		}
 	}
 	return images, nil
+}
+
+// readStream reads "stream" and whether the client asked for the usage
+// chunk (stream_options.include_usage).
+func (r *chatRequest) readStream() error {
+	if err := unmarshalField(r.fields, "stream", &r.stream); err != nil {
+		return refuse(ErrBadRequest, "\"stream\" must be a boolean.")
+	}
+	var opts map[string]json.RawMessage
+	if err := unmarshalField(r.fields, "stream_options", &opts); err != nil {
+		return refuse(ErrBadRequest, "\"stream_options\" must be an object.")
+	}
+	if err := unmarshalField(opts, "include_usage", &r.wantsUsage); err != nil {
+		return refuse(ErrBadRequest, "\"stream_options.include_usage\" must be a boolean.")
+	}
+	return nil
 }
 
 func (r *chatRequest) model() string  { return r.name }

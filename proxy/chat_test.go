@@ -461,29 +461,7 @@ func TestChat_HardStopUnderConcurrency(t *testing.T) {
 	h.up.SetBehavior(fakeopenai.Behavior{BillAtCap: true})
 	body := `{"model":"gpt-4o-mini","max_tokens":1000,"messages":[{"role":"user","content":"Write a long story."}]}`
 
-	stop := make(chan struct{})
-	var samples, violations atomic.Int64
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			bs, err := h.db.BudgetStatus(budget.ProjectScope("web"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			samples.Add(1)
-			if bs.Committed+bs.Reserved > limit.Amount {
-				violations.Add(1)
-			}
-		}
-	}()
+	stopSampling := h.sampleBudget(budget.ProjectScope("web"), limit.Amount)
 	var wg sync.WaitGroup
 	var ok, refused atomic.Int64
 	for i := 0; i < 200; i++ {
@@ -508,17 +486,16 @@ func TestChat_HardStopUnderConcurrency(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	sampler.Wait()
+	samples, violations := stopSampling()
 
 	var billed budget.Money
 	for _, c := range h.up.Calls() {
 		billed += price(t, c.Usage.PromptTokens, c.Usage.CompletionTokens, miniIn, miniOut)
 	}
 	u, _ := h.db.Usage(storage.RecordFilter{})
-	t.Logf("200 requests: %d served, %d refused; upstream billed %s USD, recorded %s USD, limit %s USD; %d samples", ok.Load(), refused.Load(), billed, u.Spent, limit.Amount, samples.Load())
-	if violations.Load() != 0 {
-		t.Fatalf("committed + reserved passed the limit in %d of %d samples", violations.Load(), samples.Load())
+	t.Logf("200 requests: %d served, %d refused; upstream billed %s USD, recorded %s USD, limit %s USD; %d samples", ok.Load(), refused.Load(), billed, u.Spent, limit.Amount, samples)
+	if violations != 0 {
+		t.Fatalf("committed + reserved passed the limit in %d of %d samples", violations, samples)
 	}
 	if billed > limit.Amount || u.Spent > limit.Amount {
 		t.Fatalf("billed %s, recorded %s: over the limit %s", billed, u.Spent, limit.Amount)

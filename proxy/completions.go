@@ -36,15 +36,8 @@ func (completionsAPI) parse(body []byte, prov *Provider) (meteredRequest, error)
 	if req.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
-	if err := unmarshalField(fields, "stream", &req.stream); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream\" must be a boolean.")
-	}
-	var opts map[string]json.RawMessage
-	if err := unmarshalField(fields, "stream_options", &opts); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream_options\" must be an object.")
-	}
-	if err := unmarshalField(opts, "include_usage", &req.wantsUsage); err != nil {
-		return nil, refuse(ErrBadRequest, "\"stream_options.include_usage\" must be a boolean.")
+	if err := req.readStream(); err != nil {
+		return nil, err
 	}
 	if req.b.clientCap, err = positiveField(fields, "max_tokens"); err != nil {
 		return nil, err

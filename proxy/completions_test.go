@@ -95,6 +95,7 @@ func TestRoutes_HardStopUnderConcurrency(t *testing.T) {
 		t.Run(tt.route, func(t *testing.T) {
 			h := newHarness(t, harnessOptions{token: budget.Limit{Amount: tt.limit}})
 			h.up.SetBehavior(fakeopenai.Behavior{BillAtCap: true})
+			stopSampling := h.sampleBudget(budget.TokenScope(h.tokenID), tt.limit)
 			var wg sync.WaitGroup
 			for i := 0; i < 100; i++ {
 				wg.Add(1)
@@ -107,6 +108,9 @@ func TestRoutes_HardStopUnderConcurrency(t *testing.T) {
 				}()
 			}
 			wg.Wait()
+			if _, over := stopSampling(); over != 0 {
+				t.Fatalf("committed + reserved passed the limit in %d samples", over)
+			}
 			var billed budget.Money
 			for _, c := range h.up.Calls() {
 				billed += tt.price(c.Usage)

@@ -239,3 +239,37 @@ func decode(t testing.TB, s string, v any) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// sampleBudget checks committed + reserved of a scope's budget against
+// limit, as often as it can, until the returned stop is called; stop
+// reports how many samples were taken and how many were over the limit.
+func (h *harness) sampleBudget(scope budget.Scope, limit budget.Money) (stop func() (samples, violations int64)) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var n, over int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			bs, err := h.db.BudgetStatus(scope)
+			if err != nil {
+				h.t.Error(err)
+				return
+			}
+			n++
+			if bs.Committed+bs.Reserved > limit {
+				over++
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(done)
+		wg.Wait()
+		return n, over
+	}
+}

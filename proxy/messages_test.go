@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,23 +238,7 @@ func TestMessages_HardStopUnderConcurrency(t *testing.T) {
 	h := newHarness(t, harnessOptions{project: limit})
 	h.ant.SetBehavior(fakeanthropic.Behavior{BillAtCap: true})
 	body := `{"model":"claude-haiku-4-5","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"A long story, please."}]}`
-	var violations atomic.Int64
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if bs, err := h.db.BudgetStatus(budget.ProjectScope("web")); err == nil && bs.Committed+bs.Reserved > limit.Amount {
-				violations.Add(1)
-			}
-		}
-	}()
+	stopSampling := h.sampleBudget(budget.ProjectScope("web"), limit.Amount)
 	var wg sync.WaitGroup
 	for i := 0; i < 100; i++ {
 		wg.Add(1)
@@ -265,15 +248,14 @@ func TestMessages_HardStopUnderConcurrency(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	sampler.Wait()
+	_, violations := stopSampling()
 	var billed budget.Money
 	for _, c := range h.ant.Calls() {
 		billed += haiku(c.Usage)
 	}
 	u, _ := h.db.Usage(storage.RecordFilter{})
-	if violations.Load() != 0 || billed > limit.Amount || u.Spent > limit.Amount || u.Spent != billed {
-		t.Fatalf("violations %d, billed %s, recorded %s, limit %s", violations.Load(), billed, u.Spent, limit.Amount)
+	if violations != 0 || billed > limit.Amount || u.Spent > limit.Amount || u.Spent != billed {
+		t.Fatalf("violations %d, billed %s, recorded %s, limit %s", violations, billed, u.Spent, limit.Amount)
 	}
 	t.Logf("messages: %d served of 100, billed %s USD of %s", len(h.ant.Calls()), billed, limit.Amount)
 }

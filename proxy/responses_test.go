@@ -152,6 +152,7 @@ func TestResponses_HardStopUnderConcurrency(t *testing.T) {
 	limit := budget.Money(1_000_000)
 	h := newHarness(t, harnessOptions{project: budget.Limit{Amount: limit}})
 	h.up.SetBehavior(fakeopenai.Behavior{BillAtCap: true})
+	stopSampling := h.sampleBudget(budget.ProjectScope("web"), limit)
 	var wg sync.WaitGroup
 	for i := 0; i < 100; i++ {
 		wg.Add(1)
@@ -164,6 +165,9 @@ func TestResponses_HardStopUnderConcurrency(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if _, over := stopSampling(); over != 0 {
+		t.Fatalf("committed + reserved passed the limit in %d samples", over)
+	}
 	var billed budget.Money
 	for _, c := range h.up.Calls() {
 		billed += mini(c.Usage)
