@@ -109,9 +109,12 @@ func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		return nil, refuse(ErrUnbounded, "system: %s", err.Error())
 	}
 	req.b.input += images * anthropicImageTokens
-	// A one-hour cache write costs more than input; any "1h" in the body
-	// (a cache_control ttl) prices input at that rate.
-	req.b.cache1h = bytes.Contains(body, []byte(`"1h"`))
+	// Any cache_control block may ask for a one-hour lifetime, however it
+	// is spelled, and a one-hour write costs more than input: Messages input
+	// is always bounded at that rate (Anthropic's own prices already make
+	// it the highest input rate), and writes the usage does not place by
+	// lifetime are charged as one-hour writes.
+	req.b.cache1h = true
 	return req, nil
 }
 
