@@ -44,6 +44,10 @@ type Quote struct {
 	// Allowance is a fixed amount added to the worst case, in nano-USD, for
 	// inputs priced per request rather than per token.
 	Allowance Money
+	// MinOutput is the smallest output cap the API accepts (Anthropic's
+	// extended thinking needs more than 1,024 tokens); clamping never goes
+	// below it. Zero counts as one.
+	MinOutput int64
 }
 
 // Cost is the worst-case cost of the request when every choice may produce
@@ -73,8 +77,8 @@ func (q Quote) Cost(outputCap int64) (Money, error) {
 // It returns the output cap per choice the request must run with and the
 // amount to reserve. When the unchanged request fits, the cap is MaxOutput.
 // Otherwise Reject fails with ErrExhausted, and Clamp picks the largest cap
-// of at least one token whose cost fits, failing with ErrExhausted when even
-// one token does not.
+// of at least MinOutput tokens whose cost fits, failing with ErrExhausted
+// when even MinOutput does not.
 func (q Quote) Fit(headroom Money, mode OnLow) (outputCap int64, amount Money, err error) {
 	full, err := q.Cost(q.MaxOutput)
 	if err != nil {
@@ -83,19 +87,20 @@ func (q Quote) Fit(headroom Money, mode OnLow) (outputCap int64, amount Money, e
 	if full <= headroom {
 		return q.MaxOutput, full, nil
 	}
-	if mode == Reject || q.MaxOutput <= 1 {
+	floor := max(q.MinOutput, 1)
+	if mode == Reject || q.MaxOutput <= floor {
 		return 0, 0, fmt.Errorf("%w: worst case %s USD, %s USD left", ErrExhausted, full, headroom)
 	}
-	least, err := q.Cost(1)
+	least, err := q.Cost(floor)
 	if err != nil {
 		return 0, 0, err
 	}
 	if least > headroom {
-		return 0, 0, fmt.Errorf("%w: even a 1-token answer costs up to %s USD, %s USD left", ErrExhausted, least, headroom)
+		return 0, 0, fmt.Errorf("%w: even a %d-token answer costs up to %s USD, %s USD left", ErrExhausted, floor, least, headroom)
 	}
-	// Cost is monotone in the cap: find the largest cap in [1, MaxOutput)
-	// whose cost fits.
-	lo, hi := int64(1), q.MaxOutput-1
+	// Cost is monotone in the cap: find the largest cap in
+	// [floor, MaxOutput) whose cost fits.
+	lo, hi := floor, q.MaxOutput-1
 	for lo < hi {
 		mid := lo + (hi-lo+1)/2
 		c, err := q.Cost(mid)

@@ -67,6 +67,18 @@ func TestQuote_Fit(t *testing.T) {
 	}
 }
 
+func TestQuote_FitRespectsMinOutput(t *testing.T) {
+	q := gpt4o
+	q.MinOutput = 1025
+	// Input 2,500,000 + 1,025 × 10,000 fits exactly.
+	if c, _, err := q.Fit(12_750_000, Clamp); err != nil || c != 1025 {
+		t.Fatalf("got cap %d, %v; want 1025", c, err)
+	}
+	if _, _, err := q.Fit(12_749_999, Clamp); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("got %v, want ErrExhausted below the minimum", err)
+	}
+}
+
 func TestSpend_Headroom(t *testing.T) {
 	s := Spend{Committed: 60, Reserved: 30}
 	if got := s.Headroom(Limit{Amount: 100}); got != 10 {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 
@@ -57,15 +58,25 @@ type bounds struct {
 	// surcharge is charged on top of the usage's cost at settlement: the
 	// allowances for fees the usage does not report (server tool calls).
 	surcharge budget.Money
+	// minOutput is the smallest output cap the API accepts; clamping stops
+	// there.
+	minOutput int64
 }
 
 // quote turns a request's bounds into its worst-case quote for model m.
 func quote(b bounds, m pricing.Model) (budget.Quote, error) {
-	inRate, outRate := m.Prices.WorstRates(b.input)
-	if b.cache1h {
-		inRate = max(inRate, m.Prices.Worst1hRate(b.input))
+	// Input the body does not hold (granted allowances) can push the
+	// request past a price tier, which raises every token's rate, output's
+	// too: such requests are priced at the top tier.
+	tierInput := b.input
+	if b.allowance > 0 {
+		tierInput = math.MaxInt64
 	}
-	q := budget.Quote{InputTokens: b.input, InputRate: inRate, Choices: max(b.choices, 1), OutputRate: outRate, Allowance: b.allowance}
+	inRate, outRate := m.Prices.WorstRates(tierInput)
+	if b.cache1h {
+		inRate = max(inRate, m.Prices.Worst1hRate(tierInput))
+	}
+	q := budget.Quote{InputTokens: b.input, InputRate: inRate, Choices: max(b.choices, 1), OutputRate: outRate, Allowance: b.allowance, MinOutput: b.minOutput}
 	if b.noOutput {
 		return q, nil
 	}

@@ -88,6 +88,9 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err := checkChatUnbounded(fields); err != nil {
 		return nil, err
 	}
+	if err := checkServiceTier(fields, prov); err != nil {
+		return nil, err
+	}
 	var msgs []map[string]json.RawMessage
 	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
 		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
@@ -144,10 +147,21 @@ func checkChatUnbounded(fields map[string]json.RawMessage) error {
 	if isSet(fields["audio"]) || slices.Contains(modalities, "audio") {
 		return refuse(ErrUnbounded, "Audio output is not metered by this version of hardcap.")
 	}
+	return nil
+}
+
+// checkServiceTier refuses service tiers whose prices hardcap does not
+// know. On OpenAI's own API "auto" (and no tier) means the project's
+// default, which may be a dearer tier: hardcap writes "default" there.
+func checkServiceTier(fields map[string]json.RawMessage, prov *Provider) error {
 	var tier string
 	_ = unmarshalField(fields, "service_tier", &tier)
 	switch tier {
-	case "", "auto", "default", "flex":
+	case "", "auto":
+		if prov.Prices == "openai" {
+			fields["service_tier"] = json.RawMessage(`"default"`)
+		}
+	case "default", "flex":
 	default:
 		return refuse(ErrUnbounded, "service_tier %q has prices hardcap does not know.", tier)
 	}

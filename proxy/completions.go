@@ -78,9 +78,22 @@ func promptCount(raw json.RawMessage) (int64, error) {
 	if err := json.Unmarshal(raw, &list); err != nil || len(list) == 0 {
 		return 0, refuse(ErrBadRequest, "\"prompt\" must be a string, an array of strings, or an array of token arrays.")
 	}
+	// Every element must be text or token ids: anything else (an image
+	// object on a multimodal provider) is input the body does not bound.
 	var tok int64
 	if json.Unmarshal(list[0], &tok) == nil {
-		return 1, nil // one prompt given as token ids
+		var ids []int64
+		if json.Unmarshal(raw, &ids) != nil {
+			return 0, refuse(ErrBadRequest, "a token-id prompt must hold only integers.")
+		}
+		return 1, nil
+	}
+	for _, el := range list {
+		var s string
+		var ids []int64
+		if json.Unmarshal(el, &s) != nil && json.Unmarshal(el, &ids) != nil {
+			return 0, refuse(ErrBadRequest, "prompts and inputs must be strings, token ids or arrays of token ids.")
+		}
 	}
 	return int64(len(list)), nil
 }

@@ -273,3 +273,7 @@ func (h *harness) sampleBudget(scope budget.Scope, limit budget.Money) (stop fun
 		return n, over
 	}
 }
+
+func budgetOf(nano int64) budget.Money { return budget.Money(nano) }
+
+func budgetLimit(nano int64) budget.Limit { return budget.Limit{Amount: budget.Money(nano)} }

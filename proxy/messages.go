@@ -19,7 +19,12 @@ var messagesParams = map[string]bool{
 	"model": true, "messages": true, "max_tokens": true, "system": true, "metadata": true,
 	"stop_sequences": true, "stream": true, "temperature": true, "top_k": true, "top_p": true,
 	"tools": true, "tool_choice": true, "thinking": true, "service_tier": true,
+	"output_config": true,
 }
+
+// minThinkingCap is the smallest max_tokens that leaves room for
+// Anthropic's smallest thinking budget (1,024 tokens, below max_tokens).
+const minThinkingCap = 1025
 
 // Messages input bound allowances, in tokens. Claude's tokenizer, like the
 // OpenAI ones, never makes a token of less than one byte, so the body's
@@ -74,6 +79,14 @@ func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		return nil, refuse(ErrUnbounded, "service_tier %q has prices hardcap does not know.", tier)
 	}
 	req.b.input = int64(len(body)) + messagesBaseAllowance
+	if _, ok := fields["output_config"]; ok {
+		req.b.input += chatToolAllowance // a structured-output schema is rendered into the prompt
+	}
+	var thinking map[string]json.RawMessage
+	var thinkingType string
+	if unmarshalField(fields, "thinking", &thinking) == nil && unmarshalField(thinking, "type", &thinkingType) == nil && thinkingType == "enabled" {
+		req.b.minOutput = minThinkingCap
+	}
 	var tools []map[string]json.RawMessage
 	if err := unmarshalField(fields, "tools", &tools); err != nil {
 		return nil, refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
@@ -177,7 +190,9 @@ func (r *messagesRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) 
 	if outputCap < r.b.clientCap && unmarshalField(r.fields, "thinking", &thinking) == nil && thinking != nil {
 		var budgetTokens int64
 		if unmarshalField(thinking, "budget_tokens", &budgetTokens) == nil && budgetTokens >= outputCap {
-			setCapField(thinking, "budget_tokens", max(outputCap-1, 1))
+			// Clamping keeps outputCap at minThinkingCap or more, so this
+			// stays at or above the API's minimum budget of 1,024.
+			setCapField(thinking, "budget_tokens", outputCap-1)
 			b, err := json.Marshal(thinking)
 			if err != nil {
 				return nil, err

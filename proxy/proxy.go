@@ -263,6 +263,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		}
 		return tok, err
 	}
+	if err := checkBetas(r.Header, rt.provider, model); err != nil {
+		return tok, err
+	}
 	q, err := quote(req.bounds(), model)
 	if err != nil {
 		return tok, err
@@ -336,6 +339,21 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	})
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, fw)))
 	return tok, nil
+}
+
+// checkBetas refuses Anthropic beta features that change prices in ways the
+// price data does not describe: a long-context beta lets a model take more
+// than 200,000 input tokens at a surcharge, which hardcap can only charge
+// for models whose prices carry that tier.
+func checkBetas(h http.Header, prov *Provider, m pricing.Model) error {
+	if prov.Kind != KindAnthropic {
+		return nil
+	}
+	betas := strings.ToLower(strings.Join(h.Values("Anthropic-Beta"), ","))
+	if strings.Contains(betas, "context-1m") && len(m.Prices.Input.Tiers) == 0 {
+		return refuse(pricing.ErrModelNotPriced, "The price data has no long-context prices for %q, so hardcap cannot meter the context-1m beta with it.", m.ID)
+	}
+	return nil
 }
 
 // isDomainRefusal reports whether a Reserve error is a decision (budget,

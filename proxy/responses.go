@@ -48,11 +48,19 @@ var clientTools = map[string]int64{
 	"computer_use_preview": messagesDefinedAllowance, "apply_patch": messagesDefinedAllowance,
 }
 
-// responsesItems are the input item types whose cost the body bounds.
+// responsesItems are the input item types whose cost the body bounds. Their
+// "content" or "output", when an array of parts, is checked like a
+// message's content.
 var responsesItems = map[string]bool{
 	"message": true, "function_call": true, "function_call_output": true,
 	"custom_tool_call": true, "custom_tool_call_output": true, "reasoning": true,
+	"local_shell_call": true, "local_shell_call_output": true, "shell_call": true, "shell_call_output": true,
+	"apply_patch_call": true, "apply_patch_call_output": true, "computer_call": true, "computer_call_output": true,
 }
+
+// minResponsesCap is the smallest max_output_tokens the Responses API
+// accepts.
+const minResponsesCap = 16
 
 type responsesRequest struct {
 	fields map[string]json.RawMessage
@@ -90,7 +98,7 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &responsesRequest{fields: fields, prov: prov, b: bounds{choices: 1}, granted: map[string]bool{}}
+	r := &responsesRequest{fields: fields, prov: prov, b: bounds{choices: 1, minOutput: minResponsesCap}, granted: map[string]bool{}}
 	if r.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
@@ -101,12 +109,8 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if unmarshalField(fields, "background", &background) != nil || background {
 		return nil, refuse(ErrUnbounded, "Background responses report their usage later, outside this request; hardcap cannot meter them.")
 	}
-	var tier string
-	_ = unmarshalField(fields, "service_tier", &tier)
-	switch tier {
-	case "", "auto", "default", "flex":
-	default:
-		return nil, refuse(ErrUnbounded, "service_tier %q has prices hardcap does not know.", tier)
+	if err := checkServiceTier(fields, prov); err != nil {
+		return nil, err
 	}
 	for _, name := range []string{"previous_response_id", "conversation", "prompt"} {
 		if isSet(fields[name]) {
@@ -116,6 +120,9 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		}
 	}
 	r.b.input = int64(len(body)) + chatBaseAllowance
+	if isSet(fields["text"]) {
+		r.b.input += chatToolAllowance // a text.format schema is rendered into the prompt
+	}
 	var tools []map[string]json.RawMessage
 	if err := unmarshalField(fields, "tools", &tools); err != nil {
 		return nil, refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
@@ -175,8 +182,17 @@ func (r *responsesRequest) checkInput(raw json.RawMessage) (images int64, err er
 			}
 		case !responsesItems[typ]:
 			return 0, refuse(ErrUnbounded, "input[%d]: items of type %q are not metered by this version of hardcap.", i, typ)
-		case typ == "message":
-			n, err := r.checkParts(i, it["content"])
+		case typ == "reasoning" && !isSet(it["encrypted_content"]):
+			// Without its encrypted content a reasoning item refers to
+			// reasoning stored with the provider.
+			if err := r.grant(AllowStoredState, "input["+strconv.Itoa(i)+"] refers to stored reasoning", false); err != nil {
+				return 0, err
+			}
+		case typ == "computer_call_output":
+			images++ // its output is a screenshot
+		}
+		for _, field := range []string{"content", "output"} {
+			n, err := r.checkParts(i, it[field])
 			if err != nil {
 				return 0, err
 			}
@@ -200,7 +216,7 @@ func (r *responsesRequest) checkParts(item int, raw json.RawMessage) (images int
 		var typ string
 		_ = unmarshalField(p, "type", &typ)
 		switch typ {
-		case "input_text", "output_text", "refusal", "summary_text":
+		case "input_text", "output_text", "refusal", "summary_text", "reasoning_text":
 		case "input_image":
 			if isSet(p["file_id"]) {
 				if err := r.grant(AllowFiles, "input["+strconv.Itoa(item)+"]: an image by file id", false); err != nil {

@@ -20,13 +20,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/hardcap/hardcap/internal/fakeserver"
 )
 
 // DefaultCompletion is the reply size in text tokens used when
@@ -161,15 +159,9 @@ type Call struct {
 
 // Server is a running fake upstream. Its methods are safe for concurrent use.
 type Server struct {
-	t          testing.TB
-	srv        *httptest.Server
-	key        string
+	base       *fakeserver.Server[Behavior, Call]
+	keys       fakeserver.KeyRule
 	completion int64
-	closing    chan struct{}
-
-	mu       sync.Mutex
-	behavior Behavior
-	calls    []Call
 }
 
 // New starts a fake upstream for t, closed by t.Cleanup, which first
@@ -177,48 +169,37 @@ type Server struct {
 // contains "hc_".
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if opts.APIKey == "" {
-		t.Fatal("fakeanthropic: Options.APIKey is required")
+	s := &Server{
+		keys: fakeserver.KeyRule{
+			Header:    "X-Api-Key",
+			Value:     opts.APIKey,
+			Describe:  "the real API key",
+			Forbidden: []string{"Authorization", "Api-Key"},
+			Provider:  "Anthropic",
+		},
+		completion: opts.DefaultCompletion,
 	}
-	if strings.Contains(opts.APIKey, "hc_") {
-		t.Fatal(`fakeanthropic: Options.APIKey must not contain "hc_"`)
-	}
-	s := &Server{t: t, key: opts.APIKey, completion: opts.DefaultCompletion, closing: make(chan struct{})}
 	if s.completion <= 0 {
 		s.completion = DefaultCompletion
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(func() {
-		close(s.closing) // release stalled handlers so Close does not wait on them
-		s.srv.Close()
-	})
+	s.base = fakeserver.Start[Behavior, Call](t, "fakeanthropic", opts.APIKey, http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL returns the API base URL without "/v1", like https://api.anthropic.com.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.base.URL() }
 
 // SetBehavior sets the behavior of subsequent requests.
-func (s *Server) SetBehavior(b Behavior) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.behavior = b
-}
+func (s *Server) SetBehavior(b Behavior) { s.base.SetBehavior(b) }
 
 // Calls returns a copy of the calls received so far, in arrival order.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
+func (s *Server) Calls() []Call { return s.base.Calls() }
 
 // Billed returns the usage summed over every call answered with status 200,
 // including cut, stalled and abandoned ones, which bill their full reply.
 func (s *Server) Billed() Usage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var u Usage
-	for _, c := range s.calls {
+	for _, c := range s.base.Calls() {
 		if c.Status == http.StatusOK {
 			u = u.add(c.Usage)
 		}
@@ -226,18 +207,9 @@ func (s *Server) Billed() Usage {
 	return u
 }
 
-// record appends a call and returns its index for later updates.
-func (s *Server) record(c Call) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, c)
-	return len(s.calls) - 1
-}
-
-func (s *Server) update(i int, f func(*Call)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(&s.calls[i])
+// faults returns the misbehaviors of b that package fakeserver implements.
+func (b Behavior) faults() fakeserver.Faults {
+	return fakeserver.Faults{CutAfterEvents: b.CutAfterEvents, StallAfterEvents: b.StallAfterEvents, MalformedJSON: b.MalformedJSON}
 }
 
 // apiError is an error answered with an Anthropic error body.
@@ -308,10 +280,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	b := s.behavior
-	s.mu.Unlock()
-
+	b := s.base.Behavior()
 	reqID := newRequestID()
 	w.Header().Set("Request-Id", reqID)
 	body, _ := io.ReadAll(r.Body)
@@ -319,9 +288,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Stream bool `json:"stream"`
 	}
 	json.Unmarshal(body, &probe)
-	idx := s.record(Call{Header: r.Header.Clone(), Body: body, Stream: probe.Stream, Path: r.URL.Path})
+	idx := s.base.Record(Call{Header: r.Header.Clone(), Body: body, Stream: probe.Stream, Path: r.URL.Path})
 	fail := func(e *apiError) {
-		s.update(idx, func(c *Call) { c.Status = e.status })
+		s.base.Update(idx, func(c *Call) { c.Status = e.status })
 		writeJSON(w, e.status, errorBody{Type: "error", Error: errorDetail{Type: e.typ, Message: e.message}, RequestID: reqID})
 	}
 
@@ -352,7 +321,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		input = b.InputTokens(body)
 	}
 	if count {
-		s.update(idx, func(c *Call) { c.Status = http.StatusOK })
+		s.base.Update(idx, func(c *Call) { c.Status = http.StatusOK })
 		writeJSON(w, http.StatusOK, struct {
 			InputTokens int64 `json:"input_tokens"`
 		}{input})
@@ -360,7 +329,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rep := s.plan(req, b, input)
-	s.update(idx, func(c *Call) {
+	s.base.Update(idx, func(c *Call) {
 		c.Status = http.StatusOK
 		c.Usage = rep.usage
 	})
@@ -375,49 +344,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // reporting each problem through t.Errorf without printing any header
 // value. It returns the error to answer, nil when all is well.
 func (s *Server) checkHeaders(idx int, r *http.Request) *apiError {
-	keyOK := true
 	bad := func(format string, args ...any) {
-		keyOK = false
-		s.t.Errorf("fakeanthropic: call %d (%s %s): "+format, append([]any{idx, r.Method, r.URL.Path}, args...)...)
+		s.base.Errorf("call %d (%s %s): "+format, append([]any{idx, r.Method, r.URL.Path}, args...)...)
 	}
-	switch keys := r.Header.Values("X-Api-Key"); {
-	case len(keys) == 0:
-		bad("header %q is missing", "X-Api-Key")
-	case len(keys) > 1:
-		bad("header %q appears %d times, want once", "X-Api-Key", len(keys))
-	case keys[0] != s.key:
-		bad("header %q is not the real API key", "X-Api-Key")
-	}
-	for _, name := range []string{"Authorization", "Api-Key"} {
-		if _, found := r.Header[name]; found {
-			bad("header %q must not be sent to Anthropic", name)
-		}
-	}
-	names := make([]string, 0, len(r.Header))
-	for name := range r.Header {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		for _, v := range r.Header[name] {
-			if strings.Contains(v, "hc_") {
-				bad("header %q contains a hardcap key (\"hc_\")", name)
-				break
-			}
-		}
-	}
-	uri := r.RequestURI
-	if unescaped, err := url.PathUnescape(uri); err == nil {
-		uri += " " + unescaped
-	}
-	if strings.Contains(uri, "hc_") {
-		bad("URL contains a hardcap key (\"hc_\")")
-	}
-	if !keyOK {
+	if !s.keys.Check(r, bad) {
 		return newError(http.StatusUnauthorized, "invalid x-api-key")
 	}
 	if r.Header.Get("Anthropic-Version") == "" {
-		s.t.Errorf("fakeanthropic: call %d (%s %s): header %q is missing", idx, r.Method, r.URL.Path, "Anthropic-Version")
+		bad("header %q is missing", "Anthropic-Version")
 		return badRequest("anthropic-version: header is required")
 	}
 	return nil
@@ -596,8 +530,8 @@ func (s *Server) plan(req *request, b Behavior, input int64) *reply {
 		id:        "msg_" + rand.Text(),
 		model:     *req.Model,
 		thinking:  thinking,
-		thought:   tokens("t", think),
-		text:      tokens("w", total-think),
+		thought:   fakeserver.Tokens("t", think),
+		text:      fakeserver.Tokens("w", total-think),
 		signature: "fakesig" + rand.Text(),
 		stop:      stop,
 		usage: Usage{
@@ -608,18 +542,6 @@ func (s *Server) plan(req *request, b Behavior, input int64) *reply {
 			OutputTokens:         total,
 		},
 	}
-}
-
-// tokens returns n tokens "<p>1", " <p>2", ... " <p>n".
-func tokens(prefix string, n int64) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf(" %s%d", prefix, i+1)
-	}
-	if n > 0 {
-		out[0] = out[0][1:]
-	}
-	return out
 }
 
 // Wire types.
@@ -805,26 +727,8 @@ func (rep *reply) events(b Behavior) []event {
 }
 
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, b Behavior, rep *reply) {
-	body, err := json.Marshal(rep.message(b.OmitUsage))
-	if err != nil {
-		panic(err)
-	}
-	if b.MalformedJSON {
-		body = append([]byte(`{"id":"`+rep.id+`","type":"message","content":[{`), body...)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	switch {
-	case b.CutAfterEvents > 0:
-		w.Write(body[:len(body)/2])
-		s.drop(w)
-	case b.StallAfterEvents > 0:
-		http.NewResponseController(w).Flush()
-		s.stall(r)
-	default:
-		w.Write(body)
-	}
+	prefix := `{"id":"` + rep.id + `","type":"message","content":[{`
+	s.base.Complete(w, r, b.faults(), rep.message(b.OmitUsage), prefix)
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, rep *reply) {
@@ -836,66 +740,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, rep 
 	if http.NewResponseController(w).Flush() != nil {
 		return
 	}
-	last := len(evs) - 1 // message_stop
-	for i, e := range evs[:last] {
-		switch {
-		case b.CutAfterEvents > 0 && i == b.CutAfterEvents:
-			s.drop(w)
-			return
-		case b.StallAfterEvents > 0 && i == b.StallAfterEvents:
-			s.stall(r)
-			return
-		}
-		if writeEvent(w, e) != nil {
-			return
-		}
-	}
-	switch {
-	case b.CutAfterEvents > 0:
-		s.drop(w)
-	case b.StallAfterEvents > 0:
-		s.stall(r)
-	default:
-		writeEvent(w, evs[last])
-	}
-}
-
-// writeEvent writes e as "event: <name>\ndata: <json>\n\n" and flushes it.
-func writeEvent(w http.ResponseWriter, e event) error {
-	data, err := json.Marshal(e.data)
-	if err != nil {
-		panic(err)
-	}
-	buf := make([]byte, 0, len(e.name)+len(data)+16)
-	buf = append(buf, "event: "...)
-	buf = append(buf, e.name...)
-	buf = append(buf, "\ndata: "...)
-	buf = append(buf, data...)
-	buf = append(buf, "\n\n"...)
-	if _, err := w.Write(buf); err != nil {
-		return err
-	}
-	return http.NewResponseController(w).Flush()
-}
-
-// drop flushes what was written and closes the connection without ending
-// the response.
-func (s *Server) drop(w http.ResponseWriter) {
-	rc := http.NewResponseController(w)
-	rc.Flush()
-	conn, buf, err := rc.Hijack()
-	if err != nil {
-		s.t.Errorf("fakeanthropic: cannot drop the connection: %v", err)
-		return
-	}
-	buf.Flush()
-	conn.Close()
-}
-
-// stall blocks until the client goes away or the server closes.
-func (s *Server) stall(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-s.closing:
+	last := len(evs) - 1 // message_stop, never sent when cut or stalled
+	write := func(i int) error { return fakeserver.WriteEvent(w, evs[i].name, evs[i].data) }
+	if s.base.Stream(w, r, b.faults(), last, write) {
+		write(last)
 	}
 }

@@ -12,41 +12,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hardcap/hardcap/internal/fakeserver"
 )
 
 const realKey = "sk-ant-real-provider-key"
-
-// recorder is a testing.TB that records Errorf and Fatal instead of failing
-// the test, so the fake's own failures can be asserted. Everything else
-// (Cleanup, Logf, ...) goes to the real test.
-type recorder struct {
-	testing.TB
-	mu   sync.Mutex
-	errs []string
-}
-
-type fatalCalled struct{}
-
-func (r *recorder) Helper() {}
-
-func (r *recorder) Errorf(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.errs = append(r.errs, fmt.Sprintf(format, args...))
-}
-
-func (r *recorder) Fatal(args ...any) {
-	r.mu.Lock()
-	r.errs = append(r.errs, fmt.Sprint(args...))
-	r.mu.Unlock()
-	panic(fatalCalled{})
-}
-
-func (r *recorder) errors() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.errs...)
-}
 
 // Wire types as documented by Anthropic, written independently of the
 // server's own so that the tests check the shapes.
@@ -267,7 +237,7 @@ func TestKeyCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{TB: t}
+			rec := &fakeserver.RecordingTB{TB: t}
 			s := New(rec, Options{APIKey: realKey})
 			req := newRequest(t, s, "POST", "/v1/messages"+tt.url, body(""))
 			for k, v := range tt.header {
@@ -280,7 +250,7 @@ func TestKeyCheck(t *testing.T) {
 			if resp.StatusCode != tt.wantStatus {
 				t.Errorf("got status %d, want %d", resp.StatusCode, tt.wantStatus)
 			}
-			errs := rec.errors()
+			errs := rec.Errors()
 			if len(errs) != len(tt.wantErrs) {
 				t.Fatalf("got %d test errors %q, want %d", len(errs), errs, len(tt.wantErrs))
 			}
@@ -313,18 +283,9 @@ func TestKeyCheck(t *testing.T) {
 func TestNewRejectsBadKeys(t *testing.T) {
 	for _, key := range []string{"", "hc_live_123"} {
 		t.Run(fmt.Sprintf("%q", key), func(t *testing.T) {
-			rec := &recorder{TB: t}
-			func() {
-				defer func() {
-					if r := recover(); r != nil {
-						if _, ok := r.(fatalCalled); !ok {
-							panic(r)
-						}
-					}
-				}()
-				New(rec, Options{APIKey: key})
-			}()
-			if got := len(rec.errors()); got != 1 {
+			rec := &fakeserver.RecordingTB{TB: t}
+			fakeserver.CatchFatal(func() { New(rec, Options{APIKey: key}) })
+			if got := len(rec.Errors()); got != 1 {
 				t.Errorf("got %d fatal errors, want 1", got)
 			}
 		})

@@ -19,18 +19,13 @@ package fakeopenai
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hardcap/hardcap/demo"
+	"github.com/hardcap/hardcap/internal/fakeserver"
 )
 
 // DefaultCompletion is the completion size in tokens per choice (per
@@ -143,63 +138,46 @@ type Call struct {
 
 // Server is a running fake upstream. Its methods are safe for concurrent use.
 type Server struct {
-	t          testing.TB
-	srv        *httptest.Server
-	key        string
+	base       *fakeserver.Server[Behavior, Call]
+	keys       fakeserver.KeyRule
 	completion int64
-	closing    chan struct{}
-
-	mu       sync.Mutex
-	behavior Behavior
-	calls    []Call
 }
 
 // New starts a fake upstream for t, closed by t.Cleanup. It calls t.Fatal
 // when opts.APIKey is empty or contains "hc_".
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if opts.APIKey == "" {
-		t.Fatal("fakeopenai: Options.APIKey is required")
+	s := &Server{
+		keys: fakeserver.KeyRule{
+			Header:    "Authorization",
+			Value:     "Bearer " + opts.APIKey,
+			Describe:  `"Bearer " followed by the real API key`,
+			Forbidden: []string{"X-Api-Key", "Api-Key"},
+			Provider:  "OpenAI",
+		},
+		completion: opts.DefaultCompletion,
 	}
-	if strings.Contains(opts.APIKey, "hc_") {
-		t.Fatal(`fakeopenai: Options.APIKey must not contain "hc_"`)
-	}
-	s := &Server{t: t, key: opts.APIKey, completion: opts.DefaultCompletion, closing: make(chan struct{})}
 	if s.completion <= 0 {
 		s.completion = DefaultCompletion
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(func() {
-		close(s.closing) // release stalled handlers so Close does not wait on them
-		s.srv.Close()
-	})
+	s.base = fakeserver.Start[Behavior, Call](t, "fakeopenai", opts.APIKey, http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL returns the API base URL, ending in "/v1".
-func (s *Server) URL() string { return s.srv.URL + "/v1" }
+func (s *Server) URL() string { return s.base.URL() + "/v1" }
 
 // SetBehavior sets the behavior of subsequent requests.
-func (s *Server) SetBehavior(b Behavior) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.behavior = b
-}
+func (s *Server) SetBehavior(b Behavior) { s.base.SetBehavior(b) }
 
 // Calls returns a copy of the calls received so far, in arrival order.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
+func (s *Server) Calls() []Call { return s.base.Calls() }
 
 // Billed returns the usage summed over every call answered with status 200,
 // including cut, stalled and abandoned ones, which bill their full reply.
 func (s *Server) Billed() Usage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var u Usage
-	for _, c := range s.calls {
+	for _, c := range s.base.Calls() {
 		if c.Status == http.StatusOK {
 			u.PromptTokens += c.Usage.PromptTokens
 			u.CompletionTokens += c.Usage.CompletionTokens
@@ -210,18 +188,9 @@ func (s *Server) Billed() Usage {
 	return u
 }
 
-// record appends a call and returns its index for later updates.
-func (s *Server) record(c Call) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, c)
-	return len(s.calls) - 1
-}
-
-func (s *Server) update(i int, f func(*Call)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(&s.calls[i])
+// faults returns the misbehaviors of b that package fakeserver implements.
+func (b Behavior) faults() fakeserver.Faults {
+	return fakeserver.Faults{CutAfterEvents: b.CutAfterEvents, StallAfterEvents: b.StallAfterEvents, MalformedJSON: b.MalformedJSON}
 }
 
 // handler answers one routed POST request, after the checks common to all
@@ -238,10 +207,7 @@ var routes = map[string]handler{
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	b := s.behavior
-	s.mu.Unlock()
-
+	b := s.base.Behavior()
 	body, _ := io.ReadAll(r.Body)
 	var probe struct {
 		Stream bool `json:"stream"`
@@ -249,9 +215,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/v1/embeddings" { // embeddings never stream
 		json.Unmarshal(body, &probe)
 	}
-	idx := s.record(Call{Header: r.Header.Clone(), Body: body, Stream: probe.Stream})
+	idx := s.base.Record(Call{Header: r.Header.Clone(), Body: body, Stream: probe.Stream})
 	fail := func(e *demo.APIError) {
-		s.update(idx, func(c *Call) { c.Status = e.Status })
+		s.base.Update(idx, func(c *Call) { c.Status = e.Status })
 		demo.WriteError(w, e)
 	}
 
@@ -280,7 +246,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		fail(apiErr)
 		return
 	}
-	s.update(idx, func(c *Call) {
+	s.base.Update(idx, func(c *Call) {
 		c.Status = http.StatusOK
 		c.Usage = u
 	})
@@ -335,45 +301,9 @@ func (s *Server) chat(body []byte, b Behavior) (Usage, func(http.ResponseWriter,
 // keyOK checks the credentials of call idx, reporting each problem through
 // t.Errorf without printing any header value.
 func (s *Server) keyOK(idx int, r *http.Request) bool {
-	ok := true
-	bad := func(format string, args ...any) {
-		ok = false
-		s.t.Errorf("fakeopenai: call %d (%s): "+format, append([]any{idx, r.Method}, args...)...)
-	}
-	switch auth := r.Header.Values("Authorization"); {
-	case len(auth) == 0:
-		bad("header %q is missing", "Authorization")
-	case len(auth) > 1:
-		bad("header %q appears %d times, want once", "Authorization", len(auth))
-	case auth[0] != "Bearer "+s.key:
-		bad("header %q is not \"Bearer \" followed by the real API key", "Authorization")
-	}
-	for _, name := range []string{"X-Api-Key", "Api-Key"} {
-		if _, found := r.Header[name]; found {
-			bad("header %q must not be sent to OpenAI", name)
-		}
-	}
-	names := make([]string, 0, len(r.Header))
-	for name := range r.Header {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		for _, v := range r.Header[name] {
-			if strings.Contains(v, "hc_") {
-				bad("header %q contains a hardcap key (\"hc_\")", name)
-				break
-			}
-		}
-	}
-	uri := r.RequestURI
-	if unescaped, err := url.PathUnescape(uri); err == nil {
-		uri += " " + unescaped
-	}
-	if strings.Contains(uri, "hc_") {
-		bad("URL contains a hardcap key (\"hc_\")")
-	}
-	return ok
+	return s.keys.Check(r, func(format string, args ...any) {
+		s.base.Errorf("call %d (%s): "+format, append([]any{idx, r.Method}, args...)...)
+	})
 }
 
 // statusError returns an OpenAI-shaped error for an injected status.
@@ -391,41 +321,13 @@ func statusError(status int) *demo.APIError {
 }
 
 // tokens returns n completion tokens "w1", " w2", ... " wn".
-func tokens(n int64) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf(" w%d", i+1)
-	}
-	if n > 0 {
-		out[0] = out[0][1:]
-	}
-	return out
-}
+func tokens(n int64) []string { return fakeserver.Tokens("w", n) }
 
 // complete writes v as a non-stream 200 response, misbehaving as b says.
 // With MalformedJSON the body is v's JSON after prefix, an unclosed opening
 // of the same kind of object.
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, b Behavior, v any, prefix string) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	if b.MalformedJSON {
-		body = append([]byte(prefix), body...)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	switch {
-	case b.CutAfterEvents > 0:
-		w.Write(body[:len(body)/2])
-		s.drop(w)
-	case b.StallAfterEvents > 0:
-		http.NewResponseController(w).Flush()
-		s.stall(r)
-	default:
-		w.Write(body)
-	}
+	s.base.Complete(w, r, b.faults(), v, prefix)
 }
 
 // stream writes events as a server-sent event stream ended by "[DONE]",
@@ -448,69 +350,15 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, b Behavior
 	if demo.StartStream(w) != nil {
 		return
 	}
-	for i, e := range events {
-		switch {
-		case b.CutAfterEvents > 0 && i == b.CutAfterEvents:
-			s.drop(w)
-			return
-		case b.StallAfterEvents > 0 && i == b.StallAfterEvents:
-			s.stall(r)
-			return
-		}
-		if writeEvent(w, e) != nil {
-			return
-		}
-	}
-	switch {
-	case b.CutAfterEvents > 0:
-		s.drop(w)
-	case b.StallAfterEvents > 0:
-		s.stall(r)
-	case done:
+	if s.base.Stream(w, r, b.faults(), len(events), func(i int) error { return writeEvent(w, events[i]) }) && done {
 		demo.WriteDone(w)
 	}
 }
 
 // writeEvent writes and flushes one event of streamEvents.
 func writeEvent(w http.ResponseWriter, e any) error {
-	ne, ok := e.(namedEvent)
-	if !ok {
-		return demo.WriteEvent(w, e)
+	if ne, ok := e.(namedEvent); ok {
+		return fakeserver.WriteEvent(w, ne.name, ne.data)
 	}
-	data, err := json.Marshal(ne.data)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 0, len(ne.name)+len(data)+16)
-	buf = append(buf, "event: "...)
-	buf = append(buf, ne.name...)
-	buf = append(buf, "\ndata: "...)
-	buf = append(buf, data...)
-	buf = append(buf, "\n\n"...)
-	if _, err := w.Write(buf); err != nil {
-		return err
-	}
-	return http.NewResponseController(w).Flush()
-}
-
-// drop flushes what was written and closes the connection without ending
-// the response.
-func (s *Server) drop(w http.ResponseWriter) {
-	rc := http.NewResponseController(w)
-	rc.Flush()
-	conn, buf, err := rc.Hijack()
-	if err != nil {
-		s.t.Errorf("fakeopenai: cannot drop the connection: %v", err)
-		return
-	}
-	buf.Flush()
-	conn.Close()
-}
-
-// stall blocks until the client goes away or the server closes.
-func (s *Server) stall(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-s.closing:
-	}
+	return demo.WriteEvent(w, e)
 }

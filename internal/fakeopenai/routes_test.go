@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/demo"
+	"github.com/hardcap/hardcap/internal/fakeserver"
 )
 
 // testStall posts body to path, reads lines lines, checks the response then
@@ -69,7 +70,7 @@ var newRoutes = []struct {
 func TestRoutesKnobs(t *testing.T) {
 	for _, rt := range newRoutes {
 		t.Run(rt.path+"/key check", func(t *testing.T) {
-			rec := &recorder{TB: t}
+			rec := &fakeserver.RecordingTB{TB: t}
 			s := New(rec, Options{APIKey: realKey})
 			req, _ := http.NewRequest("POST", s.URL()+rt.path, strings.NewReader(rt.body))
 			req.Header.Set("Authorization", "Bearer hc_SECRET")
@@ -78,8 +79,8 @@ func TestRoutesKnobs(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != 401 || len(rec.errors()) != 2 {
-				t.Errorf("got status %d and test errors %q, want 401 and two errors", resp.StatusCode, rec.errors())
+			if resp.StatusCode != 401 || len(rec.Errors()) != 2 {
+				t.Errorf("got status %d and test errors %q, want 401 and two errors", resp.StatusCode, rec.Errors())
 			}
 			if got := s.Billed(); got != (Usage{}) {
 				t.Errorf("got billed %+v, want zero", got)
