@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hardcap/hardcap/internal/fakeserver"
 )
@@ -811,28 +810,7 @@ func TestStallAfterEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	for range 6 { // two events of three lines
-		if _, err := br.ReadString('\n'); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := br.ReadString('\n')
-		got <- err
-	}()
-	select {
-	case err := <-got:
-		t.Fatalf("got more data (err %v), want the stream to stall", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	cancel()
-	select {
-	case <-got:
-	case <-time.After(5 * time.Second):
-		t.Fatal("read still blocked 5s after cancel")
-	}
+	fakeserver.ExpectStall(t, resp.Body, 6, cancel) // two events of three lines
 	if got, want := s.Billed(), (Usage{InputTokens: input, OutputTokens: DefaultCompletion}); got != want {
 		t.Errorf("got billed %+v, want %+v", got, want)
 	}

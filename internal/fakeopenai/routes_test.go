@@ -1,7 +1,6 @@
 package fakeopenai
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hardcap/hardcap/demo"
 	"github.com/hardcap/hardcap/internal/fakeserver"
@@ -32,28 +30,7 @@ func testStall(t *testing.T, s *Server, path, body string, lines int) {
 	if resp.StatusCode != 200 {
 		t.Errorf("got status %d, want 200", resp.StatusCode)
 	}
-	br := bufio.NewReader(resp.Body)
-	for range lines {
-		if _, err := br.ReadString('\n'); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := br.ReadByte()
-		got <- err
-	}()
-	select {
-	case err := <-got:
-		t.Fatalf("got more data (err %v), want the response to stall", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	cancel()
-	select {
-	case <-got:
-	case <-time.After(5 * time.Second):
-		t.Fatal("read still blocked 5s after cancel")
-	}
+	fakeserver.ExpectStall(t, resp.Body, lines, cancel)
 }
 
 // newRoutes are the routes added beside chat, with a valid body and what it

@@ -91,7 +91,7 @@ func (s *Server[B, C]) Record(c C) int {
 }
 
 // Update changes the recorded call at index i by applying f to it, under
-// the lock that Calls also takes.
+// the lock that every method of s takes, so f must not call them.
 func (s *Server[B, C]) Update(i int, f func(*C)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

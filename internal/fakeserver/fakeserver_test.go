@@ -75,8 +75,12 @@ func TestRecordingTB(t *testing.T) {
 		rec.Fatal("b ", 2)
 		reached = true
 	})
-	if got := rec.Errors(); !slices.Equal(got, []string{"a 1", "b 2"}) || reached {
-		t.Errorf("got errors %q, reached %v; want [a 1, b 2] and Fatal to stop its caller", got, reached)
+	CatchFatal(func() {
+		rec.Fatalf("c %d", 3)
+		reached = true
+	})
+	if got := rec.Errors(); !slices.Equal(got, []string{"a 1", "b 2", "c 3"}) || reached {
+		t.Errorf("got errors %q, reached %v; want [a 1, b 2, c 3] and Fatal and Fatalf to stop their caller", got, reached)
 	}
 	defer func() {
 		if r := recover(); r != "other" {
@@ -95,8 +99,9 @@ func TestURL(t *testing.T) {
 
 func TestBehaviorAndCalls(t *testing.T) {
 	s := start(t, func(s *fake, w http.ResponseWriter, r *http.Request) {
+		b := s.Behavior()
 		i := s.Record(r.URL.Path)
-		s.Update(i, func(c *string) { *c += fmt.Sprintf(" cut=%d", s.Behavior().CutAfterEvents) })
+		s.Update(i, func(c *string) { *c += fmt.Sprintf(" cut=%d", b.CutAfterEvents) })
 	})
 	if got := s.Behavior(); got != (Faults{}) {
 		t.Errorf("got behavior %+v, want the zero value", got)
@@ -325,34 +330,6 @@ func TestStreamStopsAtWriteError(t *testing.T) {
 	}
 }
 
-// expectStall reads lines lines from resp, checks that the next read
-// blocks, then cancels and checks that the read ends.
-func expectStall(t *testing.T, resp *http.Response, lines int, cancel func()) {
-	t.Helper()
-	br := bufio.NewReader(resp.Body)
-	for range lines {
-		if _, err := br.ReadString('\n'); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := br.ReadByte()
-		got <- err
-	}()
-	select {
-	case err := <-got:
-		t.Fatalf("got more data (err %v), want the response to stall", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	cancel()
-	select {
-	case <-got:
-	case <-time.After(5 * time.Second):
-		t.Fatal("read still blocked 5s after cancel")
-	}
-}
-
 func TestStall(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -374,11 +351,31 @@ func TestStall(t *testing.T) {
 			s.SetBehavior(Faults{StallAfterEvents: 2})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			expectStall(t, get(t, ctx, s.URL()), tt.lines, cancel)
+			ExpectStall(t, get(t, ctx, s.URL()).Body, tt.lines, cancel)
 			select {
 			case <-returned:
 			case <-time.After(5 * time.Second):
 				t.Fatal("handler still stalled 5s after the client left")
+			}
+		})
+	}
+}
+
+func TestExpectStallFails(t *testing.T) {
+	tests := []struct {
+		name, body string
+		lines      int
+		want       string
+	}{
+		{"more data", "a\nb", 1, "got more data"},
+		{"too few lines", "a\n", 2, "EOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &RecordingTB{TB: t}
+			CatchFatal(func() { ExpectStall(rec, strings.NewReader(tt.body), tt.lines, func() {}) })
+			if errs := rec.Errors(); len(errs) != 1 || !strings.Contains(errs[0], tt.want) {
+				t.Errorf("got errors %q, want one containing %q", errs, tt.want)
 			}
 		})
 	}

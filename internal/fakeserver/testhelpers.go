@@ -1,9 +1,12 @@
 package fakeserver
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
+	"time"
 )
 
 // RecordingTB is a testing.TB that records Errorf and Fatal instead of
@@ -38,6 +41,12 @@ func (r *RecordingTB) Fatal(args ...any) {
 	panic(fatalCalled{})
 }
 
+// Fatalf records the formatted message and then stops its caller like
+// Fatal.
+func (r *RecordingTB) Fatalf(format string, args ...any) {
+	r.Fatal(fmt.Sprintf(format, args...))
+}
+
 // Errors returns a copy of the messages recorded so far, in order.
 func (r *RecordingTB) Errors() []string {
 	r.mu.Lock()
@@ -56,4 +65,34 @@ func CatchFatal(f func()) {
 		}
 	}()
 	f()
+}
+
+// ExpectStall reads lines lines from body, the body of a response that
+// should stall after them, and fails t unless the next read blocks for
+// 50ms and then ends within 5s of calling cancel, which should cancel the
+// request.
+func ExpectStall(t testing.TB, body io.Reader, lines int, cancel func()) {
+	t.Helper()
+	br := bufio.NewReader(body)
+	for range lines {
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := br.ReadByte()
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("got more data (err %v), want the response to stall", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("read still blocked 5s after cancel")
+	}
 }
