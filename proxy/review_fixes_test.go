@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"testing"
 )
 
@@ -73,5 +74,34 @@ func TestMessages_ThinkingNeverClampedBelowItsMinimum(t *testing.T) {
 	resp = h.postAnthropic("/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":4000,"messages":[{"role":"user","content":"x"}]}`)
 	if out := readAll(t, resp); resp.StatusCode != 200 {
 		t.Fatalf("without thinking got %d: %s", resp.StatusCode, out)
+	}
+}
+
+// TestSmuggledCredentialsStripped sends credential-looking headers beside
+// the token: none may reach the provider, whose only credential is the real
+// key.
+func TestSmuggledCredentialsStripped(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	smuggled := []string{"X-Goog-Api-Key", "Openai-Api-Key", "Anthropic-Api-Key", "Proxy-Authorization", "X-Auth-Token", "X-Session-Token", "Ocp-Apim-Subscription-Key"}
+	req := mustRequest(t, h, helloBody)
+	for _, name := range smuggled {
+		req.Header.Set(name, "sk-proj-someone-elses-key-0123456789")
+	}
+	req.Header.Set("Openai-Organization", "org-123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("got %d: %s", resp.StatusCode, body)
+	}
+	got := h.up.Calls()[0].Header
+	for _, name := range smuggled {
+		if got.Get(name) != "" {
+			t.Errorf("%s reached the upstream", name)
+		}
+	}
+	if got.Get("Openai-Organization") != "org-123" {
+		t.Error("a header that is not a credential was dropped")
 	}
 }

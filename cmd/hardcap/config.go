@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,6 +36,10 @@ type Config struct {
 	// 30s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	Alerts        AlertsConfig  `yaml:"alerts"`
+	// AllowInsecureListen allows a listen address other than loopback.
+	// hardcap has no TLS yet, so tokens and the admin token would cross the
+	// network in clear; default false.
+	AllowInsecureListen bool `yaml:"allow_insecure_listen"`
 }
 
 // ProviderConfig is one upstream API.
@@ -186,6 +191,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.Prices = file.Prices
 	cfg.Log = file.Log
 	cfg.Alerts = file.Alerts
+	cfg.AllowInsecureListen = file.AllowInsecureListen
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
 	}
@@ -240,6 +246,9 @@ func (cfg Config) check() (settings, error) {
 			return s, err
 		}
 		s.providers = append(s.providers, p)
+	}
+	if err := checkListen(cfg.Listen, cfg.AllowInsecureListen); err != nil {
+		return s, err
 	}
 	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 {
 		return s, errors.New("config: upstream_timeout, max_body_bytes and shutdown_grace must not be negative")
@@ -327,4 +336,24 @@ func dataDir(flagValue, configValue string) (string, error) {
 		return "", fmt.Errorf("no data dir: set --data-dir or $HARDCAP_DATA_DIR (%w)", err)
 	}
 	return filepath.Join(home, ".local", "share", "hardcap"), nil
+}
+
+// checkListen refuses a listen address that is not loopback, unless the
+// operator accepts the risk: without TLS, hardcap tokens and the admin token
+// would cross the network in clear.
+func checkListen(addr string, allowInsecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("config: listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	if allowInsecure {
+		return nil
+	}
+	return fmt.Errorf("config: listen %q is not a loopback address and hardcap has no TLS yet: tokens would travel in clear. Listen on 127.0.0.1 behind a TLS proxy, or accept the risk with --allow-insecure-listen (allow_insecure_listen: true)", addr)
 }

@@ -124,6 +124,31 @@ func TestConfig_Allowances(t *testing.T) {
 	}
 }
 
+func TestConfig_ListenMustBeLoopbackWithoutTLS(t *testing.T) {
+	tests := []struct {
+		listen string
+		allow  bool
+		ok     bool
+	}{
+		{"127.0.0.1:8787", false, true},
+		{"[::1]:8787", false, true},
+		{"localhost:8787", false, true},
+		{"127.0.0.1:0", false, true},
+		{"0.0.0.0:8787", false, false},
+		{":8787", false, false},
+		{"192.168.1.5:8787", false, false},
+		{"0.0.0.0:8787", true, true},
+		{"nonsense", true, false},
+	}
+	for _, tt := range tests {
+		cfg := defaultConfig()
+		cfg.Listen, cfg.AllowInsecureListen = tt.listen, tt.allow
+		if _, err := cfg.check(); (err == nil) != tt.ok {
+			t.Errorf("listen %q (allow %v): got %v, want ok=%v", tt.listen, tt.allow, err, tt.ok)
+		}
+	}
+}
+
 func TestConfig_Timezone(t *testing.T) {
 	cfg, _ := parseConfig([]byte("budget: {timezone: Asia/Tokyo}\n"), defaultConfig())
 	set, err := cfg.check()

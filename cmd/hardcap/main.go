@@ -16,7 +16,7 @@ import (
 const usage = `hardcap puts a hard ceiling on what LLM API keys can spend.
 
 Usage:
-  hardcap serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo]
+  hardcap serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo] [--allow-insecure-listen]
   hardcap project create NAME [--budget USD] [--period day|week|month|total]
   hardcap project list
   hardcap token create --project NAME [--name LABEL] [--budget USD] [--period P]
@@ -35,9 +35,21 @@ the API's JSON.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal starts a graceful stop; a second exits at once.
+		// Whatever that cuts short is charged in full by the next start's
+		// recovery.
+		<-signals
+		cancel()
+		<-signals
+		fmt.Fprintln(os.Stderr, "hardcap: second signal, exiting now; unsettled requests will be charged in full at the next start")
+		os.Exit(130)
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	os.Exit(code)
 }
 
@@ -82,6 +94,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "", "listen address (default 127.0.0.1:8787)")
 	data := fs.String("data-dir", "", "data directory (default $HARDCAP_DATA_DIR or ~/.local/share/hardcap)")
 	demoMode := fs.Bool("demo", false, "serve a built-in simulated OpenAI provider (no key, no network)")
+	insecure := fs.Bool("allow-insecure-listen", false, "allow a listen address other than loopback without TLS")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -95,6 +108,9 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	dir, err := dataDir(*data, cfg.DataDir)
 	if err != nil {
 		return err
+	}
+	if *insecure {
+		cfg.AllowInsecureListen = true
 	}
 	m := &Main{Config: cfg, DataDir: dir, Demo: *demoMode, LogOutput: stderr}
 	if err := m.Open(); err != nil {
