@@ -61,6 +61,8 @@ type harnessOptions struct {
 	noSync  bool
 	// ledger wraps the database's ledger, when set.
 	ledger func(budget.Ledger) budget.Ledger
+	// timeout is the upstream timeout; zero is the default.
+	timeout time.Duration
 }
 
 func ledgerOrDB(wrap func(budget.Ledger) budget.Ledger, db *storage.DB) budget.Ledger {
@@ -119,11 +121,12 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 			// A second Anthropic-kind provider under /p/claude/.
 			{Name: "claude", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: antKey, Prices: "anthropic"},
 		},
-		Tokens: h.db,
-		Ledger: ledgerOrDB(o.ledger, h.db),
-		Prices: h.catalog,
-		Log:    log,
-		Now:    o.now,
+		Tokens:          h.db,
+		Ledger:          ledgerOrDB(o.ledger, h.db),
+		Prices:          h.catalog,
+		Log:             log,
+		Now:             o.now,
+		UpstreamTimeout: o.timeout,
 	})
 	h.srv = httptest.NewServer(h.p)
 	t.Cleanup(func() {
@@ -226,8 +229,6 @@ func apiError(t testing.TB, body string) (code, typ, msg string) {
 	}
 	return e.Error.Code, e.Error.Type, e.Error.Message
 }
-
-var errTimeout = errors.New("timeout")
 
 func proxyCutProject(name string) proxy.CutTarget { return proxy.CutTarget{Project: name} }
 

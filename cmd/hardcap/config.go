@@ -35,7 +35,10 @@ type Config struct {
 	// ShutdownGrace is how long a stop waits for in-flight requests; default
 	// 30s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
-	Alerts        AlertsConfig  `yaml:"alerts"`
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers (slow clients hold connections); default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	Alerts            AlertsConfig  `yaml:"alerts"`
 	// AllowInsecureListen allows a listen address other than loopback.
 	// hardcap has no TLS yet, so tokens and the admin token would cross the
 	// network in clear; default false.
@@ -146,9 +149,10 @@ func defaultConfig() Config {
 			"openai":    {Kind: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "env:OPENAI_API_KEY", Prices: "openai"},
 			"anthropic": {Kind: "anthropic", BaseURL: "https://api.anthropic.com", APIKey: "env:ANTHROPIC_API_KEY", Prices: "anthropic"},
 		},
-		UpstreamTimeout: 10 * time.Minute,
-		MaxBodyBytes:    32 << 20,
-		ShutdownGrace:   30 * time.Second,
+		UpstreamTimeout:   10 * time.Minute,
+		MaxBodyBytes:      32 << 20,
+		ShutdownGrace:     30 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second,
 	}
 }
 
@@ -201,6 +205,9 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	if file.ShutdownGrace != 0 {
 		cfg.ShutdownGrace = file.ShutdownGrace
 	}
+	if file.ReadHeaderTimeout != 0 {
+		cfg.ReadHeaderTimeout = file.ReadHeaderTimeout
+	}
 	return cfg, nil
 }
 
@@ -250,8 +257,8 @@ func (cfg Config) check() (settings, error) {
 	if err := checkListen(cfg.Listen, cfg.AllowInsecureListen); err != nil {
 		return s, err
 	}
-	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 {
-		return s, errors.New("config: upstream_timeout, max_body_bytes and shutdown_grace must not be negative")
+	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 || cfg.ReadHeaderTimeout < 0 {
+		return s, errors.New("config: upstream_timeout, max_body_bytes, shutdown_grace and read_header_timeout must not be negative")
 	}
 	return s, nil
 }

@@ -121,7 +121,7 @@ func (m *Main) Open() error {
 	mux.Handle("/", m.proxy)
 	m.server = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: m.Config.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(logWriter{m.log}, "", 0),
