@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/internal/fakeanthropic"
 	"github.com/hardcap/hardcap/internal/fakeopenai"
 	"github.com/hardcap/hardcap/storage"
 )
@@ -530,14 +531,28 @@ func TestSecrecy_RealKeyNowhere(t *testing.T) {
 		}
 	}
 	bodies = append(bodies, readAll(t, h.post("/v1/chat/completions", `{"model":"unpriced","messages":[{"role":"user","content":"x"}]}`)))
-	h.records(5)
-	for i, b := range bodies {
-		if strings.Contains(b, realKey) {
-			t.Errorf("response %d carries the real key", i)
+	for _, b := range []fakeanthropic.Behavior{{}, {Status: 401}, {Status: 529}, {CutAfterEvents: 3}} {
+		h.ant.SetBehavior(b)
+		for _, body := range []string{haikuBody, strings.Replace(haikuBody, `"max_tokens":64`, `"max_tokens":64,"stream":true`, 1)} {
+			req, _ := http.NewRequest("POST", h.srv.URL+"/v1/messages", strings.NewReader(body))
+			req.Header.Set("X-Api-Key", h.token)
+			req.Header.Set("Anthropic-Version", "2023-06-01")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			s, _ := readAllErr(resp)
+			bodies = append(bodies, s)
 		}
 	}
-	if strings.Contains(h.logs.String(), realKey) {
-		t.Error("the debug log carries the real key")
+	h.records(5)
+	for i, b := range bodies {
+		if strings.Contains(b, realKey) || strings.Contains(b, realAnthropicKey) {
+			t.Errorf("response %d carries a real key", i)
+		}
+	}
+	if strings.Contains(h.logs.String(), realKey) || strings.Contains(h.logs.String(), realAnthropicKey) {
+		t.Error("the debug log carries a real key")
 	}
 	if !strings.Contains(h.logs.String(), `"level":"debug"`) && !strings.Contains(h.logs.String(), `"level":"info"`) {
 		t.Error("the log is empty; the secrecy check would prove nothing")
@@ -546,7 +561,7 @@ func TestSecrecy_RealKeyNowhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(raw), realKey) || strings.Contains(string(raw), h.token) {
+	if strings.Contains(string(raw), realKey) || strings.Contains(string(raw), realAnthropicKey) || strings.Contains(string(raw), h.token) {
 		t.Error("the database file carries the real key or a token secret")
 	}
 }

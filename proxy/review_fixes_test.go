@@ -105,3 +105,32 @@ func TestSmuggledCredentialsStripped(t *testing.T) {
 		t.Error("a header that is not a credential was dropped")
 	}
 }
+
+// TestHopByHopHeadersDropped: headers named in Connection and the
+// hop-by-hop set never reach the provider.
+func TestHopByHopHeadersDropped(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	req := mustRequest(t, h, helloBody)
+	req.Header.Set("Connection", "X-Smuggle")
+	req.Header.Set("X-Smuggle", "1")
+	req.Header.Set("Te", "trailers, deflate")
+	req.Header.Set("Upgrade", "h2c")
+	req.Header.Set("Forwarded", "for=1.2.3.4")
+	req.Header.Set("X-Forwarded-For", "1.2.3.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("got %d: %s", resp.StatusCode, body)
+	}
+	got := h.up.Calls()[0].Header
+	for _, name := range []string{"X-Smuggle", "Upgrade", "Forwarded", "X-Forwarded-For"} {
+		if got.Get(name) != "" {
+			t.Errorf("%s reached the upstream", name)
+		}
+	}
+	if te := got.Get("Te"); te != "" && te != "trailers" {
+		t.Errorf("Te %q reached the upstream", te)
+	}
+}
