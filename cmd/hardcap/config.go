@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -179,7 +181,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config: %w", err)
+		return cfg, yamlError(err)
 	}
 	if file.Listen != "" {
 		cfg.Listen = file.Listen
@@ -363,4 +365,35 @@ func checkListen(addr string, allowInsecure bool) error {
 		return nil
 	}
 	return fmt.Errorf("config: listen %q is not a loopback address and hardcap has no TLS yet: tokens would travel in clear. Listen on 127.0.0.1 behind a TLS proxy, or accept the risk with --allow-insecure-listen (allow_insecure_listen: true)", addr)
+}
+
+var (
+	yamlLine       = regexp.MustCompile(`line (\d+)`)
+	yamlUnknownKey = regexp.MustCompile(`field ([a-z_]{1,40}) not found`)
+)
+
+// yamlError turns a YAML parser error into one that never repeats what the
+// file says: the parser quotes values (a key pasted in the wrong place
+// would end up in a log), so only line numbers and known key names are
+// kept.
+func yamlError(err error) error {
+	msg := err.Error()
+	var lines []string
+	for _, m := range yamlLine.FindAllStringSubmatch(msg, -1) {
+		lines = append(lines, m[1])
+	}
+	where := "the file"
+	if len(lines) > 0 {
+		where = "line " + strings.Join(lines, ", ")
+	}
+	switch {
+	case strings.Contains(msg, "not found in type"):
+		if m := yamlUnknownKey.FindStringSubmatch(msg); m != nil {
+			return fmt.Errorf("config: %s: unknown key %q", where, m[1])
+		}
+		return fmt.Errorf("config: %s: unknown key", where)
+	case strings.Contains(msg, "cannot unmarshal"):
+		return fmt.Errorf("config: %s: a value has the wrong type (the value is not shown)", where)
+	}
+	return fmt.Errorf("config: %s: invalid YAML (the text is not shown)", where)
 }
