@@ -288,6 +288,17 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		cut(nil)
 		return tok, refuse(ErrShuttingDown, "hardcap is shutting down.")
 	}
+	reserved := false
+	defer func() {
+		// A refusal, or a panic inside Reserve, leaves nothing to settle
+		// (a reservation that did commit is charged in full at the next
+		// start); the request must not keep shutdown waiting.
+		if !reserved {
+			p.inflight.remove(m)
+			cancelTimeout()
+			cut(nil)
+		}
+	}()
 	res, err := p.ledger.Reserve(r.Context(), budget.Request{
 		TokenID:  tok.ID,
 		Project:  tok.Project,
@@ -297,9 +308,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		ClientIP: clientIP(r),
 	}, q)
 	if err != nil {
-		p.inflight.remove(m)
-		cancelTimeout()
-		cut(nil)
 		if isDomainRefusal(err) {
 			return tok, err
 		}
@@ -307,6 +315,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	}
 
 	// From here the reservation is durable and every path settles it.
+	reserved = true
 	m.res = res
 	defer func() {
 		if !m.attached {

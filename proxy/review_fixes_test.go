@@ -1,9 +1,16 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
+	"log"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/internal/testlog"
 )
 
 // TestResponses_ToolOutputImagesAndStoredReasoning: images inside tool
@@ -132,5 +139,37 @@ func TestHopByHopHeadersDropped(t *testing.T) {
 	}
 	if te := got.Get("Te"); te != "" && te != "trailers" {
 		t.Errorf("Te %q reached the upstream", te)
+	}
+}
+
+// panickingLedger panics where a reservation would be taken, after the key
+// has been read: the panic and its stack must not show the key.
+type panickingLedger struct{ budget.Ledger }
+
+func (panickingLedger) Reserve(context.Context, budget.Request, budget.Quote) (budget.Reservation, error) {
+	panic("ledger exploded")
+}
+
+func TestSecrecy_PanicsDoNotShowTheKey(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true, ledger: func(l budget.Ledger) budget.Ledger { return panickingLedger{l} }})
+	var serverLog testlog.Buffer
+	h.srv.Config.ErrorLog = log.New(&serverLog, "", 0)
+	resp, err := http.DefaultClient.Do(mustRequest(t, h, helloBody))
+	if err == nil {
+		readAllErr(resp)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(serverLog.String(), "ledger exploded") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := serverLog.String() + h.logs.String()
+	if !strings.Contains(out, "ledger exploded") {
+		t.Fatal("the panic was not logged; the check would prove nothing")
+	}
+	if strings.Contains(out, realKey) || strings.Contains(out, h.token) {
+		t.Fatal("a panic log shows the real key or the token")
+	}
+	if len(h.up.Calls()) != 0 {
+		t.Fatal("a request reached the upstream without a reservation")
 	}
 }
