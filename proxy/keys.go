@@ -14,18 +14,32 @@ import (
 
 // KeySource reads a provider's real key from where the operator keeps it.
 // The key is held in memory only and refreshed after KeyTTL, so a rotated
-// key is picked up without a restart.
+// key is picked up without a restart. The refresh runs in the background
+// while requests go on with the key they have: a slow password manager must
+// not stall the request path.
 type KeySource struct {
 	kind string // "env", "file", "cmd" or "static"
 	arg  string
 
-	mu      sync.Mutex
-	key     string
-	fetched time.Time
+	mu         sync.Mutex // guards the fields below
+	key        string
+	fetched    time.Time
+	refreshing bool
+	// failure is the last failed read while no key is known, remembered
+	// for keyRetryAfter so that a broken source is not run once per request.
+	failure error
+	failed  time.Time
+
+	// first serializes reads while no key is known, so that concurrent
+	// first requests run the source once.
+	first sync.Mutex
 }
 
 // KeyTTL is how long a key read from its source is reused.
 const KeyTTL = 5 * time.Minute
+
+// keyRetryAfter is how long a failed first read is answered from memory.
+const keyRetryAfter = 5 * time.Second
 
 // KeyCommandTimeout bounds a cmd: key source.
 const KeyCommandTimeout = 10 * time.Second
@@ -74,28 +88,71 @@ func (k *KeySource) String() string {
 	return k.kind + ":" + k.arg
 }
 
-// Key returns the key, reading it from its source when it has not been read
-// within KeyTTL. Errors name the source, never the value.
+// Key returns the key. A known key is returned at once; once it is older
+// than KeyTTL one background refresh replaces it, and a refresh that fails
+// keeps it (a locked password manager does not take away the key read
+// before). Without a known key the source is read now. Errors name the
+// source, never the value.
 func (k *KeySource) Key(ctx context.Context) (string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if k.kind == "static" {
 		return k.key, nil
 	}
-	if k.key != "" && time.Since(k.fetched) < KeyTTL {
-		return k.key, nil
+	if key, ok := k.cached(); ok {
+		return key, nil
 	}
-	key, err := k.read(ctx)
+	k.first.Lock()
+	defer k.first.Unlock()
+	k.mu.Lock()
+	if k.key != "" {
+		key := k.key
+		k.mu.Unlock()
+		return key, nil
+	}
+	if k.failure != nil && time.Since(k.failed) < keyRetryAfter {
+		err := k.failure
+		k.mu.Unlock()
+		return "", err
+	}
+	k.mu.Unlock()
+	// Not the request's context: one client leaving must not fail the read
+	// for the others waiting on it. read bounds commands itself.
+	key, err := k.read(context.WithoutCancel(ctx))
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if err != nil {
-		if k.key != "" {
-			// A source that fails on refresh (a locked password manager)
-			// does not take away the key read before.
-			return k.key, nil
-		}
-		return "", fmt.Errorf("%w: %s: %v", ErrNoKey, k, err)
+		k.failure, k.failed = fmt.Errorf("%w: %s: %v", ErrNoKey, k, err), time.Now()
+		return "", k.failure
 	}
-	k.key, k.fetched = key, time.Now()
+	k.key, k.fetched, k.failure = key, time.Now(), nil
 	return key, nil
+}
+
+// cached returns the known key, starting a background refresh when it is
+// older than KeyTTL.
+func (k *KeySource) cached() (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.key == "" {
+		return "", false
+	}
+	if time.Since(k.fetched) >= KeyTTL && !k.refreshing {
+		k.refreshing = true
+		go k.refresh()
+	}
+	return k.key, true
+}
+
+// refresh reads the source again. Success or not, the next try is a full
+// KeyTTL away.
+func (k *KeySource) refresh() {
+	key, err := k.read(context.Background())
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refreshing = false
+	k.fetched = time.Now()
+	if err == nil {
+		k.key = key
+	}
 }
 
 func (k *KeySource) read(ctx context.Context) (string, error) {

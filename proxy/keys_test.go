@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestKeySource(t *testing.T) {
@@ -82,5 +83,69 @@ func TestSplitArgs(t *testing.T) {
 		if err != nil || strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
 			t.Errorf("splitArgs(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// TestKeySource_RefreshDoesNotBlock: a stale key is served at once while the
+// source is read again in the background, and the new key replaces it.
+func TestKeySource_RefreshDoesNotBlock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(path, []byte("sk-old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks, _ := ParseKeySource("file:" + path)
+	if got, err := ks.Key(t.Context()); err != nil || got != "sk-old" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if err := os.WriteFile(path, []byte("sk-new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks.mu.Lock()
+	ks.fetched = ks.fetched.Add(-KeyTTL)
+	ks.mu.Unlock()
+	if got, _ := ks.Key(t.Context()); got != "sk-old" {
+		t.Fatalf("a stale key was not served while refreshing: got %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got, _ := ks.Key(t.Context()); got == "sk-new" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background refresh never replaced the key")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A refresh that fails keeps the key.
+	os.Remove(path)
+	ks.mu.Lock()
+	ks.fetched = ks.fetched.Add(-KeyTTL)
+	ks.mu.Unlock()
+	ks.Key(t.Context())
+	time.Sleep(50 * time.Millisecond)
+	if got, err := ks.Key(t.Context()); err != nil || got != "sk-new" {
+		t.Fatalf("after a failed refresh got %q, %v; want the old key", got, err)
+	}
+}
+
+// TestKeySource_FailureRemembered: a broken source is not read again for
+// every request.
+func TestKeySource_FailureRemembered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key")
+	ks, _ := ParseKeySource("file:" + path)
+	if _, err := ks.Key(t.Context()); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("got %v, want ErrNoKey", err)
+	}
+	if err := os.WriteFile(path, []byte("sk-late"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Key(t.Context()); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("within keyRetryAfter got %v, want the remembered failure", err)
+	}
+	ks.mu.Lock()
+	ks.failed = ks.failed.Add(-keyRetryAfter)
+	ks.mu.Unlock()
+	if got, err := ks.Key(t.Context()); err != nil || got != "sk-late" {
+		t.Fatalf("after keyRetryAfter got %q, %v", got, err)
 	}
 }

@@ -266,7 +266,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	if err := checkBetas(r.Header, rt.provider, model); err != nil {
 		return tok, err
 	}
-	q, err := quote(req.bounds(), model)
+	b := req.bounds()
+	q, err := quote(b, model)
 	if err != nil {
 		return tok, err
 	}
@@ -333,7 +334,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	}
 
 	m.req = req
-	m.surcharge = req.bounds().surcharge
+	m.surcharge = b.surcharge
 	fw.body, err = req.rewrite(res.OutputCap, rt.provider)
 	if err != nil {
 		m.attached = true
