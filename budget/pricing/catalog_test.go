@@ -83,8 +83,9 @@ func TestLookupErrors(t *testing.T) {
 		{"anthropic", "gpt-4o", ErrModelNotPriced},
 		{"no-such-provider", "gpt-4o", ErrUnknownProvider},
 		{"", "gpt-4o", ErrUnknownProvider},
-		// provider_match rules are not used: "bedrock" is not guessed as aws.
-		{"bedrock", "global.anthropic.claude-sonnet-5-v1:0", ErrUnknownProvider},
+		// provider_match rules are not used: "amazon-bedrock" is not
+		// guessed as aws.
+		{"amazon-bedrock", "global.anthropic.claude-sonnet-5-v1:0", ErrUnknownProvider},
 	}
 	for _, tt := range tests {
 		t.Run(tt.provider+"/"+tt.name, func(t *testing.T) {
@@ -117,8 +118,20 @@ func TestLookupUnpricedModel(t *testing.T) {
 	}
 }
 
+// genaiOnly is the embedded genai-prices data alone.
+func genaiOnly(t testing.TB) *Catalog {
+	t.Helper()
+	c, err := ParseGenAIPrices(genaiPricesJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Date and time variants, as genai-prices specifies them (its data alone),
+// and never above what the merged catalog charges.
 func TestLookupDateBound(t *testing.T) {
-	c := embeddedCatalog(t)
+	c, merged := genaiOnly(t), embeddedCatalog(t)
 	before := time.Date(2026, 3, 12, 23, 59, 59, 0, time.UTC)
 	from := time.Date(2026, 3, 13, 0, 0, 0, 0, time.UTC)
 	// The same instant as `from`, written in UTC-5: the date is taken in UTC.
@@ -152,16 +165,23 @@ func TestLookupDateBound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := c.Lookup(tt.provider, tt.model, tt.at)
-			if err != nil {
-				t.Fatalf("Lookup: %v", err)
+			h, ok, _, _ := c.sources[0].lookup(tt.provider, tt.model, tt.at)
+			if !ok {
+				t.Fatalf("%s/%s not found", tt.provider, tt.model)
 			}
-			got, err := m.Prices.Cost(tt.u)
+			got, err := h.prices.Cost(tt.u)
 			if err != nil {
 				t.Fatalf("Cost: %v", err)
 			}
 			if want := usd(t, tt.want); got != want {
 				t.Errorf("Cost at %s: got %s, want %s", tt.at.Format(time.RFC3339Nano), got, want)
+			}
+			mm, err := merged.Lookup(tt.provider, tt.model, tt.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mc, err := mm.Prices.Cost(tt.u); err != nil || mc < got {
+				t.Errorf("merged cost at %s: got %s, %v; want at least genai-prices' %s", tt.at.Format(time.RFC3339Nano), mc, err, got)
 			}
 		})
 	}
@@ -192,9 +212,9 @@ func TestLookupLimits(t *testing.T) {
 		// LiteLLM by request name (claude-sonnet-4-5-20250929: 64000);
 		// genai context 1,000,000 beats LiteLLM's 200,000.
 		{"anthropic", "claude-sonnet-4-5-20250929", 1_000_000, 64_000},
-		// LiteLLM claude-opus-4-6: max_output_tokens 128000; genai's context
-		// window (200,000) wins over LiteLLM's max_input_tokens (1,000,000).
-		{"anthropic", "claude-opus-4-6", 200_000, 128_000},
+		// LiteLLM claude-opus-4-6: max_output_tokens 128000; the larger
+		// context window wins (LiteLLM's 1,000,000 over genai's 200,000).
+		{"anthropic", "claude-opus-4-6", 1_000_000, 128_000},
 		// o3-mini has no genai context window: LiteLLM max_input_tokens 200000.
 		{"openai", "o3-mini", 200_000, 100_000},
 		// A provider-prefixed request name finds the bare LiteLLM key.
@@ -244,36 +264,56 @@ func TestLimitTablePrefixes(t *testing.T) {
 func TestEmbeddedEveryModel(t *testing.T) {
 	c := embeddedCatalog(t)
 	var models, priced, unpriced int
-	for _, p := range c.order {
-		for _, m := range p.segs[0].models {
-			models++
-			probe := probeName(m)
-			if probe == "" {
-				t.Errorf("%s/%s: no name matches its own rule", p.id, m.id)
-				continue
-			}
-			got, err := c.Lookup(p.id, probe, dataDay)
-			own := m.pricesAt(dataDay)
-			ownPriced := own.Priced()
-			switch {
-			case err == nil && got.Provider == p.id && got.ID == m.id:
-				priced++
-				if !ownPriced {
-					t.Errorf("%s/%s: priced without an input price", p.id, m.id)
+	for _, src := range c.sources {
+		for _, p := range src.order {
+			for _, m := range p.seg.models {
+				models++
+				probe := probeName(m)
+				if probe == "" {
+					t.Errorf("%s %s/%s: no name matches its own rule", src.info.Name, p.id, m.id)
+					continue
 				}
-			case err == nil && got.Provider != p.id && !(ownPriced && own.HasOutput()):
-				priced++ // not fully priced here, fully priced by a fallback provider
-			case errors.Is(err, ErrModelNotPriced) && !ownPriced:
-				unpriced++
-			default:
-				t.Errorf("%s/%s: Lookup(%q) = %s/%s, %v", p.id, m.id, probe, got.Provider, got.ID, err)
+				got, err := c.Lookup(p.id, probe, dataDay)
+				own := m.pricesAt(dataDay)
+				ownPriced := own.Priced()
+				switch {
+				case err == nil:
+					priced++
+					// No source may lower what this entry says.
+					for _, f := range own.fields() {
+						if !f.t.Set {
+							continue
+						}
+						var gotT Tiered
+						for _, g := range got.Prices.fields() {
+							if g.name == f.name {
+								gotT = *g.t
+							}
+						}
+						if f.name == "input" && got.Provider != p.id {
+							continue // priced by a fallback provider
+						}
+						if p.seg.find(probe) != m {
+							continue // the probe name resolves to another entry of this source
+						}
+						for _, at := range []int64{1, 200_001, 272_001, 1 << 40} {
+							if gotT.At(at) < f.t.At(at) {
+								t.Errorf("%s %s/%s %s at %d tokens: got %d, below this source's %d", src.info.Name, p.id, probe, f.name, at, gotT.At(at), f.t.At(at))
+							}
+						}
+					}
+				case errors.Is(err, ErrModelNotPriced) && !ownPriced:
+					unpriced++
+				default:
+					t.Errorf("%s %s/%s: Lookup(%q) = %s/%s, %v", src.info.Name, p.id, m.id, probe, got.Provider, got.ID, err)
+				}
 			}
 		}
 	}
-	if models < 1400 || priced < 1200 {
-		t.Errorf("embedded data: got %d models, %d priced; want at least 1400 and 1200", models, priced)
+	if models < 1600 || priced < 1400 {
+		t.Errorf("embedded data: got %d models, %d priced; want at least 1600 and 1400", models, priced)
 	}
-	t.Logf("embedded genai-prices: %d providers, %d models, %d priced, %d without input or output price", len(c.order), models, priced, unpriced)
+	t.Logf("embedded data: %d sources, %d models, %d priced, %d without input or output price", len(c.sources), models, priced, unpriced)
 }
 
 // probeName returns a request name that m's rule matches: its id, else the

@@ -5,7 +5,11 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
+
+	"github.com/hardcap/hardcap/budget"
 )
 
 // genai-prices v2 JSON (see data/genai-prices-v2.json and its schema).
@@ -35,7 +39,7 @@ type (
 )
 
 // genaiFields lists, for each Prices field, the genai-prices ModelPrice keys
-// that may carry it, most specific first. The data uses input_mtok,
+// that may carry it. The data uses input_mtok,
 // cache_read_mtok, cache_write_mtok, cache_write_1h_mtok, output_mtok and
 // output_reasoning_mtok; the others are schema keys for the same prices.
 var genaiFields = []struct {
@@ -53,20 +57,20 @@ var genaiFields = []struct {
 // ParseGenAIPrices parses a genai-prices v2 data file (a JSON array of
 // providers, USD per million tokens) into a Catalog. Match rules and regexes
 // are compiled once here; every price is converted exactly to nano-USD per
-// million tokens, rounding up any fraction of a unit. Prices for audio,
-// images, requests and searches are not read. Malformed data returns an
-// error wrapping ErrInvalidData or ErrInvalidRate.
+// million tokens, rounding up any fraction of a unit (see parseGenAIPrice
+// for image, request and search prices). Malformed data returns an error
+// wrapping ErrInvalidData or ErrInvalidRate.
 func ParseGenAIPrices(data []byte) (*Catalog, error) {
 	var provs []genaiProvider
 	if err := unmarshalNumbers(data, &provs); err != nil {
 		return nil, fmt.Errorf("%w: genai-prices: %v", ErrInvalidData, err)
 	}
-	c := newCatalog()
+	src := newSource("genai-prices")
 	for _, gp := range provs {
 		if gp.ID == "" {
 			return nil, fmt.Errorf("%w: genai-prices: provider without id", ErrInvalidData)
 		}
-		if _, dup := c.providers[gp.ID]; dup {
+		if _, dup := src.providers[gp.ID]; dup {
 			return nil, fmt.Errorf("%w: genai-prices: duplicate provider %q", ErrInvalidData, gp.ID)
 		}
 		p := &provider{id: gp.ID, fallbacks: slices.Clone(gp.Fallbacks)}
@@ -78,10 +82,10 @@ func ParseGenAIPrices(data []byte) (*Catalog, error) {
 			}
 			models = append(models, m)
 		}
-		p.segs = []*segment{newSegment(models)}
-		c.addProvider(p)
+		p.seg = newSegment(models)
+		src.addProvider(p)
 	}
-	return c, nil
+	return Merge(&Catalog{sources: []*source{src}}), nil
 }
 
 func parseGenAIModel(gm genaiModel) (*model, error) {
@@ -131,15 +135,21 @@ func parseGenAIModel(gm genaiModel) (*model, error) {
 	return m, nil
 }
 
-// parseGenAIPrice reads one ModelPrice object. Keys hardcap does not bill
-// (audio, images, requests, searches) are skipped.
+// parseGenAIPrice reads one ModelPrice object. Token prices fill Prices;
+// image and video token prices fill InputMedia and OutputMedia; per-request
+// and per-search prices fill Fees. Audio prices are not read: hardcap
+// refuses audio. Any other key is a fee hardcap cannot price and is listed
+// in Fees.Unpriced, so the model is refused rather than served at token
+// rates.
 func parseGenAIPrice(raw json.RawMessage) (Prices, error) {
 	var obj map[string]json.RawMessage
 	if err := unmarshalNumbers(raw, &obj); err != nil {
 		return Prices{}, fmt.Errorf("%w: prices: %v", ErrInvalidData, err)
 	}
 	var p Prices
+	used := map[string]bool{}
 	for _, f := range genaiFields {
+		// Two spellings of one price both count: the higher wins.
 		for _, key := range f.keys {
 			v, ok := obj[key]
 			if !ok || isNull(v) {
@@ -149,11 +159,78 @@ func parseGenAIPrice(raw json.RawMessage) (Prices, error) {
 			if err != nil {
 				return Prices{}, fmt.Errorf("%s: %w", key, err)
 			}
-			*f.get(&p) = t
-			break
+			*f.get(&p) = maxTiered(*f.get(&p), t)
+			used[key] = true
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(obj)) {
+		v := obj[key]
+		if used[key] || isNull(v) {
+			continue
+		}
+		switch kind := genaiKind(key); kind {
+		case kindAudio:
+		case kindInputMedia, kindOutputMedia:
+			t, err := parseGenAITiered(v)
+			if err != nil {
+				return Prices{}, fmt.Errorf("%s: %w", key, err)
+			}
+			if kind == kindInputMedia {
+				p.InputMedia = maxTiered(p.InputMedia, t)
+			} else {
+				p.OutputMedia = maxTiered(p.OutputMedia, t)
+			}
+		case kindRequest, kindSearch:
+			n, ok := numberText(v)
+			if !ok {
+				return Prices{}, fmt.Errorf("%w: %s is not a number", ErrInvalidData, key)
+			}
+			// USD per thousand is nano-USD per one times 10^6.
+			fee, err := scaledRate(n, 6)
+			if err != nil {
+				return Prices{}, fmt.Errorf("%s: %w", key, err)
+			}
+			if kind == kindRequest {
+				p.Fees.Request = max(p.Fees.Request, budget.Money(fee))
+			} else {
+				f := budget.Money(fee)
+				p.Fees.Search = SearchFee{Low: f, Medium: f, High: f}
+			}
+		default:
+			p.Fees.Unpriced = append(p.Fees.Unpriced, key)
 		}
 	}
 	return p, nil
+}
+
+// priceKind is what a price key the token fields do not cover bills.
+type priceKind uint8
+
+const (
+	kindUnpriced priceKind = iota
+	kindAudio
+	kindInputMedia
+	kindOutputMedia
+	kindRequest
+	kindSearch
+)
+
+// genaiKind classifies a genai-prices ModelPrice key.
+func genaiKind(key string) priceKind {
+	switch {
+	case strings.Contains(key, "audio"):
+		return kindAudio
+	case key == "requests_kcount":
+		return kindRequest
+	case key == "web_searches_kcount":
+		return kindSearch
+	case strings.HasSuffix(key, "_mtok") && (strings.Contains(key, "image") || strings.Contains(key, "video")):
+		if strings.HasPrefix(key, "output_") {
+			return kindOutputMedia
+		}
+		return kindInputMedia
+	}
+	return kindUnpriced
 }
 
 // parseGenAITiered reads a price that is either a number or a TieredPrices

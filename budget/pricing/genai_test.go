@@ -90,12 +90,12 @@ func TestParseGenAIPricesRules(t *testing.T) {
 			t.Errorf("context window: got %d, want 1000", m.ContextWindow)
 		}
 	})
-	t.Run("cache_write_5m_mtok preferred", func(t *testing.T) {
+	t.Run("two spellings of one price: the higher", func(t *testing.T) {
 		m, err := c.Lookup("acme", "five", dataDay)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := m.Prices.CacheWrite.Base, rate(t, "1.5"); got != want {
+		if got, want := m.Prices.CacheWrite.Base, rate(t, "2"); got != want {
 			t.Errorf("cache write: got %d, want %d", got, want)
 		}
 	})

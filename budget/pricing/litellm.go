@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hardcap/hardcap/budget"
 )
 
 // litellmFields maps LiteLLM's USD-per-token keys to Prices fields. Longer
@@ -58,7 +62,10 @@ var litellmAliases = map[string]string{
 // cache_creation_input_token_cost_above_1hr and
 // output_cost_per_reasoning_token, with tiers from the same keys suffixed
 // _above_<N>k_tokens; each is converted exactly to nano-USD per million
-// tokens, rounding up any fraction of a unit. Limits come from
+// tokens, rounding up any fraction of a unit. Image and video token prices,
+// per-image and per-search fees and code-interpreter sessions are read too
+// (see litellmKind); a cost key hardcap does not know is recorded as
+// unpriced, which refuses the model. Limits come from
 // max_input_tokens and max_output_tokens (max_tokens when the latter is
 // missing). The "sample_spec" entry is skipped. Malformed data returns an
 // error wrapping ErrInvalidData or ErrInvalidRate.
@@ -67,8 +74,8 @@ func ParseLiteLLM(data []byte) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newCatalog()
-	c.limits = []*limitTable{newLimitTable()}
+	src := newSource("litellm")
+	table := newLimitTable()
 	var provOrder []string
 	byProv := map[string][]*model{}
 	for i, key := range keys {
@@ -79,7 +86,7 @@ func ParseLiteLLM(data []byte) (*Catalog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("litellm %q: %w", key, err)
 		}
-		c.limits[0].add(key, limits{contextWindow: m.contextWindow, maxOutput: m.maxOutput})
+		table.add(key, limits{contextWindow: m.contextWindow, maxOutput: m.maxOutput})
 		for _, id := range []string{prov, litellmAliases[prov]} {
 			if id == "" {
 				continue
@@ -91,9 +98,9 @@ func ParseLiteLLM(data []byte) (*Catalog, error) {
 		}
 	}
 	for _, id := range provOrder {
-		c.addProvider(&provider{id: id, segs: []*segment{newSegment(byProv[id])}})
+		src.addProvider(&provider{id: id, seg: newSegment(byProv[id])})
 	}
-	return c, nil
+	return Merge(&Catalog{sources: []*source{src}, limits: []*limitTable{table}}), nil
 }
 
 // litellmEntries decodes the top-level object keeping its key order, which
@@ -145,21 +152,21 @@ func parseLiteLLMEntry(key string, e map[string]json.RawMessage) (string, *model
 		text  string
 	}
 	tiers := map[int][]tier{} // litellmFields index -> tiers
-	for field, raw := range e {
+	var regional budget.Money // the largest regional uplift factor, as a decimal
+	for _, field := range slices.Sorted(maps.Keys(e)) {
+		raw := e[field]
 		if isNull(raw) {
 			continue
 		}
+		handled := false
 		for i, f := range litellmFields {
 			if field == f.key {
-				t, err := litellmNumber(field, raw)
+				r, err := litellmRate(field, raw, shiftPerToken)
 				if err != nil {
 					return "", nil, err
 				}
-				r, err := scaledRate(t, shiftPerToken)
-				if err != nil {
-					return "", nil, fmt.Errorf("%s: %w", field, err)
-				}
 				*f.get(&p) = Flat(r)
+				handled = true
 				break
 			}
 			if rest, ok := strings.CutPrefix(field, f.key+"_above_"); ok {
@@ -169,9 +176,48 @@ func parseLiteLLMEntry(key string, e map[string]json.RawMessage) (string, *model
 						return "", nil, err
 					}
 					tiers[i] = append(tiers[i], tier{start, t})
+					handled = true
 					break
 				}
 			}
+		}
+		if handled {
+			continue
+		}
+		var err error
+		switch kind, shift := litellmKind(field); kind {
+		case litellmNotPrice, litellmIgnored:
+		case litellmRegional:
+			if n, ok := numberText(raw); ok {
+				if f, perr := budget.ParseUSD(n); perr == nil {
+					regional = max(regional, f)
+				}
+			}
+		case litellmCacheRead, litellmInputMedia, litellmOutputMedia, litellmInput, litellmOutput:
+			var r budget.Rate
+			if r, err = litellmRate(field, raw, shift); err == nil {
+				t := map[litellmClass]*Tiered{
+					litellmCacheRead: &p.CacheRead, litellmInputMedia: &p.InputMedia, litellmOutputMedia: &p.OutputMedia,
+					litellmInput: &p.Input, litellmOutput: &p.Output,
+				}[kind]
+				*t = maxTiered(*t, Flat(r))
+			}
+		case litellmImageFee, litellmCodeSession:
+			var r budget.Rate
+			if r, err = litellmRate(field, raw, shift); err == nil {
+				if kind == litellmImageFee {
+					p.Fees.Image = max(p.Fees.Image, budget.Money(r))
+				} else {
+					p.Fees.CodeSession = max(p.Fees.CodeSession, budget.Money(r))
+				}
+			}
+		case litellmSearch:
+			p.Fees.Search, err = litellmSearchFee(raw)
+		default:
+			p.Fees.Unpriced = append(p.Fees.Unpriced, field)
+		}
+		if err != nil {
+			return "", nil, err
 		}
 	}
 	for i, ts := range tiers {
@@ -188,7 +234,7 @@ func parseLiteLLMEntry(key string, e map[string]json.RawMessage) (string, *model
 		}
 		sortTiers(t.Tiers)
 	}
-	m := &model{id: key, variants: []variant{{prices: p}}}
+	m := &model{id: key, variants: []variant{{prices: p}}, regionalUplift: regional}
 	names := []string{key}
 	if short, ok := strings.CutPrefix(key, prov+"/"); ok && short != "" {
 		names = append(names, short)
@@ -210,6 +256,98 @@ func parseLiteLLMEntry(key string, e map[string]json.RawMessage) (string, *model
 		}
 	}
 	return prov, m, nil
+}
+
+// litellmClass is what a LiteLLM key outside litellmFields bills.
+type litellmClass uint8
+
+const (
+	litellmNotPrice litellmClass = iota // not a price at all
+	litellmUnpriced
+	litellmIgnored // audio, other service tiers, storage: never on a request hardcap serves
+	litellmRegional
+	litellmCacheRead
+	litellmInput
+	litellmOutput
+	litellmInputMedia
+	litellmOutputMedia
+	litellmImageFee
+	litellmCodeSession
+	litellmSearch
+)
+
+// litellmKind classifies a LiteLLM entry key that is not one of
+// litellmFields (or its tiers), with the decimal shift from its unit to
+// nano-USD per million tokens (rates) or nano-USD (fees). Keys that do not
+// name a cost are not prices; a cost key hardcap does not know is
+// unpriced, which refuses the model.
+func litellmKind(field string) (litellmClass, int) {
+	switch {
+	case strings.HasPrefix(field, "regional_processing_uplift_multiplier"):
+		return litellmRegional, 0
+	case !strings.Contains(field, "cost") && field != "tiered_pricing":
+		return litellmNotPrice, 0
+	case strings.Contains(field, "audio"),
+		strings.Contains(field, "_priority"), strings.Contains(field, "_flex"), strings.Contains(field, "_batch"),
+		strings.HasPrefix(field, "file_search_cost"), strings.HasPrefix(field, "vector_store_cost"),
+		field == "input_cost_per_video_per_second":
+		// hardcap refuses audio and video inputs, forces the default
+		// service tier, and refuses file search without an allowance.
+		return litellmIgnored, 0
+	case field == "input_cost_per_token_cache_hit":
+		return litellmCacheRead, shiftPerToken
+	case field == "input_cost_per_image_token" || field == "input_cost_per_video_token":
+		return litellmInputMedia, shiftPerToken
+	case field == "output_cost_per_image_token" || field == "output_cost_per_video_token":
+		return litellmOutputMedia, shiftPerToken
+	case field == "computer_use_input_cost_per_1k_tokens":
+		return litellmInput, shiftPerToken - 3
+	case field == "computer_use_output_cost_per_1k_tokens":
+		return litellmOutput, shiftPerToken - 3
+	case field == "input_cost_per_image" || strings.HasPrefix(field, "input_cost_per_image_above_"):
+		return litellmImageFee, 9
+	case field == "code_interpreter_cost_per_session":
+		return litellmCodeSession, 9
+	case field == "search_context_cost_per_query":
+		return litellmSearch, 9
+	}
+	return litellmUnpriced, 0
+}
+
+// litellmRate reads a price field in USD per unit as nano-USD per million
+// tokens (or nano-USD) by the decimal shift.
+func litellmRate(field string, raw json.RawMessage, shift int) (budget.Rate, error) {
+	t, err := litellmNumber(field, raw)
+	if err != nil {
+		return 0, err
+	}
+	r, err := scaledRate(t, shift)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", field, err)
+	}
+	return r, nil
+}
+
+// litellmSearchFee reads search_context_cost_per_query, USD per query by
+// search_context_size_low, _medium and _high.
+func litellmSearchFee(raw json.RawMessage) (SearchFee, error) {
+	var obj map[string]json.RawMessage
+	if err := unmarshalNumbers(raw, &obj); err != nil {
+		return SearchFee{}, fmt.Errorf("%w: search_context_cost_per_query: %v", ErrInvalidData, err)
+	}
+	var s SearchFee
+	for key, dst := range map[string]*budget.Money{
+		"search_context_size_low": &s.Low, "search_context_size_medium": &s.Medium, "search_context_size_high": &s.High,
+	} {
+		if v, ok := obj[key]; ok && !isNull(v) {
+			r, err := litellmRate("search_context_cost_per_query."+key, v, 9)
+			if err != nil {
+				return SearchFee{}, err
+			}
+			*dst = budget.Money(r)
+		}
+	}
+	return s, nil
 }
 
 // litellmThreshold parses a tier suffix such as "200k_tokens" into 200000.

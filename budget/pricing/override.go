@@ -1,22 +1,22 @@
 package pricing
 
 import (
-	"cmp"
 	"fmt"
-	"slices"
 )
 
 // Override changes or adds one model's prices and limits, typically from
 // hardcap's configuration. Prices are decimal USD per million tokens as
-// accepted by ParseRate; an empty string keeps the data's price (or leaves it
-// unset for a new model). A limit of 0 keeps the data's limit.
+// accepted by ParseRate; an empty string keeps the merged price (or leaves
+// it unset for a new model). A limit of 0 keeps the data's limit. An
+// override is the operator's word: it may lower a price below every
+// source, and hardcap prices check lists it when it does.
 type Override struct {
 	// Provider is the price-data provider id, e.g. "openai".
 	Provider string
-	// Model is a request model name. The override applies to the model this
-	// name resolves to in that provider, so every name of that model (its
-	// dated snapshots, aliases) gets the new prices. When nothing matches,
-	// a model matching exactly this name is created.
+	// Model is a request model name. The override applies to it and to
+	// every other name that each source knowing it resolves to the same
+	// entry (see WithOverrides). When no source knows it, a model matching
+	// exactly this name is created.
 	Model string
 
 	// InputMTok is the uncached input price in USD per million tokens.
@@ -40,6 +40,10 @@ type Override struct {
 	// MaxOutputTokens is the maximum number of output tokens; 0 keeps the
 	// data's.
 	MaxOutputTokens int64
+	// Untiered declares that the model's price does not change with input
+	// size, so hardcap does not apply its provider's implied long-context
+	// tier (see Catalog.Lookup).
+	Untiered bool
 }
 
 // fields pairs each price text with the Prices field it sets.
@@ -60,108 +64,131 @@ func (o Override) fields() []struct {
 	}
 }
 
-// WithOverrides returns a new catalog with ovs applied in order; c is not
-// changed. An overridden price replaces the data's price in every date-bound
-// variant of the model and is flat (the data's tiers for that price are
-// dropped); prices not overridden keep their tiers and dates. An override for
-// a model the provider lacks creates it, and then must give both InputMTok and
-// OutputMTok; an override for an unknown provider creates the provider. The
-// model is resolved in the provider itself, never through its fallback
-// providers, so overriding "azure" never changes "openai".
+// override is one Override, checked and resolved against the sources.
+type override struct {
+	ov  Override
+	set Prices // the overridden prices, flat
+	// mask picks the fields set replaces.
+	mask []func(*Prices) *Tiered
+	// entries are what ov.Model resolves to in each source's own provider
+	// ov.Provider (no fallbacks), by source index; nil where unknown.
+	entries []*model
+	// created is set when no source knows the name in that provider: the
+	// override is then the model's whole price.
+	created bool
+}
+
+// apply replaces the overridden fields of p.
+func (o *override) apply(p *Prices) {
+	for _, get := range o.mask {
+		*get(p) = *get(&o.set)
+	}
+}
+
+// covers reports whether the override applies to a request name at
+// providerID: the name it names, and any other name that every source
+// knowing it resolves to the same entry as the override's own name. So an
+// override of "gpt-4o" covers a snapshot that a source lists under gpt-4o's
+// rule, but not one that some source prices with an entry of its own.
+func (o *override) covers(c *Catalog, providerID, name string) bool {
+	if normalID(providerID) != normalID(o.ov.Provider) {
+		return false
+	}
+	if name == o.ov.Model {
+		return true
+	}
+	if o.created {
+		return false
+	}
+	agreed := false
+	for i, s := range c.sources {
+		p := s.provider(o.ov.Provider)
+		if p == nil {
+			continue
+		}
+		m := p.seg.find(name)
+		if m == nil {
+			continue
+		}
+		if m != o.entries[i] {
+			return false
+		}
+		agreed = true
+	}
+	return agreed
+}
+
+// matchingOverrides returns, in order, the overrides that apply to name.
+func (c *Catalog) matchingOverrides(providerID, name string) []*override {
+	var out []*override
+	for _, o := range c.overrides {
+		if o.covers(c, providerID, name) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// WithOverrides returns a new catalog with ovs applied after the sources, in
+// order; c is not changed. An overridden price replaces the merged price in
+// every date-bound variant of the model and is flat (the data's tiers for
+// that price are dropped); prices not overridden keep their tiers and dates.
+// An override applies to the name it gives and to the names that resolve,
+// in every source that knows them, to the same entry. An override for a
+// name no source knows in that provider creates the model, and then must
+// give at least InputMTok; an override for an unknown provider creates the
+// provider. The name is resolved in the provider itself, never through its
+// fallback providers, so overriding "azure" never changes "openai".
 //
 // Errors wrap ErrInvalidOverride, or ErrInvalidRate for a price that
 // ParseRate rejects.
 func (c *Catalog) WithOverrides(ovs ...Override) (*Catalog, error) {
-	out := &Catalog{
-		providers: make(map[string]*provider, len(c.providers)),
-		limits:    slices.Clone(c.limits),
-	}
-	for _, p := range c.order {
-		out.addProvider(p)
-	}
-	owned := map[string]bool{} // providers already copied for this call
+	out := *c
+	out.overrides = append([]*override(nil), c.overrides...)
 	for _, ov := range ovs {
-		if err := out.apply(ov, owned); err != nil {
+		o, err := c.resolveOverride(ov, out.overrides)
+		if err != nil {
 			return nil, err
 		}
+		out.overrides = append(out.overrides, o)
 	}
-	return out, nil
+	return &out, nil
 }
 
-func (c *Catalog) apply(ov Override, owned map[string]bool) error {
+func (c *Catalog) resolveOverride(ov Override, earlier []*override) (*override, error) {
 	if ov.Provider == "" || ov.Model == "" {
-		return fmt.Errorf("%w: provider and model are required (got %q, %q)", ErrInvalidOverride, ov.Provider, ov.Model)
+		return nil, fmt.Errorf("%w: provider and model are required (got %q, %q)", ErrInvalidOverride, ov.Provider, ov.Model)
 	}
 	if ov.ContextWindow < 0 || ov.MaxOutputTokens < 0 {
-		return fmt.Errorf("%w: %s/%s: negative token limit", ErrInvalidOverride, ov.Provider, ov.Model)
+		return nil, fmt.Errorf("%w: %s/%s: negative token limit", ErrInvalidOverride, ov.Provider, ov.Model)
 	}
-	var set Prices // the overridden prices, flat
-	var setMask []func(*Prices) *Tiered
+	o := &override{ov: ov, entries: make([]*model, len(c.sources)), created: true}
 	for _, f := range ov.fields() {
 		if f.text == "" {
 			continue
 		}
 		r, err := ParseRate(f.text)
 		if err != nil {
-			return fmt.Errorf("override %s/%s %s: %w", ov.Provider, ov.Model, f.name, err)
+			return nil, fmt.Errorf("override %s/%s %s: %w", ov.Provider, ov.Model, f.name, err)
 		}
-		*f.get(&set) = Flat(r)
-		setMask = append(setMask, f.get)
+		*f.get(&o.set) = Flat(r)
+		o.mask = append(o.mask, f.get)
 	}
-
-	p := c.ownProvider(ov.Provider, owned)
-	for si, s := range p.segs {
-		m := s.find(ov.Model)
-		if m == nil {
-			continue
-		}
-		nm := *m
-		nm.variants = slices.Clone(m.variants)
-		for i := range nm.variants {
-			for _, get := range setMask {
-				*get(&nm.variants[i].prices) = *get(&set)
+	for i, s := range c.sources {
+		if p := s.provider(ov.Provider); p != nil {
+			if m := p.seg.find(ov.Model); m != nil {
+				o.entries[i], o.created = m, false
 			}
 		}
-		nm.contextWindow = cmp.Or(ov.ContextWindow, nm.contextWindow)
-		nm.maxOutput = cmp.Or(ov.MaxOutputTokens, nm.maxOutput)
-		ns := &segment{models: slices.Clone(s.models), exact: s.exact, folded: s.folded}
-		ns.models[slices.Index(s.models, m)] = &nm
-		p.segs[si] = ns
-		return nil
 	}
-
-	if !set.Priced() {
-		return fmt.Errorf("%w: %s/%s is not in the price data, so the override must give at least InputMTok", ErrInvalidOverride, ov.Provider, ov.Model)
+	for _, e := range earlier {
+		if o.created && e.created && normalID(e.ov.Provider) == normalID(ov.Provider) && e.ov.Model == ov.Model {
+			// The model an earlier override created: this one changes it.
+			o.created = false
+		}
 	}
-	nm := &model{
-		id:            ov.Model,
-		rule:          equalsRule(ov.Model),
-		contextWindow: ov.ContextWindow,
-		maxOutput:     ov.MaxOutputTokens,
-		variants:      []variant{{prices: set}},
+	if o.created && !o.set.Priced() {
+		return nil, fmt.Errorf("%w: %s/%s is not in the price data, so the override must give at least InputMTok", ErrInvalidOverride, ov.Provider, ov.Model)
 	}
-	// Nothing in the provider matches the name, so the new model's own
-	// segment can go last without changing any other lookup.
-	p.segs = append(p.segs, newSegment([]*model{nm}))
-	return nil
-}
-
-// ownProvider returns a copy of the provider with exact id that this
-// WithOverrides call may change, creating the provider when it is missing.
-func (c *Catalog) ownProvider(id string, owned map[string]bool) *provider {
-	p, ok := c.providers[id]
-	switch {
-	case !ok:
-		p = &provider{id: id}
-		c.addProvider(p)
-	case !owned[id]:
-		cp := *p
-		cp.segs = slices.Clone(p.segs)
-		cp.fallbacks = slices.Clone(p.fallbacks)
-		p = &cp
-		c.providers[id] = p
-		c.order[slices.IndexFunc(c.order, func(q *provider) bool { return q.id == id })] = p
-	}
-	owned[id] = true
-	return p
+	return o, nil
 }

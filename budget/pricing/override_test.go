@@ -14,7 +14,7 @@ func TestWithOverrides(t *testing.T) {
 		Override{Provider: "openai", Model: "gpt-4o", OutputMTok: "12", MaxOutputTokens: 1000},
 		Override{Provider: "anthropic", Model: "claude-sonnet-4-6", InputMTok: "4"},
 		Override{Provider: "acme", Model: "my-model", InputMTok: "1", OutputMTok: "2", CacheReadMTok: "0.1", ContextWindow: 32_000, MaxOutputTokens: 4096},
-		Override{Provider: "openai", Model: "gpt-custom", InputMTok: "0.5", OutputMTok: "1.5"},
+		Override{Provider: "openai", Model: "gpt-custom", InputMTok: "0.5", OutputMTok: "1.5", ContextWindow: 64_000},
 		Override{Provider: "azure", Model: "gpt-4o", InputMTok: "3", OutputMTok: "11"},
 	)
 	if err != nil {
@@ -34,8 +34,10 @@ func TestWithOverrides(t *testing.T) {
 	}{
 		// Output changed, input kept, limit overridden (beats LiteLLM 16384).
 		{"price changed", c, "openai", "gpt-4o", dataDay, "openai", "gpt-4o", "2.5", "12", 0, 128_000, 1000},
-		// The override applies to the model, so to all its names.
-		{"snapshot name too", c, "openai", "gpt-4o-2024-08-06", dataDay, "openai", "gpt-4o", "2.5", "12", 0, 128_000, 1000},
+		// The override applies to names every source resolves to the same
+		// entry; LiteLLM prices the snapshot with an entry of its own, so
+		// the snapshot keeps the data's price.
+		{"snapshot with its own entry", c, "openai", "gpt-4o-2024-08-06", dataDay, "openai", "gpt-4o", "2.5", "10", 0, 128_000, 16_384},
 		{"original unchanged", emb, "openai", "gpt-4o", dataDay, "openai", "gpt-4o", "2.5", "10", 0, 128_000, 16_384},
 		{"neighbour unchanged", c, "openai", "gpt-4o-mini", dataDay, "openai", "gpt-4o-mini", "0.15", "0.6", 0, 128_000, 16_384},
 		// Input overridden (and made flat) in every date variant; output
@@ -43,7 +45,7 @@ func TestWithOverrides(t *testing.T) {
 		{"dated, before", c, "anthropic", "claude-sonnet-4-6", before, "anthropic", "claude-sonnet-4-6", "4", "15", 1, 0, 64_000},
 		{"dated, after", c, "anthropic", "claude-sonnet-4-6", dataDay, "anthropic", "claude-sonnet-4-6", "4", "15", 0, 0, 64_000},
 		{"new provider and model", c, "acme", "my-model", dataDay, "acme", "my-model", "1", "2", 0, 32_000, 4096},
-		{"new model in known provider", c, "openai", "gpt-custom", dataDay, "openai", "gpt-custom", "0.5", "1.5", 0, 0, 0},
+		{"new model in known provider", c, "openai", "gpt-custom", dataDay, "openai", "gpt-custom", "0.5", "1.5", 0, 64_000, 0},
 		// Azure had no gpt-4o of its own: the override creates one and
 		// leaves OpenAI's alone.
 		{"new model shadows fallback", c, "azure", "gpt-4o", dataDay, "azure", "gpt-4o", "3", "11", 0, 0, 16_384},

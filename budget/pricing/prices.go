@@ -82,6 +82,16 @@ type Prices struct {
 	// OutputReasoning is the price of reasoning output tokens, where the
 	// provider bills them differently from other output.
 	OutputReasoning Tiered
+	// InputMedia is the price of image and video input tokens where the
+	// provider bills them apart from text. It applies to requests that
+	// carry images (see WithMedia).
+	InputMedia Tiered
+	// OutputMedia is the price of generated image or video tokens. The usage
+	// does not tell them from text, so all output is bounded and charged at
+	// the larger of Output and OutputMedia.
+	OutputMedia Tiered
+	// Fees are the charges the token usage does not report.
+	Fees Fees
 }
 
 // Priced reports whether p has an input price, the least any request needs.
@@ -117,7 +127,9 @@ func (p Prices) Worst1hRate(inputBound int64) budget.Rate {
 // at CacheWrite, or Input when unset; one-hour cache writes at CacheWrite1h,
 // or the larger of CacheWrite and twice Input when unset (Anthropic's
 // one-hour price is twice the input price); reasoning tokens at
-// OutputReasoning, or Output when unset; the remaining output at Output.
+// OutputReasoning, or the output rate when unset; the remaining output at
+// the larger of Output and OutputMedia. Fees are not included: they are per
+// request or per call, not per token.
 //
 // Negative counts, cache counts that add up to more than InputTokens and
 // ReasoningTokens above OutputTokens return ErrInvalidUsage. Prices without
@@ -142,6 +154,9 @@ func (p Prices) Cost(u budget.Usage) (budget.Money, error) {
 		cw1h = p.CacheWrite1h.At(in)
 	}
 	outRate := p.Output.At(in)
+	if p.OutputMedia.Set {
+		outRate = max(outRate, p.OutputMedia.At(in))
+	}
 	uncached := in - u.CacheReadTokens - u.CacheWriteTokens - u.CacheWrite1hTokens
 	return budget.Cost(
 		budget.TokenCharge{Tokens: uncached, Rate: inRate},
@@ -189,7 +204,7 @@ func checkUsage(u budget.Usage) error {
 // which any one input token and any one output token could be billed by a
 // request whose total input is at most inputBound tokens. input is the
 // maximum over Input, CacheRead, CacheWrite and CacheWrite1h; output over
-// Output and OutputReasoning; each over the base rate and every tier that
+// Output, OutputReasoning and OutputMedia; each over the base rate and every tier that
 // such a request could reach (Start < inputBound, the boundary rule of At).
 // Multiplying the bound's token counts by these rates gives a cost that no
 // mix of cached, uncached, reasoning and plain tokens can exceed.
@@ -199,7 +214,7 @@ func (p Prices) WorstRates(inputBound int64) (input, output budget.Rate) {
 			input = max(input, t.max(inputBound))
 		}
 	}
-	for _, t := range []Tiered{p.Output, p.OutputReasoning} {
+	for _, t := range []Tiered{p.Output, p.OutputReasoning, p.OutputMedia} {
 		if t.Set {
 			output = max(output, t.max(inputBound))
 		}

@@ -230,8 +230,8 @@ func (m *Main) statusFacts(set settings) map[string]any {
 	}
 }
 
-// loadPrices layers the config's price file and overrides over the
-// embedded data.
+// loadPrices merges the config's price file with the embedded data (each
+// rate is the higher of the two) and applies the overrides.
 func loadPrices(pc PricesConfig) (*pricing.Catalog, error) {
 	cat, err := pricing.Embedded()
 	if err != nil {
@@ -249,7 +249,11 @@ func loadPrices(pc PricesConfig) (*pricing.Catalog, error) {
 				return nil, fmt.Errorf("prices.file: neither genai-prices v2 (%v) nor LiteLLM format (%v)", err, lerr)
 			}
 		}
-		cat = pricing.Layer(user, cat)
+		asOf := time.Time{}
+		if fi, err := os.Stat(pc.File); err == nil {
+			asOf = fi.ModTime().UTC()
+		}
+		cat = pricing.Merge(user.Describe(pc.File, asOf), cat)
 	}
 	if len(pc.Overrides) > 0 {
 		ovs := make([]pricing.Override, len(pc.Overrides))

@@ -1,0 +1,149 @@
+package pricing
+
+import (
+	"math/big"
+
+	"github.com/hardcap/hardcap/budget"
+)
+
+// impliedTier is the dearest long-context pricing the data shows for a
+// provider: the lowest threshold any of its models switches at, and the
+// largest factor any input-side and output-side price is raised by there.
+// hardcap applies it to models whose data has no tiers, since a missing
+// tier would otherwise bill a long request at the short-request price.
+type impliedTier struct {
+	start   int64
+	in, out Multiplier
+}
+
+func (t impliedTier) set() bool { return t.in.Num > 0 && t.out.Num > 0 }
+
+// inputSide and outputSide pick the prices each factor applies to.
+func inputSide(p *Prices) []*Tiered {
+	return []*Tiered{&p.Input, &p.CacheRead, &p.CacheWrite, &p.CacheWrite1h, &p.InputMedia}
+}
+
+func outputSide(p *Prices) []*Tiered {
+	return []*Tiered{&p.Output, &p.OutputReasoning, &p.OutputMedia}
+}
+
+// apply returns p with a tier at t.start on every set price, at the base
+// rate times the factor of its side, rounded up.
+func (t impliedTier) apply(p Prices) (Prices, error) {
+	for side, prices := range [][]*Tiered{inputSide(&p), outputSide(&p)} {
+		f := t.in
+		if side == 1 {
+			f = t.out
+		}
+		for _, pr := range prices {
+			if !pr.Set {
+				continue
+			}
+			r, err := f.scale(int64(pr.Base))
+			if err != nil {
+				return Prices{}, err
+			}
+			pr.Tiers = []Tier{{Start: t.start, Rate: budget.Rate(r)}}
+		}
+	}
+	return p, nil
+}
+
+// impliedFor returns the implied tier of a provider id, else the one over
+// every provider.
+func (c *Catalog) impliedFor(providerID string) impliedTier {
+	if t, ok := c.implied[providerID]; ok {
+		return t
+	}
+	if t, ok := c.implied[normalID(providerID)]; ok {
+		return t
+	}
+	return c.global
+}
+
+// impliedTiers computes, per provider id and over all, the lowest tier
+// threshold and the largest tier-to-base factors in the sources.
+func impliedTiers(sources []*source) (map[string]impliedTier, impliedTier) {
+	type acc struct {
+		start   int64
+		in, out *big.Rat
+	}
+	per := map[string]*acc{}
+	all := &acc{}
+	note := func(a *acc, start int64, f *big.Rat, input bool) {
+		if a.start == 0 || start < a.start {
+			a.start = start
+		}
+		dst := &a.out
+		if input {
+			dst = &a.in
+		}
+		if *dst == nil || f.Cmp(*dst) > 0 {
+			*dst = f
+		}
+	}
+	for _, s := range sources {
+		for _, p := range s.order {
+			if p.seg == nil {
+				continue
+			}
+			for _, m := range p.seg.models {
+				for _, v := range m.variants {
+					pr := v.prices
+					for side, prices := range [][]*Tiered{inputSide(&pr), outputSide(&pr)} {
+						for _, t := range prices {
+							if !t.Set || t.Base <= 0 {
+								continue
+							}
+							for _, tr := range t.Tiers {
+								f := big.NewRat(int64(tr.Rate), int64(t.Base))
+								if f.Cmp(big.NewRat(1, 1)) <= 0 {
+									continue
+								}
+								if per[p.id] == nil {
+									per[p.id] = &acc{}
+								}
+								note(per[p.id], tr.Start, f, side == 0)
+								note(all, tr.Start, f, side == 0)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	finish := func(a *acc) impliedTier {
+		t := impliedTier{start: a.start}
+		// A provider whose tiers raise only one side raises the other by
+		// the largest factor seen anywhere.
+		in, out := a.in, a.out
+		if in == nil {
+			in = all.in
+		}
+		if out == nil {
+			out = all.out
+		}
+		if in == nil || out == nil {
+			return impliedTier{}
+		}
+		t.in = ratMultiplier(in)
+		t.out = ratMultiplier(out)
+		return t
+	}
+	out := map[string]impliedTier{}
+	for id, a := range per {
+		out[id] = finish(a)
+	}
+	return out, finish(all)
+}
+
+// ratMultiplier turns a factor into a Multiplier, rounding up to nine
+// decimal places so that it is never below the data's factor.
+func ratMultiplier(f *big.Rat) Multiplier {
+	num := new(big.Int).Mul(f.Num(), big.NewInt(1e9))
+	q, r := new(big.Int).QuoRem(num, f.Denom(), new(big.Int))
+	if r.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return Multiplier{Num: q.Int64(), Den: 1e9}
+}
