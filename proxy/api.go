@@ -52,15 +52,75 @@ type bounds struct {
 	// cache1h marks requests that may write one-hour cache entries, billed
 	// above the input price.
 	cache1h bool
-	// allowance is added to the worst case for what the tokens do not
-	// bound (config-granted allowances), in nano-USD.
+	// allowance is added to the worst case for input the tokens do not
+	// bound (config-granted allowances for stored state, files, opaque
+	// items and server tools, whose results re-enter the input), in
+	// nano-USD. Any allowance prices the request at its top tier.
 	allowance budget.Money
+	// fees are fixed charges the usage does not report (per-request,
+	// per-image, per-search and container fees), in nano-USD; set by
+	// priceRequest. They are reserved and charged but never cross a tier.
+	fees budget.Money
 	// surcharge is charged on top of the usage's cost at settlement: the
-	// allowances for fees the usage does not report (server tool calls).
+	// fees, and the allowances of server tools (their per-call fees are not
+	// in the usage either).
 	surcharge budget.Money
 	// minOutput is the smallest output cap the API accepts; clamping stops
 	// there.
 	minOutput int64
+
+	// images is how many images the input carries.
+	images int64
+	// searchEveryCall marks a search model, which searches on every call,
+	// at searchSize ("low", "medium", "high"; "" when the request does not
+	// fix it, which prices the dearest).
+	searchEveryCall bool
+	searchSize      string
+	// webSearchTool marks a web search tool, granted webSearchAllowance,
+	// with its search context size.
+	webSearchTool      bool
+	webSearchSize      string
+	webSearchAllowance budget.Money
+	// containers holds, for each hosted container the request may start,
+	// its session fee by memory size in nano-USD.
+	containers []budget.Money
+	// geoUplift marks an Anthropic request for US-only inference.
+	geoUplift bool
+}
+
+// grant adds the provider's allowance named key for count items to the
+// bounds, and its USD amount to the settlement's surcharge when surcharge is
+// set, or refuses the request when the config grants none. A tokens
+// allowance widens the input bound; a USD one the allowance.
+func (b *bounds) grant(prov *Provider, key, what string, count int64, surcharge bool) error {
+	a, ok := prov.Allowances[key]
+	if !ok {
+		return refuse(ErrUnbounded, "%s: hardcap cannot bound its cost. An operator can grant a per-request allowance with providers.%s.allowances.%s (USD, or tokens as \"20000 tokens\").", what, prov.Name, key)
+	}
+	if count <= 0 {
+		return nil
+	}
+	if a.Tokens > 0 {
+		if count > math.MaxInt64/a.Tokens || b.input > math.MaxInt64-count*a.Tokens {
+			return refuse(budget.ErrOverflow, "%s: the allowance overflows.", what)
+		}
+		b.input += count * a.Tokens
+		return nil
+	}
+	if count > int64(budget.MaxMoney)/max(int64(a.USD), 1) {
+		return refuse(budget.ErrOverflow, "%s: the allowance overflows.", what)
+	}
+	total := budget.Money(count) * a.USD
+	var err error
+	if b.allowance, err = b.allowance.Add(total); err != nil {
+		return err
+	}
+	if surcharge {
+		if b.surcharge, err = b.surcharge.Add(total); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // quote turns a request's bounds into its worst-case quote for model m.
@@ -76,14 +136,17 @@ func quote(b bounds, m pricing.Model) (budget.Quote, error) {
 	if b.cache1h {
 		inRate = max(inRate, m.Prices.Worst1hRate(tierInput))
 	}
-	q := budget.Quote{InputTokens: b.input, InputRate: inRate, Choices: max(b.choices, 1), OutputRate: outRate, Allowance: b.allowance, MinOutput: b.minOutput}
+	fixed, err := b.allowance.Add(b.fees)
+	if err != nil {
+		return budget.Quote{}, err
+	}
+	q := budget.Quote{InputTokens: b.input, InputRate: inRate, Choices: max(b.choices, 1), OutputRate: outRate, Allowance: fixed, MinOutput: b.minOutput}
 	if b.noOutput {
 		return q, nil
 	}
 	if !m.Prices.HasOutput() {
 		return q, refuse(pricing.ErrModelNotPriced, "No output price is known for %q.", m.ID)
 	}
-	var err error
 	if b.clientCap == 0 && b.defaultCap > 0 {
 		q.MaxOutput = b.defaultCap
 	} else {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hardcap/hardcap/budget"
 )
@@ -85,7 +86,10 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if req.b.choices, err = choicesField(fields, "n"); err != nil {
 		return nil, err
 	}
-	if err := checkChatUnbounded(fields); err != nil {
+	if err := req.checkSearch(); err != nil {
+		return nil, err
+	}
+	if err := checkChatUnbounded(fields, req.b.searchEveryCall); err != nil {
 		return nil, err
 	}
 	if err := checkServiceTier(fields, prov); err != nil {
@@ -114,8 +118,35 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if _, ok := fields["response_format"]; ok {
 		req.b.input += chatToolAllowance
 	}
+	req.b.images = images
 	req.b.input += images * openAIImageTokens(req.name)
 	return req, nil
+}
+
+// searchModel reports whether a model searches the web on every call
+// (gpt-4o-search-preview, gpt-5-search-api, their snapshots): each call
+// pays a search fee the usage does not report.
+func searchModel(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "search-preview") || strings.Contains(n, "search-api")
+}
+
+// checkSearch reads web_search_options. A search model may carry them (they
+// fix the search context size it is billed at); any other model's web
+// search is refused by checkChatUnbounded.
+func (r *chatRequest) checkSearch() error {
+	if !searchModel(r.name) {
+		return nil
+	}
+	r.b.searchEveryCall = true
+	var opts map[string]json.RawMessage
+	if err := unmarshalField(r.fields, "web_search_options", &opts); err != nil {
+		return refuse(ErrBadRequest, "\"web_search_options\" must be an object.")
+	}
+	if err := unmarshalField(opts, "search_context_size", &r.b.searchSize); err != nil {
+		return refuse(ErrBadRequest, "\"web_search_options.search_context_size\" must be a string.")
+	}
+	return nil
 }
 
 // choicesField reads an optional count of outputs (n, best_of) from 1 to
@@ -132,9 +163,10 @@ func choicesField(fields map[string]json.RawMessage, name string) (int64, error)
 }
 
 // checkChatUnbounded refuses parameters whose cost the request does not
-// bound.
-func checkChatUnbounded(fields map[string]json.RawMessage) error {
-	if isSet(fields["web_search_options"]) {
+// bound. Web search options pass only for a search model, whose search fee
+// priceRequest adds.
+func checkChatUnbounded(fields map[string]json.RawMessage, searchModel bool) error {
+	if isSet(fields["web_search_options"]) && !searchModel {
 		return refuse(ErrUnbounded, "Web search is billed per call by the provider and cannot be bounded by the request.")
 	}
 	if isSet(fields["prediction"]) {

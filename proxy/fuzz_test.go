@@ -111,7 +111,7 @@ func FuzzParseRequests(f *testing.F) {
 		f.Add([]byte(s), int64(7))
 	}
 	apis := map[string]api{"chat": chatAPI{}, "completions": completionsAPI{}, "embeddings": embeddingsAPI{}, "responses": responsesAPI{}, "messages": messagesAPI{}}
-	prov := &Provider{Name: "p", CapField: "max_completion_tokens", Prices: "openai", Allowances: map[string]budget.Money{}}
+	prov := &Provider{Name: "p", CapField: "max_completion_tokens", Prices: "openai", Allowances: map[string]Allowance{}}
 	f.Fuzz(func(t *testing.T, body []byte, outputCap int64) {
 		if outputCap <= 0 {
 			outputCap = 1

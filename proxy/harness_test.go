@@ -63,6 +63,8 @@ type harnessOptions struct {
 	ledger func(budget.Ledger) budget.Ledger
 	// timeout is the upstream timeout; zero is the default.
 	timeout time.Duration
+	// providers, when set, changes the providers before the proxy starts.
+	providers func([]*proxy.Provider) []*proxy.Provider
 }
 
 func ledgerOrDB(wrap func(budget.Ledger) budget.Ledger, db *storage.DB) budget.Ledger {
@@ -111,16 +113,20 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	antBase, _ := url.Parse(h.ant.URL())
 	log := zerolog.New(h.logs).Level(zerolog.DebugLevel)
+	provs := []*proxy.Provider{
+		{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai"},
+		// An OpenAI-compatible provider that reads max_tokens and allows
+		// one extra parameter.
+		{Name: "compat", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai", CapField: "max_tokens", ExtraParams: map[string]bool{"top_k": true}},
+		{Name: "anthropic", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: antKey, Prices: "anthropic"},
+		// A second Anthropic-kind provider under /p/claude/.
+		{Name: "claude", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: antKey, Prices: "anthropic"},
+	}
+	if o.providers != nil {
+		provs = o.providers(provs)
+	}
 	h.p = proxy.New(proxy.Options{
-		Providers: []*proxy.Provider{
-			{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai"},
-			// An OpenAI-compatible provider that reads max_tokens and allows
-			// one extra parameter.
-			{Name: "compat", Kind: proxy.KindOpenAI, BaseURL: base, Key: key, Prices: "openai", CapField: "max_tokens", ExtraParams: map[string]bool{"top_k": true}},
-			{Name: "anthropic", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: antKey, Prices: "anthropic"},
-			// A second Anthropic-kind provider under /p/claude/.
-			{Name: "claude", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: antKey, Prices: "anthropic"},
-		},
+		Providers:       provs,
 		Tokens:          h.db,
 		Ledger:          ledgerOrDB(o.ledger, h.db),
 		Prices:          h.catalog,

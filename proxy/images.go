@@ -1,6 +1,9 @@
 package proxy
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // Image input bounds, in tokens per image, from the providers' documented
 // formulas at their worst case. An image costs the same whether it comes
@@ -15,42 +18,57 @@ import "strings"
 // read up to 2,576 px on the long edge, at most 4,784 tokens (older ones
 // 1,568 px and about 1,600 tokens).
 const (
-	openAIMaxTiles        = 8
-	openAIMaxPatches      = 1536
-	anthropicImageTokens  = 4784
-	unknownOpenAIImageTok = 2833 + openAIMaxTiles*5667 // the dearest known formula (gpt-4o-mini)
+	openAIMaxTiles       = 8
+	openAIMaxPatches     = 1536
+	anthropicImageTokens = 4784
+	// unknownOpenAIImageTok is the dearest bound of every formula below
+	// (gpt-4o-mini's tiles). Newer sizing (the Codex series and later
+	// models read images as patches with budgets up to 10,000 patches at
+	// "original" detail, times a multiplier of at most 2.46: 24,600) stays
+	// under it.
+	unknownOpenAIImageTok = 2833 + openAIMaxTiles*5667
 )
 
-// openAIImageFormulas lists model-name prefixes, longest first, with their
-// worst-case tokens per image.
-var openAIImageFormulas = []struct {
-	prefix string
-	tokens int64
-}{
-	{"gpt-4o-mini", 2833 + openAIMaxTiles*5667},
-	{"gpt-4.1-mini", ceilMul(openAIMaxPatches, 162, 100)},
-	{"gpt-4.1-nano", ceilMul(openAIMaxPatches, 246, 100)},
-	{"gpt-5-mini", ceilMul(openAIMaxPatches, 162, 100)},
-	{"gpt-5-nano", ceilMul(openAIMaxPatches, 246, 100)},
-	{"o4-mini", ceilMul(openAIMaxPatches, 172, 100)},
-	{"computer-use-preview", 65 + openAIMaxTiles*129},
-	{"gpt-4o", 85 + openAIMaxTiles*170},
-	{"gpt-4.1", 85 + openAIMaxTiles*170},
-	{"gpt-4.5", 85 + openAIMaxTiles*170},
-	{"gpt-5", 70 + openAIMaxTiles*140},
-	{"o1", 75 + openAIMaxTiles*150},
-	{"o3", 75 + openAIMaxTiles*150},
+// openAIImageFamilies are the model families whose image sizing the vision
+// guide documents, with their worst case per image. A family matches its
+// own name and its dated snapshots only ("gpt-5" and "gpt-5-2025-08-07",
+// not "gpt-5.5" or "gpt-5-codex"): a model added later, or one the guide
+// sizes differently, gets the dearest bound rather than a cheaper
+// neighbour's.
+var openAIImageFamilies = map[string]int64{
+	"gpt-4o":               85 + openAIMaxTiles*170,
+	"chatgpt-4o-latest":    85 + openAIMaxTiles*170,
+	"gpt-4.1":              85 + openAIMaxTiles*170,
+	"gpt-4.5-preview":      85 + openAIMaxTiles*170,
+	"gpt-4o-mini":          2833 + openAIMaxTiles*5667,
+	"gpt-5":                70 + openAIMaxTiles*140,
+	"gpt-5-chat-latest":    70 + openAIMaxTiles*140,
+	"o1":                   75 + openAIMaxTiles*150,
+	"o1-pro":               75 + openAIMaxTiles*150,
+	"o3":                   75 + openAIMaxTiles*150,
+	"computer-use-preview": 65 + openAIMaxTiles*129,
+	"gpt-4.1-mini":         ceilMul(openAIMaxPatches, 162, 100),
+	"gpt-4.1-nano":         ceilMul(openAIMaxPatches, 246, 100),
+	"gpt-5-mini":           ceilMul(openAIMaxPatches, 162, 100),
+	"gpt-5-nano":           ceilMul(openAIMaxPatches, 246, 100),
+	"o4-mini":              ceilMul(openAIMaxPatches, 172, 100),
+	"codex-mini-latest":    ceilMul(openAIMaxPatches, 172, 100),
 }
+
+// snapshotDate is the date suffix of a model snapshot.
+var snapshotDate = regexp.MustCompile(`-\d{4}-\d{2}-\d{2}$`)
 
 func ceilMul(n, num, den int64) int64 { return (n*num + den - 1) / den }
 
-// openAIImageTokens is the most tokens one image can cost on model. Models
-// hardcap has no formula for get the dearest known one.
+// openAIImageTokens is the most tokens one image can cost on model: its
+// family's documented worst case, else the dearest known one.
 func openAIImageTokens(model string) int64 {
-	for _, f := range openAIImageFormulas {
-		if model == f.prefix || strings.HasPrefix(model, f.prefix+"-") {
-			return f.tokens
-		}
+	name := strings.ToLower(model)
+	if t, ok := openAIImageFamilies[name]; ok {
+		return t
+	}
+	if t, ok := openAIImageFamilies[snapshotDate.ReplaceAllString(name, "")]; ok {
+		return t
 	}
 	return unknownOpenAIImageTok
 }

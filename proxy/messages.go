@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/budget/pricing"
 )
 
 // messagesAPI is Anthropic's POST /v1/messages.
@@ -19,7 +20,7 @@ var messagesParams = map[string]bool{
 	"model": true, "messages": true, "max_tokens": true, "system": true, "metadata": true,
 	"stop_sequences": true, "stream": true, "temperature": true, "top_k": true, "top_p": true,
 	"tools": true, "tool_choice": true, "thinking": true, "service_tier": true,
-	"output_config": true,
+	"output_config": true, "inference_geo": true,
 }
 
 // minThinkingCap is the smallest max_tokens that leaves room for
@@ -110,18 +111,27 @@ func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
 		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
 	}
-	var images int64
+	var images, opaque int64
 	for i, m := range msgs {
-		n, err := checkBlocks(m["content"])
+		n, o, err := checkBlocks(m["content"])
 		if err != nil {
 			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
 		}
-		images += n
+		images, opaque = images+n, opaque+o
 	}
-	if _, err := checkBlocks(fields["system"]); err != nil {
+	if _, _, err := checkBlocks(fields["system"]); err != nil {
 		return nil, refuse(ErrUnbounded, "system: %s", err.Error())
 	}
+	req.b.images = images
 	req.b.input += images * anthropicImageTokens
+	if opaque > 0 {
+		if err := req.b.grant(prov, AllowOpaque, "messages: "+strconv.FormatInt(opaque, 10)+" thinking block(s) carry a signature or redacted data, billed at the thinking they stand for", opaque, false); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.checkGeo(prov); err != nil {
+		return nil, err
+	}
 	// Any cache_control block may ask for a one-hour lifetime, however it
 	// is spelled, and a one-hour write costs more than input: Messages input
 	// is always bounded at that rate (Anthropic's own prices already make
@@ -141,17 +151,19 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 }
 
 // checkBlocks accepts a string, null, or an array of content blocks whose
-// types the body bounds, and returns how many images it holds; tool results
+// types the body bounds, and returns how many images it holds and how many
+// opaque blocks (thinking with a signature, redacted thinking: billed at the
+// thinking they stand for, which their bytes do not bound); tool results
 // are checked inside. An image given by file id refers to stored state the
 // body does not bound.
-func checkBlocks(raw json.RawMessage) (images int64, err error) {
+func checkBlocks(raw json.RawMessage) (images, opaque int64, err error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '[' {
-		return 0, nil
+		return 0, 0, nil
 	}
 	var blocks []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return 0, errString("content blocks must be objects with a \"type\"")
+		return 0, 0, errString("content blocks must be objects with a \"type\"")
 	}
 	for _, b := range blocks {
 		var typ string
@@ -161,20 +173,69 @@ func checkBlocks(raw json.RawMessage) (images int64, err error) {
 			var src map[string]json.RawMessage
 			var srcType string
 			if json.Unmarshal(b["source"], &src) != nil || json.Unmarshal(src["type"], &srcType) != nil || (srcType != "base64" && srcType != "url") {
-				return 0, errString("image blocks must carry a base64 or url source; files by id are not metered")
+				return 0, 0, errString("image blocks must carry a base64 or url source; files by id are not metered")
 			}
 			images++
 		case !messagesBlocks[typ]:
-			return 0, errString("content blocks of type " + strconv.Quote(typ) + " are not metered by this version of hardcap")
+			return 0, 0, errString("content blocks of type " + strconv.Quote(typ) + " are not metered by this version of hardcap")
+		case typ == "redacted_thinking":
+			opaque++
+		case typ == "thinking" && isSet(b["signature"]) && string(bytes.TrimSpace(b["signature"])) != `""`:
+			opaque++
 		case typ == "tool_result":
-			n, err := checkBlocks(b["content"])
+			n, o, err := checkBlocks(b["content"])
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
-			images += n
+			images, opaque = images+n, opaque+o
 		}
 	}
-	return images, nil
+	return images, opaque, nil
+}
+
+// checkGeo reads inference_geo. "us" (US-only inference) is billed at 1.1
+// times every token price on the models that support it; hardcap reserves
+// and charges it so whatever the model. Without the parameter Anthropic
+// uses the workspace default, which may be "us": on Anthropic's own API
+// hardcap writes "global" for the models that accept the parameter.
+func (r *messagesRequest) checkGeo(prov *Provider) error {
+	var geo string
+	if err := unmarshalField(r.fields, "inference_geo", &geo); err != nil {
+		return refuse(ErrBadRequest, "\"inference_geo\" must be a string.")
+	}
+	switch geo {
+	case "":
+		if prov.Prices == "anthropic" && geoModel(r.name) {
+			r.fields["inference_geo"] = json.RawMessage(`"global"`)
+		}
+	case "global":
+	case "us":
+		r.b.geoUplift = true
+	default:
+		return refuse(ErrUnbounded, "inference_geo %q has prices hardcap does not know.", geo)
+	}
+	return nil
+}
+
+// legacyClaude are the model name prefixes released before Claude Opus 4.6,
+// which refuse inference_geo (and bill no geographic uplift). Every other
+// Claude model accepts it.
+var legacyClaude = []string{
+	"claude-2", "claude-v1", "claude-instant", "claude-3",
+	"claude-4-opus", "claude-4-sonnet", "claude-4-0", "claude-4-1", "claude-4-5", "claude-4.0", "claude-4.1", "claude-4.5",
+	"claude-opus-4-0", "claude-opus-4-1", "claude-opus-4-5", "claude-opus-4.0", "claude-opus-4.1", "claude-opus-4.5",
+	"claude-opus-4-2025", "claude-opus-4@",
+	"claude-sonnet-4-0", "claude-sonnet-4-5", "claude-sonnet-4.0", "claude-sonnet-4.5", "claude-sonnet-4-2025", "claude-sonnet-4@",
+	"claude-haiku-4-5", "claude-haiku-4.5",
+}
+
+// geoModel reports whether a Claude model accepts inference_geo.
+func geoModel(name string) bool {
+	n := strings.ToLower(name)
+	if n == "claude-opus-4" || n == "claude-sonnet-4" || !strings.HasPrefix(n, "claude-") {
+		return false
+	}
+	return !hasAnyPrefix(n, legacyClaude)
 }
 
 func (r *messagesRequest) model() string  { return r.name }
@@ -217,7 +278,9 @@ type anthropicUsage struct {
 		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
 		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
 	} `json:"cache_creation"`
-	OutputTokens  *int64 `json:"output_tokens"`
+	OutputTokens *int64 `json:"output_tokens"`
+	// InferenceGeo is where inference ran ("global", "us").
+	InferenceGeo  *string `json:"inference_geo"`
 	ServerToolUse *struct {
 		WebSearchRequests int64 `json:"web_search_requests"`
 		WebFetchRequests  int64 `json:"web_fetch_requests"`
@@ -247,6 +310,9 @@ func (u *anthropicUsage) merge(later *anthropicUsage) {
 	}
 	if later.ServerToolUse != nil {
 		u.ServerToolUse = later.ServerToolUse
+	}
+	if later.InferenceGeo != nil {
+		u.InferenceGeo = later.InferenceGeo
 	}
 }
 
@@ -333,6 +399,15 @@ func (t *anthropicTracker) whole(body []byte) {
 		t.usage.merge(v.Usage)
 		t.final = true
 	}
+}
+
+// uplift is the price factor the usage reports beyond the request's own:
+// US-only inference, which the workspace default can choose.
+func (t *anthropicTracker) uplift() pricing.Multiplier {
+	if g := t.usage.InferenceGeo; g != nil && *g == "us" {
+		return usInferenceUplift
+	}
+	return pricing.Multiplier{}
 }
 
 func (t *anthropicTracker) result(bool) (budget.Usage, bool) {

@@ -30,6 +30,11 @@ type meter struct {
 	// surcharge is added to the cost of reported usage: granted allowances
 	// for fees the usage does not carry.
 	surcharge budget.Money
+	// uplifted is set when prices already carry the US inference uplift;
+	// reported is an uplift the response's usage reports (see
+	// upliftReporter), applied at settlement when the prices lack it.
+	uplifted bool
+	reported pricing.Multiplier
 	// cut ends the upstream request (kill switch, shutdown).
 	cut context.CancelCauseFunc
 
@@ -57,7 +62,12 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 		switch {
 		case usage != nil:
 			s.Usage = *usage
-			cost, err := m.prices.Cost(*usage)
+			prices, err := m.prices, error(nil)
+			if !m.reported.One() && !m.uplifted {
+				prices, err = prices.Scale(m.reported)
+			}
+			cost, cerr := prices.Cost(*usage)
+			err = errors.Join(err, cerr)
 			if err == nil {
 				cost, err = cost.Add(m.surcharge)
 			}
@@ -99,6 +109,12 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 		}
 		ev.Msg("request")
 	})
+}
+
+// upliftReporter is a usage tracker whose usage can report a price factor
+// the request did not ask for (Anthropic's inference_geo).
+type upliftReporter interface {
+	uplift() pricing.Multiplier
 }
 
 // meteredBody passes a response body through to the client while reading
@@ -217,6 +233,9 @@ func (b *meteredBody) finish(err error) {
 		b.whole = nil
 	}
 	if u, ok := b.usage.result(clean); ok {
+		if r, ok := b.usage.(upliftReporter); ok {
+			b.m.reported = r.uplift()
+		}
 		b.m.settle(&u, b.status, budget.Complete)
 		return
 	}

@@ -42,11 +42,22 @@ type Provider struct {
 	// the operator allows for this provider, having checked they do not
 	// change the cost.
 	ExtraParams map[string]bool
-	// Allowances grant a per-request amount, in nano-USD, for inputs and
-	// tools the request cannot bound, by name: AllowStoredState, AllowFiles,
-	// or a server tool ("web_search", "file_search", "code_interpreter",
-	// "image_generation", "mcp"). Without one such requests are refused.
-	Allowances map[string]budget.Money
+	// Allowances grant a per-request amount for inputs and tools the
+	// request cannot bound, by name: AllowStoredState, AllowFiles,
+	// AllowOpaque (per item), or a server tool ("web_search",
+	// "file_search", "code_interpreter", "shell", "image_generation",
+	// "mcp", USD only). Without one such requests are refused.
+	Allowances map[string]Allowance
+	// PriceMultiplier scales every rate and fee of this provider
+	// (regional processing, data residency, a reseller's margin); the zero
+	// value is 1.
+	PriceMultiplier pricing.Multiplier
+	// Organization and Project are sent as OpenAI-Organization and
+	// OpenAI-Project to kind openai providers; clients cannot set them.
+	Organization, Project string
+	// Betas are anthropic-beta names the operator allows beyond the ones
+	// hardcap knows the cost effect of.
+	Betas map[string]bool
 }
 
 // PriceBook looks up the prices and limits of a model at a moment.
@@ -263,10 +274,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		}
 		return tok, err
 	}
-	if err := checkBetas(r.Header, rt.provider, model); err != nil {
+	if err := checkHeaders(r.Header, rt.provider, model); err != nil {
 		return tok, err
 	}
 	b := req.bounds()
+	if model.Prices, err = p.priceRequest(&b, model, rt.provider, req.model()); err != nil {
+		return tok, err
+	}
 	q, err := quote(b, model)
 	if err != nil {
 		return tok, err
@@ -335,6 +349,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 
 	m.req = req
 	m.surcharge = b.surcharge
+	m.uplifted = b.geoUplift
 	fw.body, err = req.rewrite(res.OutputCap, rt.provider)
 	if err != nil {
 		m.attached = true
@@ -349,21 +364,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	})
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, fw)))
 	return tok, nil
-}
-
-// checkBetas refuses Anthropic beta features that change prices in ways the
-// price data does not describe: a long-context beta lets a model take more
-// than 200,000 input tokens at a surcharge, which hardcap can only charge
-// for models whose prices carry that tier.
-func checkBetas(h http.Header, prov *Provider, m pricing.Model) error {
-	if prov.Kind != KindAnthropic {
-		return nil
-	}
-	betas := strings.ToLower(strings.Join(h.Values("Anthropic-Beta"), ","))
-	if strings.Contains(betas, "context-1m") && len(m.Prices.Input.Tiers) == 0 {
-		return refuse(pricing.ErrModelNotPriced, "The price data has no long-context prices for %q, so hardcap cannot meter the context-1m beta with it.", m.ID)
-	}
-	return nil
 }
 
 // isDomainRefusal reports whether a Reserve error is a decision (budget,
@@ -384,7 +384,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	fw := forwardFrom(pr.In.Context())
 	pr.Out.URL = fw.target
 	pr.Out.Host = ""
-	setCredentials(pr.Out.Header, fw.prov.Kind, fw.key)
+	setHeaders(pr.Out.Header, fw.prov, fw.key)
 	pr.Out.Body = http.NoBody
 	pr.Out.ContentLength = 0
 	pr.Out.Header.Del("Content-Length")

@@ -23,7 +23,7 @@ var responsesParams = map[string]bool{
 }
 
 // Allowance names: what the config's providers.<name>.allowances may grant,
-// in USD per request.
+// in USD or tokens per request (AllowOpaque: per item).
 const (
 	// AllowStoredState covers input the request only refers to:
 	// previous_response_id, conversation, item references and stored prompts.
@@ -33,19 +33,26 @@ const (
 	// AllowFiles covers files and images referenced by file id; their tokens
 	// are reported in the usage too.
 	AllowFiles = "files"
+	// AllowOpaque covers each opaque input item: ciphertext or a provider's
+	// own encoding that is billed at the token count of what it stands for,
+	// which its length does not bound (Responses reasoning with
+	// encrypted_content, Anthropic thinking signatures and redacted
+	// thinking). Its tokens are reported in the usage.
+	AllowOpaque = "opaque"
 )
 
-// serverTools are the Responses tools that run on OpenAI's side and bill
-// per call on top of tokens. Granting one an allowance also charges the
-// allowance at settlement, since the usage does not carry those fees.
-var serverTools = []string{"web_search", "file_search", "code_interpreter", "image_generation", "mcp"}
+// ServerTools are the tools that run on the provider's side and bill per
+// call or per session on top of tokens, by allowance name. Granting one an
+// allowance also charges the allowance at settlement, since the usage does
+// not carry those fees.
+var ServerTools = []string{"web_search", "file_search", "code_interpreter", "shell", "image_generation", "mcp"}
 
 // clientTools are the Responses tools that run on the client: priced as
-// tokens only.
+// tokens only. A shell tool is client-run only with a local environment.
 var clientTools = map[string]int64{
 	"function": chatToolAllowance, "custom": chatToolAllowance,
-	"local_shell": messagesDefinedAllowance, "shell": messagesDefinedAllowance,
-	"computer_use_preview": messagesDefinedAllowance, "apply_patch": messagesDefinedAllowance,
+	"local_shell": messagesDefinedAllowance, "computer_use_preview": messagesDefinedAllowance,
+	"computer": messagesDefinedAllowance, "apply_patch": messagesDefinedAllowance,
 }
 
 // responsesItems are the input item types whose cost the body bounds. Their
@@ -69,25 +76,18 @@ type responsesRequest struct {
 	prov   *Provider
 	// granted holds the allowances already added, each at most once.
 	granted map[string]bool
+	// opaque counts input items billed by what they stand for.
+	opaque int64
 }
 
-// grant adds the provider's allowance named key to the reservation, and to
-// the charge when surcharge is set, or refuses the request when the config
-// grants none.
+// grant adds the provider's allowance named key once per request (see
+// bounds.grant), or refuses the request when the config grants none.
 func (r *responsesRequest) grant(key, what string, surcharge bool) error {
-	a, ok := r.prov.Allowances[key]
-	if !ok {
-		return refuse(ErrUnbounded, "%s: hardcap cannot bound its cost. An operator can grant a per-request allowance with providers.%s.allowances.%s (USD).", what, r.prov.Name, key)
-	}
 	if r.granted[key] {
 		return nil
 	}
 	r.granted[key] = true
-	r.b.allowance += a
-	if surcharge {
-		r.b.surcharge += a
-	}
-	return nil
+	return r.b.grant(r.prov, key, what, 1, surcharge)
 }
 
 // parse reads a Responses body. max_output_tokens bounds all output,
@@ -131,22 +131,7 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		r.b.input += chatToolAllowance
 	}
 	for i, t := range tools {
-		var typ string
-		_ = unmarshalField(t, "type", &typ)
-		if tokens, ok := clientTools[typ]; ok {
-			r.b.input += tokens
-			continue
-		}
-		server := ""
-		for _, s := range serverTools {
-			if typ == s || strings.HasPrefix(typ, s+"_") {
-				server = s
-			}
-		}
-		if server == "" {
-			return nil, refuse(ErrUnbounded, "tools[%d]: hardcap does not know the tool type %q.", i, typ)
-		}
-		if err := r.grant(server, "tools["+strconv.Itoa(i)+"]: the server tool "+strconv.Quote(typ)+" bills per call", true); err != nil {
+		if err := r.checkTool(i, t); err != nil {
 			return nil, err
 		}
 	}
@@ -154,8 +139,105 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.b.images = images
 	r.b.input += images * openAIImageTokens(r.name)
+	if r.opaque > 0 {
+		if err := r.b.grant(prov, AllowOpaque, "input: "+strconv.FormatInt(r.opaque, 10)+" reasoning item(s) carry encrypted content, billed at the tokens it stands for", r.opaque, false); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// checkTool bounds one tool. Client-run tools add tokens. A tool with a
+// provider-side environment or container runs on OpenAI's side, whatever
+// its type: it needs its allowance, and each container it may start adds
+// its session fee.
+func (r *responsesRequest) checkTool(i int, t map[string]json.RawMessage) error {
+	var typ string
+	_ = unmarshalField(t, "type", &typ)
+	where := "tools[" + strconv.Itoa(i) + "]"
+	container, hosted, local, err := hostedContainer(t)
+	if err != nil {
+		return refuse(ErrBadRequest, "%s: %s", where, err.Error())
+	}
+	if tokens, ok := clientTools[typ]; ok && !hosted {
+		r.b.input += tokens
+		return nil
+	}
+	if typ == "shell" && local {
+		r.b.input += messagesDefinedAllowance
+		return nil
+	}
+	if typ == "shell" && !hosted {
+		return refuse(ErrUnbounded, "%s: a shell tool without a local environment may run in a hosted container; set \"environment\": {\"type\": \"local\"} if your app runs the commands.", where)
+	}
+	server := ""
+	for _, s := range ServerTools {
+		if typ == s || strings.HasPrefix(typ, s+"_") {
+			server = s
+		}
+	}
+	if server == "" {
+		if hosted {
+			return refuse(ErrUnbounded, "%s: the tool %q runs in a hosted environment, which hardcap does not meter for this type.", where, typ)
+		}
+		return refuse(ErrUnbounded, "%s: hardcap does not know the tool type %q.", where, typ)
+	}
+	if err := r.grant(server, where+": the server tool "+strconv.Quote(typ)+" bills per call", true); err != nil {
+		return err
+	}
+	if server == "web_search" {
+		r.b.webSearchTool = true
+		r.b.webSearchAllowance = r.prov.Allowances[server].USD
+		_ = unmarshalField(t, "search_context_size", &r.b.webSearchSize)
+	}
+	if server == "code_interpreter" && !hosted {
+		hosted, container = true, dearestContainerFee
+	}
+	if hosted {
+		r.b.containers = append(r.b.containers, container)
+	}
+	return nil
+}
+
+// hostedContainer reports whether a tool runs in a provider-side
+// environment ("environment" other than {"type": "local"}, or any
+// "container"), and the session fee of that container: by its memory_limit
+// when it creates one, the dearest when it refers to one by id or does not
+// say. local reports an explicit {"type": "local"} environment.
+func hostedContainer(t map[string]json.RawMessage) (fee budget.Money, hosted, local bool, err error) {
+	for _, field := range []string{"environment", "container"} {
+		raw := t[field]
+		if !isSet(raw) {
+			continue
+		}
+		raw = bytes.TrimSpace(raw)
+		if raw[0] == '"' {
+			if field == "environment" {
+				// computer_use_preview names the client's own environment.
+				continue
+			}
+			return dearestContainerFee, true, false, nil // a container id
+		}
+		var env struct {
+			Type        string `json:"type"`
+			MemoryLimit string `json:"memory_limit"`
+		}
+		if json.Unmarshal(raw, &env) != nil {
+			return 0, false, false, errString("\"" + field + "\" must be an object or a string")
+		}
+		if field == "environment" && env.Type == "local" {
+			local = true
+			continue
+		}
+		fee := dearestContainerFee
+		if env.Type == "auto" || env.Type == "container_auto" {
+			fee = containerFee(env.MemoryLimit)
+		}
+		return fee, true, false, nil
+	}
+	return 0, false, local, nil
 }
 
 // checkInput checks the input items and counts the images among them.
@@ -188,6 +270,10 @@ func (r *responsesRequest) checkInput(raw json.RawMessage) (images int64, err er
 			if err := r.grant(AllowStoredState, "input["+strconv.Itoa(i)+"] refers to stored reasoning", false); err != nil {
 				return 0, err
 			}
+		case typ == "reasoning":
+			// Ciphertext: its length does not bound the tokens it is
+			// billed as.
+			r.opaque++
 		case typ == "computer_call_output":
 			images++ // its output is a screenshot
 		}

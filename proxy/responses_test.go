@@ -67,7 +67,7 @@ func TestResponses_AllowancesWidenAndCharge(t *testing.T) {
 	base, _ := url.Parse(up.URL + "/v1")
 	p := proxy.New(proxy.Options{
 		Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("k"), Prices: "openai",
-			Allowances: map[string]budget.Money{"web_search": 50_000_000, proxy.AllowStoredState: 1_000_000_000}}},
+			Allowances: map[string]proxy.Allowance{"web_search": {USD: 50_000_000}, proxy.AllowStoredState: {USD: 1_000_000_000}}}},
 		Tokens: h.db, Ledger: h.db, Prices: h.catalog,
 	})
 	srv := httptest.NewServer(p)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,20 +67,40 @@ type ProviderConfig struct {
 	// that this provider may receive. Only list parameters that cannot change
 	// what a request costs (sampling knobs, for example).
 	ExtraParams []string `yaml:"extra_params"`
-	// Allowances grant a per-request amount in USD for inputs and tools a
-	// request cannot bound: stored_state (previous_response_id,
-	// conversation, item references, stored prompts), files (files and
-	// images by id), and the server tools web_search, file_search,
-	// code_interpreter, image_generation and mcp (their allowance is also
-	// charged, since the usage does not carry per-call fees).
+	// Allowances grant a per-request amount for inputs and tools a request
+	// cannot bound, in USD ("0.05") or tokens ("20000 tokens"):
+	// stored_state (previous_response_id, conversation, item references,
+	// stored prompts), files (files and images by id), opaque (per
+	// encrypted reasoning item or signed thinking block), and, in USD only,
+	// the server tools web_search, file_search, code_interpreter, shell,
+	// image_generation and mcp (their allowance is also charged, since the
+	// usage does not carry per-call fees).
 	Allowances map[string]string `yaml:"allowances"`
+	// PriceMultiplier scales every rate and fee of this provider, e.g.
+	// "1.1" for regional processing; default 1, never below 1.
+	PriceMultiplier string `yaml:"price_multiplier"`
+	// Organization and Project are the OpenAI organization and project that
+	// pay (kind openai only); clients cannot choose them.
+	Organization string `yaml:"organization"`
+	Project      string `yaml:"project"`
+	// Betas lists anthropic-beta names allowed beyond the ones hardcap
+	// knows. Only list betas that cannot change what a request costs.
+	Betas []string `yaml:"betas"`
+	// AdminKey is the provider's admin key (env:, file: or cmd:), read only
+	// by hardcap reconcile for the provider's cost report; the server never
+	// reads it.
+	AdminKey string `yaml:"admin_key"`
 }
 
-// allowanceNames are the keys providers.<name>.allowances accepts.
-var allowanceNames = map[string]bool{
-	proxy.AllowStoredState: true, proxy.AllowFiles: true,
-	"web_search": true, "file_search": true, "code_interpreter": true, "image_generation": true, "mcp": true,
-}
+// allowanceNames are the keys providers.<name>.allowances accepts, and
+// whether they are server tools (USD only).
+var allowanceNames = func() map[string]bool {
+	m := map[string]bool{proxy.AllowStoredState: false, proxy.AllowFiles: false, proxy.AllowOpaque: false}
+	for _, t := range proxy.ServerTools {
+		m[t] = true
+	}
+	return m
+}()
 
 // BudgetConfig is the global budget and how limits behave.
 type BudgetConfig struct {
@@ -294,18 +315,66 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 	for _, p := range pc.ExtraParams {
 		extra[p] = true
 	}
-	allow := map[string]budget.Money{}
+	allow := map[string]proxy.Allowance{}
 	for k, v := range pc.Allowances {
-		if !allowanceNames[k] {
+		server, known := allowanceNames[k]
+		if !known {
 			return nil, fmt.Errorf("config: providers.%s.allowances: unknown allowance %q", name, k)
 		}
-		m, err := budget.ParseUSD(v)
+		a, err := parseAllowance(v, server)
 		if err != nil {
 			return nil, fmt.Errorf("config: providers.%s.allowances.%s: %w", name, k, err)
 		}
-		allow[k] = m
+		allow[k] = a
 	}
-	return &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField, ExtraParams: extra, Allowances: allow}, nil
+	p := &proxy.Provider{Name: name, Kind: proxy.Kind(kind), BaseURL: u, Key: key, Prices: prices, CapField: pc.CapField,
+		ExtraParams: extra, Allowances: allow, Organization: pc.Organization, Project: pc.Project}
+	if pc.PriceMultiplier != "" {
+		if p.PriceMultiplier, err = pricing.ParseMultiplier(pc.PriceMultiplier); err != nil {
+			return nil, fmt.Errorf("config: providers.%s.price_multiplier: %w", name, err)
+		}
+	}
+	if (pc.Organization != "" || pc.Project != "") && kind != string(proxy.KindOpenAI) {
+		return nil, fmt.Errorf("config: providers.%s: organization and project are for kind openai", name)
+	}
+	for _, v := range []string{pc.Organization, pc.Project} {
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fmt.Errorf("config: providers.%s: organization and project must be one line", name)
+		}
+	}
+	if len(pc.Betas) > 0 {
+		p.Betas = map[string]bool{}
+		for _, b := range pc.Betas {
+			p.Betas[strings.ToLower(strings.TrimSpace(b))] = true
+		}
+	}
+	if pc.AdminKey != "" {
+		// Checked here so a typo shows at start; read only by reconcile.
+		if _, err := proxy.ParseKeySource(pc.AdminKey); err != nil {
+			return nil, fmt.Errorf("config: providers.%s.admin_key: %w", name, err)
+		}
+	}
+	return p, nil
+}
+
+// parseAllowance reads an allowance: USD ("0.05") or tokens ("20000
+// tokens"); server tools take USD only, since their fees are not tokens.
+func parseAllowance(v string, usdOnly bool) (proxy.Allowance, error) {
+	if n, ok := strings.CutSuffix(strings.TrimSpace(v), "tokens"); ok {
+		if usdOnly {
+			return proxy.Allowance{}, errors.New("a server tool's allowance is in USD, since its fees are not tokens")
+		}
+		t, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
+		if err != nil || t <= 0 {
+			return proxy.Allowance{}, errors.New("want a positive number of tokens, as in \"20000 tokens\"")
+		}
+		return proxy.Allowance{Tokens: t}, nil
+	}
+	m, err := budget.ParseUSD(v)
+	if err != nil {
+		return proxy.Allowance{}, err
+	}
+	return proxy.Allowance{USD: m}, nil
 }
 
 // kind is the provider's kind: as configured, else "anthropic" for a

@@ -110,7 +110,7 @@ func TestConfig_Errors(t *testing.T) {
 }
 
 func TestConfig_Allowances(t *testing.T) {
-	cfg, err := parseConfig([]byte("providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web_search: \"0.05\", stored_state: \"1\"}}\n"), defaultConfig())
+	cfg, err := parseConfig([]byte("providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web_search: \"0.05\", stored_state: \"1\", opaque: \"20000 tokens\"}}\n"), defaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +119,40 @@ func TestConfig_Allowances(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := set.providers[0].Allowances
-	if a["web_search"] != 50_000_000 || a["stored_state"] != budget.NanoPerUSD {
+	if a["web_search"].USD != 50_000_000 || a["stored_state"].USD != budget.NanoPerUSD || a["opaque"].Tokens != 20_000 {
 		t.Fatalf("got %v", a)
+	}
+}
+
+func TestConfig_ProviderBilling(t *testing.T) {
+	cfg, err := parseConfig([]byte("providers:\n  openai: {base_url: https://x/v1, api_key: env:K, price_multiplier: \"1.1\", organization: org-1, project: proj_1, betas: [Some-Beta], admin_key: env:ADMIN}\n"), defaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cfg.check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set.providers[0]
+	if p.PriceMultiplier.String() != "1.100000" || p.Organization != "org-1" || p.Project != "proj_1" || !p.Betas["some-beta"] {
+		t.Fatalf("got multiplier %s, org %q, project %q, betas %v", p.PriceMultiplier, p.Organization, p.Project, p.Betas)
+	}
+	for _, bad := range []string{
+		"providers:\n  openai: {base_url: https://x/v1, api_key: env:K, price_multiplier: \"0.9\"}\n",
+		"providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web_search: \"100 tokens\"}}\n",
+		"providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {opaque: \"-3 tokens\"}}\n",
+		"providers:\n  anthropic: {base_url: https://x, api_key: env:K, organization: org-1}\n",
+		"providers:\n  openai: {base_url: https://x/v1, api_key: env:K, admin_key: \"plain-secret\"}\n",
+	} {
+		cfg, err := parseConfig([]byte(bad), defaultConfig())
+		if err == nil {
+			_, err = cfg.check()
+		}
+		if err == nil {
+			t.Errorf("%q: got no error", bad)
+		} else if strings.Contains(err.Error(), "plain-secret") {
+			t.Errorf("the error echoes the key: %v", err)
+		}
 	}
 }
 

@@ -110,6 +110,11 @@ type Behavior struct {
 	// MalformedJSON makes a non-stream response a 200 whose body is not
 	// valid JSON; ignored for streams and count_tokens. The reply is billed.
 	MalformedJSON bool
+	// WorkspaceGeo is the workspace's default inference geo ("global",
+	// "us"), used when a request has no inference_geo. The usage reports
+	// where inference ran when either is set, and Usage.InferenceGeo
+	// records it ("us" is billed at 1.1 times the token prices).
+	WorkspaceGeo string
 }
 
 // Usage is what a real provider would bill for a call, in tokens.
@@ -126,6 +131,9 @@ type Usage struct {
 	CacheCreation1h int64
 	// OutputTokens counts output tokens, thinking included.
 	OutputTokens int64
+	// InferenceGeo is where inference ran ("global" or "us"), empty when
+	// neither the request nor the workspace says; Billed leaves it empty.
+	InferenceGeo string
 }
 
 // add returns the field-wise sum of u and v.
@@ -366,6 +374,9 @@ type request struct {
 	System    json.RawMessage `json:"system"`
 	Stream    bool            `json:"stream"`
 	Thinking  *thinkingParam  `json:"thinking"`
+	// InferenceGeo is where inference must run; nil means the workspace
+	// default (Behavior.WorkspaceGeo).
+	InferenceGeo *string `json:"inference_geo"`
 }
 
 type messageParam struct {
@@ -502,6 +513,15 @@ type reply struct {
 	usage     Usage
 }
 
+// geo is where the request's inference runs: its inference_geo, else the
+// workspace default; "" (reported as nothing) when neither is set.
+func (r *request) geo(b Behavior) string {
+	if r.InferenceGeo != nil {
+		return *r.InferenceGeo
+	}
+	return b.WorkspaceGeo
+}
+
 // plan sizes the reply to req: DefaultCompletion text tokens after up to
 // DefaultCompletion thinking tokens (never above the budget), cut at
 // max_tokens; or exactly max_tokens under BillAtCap, thinking first.
@@ -540,6 +560,7 @@ func (s *Server) plan(req *request, b Behavior, input int64) *reply {
 			CacheCreation5m:      b.CacheWrite5m,
 			CacheCreation1h:      b.CacheWrite1h,
 			OutputTokens:         total,
+			InferenceGeo:         req.geo(b),
 		},
 	}
 }
@@ -553,6 +574,7 @@ type usageJSON struct {
 	CacheCreation            *cacheCreation `json:"cache_creation,omitempty"`
 	OutputTokens             int64          `json:"output_tokens"`
 	ServiceTier              string         `json:"service_tier,omitempty"`
+	InferenceGeo             string         `json:"inference_geo,omitempty"`
 }
 
 type cacheCreation struct {
@@ -570,6 +592,7 @@ func (u Usage) message(output int64) *usageJSON {
 		CacheCreation:            &cacheCreation{Ephemeral5m: u.CacheCreation5m, Ephemeral1h: u.CacheCreation1h},
 		OutputTokens:             output,
 		ServiceTier:              "standard",
+		InferenceGeo:             u.InferenceGeo,
 	}
 }
 
