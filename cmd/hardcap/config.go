@@ -122,6 +122,10 @@ type PricesConfig struct {
 	// embedded data.
 	File      string           `yaml:"file"`
 	Overrides []OverrideConfig `yaml:"overrides"`
+	// GenAIURL and LiteLLMURL are where hardcap prices update downloads
+	// the two data sets; default the projects' published raw files.
+	GenAIURL   string `yaml:"genai_url"`
+	LiteLLMURL string `yaml:"litellm_url"`
 }
 
 // OverrideConfig sets one model's prices (USD per million tokens, as
@@ -138,6 +142,9 @@ type OverrideConfig struct {
 	OutputReasoningMTok string `yaml:"output_reasoning_mtok"`
 	ContextWindow       int64  `yaml:"context_window"`
 	MaxOutputTokens     int64  `yaml:"max_output_tokens"`
+	// Untiered declares that the model's price does not change with input
+	// size: no implied long-context tier.
+	Untiered bool `yaml:"untiered"`
 }
 
 func (o OverrideConfig) override() pricing.Override {
@@ -145,7 +152,7 @@ func (o OverrideConfig) override() pricing.Override {
 		Provider: o.Provider, Model: o.Model,
 		InputMTok: o.InputMTok, CacheReadMTok: o.CacheReadMTok, CacheWriteMTok: o.CacheWriteMTok,
 		CacheWrite1hMTok: o.CacheWrite1hMTok, OutputMTok: o.OutputMTok, OutputReasoningMTok: o.OutputReasoningMTok,
-		ContextWindow: o.ContextWindow, MaxOutputTokens: o.MaxOutputTokens,
+		ContextWindow: o.ContextWindow, MaxOutputTokens: o.MaxOutputTokens, Untiered: o.Untiered,
 	}
 }
 

@@ -27,11 +27,14 @@ Usage:
   hardcap kill [--project NAME | --token ID]
   hardcap resume [--project NAME | --token ID]
   hardcap status
+  hardcap prices check [--provider ID] [--json]
+  hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap version
 
-Every command but serve talks to a running server (--server or
+Every command but serve and prices talks to a running server (--server or
 $HARDCAP_SERVER, default http://127.0.0.1:8787) and takes --json to print
-the API's JSON.
+the API's JSON. prices reads the config and data dir (--config, --data-dir)
+itself.
 `
 
 func main() {
@@ -65,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, args[1:], stderr)
 	case "project", "token", "usage", "kill", "resume", "status":
 		err = clientCommand(ctx, args, stdout)
+	case "prices":
+		err = pricesCommand(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "hardcap", version)
 	case "help", "-h", "--help":

@@ -46,6 +46,7 @@ type Main struct {
 	server   *http.Server
 	listener net.Listener
 	demo     *http.Server
+	catalog  *pricing.Catalog
 	started  time.Time
 	closeMu  sync.Mutex
 	closed   bool
@@ -78,10 +79,17 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
-	catalog, err := loadPrices(m.Config.Prices)
+	catalog, err := loadPricesFrom(m.Config.Prices, m.DataDir)
 	if err != nil {
 		return err
 	}
+	for _, s := range sourceAges(catalog, m.Now()) {
+		if s["stale"] == true {
+			m.log.Warn().Str("source", s["name"].(string)).Str("as_of", s["as_of"].(string)).Int("age_days", s["age_days"].(int)).
+				Msg("price data is older than 90 days; run hardcap prices update")
+		}
+	}
+	m.catalog = catalog
 	if m.Demo {
 		if set.providers, err = m.startDemo(set.providers); err != nil {
 			return err
@@ -227,45 +235,13 @@ func (m *Main) statusFacts(set settings) map[string]any {
 		"providers": provs,
 		"on_low":    set.onLow,
 		"timezone":  set.location.String(),
+		"prices":    sourceAges(m.catalog, m.Now()),
 	}
 }
 
-// loadPrices merges the config's price file with the embedded data (each
-// rate is the higher of the two) and applies the overrides.
-func loadPrices(pc PricesConfig) (*pricing.Catalog, error) {
-	cat, err := pricing.Embedded()
-	if err != nil {
-		return nil, fmt.Errorf("embedded prices: %w", err)
-	}
-	if pc.File != "" {
-		data, err := os.ReadFile(pc.File)
-		if err != nil {
-			return nil, fmt.Errorf("prices.file: %w", err)
-		}
-		user, err := pricing.ParseGenAIPrices(data)
-		if err != nil {
-			var lerr error
-			if user, lerr = pricing.ParseLiteLLM(data); lerr != nil {
-				return nil, fmt.Errorf("prices.file: neither genai-prices v2 (%v) nor LiteLLM format (%v)", err, lerr)
-			}
-		}
-		asOf := time.Time{}
-		if fi, err := os.Stat(pc.File); err == nil {
-			asOf = fi.ModTime().UTC()
-		}
-		cat = pricing.Merge(user.Describe(pc.File, asOf), cat)
-	}
-	if len(pc.Overrides) > 0 {
-		ovs := make([]pricing.Override, len(pc.Overrides))
-		for i, o := range pc.Overrides {
-			ovs[i] = o.override()
-		}
-		if cat, err = cat.WithOverrides(ovs...); err != nil {
-			return nil, fmt.Errorf("prices.overrides: %w", err)
-		}
-	}
-	return cat, nil
-}
+// loadPrices is the catalog of the built-in price data, prices.file and
+// the overrides (no downloaded data).
+func loadPrices(pc PricesConfig) (*pricing.Catalog, error) { return loadPricesFrom(pc, "") }
 
 // loadAdminToken returns $HARDCAP_ADMIN_TOKEN, else the token in
 // <dataDir>/admin.token, creating that file (mode 0600) on first start.
