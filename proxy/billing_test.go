@@ -52,8 +52,7 @@ func checkCharged(t *testing.T, h *harness, p published, n int) []budget.Record 
 	}
 	for i, c := range calls {
 		bill := p.bill(t, c.Usage.PromptTokens, c.Usage.CompletionTokens, 1)
-		// Records come newest first.
-		rec := recs[n-1-i]
+		rec := recs[i] // both oldest first
 		if rec.Charged < bill {
 			t.Errorf("call %d: charged %s, the provider bills %s", i, rec.Charged, bill)
 		}

@@ -276,7 +276,9 @@ var datedSuffix = regexp.MustCompile(`-(\d{4}-\d{2}-\d{2}|\d{4})$`)
 // its provider's lowest tier threshold, the dearest long-context tier seen
 // for that provider is applied (ImpliedTier), unless an override declares
 // the model untiered; a source whose earlier date variant had tiers counts
-// as having them (the later flat price is the data's word). Overrides replace what they set.
+// as having them (the later flat price is the data's word). A price with no
+// tiers of its own follows the tiers of its side (input or output), since
+// providers bill every token of a long request at the tier. Overrides replace what they set.
 //
 // ContextWindow is the largest a matching entry gives, else from LiteLLM
 // limits by name and by model id; MaxOutputTokens the first a matching
@@ -351,6 +353,7 @@ func (c *Catalog) Lookup(providerID, name string, at time.Time) (Model, error) {
 			m.MaxOutputTokens = cmp.Or(m.MaxOutputTokens, l.maxOutput)
 		}
 	}
+	m.Prices = spreadTiers(m.Prices)
 	if !untiered && !dataTiers && !m.Prices.HasTiers() {
 		it := c.impliedFor(providerID)
 		if it.set() && (m.ContextWindow == 0 || m.ContextWindow > it.start) {

@@ -107,10 +107,8 @@ func (c *Catalog) Check(providers []string, at time.Time, tolerance int64) Repor
 				r.Regional = append(r.Regional, label+" x"+m.RegionalUplift)
 			}
 			var per []namedPrices
-			for _, s := range c.sources {
-				if h, ok, _, _ := s.lookup(prov, name, at); ok {
-					per = append(per, namedPrices{s.info.Name + " (" + cmp.Or(s.info.Origin, "file") + ")", h.prices})
-				}
+			for _, sp := range c.PerSource(prov, name, at) {
+				per = append(per, namedPrices{sp.Source.Name + " (" + cmp.Or(sp.Source.Origin, "file") + ")", sp.Prices})
 			}
 			for _, d := range compare(per, m.Prices) {
 				d.Provider, d.Model = prov, name
@@ -128,6 +126,32 @@ func (c *Catalog) Check(providers []string, at time.Time, tolerance int64) Repor
 		}
 	}
 	return r
+}
+
+// SourcePrices is what one source alone says of a model name: its entry
+// (through the provider's fallbacks), without merging, implied tiers or
+// overrides.
+type SourcePrices struct {
+	Source Source
+	// Provider and ID name the entry.
+	Provider, ID string
+	Prices       Prices
+	// ContextWindow and MaxOutputTokens are the entry's own limits; 0 when
+	// it has none.
+	ContextWindow, MaxOutputTokens int64
+}
+
+// PerSource returns, for each source that prices name at providerID, what
+// it says at `at`.
+func (c *Catalog) PerSource(providerID, name string, at time.Time) []SourcePrices {
+	var out []SourcePrices
+	for _, s := range c.sources {
+		if h, ok, _, _ := s.lookup(providerID, name, at); ok {
+			out = append(out, SourcePrices{Source: s.info, Provider: h.prov.id, ID: h.model.id, Prices: h.prices,
+				ContextWindow: h.model.contextWindow, MaxOutputTokens: h.model.maxOutput})
+		}
+	}
+	return out
 }
 
 type namedPrices struct {

@@ -147,3 +147,37 @@ func ratMultiplier(f *big.Rat) Multiplier {
 	}
 	return Multiplier{Num: q.Int64(), Den: 1e9}
 }
+
+// spreadTiers gives each price without tiers of its own the tiers of its
+// side: input-side prices follow Input's, output-side prices Output's, at
+// the same factors. A provider bills a long request's every token at the
+// tier (Anthropic's one-hour cache writes above 200K are twice the tiered
+// input price), so a source that lists a tier for input but a flat price
+// for cache writes states less than the bill.
+func spreadTiers(p Prices) Prices {
+	for side, prices := range [][]*Tiered{inputSide(&p), outputSide(&p)} {
+		anchor := p.Input
+		if side == 1 {
+			anchor = p.Output
+		}
+		if len(anchor.Tiers) == 0 || anchor.Base <= 0 {
+			continue
+		}
+		for _, pr := range prices {
+			if !pr.Set || len(pr.Tiers) > 0 {
+				continue
+			}
+			tiers := make([]Tier, 0, len(anchor.Tiers))
+			for _, at := range anchor.Tiers {
+				f := ratMultiplier(big.NewRat(int64(at.Rate), int64(anchor.Base)))
+				r, err := f.scale(int64(pr.Base))
+				if err != nil {
+					r = int64(budget.MaxMoney)
+				}
+				tiers = append(tiers, Tier{Start: at.Start, Rate: budget.Rate(max(r, int64(pr.Base)))})
+			}
+			pr.Tiers = tiers
+		}
+	}
+	return p
+}
