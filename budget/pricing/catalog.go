@@ -3,7 +3,6 @@ package pricing
 import (
 	"cmp"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -212,13 +211,19 @@ type hit struct {
 // does not is passed over so that a fallback may price it; found reports
 // whether any model matched at all.
 func (s *source) resolve(p *provider, name string, at time.Time, seen map[string]bool, enough func(Prices) bool) (h hit, ok, found bool) {
-	seen[p.id] = true
 	if m := p.seg.find(name); m != nil {
 		found = true
 		if pr := m.pricesAt(at); enough(pr) {
 			return hit{prov: p, model: m, prices: pr}, true, true
 		}
 	}
+	if len(p.fallbacks) == 0 {
+		return hit{}, false, found
+	}
+	if seen == nil {
+		seen = map[string]bool{}
+	}
+	seen[p.id] = true
 	for _, id := range p.fallbacks {
 		fp, exists := s.providers[id]
 		if !exists || seen[id] {
@@ -233,6 +238,8 @@ func (s *source) resolve(p *provider, name string, at time.Time, seen map[string
 	return hit{}, false, found
 }
 
+func pricedWithOutput(pr Prices) bool { return pr.Priced() && pr.HasOutput() }
+
 // lookup finds name in s: a model priced for input and output wins over one
 // priced for input only (an embedding model, or a file that lists only input
 // prices), which is used when nothing better matches.
@@ -241,16 +248,33 @@ func (s *source) lookup(providerID, name string, at time.Time) (h hit, ok, known
 	if p == nil {
 		return hit{}, false, false, false
 	}
-	h, ok, found = s.resolve(p, name, at, map[string]bool{}, func(pr Prices) bool { return pr.Priced() && pr.HasOutput() })
+	h, ok, found = s.resolve(p, name, at, nil, pricedWithOutput)
 	if !ok {
-		h, ok, found = s.resolve(p, name, at, map[string]bool{}, Prices.Priced)
+		h, ok, found = s.resolve(p, name, at, nil, Prices.Priced)
 	}
 	return h, ok, true, found
 }
 
-// datedSuffix matches a snapshot date at the end of a model name:
-// -2025-03-11 or -0613.
-var datedSuffix = regexp.MustCompile(`-(\d{4}-\d{2}-\d{2}|\d{4})$`)
+// undated returns name without a snapshot date at its end (-2025-03-11 or
+// -0613), and whether it had one.
+func undated(name string) (string, bool) {
+	digits := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	if n := len(name); n > 11 && name[n-11] == '-' && name[n-6] == '-' && name[n-3] == '-' &&
+		digits(name[n-10:n-6]) && digits(name[n-5:n-3]) && digits(name[n-2:]) {
+		return name[:n-11], true
+	}
+	if n := len(name); n > 5 && name[n-5] == '-' && digits(name[n-4:]) {
+		return name[:n-5], true
+	}
+	return name, false
+}
 
 // Lookup returns the model that the request model name resolves to at
 // provider providerID, with the prices in force at `at` (the zero time means
@@ -293,7 +317,8 @@ func (c *Catalog) Lookup(providerID, name string, at time.Time) (Model, error) {
 		at = time.Now()
 	}
 	var m Model
-	var hits []hit
+	var buf [4]hit
+	hits := buf[:0]
 	known, found := false, false
 	// dataTiers is set when some source has input-size tiers for the model
 	// in any of its date variants: then a variant without tiers is the data
@@ -369,8 +394,8 @@ func (c *Catalog) Lookup(providerID, name string, at time.Time) (Model, error) {
 // a dated snapshot: a snapshot entry that lists only token prices must not
 // drop a per-call fee its model pays.
 func (c *Catalog) inheritFees(m *Model, providerID, name string, at time.Time) {
-	base := datedSuffix.ReplaceAllString(name, "")
-	if base == name || base == "" {
+	base, ok := undated(name)
+	if !ok {
 		return
 	}
 	for _, s := range c.sources {
