@@ -27,6 +27,7 @@ Usage:
   hardcap kill [--project NAME | --token ID]
   hardcap resume [--project NAME | --token ID]
   hardcap status
+  hardcap reconcile [--provider NAME] [--since 30d]
   hardcap prices check [--provider ID] [--json]
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap version
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = clientCommand(ctx, args, stdout)
 	case "prices":
 		err = pricesCommand(ctx, args[1:], stdout)
+	case "reconcile":
+		err = reconcileCommand(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "hardcap", version)
 	case "help", "-h", "--help":

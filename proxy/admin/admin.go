@@ -57,6 +57,7 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /admin/v1/tokens", h.listTokens)
 	h.mux.HandleFunc("DELETE /admin/v1/tokens/{id}", h.revokeToken)
 	h.mux.HandleFunc("GET /admin/v1/usage", h.usage)
+	h.mux.HandleFunc("GET /admin/v1/usage/daily", h.daily)
 	h.mux.HandleFunc("POST /admin/v1/kill", h.kill(true))
 	h.mux.HandleFunc("POST /admin/v1/resume", h.kill(false))
 	h.mux.HandleFunc("GET /admin/v1/status", h.status)

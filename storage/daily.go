@@ -1,0 +1,114 @@
+package storage
+
+import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	bolt "go.etcd.io/bbolt"
+)
+
+// DayLayout is the layout of DailyUsage.Day: a UTC calendar date.
+const DayLayout = time.DateOnly
+
+// DailyFilter selects the usage records Daily sums. Empty fields select
+// everything.
+type DailyFilter struct {
+	// Provider is a hardcap provider name (providers.NAME), not a kind.
+	Provider string
+	// Since drops records that ended before it.
+	Since time.Time
+}
+
+// DailyUsage is what hardcap's books hold for one UTC day, provider and
+// request model: the day is the UTC date on which each request ended.
+type DailyUsage struct {
+	// Day is the UTC date, as in "2026-11-30" (DayLayout).
+	Day string `json:"day"`
+	// Provider is the hardcap provider name.
+	Provider string `json:"provider"`
+	// Model is the model the request asked for, as the client named it.
+	Model string `json:"model"`
+	// Requests counts the usage records, charged or not.
+	Requests int64 `json:"requests"`
+	// Charged is the sum of their charges, in nano-USD.
+	Charged budget.Money `json:"charged_usd"`
+}
+
+// dailyRecord is the part of a budget.Record that Daily reads.
+type dailyRecord struct {
+	Time     time.Time    `json:"time"`
+	Provider string       `json:"provider"`
+	Model    string       `json:"model"`
+	Charged  budget.Money `json:"charged_usd"`
+}
+
+// Daily sums the usage records f selects per UTC day, provider and model,
+// sorted by day, provider and model. It walks the records in key (end time)
+// order and holds only the current day's rows, so memory grows with the
+// number of models in a day, not with the number of records.
+func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
+	out := []DailyUsage{}
+	err := db.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		var k, v []byte
+		if f.Since.IsZero() {
+			k, v = c.First()
+		} else {
+			var seek [8]byte
+			binary.BigEndian.PutUint64(seek[:], uint64(f.Since.UnixNano()))
+			k, v = c.Seek(seek[:])
+		}
+		type group struct{ provider, model string }
+		day := ""
+		rows := map[group]*DailyUsage{}
+		flush := func() {
+			start := len(out)
+			for _, r := range rows {
+				out = append(out, *r)
+			}
+			slices.SortFunc(out[start:], func(a, b DailyUsage) int {
+				return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
+			})
+			clear(rows)
+		}
+		for ; k != nil; k, v = c.Next() {
+			var r dailyRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("storage: record %x: %w", k, err)
+			}
+			if f.Provider != "" && r.Provider != f.Provider {
+				continue
+			}
+			// Keys are end times in ns, so days come in order: a new day
+			// closes the previous one.
+			d := r.Time.UTC().Format(DayLayout)
+			if d != day {
+				flush()
+				day = d
+			}
+			g := group{r.Provider, r.Model}
+			row := rows[g]
+			if row == nil {
+				row = &DailyUsage{Day: d, Provider: r.Provider, Model: r.Model}
+				rows[g] = row
+			}
+			sum, err := row.Charged.Add(r.Charged)
+			if err != nil {
+				return fmt.Errorf("storage: daily usage of %s %s on %s: %w", r.Provider, r.Model, d, err)
+			}
+			row.Requests++
+			row.Charged = sum
+		}
+		flush()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

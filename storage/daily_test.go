@@ -1,0 +1,89 @@
+package storage
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/tokens"
+)
+
+// settled writes one usage record that ended at ended and charged charged.
+func settled(t *testing.T, db *DB, tok tokens.Token, provider, model string, ended time.Time, charged budget.Money) {
+	t.Helper()
+	res, err := db.Reserve(ctx, budget.Request{TokenID: tok.ID, Provider: provider, Model: model}, flat(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: charged, Status: 200, Outcome: budget.Complete, Ended: ended}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDaily_UTCDaysProviderAndSince(t *testing.T) {
+	db := openTest(t, Options{NoSync: true})
+	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
+	plus2 := time.FixedZone("+02", 2*3600)
+	plus5 := time.FixedZone("+05", 5*3600)
+	// Written out of time order: the books are read in end-time order.
+	settled(t, db, tok, "openai", "gpt-4o", time.Date(2026, 11, 30, 23, 0, 0, 0, plus2), 300)                    // 30th 21:00Z
+	settled(t, db, tok, "openai", "gpt-4o", time.Date(2026, 11, 29, 23, 59, 59, 999999999, time.UTC), 100)       // last ns of the 29th
+	settled(t, db, tok, "openai", "gpt-4o", time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), 200)                  // first ns of the 30th
+	settled(t, db, tok, "openai", "gpt-4o-mini", time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), 0)              // refused, still a request
+	settled(t, db, tok, "anthropic", "claude-sonnet-4-5", time.Date(2026, 11, 30, 1, 0, 0, 0, plus5), 7)         // 29th 20:00Z
+	settled(t, db, tok, "openai", "gpt-4o", time.Date(2026, 12, 1, 0, 30, 0, 0, time.FixedZone("+01", 3600)), 5) // 30th 23:30Z
+	settled(t, db, tok, "groq", "gpt-4o", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 11)
+
+	tests := []struct {
+		name string
+		f    DailyFilter
+		want []DailyUsage
+	}{
+		{"all", DailyFilter{}, []DailyUsage{
+			{Day: "2026-11-29", Provider: "anthropic", Model: "claude-sonnet-4-5", Requests: 1, Charged: 7},
+			{Day: "2026-11-29", Provider: "openai", Model: "gpt-4o", Requests: 1, Charged: 100},
+			{Day: "2026-11-30", Provider: "openai", Model: "gpt-4o", Requests: 3, Charged: 505},
+			{Day: "2026-11-30", Provider: "openai", Model: "gpt-4o-mini", Requests: 1, Charged: 0},
+			{Day: "2026-12-01", Provider: "groq", Model: "gpt-4o", Requests: 1, Charged: 11},
+		}},
+		{"provider", DailyFilter{Provider: "openai"}, []DailyUsage{
+			{Day: "2026-11-29", Provider: "openai", Model: "gpt-4o", Requests: 1, Charged: 100},
+			{Day: "2026-11-30", Provider: "openai", Model: "gpt-4o", Requests: 3, Charged: 505},
+			{Day: "2026-11-30", Provider: "openai", Model: "gpt-4o-mini", Requests: 1, Charged: 0},
+		}},
+		{"since a day start", DailyFilter{Provider: "openai", Since: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)}, []DailyUsage{
+			{Day: "2026-11-30", Provider: "openai", Model: "gpt-4o", Requests: 3, Charged: 505},
+			{Day: "2026-11-30", Provider: "openai", Model: "gpt-4o-mini", Requests: 1, Charged: 0},
+		}},
+		{"since inside a day", DailyFilter{Since: time.Date(2026, 11, 30, 22, 0, 0, 0, time.UTC)}, []DailyUsage{
+			{Day: "2026-11-30", Provider: "openai", Model: "gpt-4o", Requests: 1, Charged: 5},
+			{Day: "2026-12-01", Provider: "groq", Model: "gpt-4o", Requests: 1, Charged: 11},
+		}},
+		{"since in another zone", DailyFilter{Since: time.Date(2026, 12, 1, 1, 0, 0, 0, time.FixedZone("+01", 3600))}, []DailyUsage{
+			{Day: "2026-12-01", Provider: "groq", Model: "gpt-4o", Requests: 1, Charged: 11},
+		}},
+		{"unknown provider", DailyFilter{Provider: "mistral"}, []DailyUsage{}},
+		{"after everything", DailyFilter{Since: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}, []DailyUsage{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.Daily(tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDaily_Closed(t *testing.T) {
+	db := openTest(t, Options{NoSync: true})
+	db.Close()
+	if _, err := db.Daily(DailyFilter{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
