@@ -2,7 +2,6 @@ package storage
 
 import (
 	"cmp"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -55,14 +54,6 @@ func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
 	out := []DailyUsage{}
 	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
-		var k, v []byte
-		if f.Since.IsZero() {
-			k, v = c.First()
-		} else {
-			var seek [8]byte
-			binary.BigEndian.PutUint64(seek[:], uint64(f.Since.UnixNano()))
-			k, v = c.Seek(seek[:])
-		}
 		type group struct{ provider, model string }
 		day := ""
 		rows := map[group]*DailyUsage{}
@@ -76,7 +67,7 @@ func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
 			})
 			clear(rows)
 		}
-		for ; k != nil; k, v = c.Next() {
+		for k, v := firstRecord(c, f.Since); k != nil; k, v = c.Next() {
 			var r dailyRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("storage: record %x: %w", k, err)

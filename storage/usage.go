@@ -32,20 +32,24 @@ type Usage struct {
 	Records []budget.Record `json:"records"`
 }
 
+// firstRecord positions c on the first record that ended at or after
+// since (the first record when since is zero); records are keyed by their
+// end time.
+func firstRecord(c *bolt.Cursor, since time.Time) (k, v []byte) {
+	if since.IsZero() {
+		return c.First()
+	}
+	var seek [8]byte
+	binary.BigEndian.PutUint64(seek[:], uint64(since.UnixNano()))
+	return c.Seek(seek[:])
+}
+
 // Usage returns the records and open reservations that f selects.
 func (db *DB) Usage(f RecordFilter) (Usage, error) {
 	u := Usage{Records: []budget.Record{}}
 	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
-		var k, v []byte
-		if f.Since.IsZero() {
-			k, v = c.First()
-		} else {
-			var seek [8]byte
-			binary.BigEndian.PutUint64(seek[:], uint64(f.Since.UnixNano()))
-			k, v = c.Seek(seek[:])
-		}
-		for ; k != nil; k, v = c.Next() {
+		for k, v := firstRecord(c, f.Since); k != nil; k, v = c.Next() {
 			var r budget.Record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("storage: record %x: %w", k, err)
