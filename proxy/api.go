@@ -76,16 +76,35 @@ type bounds struct {
 	// fix it, which prices the dearest).
 	searchEveryCall bool
 	searchSize      string
-	// webSearchTool marks a web search tool, granted webSearchAllowance,
-	// with its search context size.
-	webSearchTool      bool
-	webSearchSize      string
-	webSearchAllowance budget.Money
+	// callTools are the per-call server tools the request declares, by
+	// the output item type their calls produce, each with its allowance
+	// (USD per call) and, for web search, its search context size.
+	// priceRequest turns them into callPrices.
+	callTools map[string]callTool
+	// callPrices is the price of one call by output item type, and
+	// maxToolCalls the most built-in tool calls the response may make (the
+	// request's max_tool_calls, or the one hardcap writes): maxToolCalls
+	// times the dearest price is reserved; the calls the response shows are
+	// charged.
+	callPrices   map[string]budget.Money
+	maxToolCalls int64
+	// serverTools marks a request with server tools, whose results re-enter
+	// the input: it is priced at its top tier.
+	serverTools bool
 	// containers holds, for each hosted container the request may start,
 	// its session fee by memory size in nano-USD.
 	containers []budget.Money
 	// geoUplift marks an Anthropic request for US-only inference.
 	geoUplift bool
+}
+
+// callTool is a server tool billed per call.
+type callTool struct {
+	// allowance is the operator's price of one call, in nano-USD.
+	allowance budget.Money
+	// searchSize is a web search tool's search context size.
+	searchSize string
+	search     bool
 }
 
 // grant adds the provider's allowance named key for count items to the
@@ -129,7 +148,7 @@ func quote(b bounds, m pricing.Model) (budget.Quote, error) {
 	// request past a price tier, which raises every token's rate, output's
 	// too: such requests are priced at the top tier.
 	tierInput := b.input
-	if b.allowance > 0 {
+	if b.allowance > 0 || b.serverTools {
 		tierInput = math.MaxInt64
 	}
 	inRate, outRate := m.Prices.WorstRates(tierInput)

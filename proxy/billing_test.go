@@ -2,7 +2,10 @@ package proxy_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -493,4 +496,58 @@ func TestBill_FeesOutsideTheUsage(t *testing.T) {
 		t.Errorf("charged %s, below one request fee", rec.Charged)
 	}
 	_ = strconv.Itoa
+}
+
+// OpenAI's newer models price cache writes above input (gpt-5.6-sol: 6.25
+// against 5 USD per million). Usage that does not count the written tokens
+// cannot tell them from other input: every uncached input token is charged
+// at the write price; usage that counts them is charged exactly.
+func TestBill_UnplacedCacheWrites(t *testing.T) {
+	for _, tt := range []struct {
+		name, details string
+		want          budget.Money
+	}{
+		{"writes not counted", `{"cached_tokens":0}`, budget.Money(1000*6250 + 10*30_000)},
+		{"writes counted", `{"cached_tokens":0,"cache_write_tokens":0}`, budget.Money(1000*5000 + 10*30_000)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","output":[],"usage":{"input_tokens":1000,"input_tokens_details":`+tt.details+`,"output_tokens":10,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":1010}}`)
+			}))
+			defer up.Close()
+			h := newHarness(t, harnessOptions{noSync: true, providers: func(ps []*proxy.Provider) []*proxy.Provider {
+				ps[0].BaseURL, _ = url.Parse(up.URL + "/v1")
+				ps[0].Key = proxy.StaticKey(realKey)
+				return ps
+			}})
+			resp := h.post("/v1/responses", `{"model":"gpt-5.6-sol","max_output_tokens":50,"input":"hi"}`)
+			if out := readAll(t, resp); resp.StatusCode != 200 {
+				t.Fatalf("got %d: %s", resp.StatusCode, out)
+			}
+			if rec := h.records(1)[0]; rec.Charged != tt.want {
+				t.Errorf("charged %s, want %s", rec.Charged, tt.want)
+			}
+		})
+	}
+}
+
+// Chat completions tools other than function and custom run on the
+// provider's side (a compatible provider's browser search, say) and bill
+// per call: refused.
+func TestBill_ChatProviderToolsRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	for _, tool := range []string{`{"type":"browser_search"}`, `{"type":"code_interpreter"}`, `{"function":{"name":"f"}}`} {
+		resp := h.post("/p/compat/v1/chat/completions", `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"tools":[`+tool+`]}`)
+		if out := readAll(t, resp); resp.StatusCode != 400 || !strings.Contains(out, "unbounded_cost") {
+			t.Errorf("%s: got %d: %s", tool, resp.StatusCode, out)
+		}
+	}
+	resp := h.post("/v1/chat/completions", `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`)
+	if out := readAll(t, resp); resp.StatusCode != 200 {
+		t.Errorf("function tool: got %d: %s", resp.StatusCode, out)
+	}
+	if n := len(h.up.Calls()); n != 1 {
+		t.Errorf("%d upstream calls, want 1", n)
+	}
 }

@@ -55,10 +55,11 @@ var usInferenceUplift = pricing.Multiplier{Num: 11, Den: 10}
 // it), at image rates when it carries images. The fees the usage does not
 // report are added to b.fees and b.surcharge: a per-request fee, a fee per
 // image, a search on every call of a search model (at the request's search
-// context size, the dearest when it fixes none), what one query of a
-// web-search tool costs beyond its allowance, and every container session
-// the request may start within the upstream timeout. A model whose data
-// shows a fee hardcap cannot price is refused.
+// context size, the dearest when it fixes none), and every container
+// session the request may start (the upstream timeout plus the 20 minutes a
+// container outlives its last use). Per-call server tools get b.callPrices,
+// and their most calls at the dearest price are reserved. A model whose
+// data shows a fee hardcap cannot price is refused.
 func (p *Proxy) priceRequest(b *bounds, m pricing.Model, prov *Provider, name string) (pricing.Prices, error) {
 	pr := m.Prices
 	if u := pr.Fees.Unpriced; len(u) > 0 {
@@ -100,20 +101,36 @@ func (p *Proxy) priceRequest(b *bounds, m pricing.Model, prov *Provider, name st
 		}
 		add(f, 1)
 	}
-	if b.webSearchTool {
-		if f := pr.Fees.Search.At(b.webSearchSize); f > b.webSearchAllowance {
-			// Never less than one query at the data's price.
-			add(f-b.webSearchAllowance, 1)
-		}
-	}
 	if len(b.containers) > 0 {
-		sessions := int64((p.timeout + containerSession - 1) / containerSession)
+		// A container lives until 20 minutes after its last use.
+		sessions := int64((p.timeout + 2*containerSession - 1) / containerSession)
 		for _, c := range b.containers {
-			f, serr := prov.PriceMultiplier.Money(max(c, pr.Fees.CodeSession))
+			f, serr := prov.PriceMultiplier.Money(c)
 			if serr != nil {
 				return pricing.Prices{}, serr
 			}
-			add(f, max(sessions, 1))
+			add(max(f, pr.Fees.CodeSession), sessions)
+		}
+	}
+	// Per-call server tools: each call is charged at the larger of the
+	// data's price (web search) and the operator's allowance; the most
+	// calls the response may make are reserved at the dearest.
+	var callReserve budget.Money
+	if len(b.callTools) > 0 {
+		b.callPrices = map[string]budget.Money{}
+		var dearest budget.Money
+		for item, t := range b.callTools {
+			price := t.allowance
+			if t.search {
+				price = max(price, pr.Fees.Search.At(t.searchSize))
+			}
+			b.callPrices[item] = price
+			dearest = max(dearest, price)
+		}
+		if b.maxToolCalls > int64(budget.MaxMoney)/max(int64(dearest), 1) {
+			err = budget.ErrOverflow
+		} else {
+			callReserve = budget.Money(b.maxToolCalls) * dearest
 		}
 	}
 	if err != nil {
@@ -121,6 +138,9 @@ func (p *Proxy) priceRequest(b *bounds, m pricing.Model, prov *Provider, name st
 	}
 	if b.fees, err = b.fees.Add(fees); err == nil {
 		b.surcharge, err = b.surcharge.Add(fees)
+	}
+	if err == nil {
+		b.fees, err = b.fees.Add(callReserve)
 	}
 	if err != nil {
 		return pricing.Prices{}, refuse(budget.ErrOverflow, "The fees of this request overflow.")

@@ -110,6 +110,9 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		}
 		images += n
 	}
+	if err := checkChatTools(fields["tools"]); err != nil {
+		return nil, err
+	}
 	tools := countArray(fields["tools"]) + countArray(fields["functions"])
 	req.b.input = int64(len(body)) + chatBaseAllowance
 	if tools > 0 {
@@ -145,6 +148,30 @@ func (r *chatRequest) checkSearch() error {
 	}
 	if err := unmarshalField(opts, "search_context_size", &r.b.searchSize); err != nil {
 		return refuse(ErrBadRequest, "\"web_search_options.search_context_size\" must be a string.")
+	}
+	return nil
+}
+
+// chatTools are the chat tool types the client runs: priced as tokens.
+// Any other type (a provider's built-in browser search or code interpreter)
+// runs on the provider's side and bills per call, which the request does
+// not bound.
+var chatTools = map[string]bool{"function": true, "custom": true}
+
+// checkChatTools refuses tools that are not client-run.
+func checkChatTools(raw json.RawMessage) error {
+	if !isSet(raw) {
+		return nil
+	}
+	var tools []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &tools); err != nil {
+		return refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
+	}
+	for i, t := range tools {
+		var typ string
+		if err := unmarshalField(t, "type", &typ); err != nil || !chatTools[typ] {
+			return refuse(ErrUnbounded, "tools[%d]: the tool type %q is not one the client runs (function, custom); a provider-run tool bills per call, which hardcap cannot bound.", i, typ)
+		}
 	}
 	return nil
 }
@@ -306,6 +333,8 @@ type openAITracker struct {
 	// totals in every chunk; a stream cut after one of those has not
 	// reported what it will bill.
 	final bool
+	// placed is set when the usage counts cache writes.
+	placed bool
 }
 
 func (t *openAITracker) event(_ string, data []byte) bool {
@@ -313,20 +342,24 @@ func (t *openAITracker) event(_ string, data []byte) bool {
 		t.final = t.usage != nil
 		return false
 	}
-	u, found, usageOnly := openAIUsageFromChunk(data)
+	u, placed, found, usageOnly := openAIUsageFromChunk(data)
 	if !found {
 		return false
 	}
 	// A later usage replaces an earlier one; it never adds to it.
-	t.usage, t.final = &u, usageOnly
+	t.usage, t.placed, t.final = &u, placed, usageOnly
 	return usageOnly && t.hideUsage
 }
 
 func (t *openAITracker) whole(body []byte) {
-	if u, ok := openAIUsageFromJSON(body); ok {
-		t.usage, t.final = &u, true
+	if u, placed, ok := openAIUsageFromJSON(body); ok {
+		t.usage, t.placed, t.final = &u, placed, true
 	}
 }
+
+// unplacedWrites reports usage that does not say how many input tokens
+// were written to the cache.
+func (t *openAITracker) unplacedWrites() bool { return t.usage != nil && !t.placed }
 
 func (t *openAITracker) result(bool) (budget.Usage, bool) {
 	if t.usage == nil || !t.final {

@@ -35,6 +35,16 @@ type meter struct {
 	// upliftReporter), applied at settlement when the prices lack it.
 	uplifted bool
 	reported pricing.Multiplier
+	// callPrices are per-call server tool prices by output item type, and
+	// maxToolCalls the most calls the response may make; calls and
+	// callsSeen are what the response showed (see toolCallCounter).
+	callPrices   map[string]budget.Money
+	maxToolCalls int64
+	calls        map[string]int64
+	callsSeen    bool
+	// unplacedWrites is set when the usage did not count cache writes: any
+	// uncached input token may have been one.
+	unplacedWrites bool
 	// cut ends the upstream request (kill switch, shutdown).
 	cut context.CancelCauseFunc
 
@@ -66,10 +76,20 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 			if !m.reported.One() && !m.uplifted {
 				prices, err = prices.Scale(m.reported)
 			}
+			if m.unplacedWrites {
+				prices = prices.WithUnplacedWrites()
+			}
 			cost, cerr := prices.Cost(*usage)
 			err = errors.Join(err, cerr)
 			if err == nil {
 				cost, err = cost.Add(m.surcharge)
+			}
+			if err == nil {
+				var calls budget.Money
+				calls, err = m.callCharge()
+				if err == nil {
+					cost, err = cost.Add(calls)
+				}
 			}
 			if err != nil {
 				// Usage that cannot be priced is charged the upper bound.
@@ -109,6 +129,47 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 		}
 		ev.Msg("request")
 	})
+}
+
+// callCharge is what the response's per-call server tool calls cost: each
+// call item at its tool's price, or, when the response did not show its
+// output, the most calls it may make at the dearest price.
+func (m *meter) callCharge() (budget.Money, error) {
+	if len(m.callPrices) == 0 {
+		return 0, nil
+	}
+	var total, dearest budget.Money
+	for item, price := range m.callPrices {
+		dearest = max(dearest, price)
+		if n := m.calls[item]; m.callsSeen && n > 0 {
+			if n > int64(budget.MaxMoney)/max(int64(price), 1) {
+				return 0, budget.ErrOverflow
+			}
+			var err error
+			if total, err = total.Add(budget.Money(n) * price); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if !m.callsSeen {
+		if m.maxToolCalls > int64(budget.MaxMoney)/max(int64(dearest), 1) {
+			return 0, budget.ErrOverflow
+		}
+		return budget.Money(m.maxToolCalls) * dearest, nil
+	}
+	return total, nil
+}
+
+// writePlacer is a usage tracker that knows whether its usage counted the
+// input tokens written to the cache (OpenAI's).
+type writePlacer interface {
+	unplacedWrites() bool
+}
+
+// toolCallCounter is a usage tracker that counts the response's output
+// items by type (Responses).
+type toolCallCounter interface {
+	toolCalls() (map[string]int64, bool)
 }
 
 // upliftReporter is a usage tracker whose usage can report a price factor
@@ -235,6 +296,12 @@ func (b *meteredBody) finish(err error) {
 	if u, ok := b.usage.result(clean); ok {
 		if r, ok := b.usage.(upliftReporter); ok {
 			b.m.reported = r.uplift()
+		}
+		if c, ok := b.usage.(toolCallCounter); ok {
+			b.m.calls, b.m.callsSeen = c.toolCalls()
+		}
+		if w, ok := b.usage.(writePlacer); ok {
+			b.m.unplacedWrites = w.unplacedWrites()
 		}
 		b.m.settle(&u, b.status, budget.Complete)
 		return

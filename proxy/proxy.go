@@ -350,6 +350,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	m.req = req
 	m.surcharge = b.surcharge
 	m.uplifted = b.geoUplift
+	m.callPrices, m.maxToolCalls = b.callPrices, b.maxToolCalls
 	fw.body, err = req.rewrite(res.OutputCap, rt.provider)
 	if err != nil {
 		m.attached = true
@@ -388,6 +389,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Body = http.NoBody
 	pr.Out.ContentLength = 0
 	pr.Out.Header.Del("Content-Length")
+	if fw.meter != nil {
+		// The body is the JSON hardcap bounded and wrote: the provider must
+		// read it as that, whatever the client said it was.
+		pr.Out.Header.Set("Content-Type", "application/json")
+	}
 	if len(fw.body) > 0 {
 		pr.Out.Body = io.NopCloser(bytes.NewReader(fw.body))
 		pr.Out.ContentLength = int64(len(fw.body))

@@ -47,6 +47,21 @@ const (
 // not carry those fees.
 var ServerTools = []string{"web_search", "file_search", "code_interpreter", "shell", "image_generation", "mcp"}
 
+// callToolItems are the server tools billed per call, with the output item
+// types their calls produce: each such item in the response is charged at
+// the tool's price per call.
+var callToolItems = map[string][]string{
+	"web_search":       {"web_search_call"},
+	"file_search":      {"file_search_call"},
+	"image_generation": {"image_generation_call"},
+	"mcp":              {"mcp_call", "mcp_list_tools"},
+}
+
+// defaultMaxToolCalls is the max_tool_calls hardcap writes into a request
+// with per-call server tools that sets none: the number of built-in tool
+// calls must be bounded for their fees to be.
+const defaultMaxToolCalls = 8
+
 // clientTools are the Responses tools that run on the client: priced as
 // tokens only. A shell tool is client-run only with a local environment.
 var clientTools = map[string]int64{
@@ -135,6 +150,15 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 			return nil, err
 		}
 	}
+	if len(r.b.callTools) > 0 {
+		if r.b.maxToolCalls, err = positiveField(fields, "max_tool_calls"); err != nil {
+			return nil, err
+		}
+		if r.b.maxToolCalls == 0 {
+			r.b.maxToolCalls = defaultMaxToolCalls
+			fields["max_tool_calls"] = json.RawMessage(strconv.Itoa(defaultMaxToolCalls))
+		}
+	}
 	images, err := r.checkInput(fields["input"])
 	if err != nil {
 		return nil, err
@@ -184,13 +208,27 @@ func (r *responsesRequest) checkTool(i int, t map[string]json.RawMessage) error 
 		}
 		return refuse(ErrUnbounded, "%s: hardcap does not know the tool type %q.", where, typ)
 	}
-	if err := r.grant(server, where+": the server tool "+strconv.Quote(typ)+" bills per call", true); err != nil {
-		return err
+	r.b.serverTools = true
+	if items, ok := callToolItems[server]; ok && !hosted {
+		a, ok := r.prov.Allowances[server]
+		if !ok || a.USD == 0 {
+			return refuse(ErrUnbounded, "%s: the server tool %q bills per call. An operator can allow it with providers.%s.allowances.%s (USD per call; the price data's per-call price is used when higher).", where, typ, r.prov.Name, server)
+		}
+		ct := callTool{allowance: a.USD, search: server == "web_search"}
+		_ = unmarshalField(t, "search_context_size", &ct.searchSize)
+		if r.b.callTools == nil {
+			r.b.callTools = map[string]callTool{}
+		}
+		for _, item := range items {
+			if old, dup := r.b.callTools[item]; dup && old.searchSize != ct.searchSize {
+				ct.searchSize = "" // two sizes: the dearest
+			}
+			r.b.callTools[item] = ct
+		}
+		return nil
 	}
-	if server == "web_search" {
-		r.b.webSearchTool = true
-		r.b.webSearchAllowance = r.prov.Allowances[server].USD
-		_ = unmarshalField(t, "search_context_size", &r.b.webSearchSize)
+	if err := r.grant(server, where+": the server tool "+strconv.Quote(typ)+" runs on the provider's side", true); err != nil {
+		return err
 	}
 	if server == "code_interpreter" && !hosted {
 		hosted, container = true, dearestContainerFee
@@ -337,7 +375,8 @@ type responsesUsage struct {
 	InputTokens        *int64 `json:"input_tokens"`
 	OutputTokens       *int64 `json:"output_tokens"`
 	InputTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
+		CachedTokens     int64  `json:"cached_tokens"`
+		CacheWriteTokens *int64 `json:"cache_write_tokens"`
 	} `json:"input_tokens_details"`
 	OutputTokensDetails *struct {
 		ReasoningTokens int64 `json:"reasoning_tokens"`
@@ -351,6 +390,9 @@ func (u *responsesUsage) normalize() (budget.Usage, bool) {
 	out := budget.Usage{InputTokens: *u.InputTokens, OutputTokens: *u.OutputTokens}
 	if d := u.InputTokensDetails; d != nil {
 		out.CacheReadTokens = d.CachedTokens
+		if d.CacheWriteTokens != nil {
+			out.CacheWriteTokens = *d.CacheWriteTokens
+		}
 	}
 	if d := u.OutputTokensDetails; d != nil {
 		out.ReasoningTokens = d.ReasoningTokens
@@ -360,40 +402,70 @@ func (u *responsesUsage) normalize() (budget.Usage, bool) {
 
 // responsesTracker reads the usage of the whole Response, or of the
 // response.completed, response.incomplete or response.failed event that
-// ends a stream.
+// ends a stream, and counts the tool call items of its output.
 type responsesTracker struct {
 	usage *budget.Usage
+	// calls counts the response's output items by type; seen is set when
+	// the response carried its output array.
+	calls map[string]int64
+	seen  bool
+	// placed is set when the usage counts cache writes.
+	placed bool
+}
+
+// unplacedWrites reports usage that does not say how many input tokens
+// were written to the cache.
+func (t *responsesTracker) unplacedWrites() bool { return t.usage != nil && !t.placed }
+
+// responsesResult is the part of a Response the tracker reads.
+type responsesResult struct {
+	Usage  *responsesUsage `json:"usage"`
+	Output *[]struct {
+		Type string `json:"type"`
+	} `json:"output"`
+}
+
+// take records a final Response.
+func (t *responsesTracker) take(r *responsesResult) {
+	u, ok := r.Usage.normalize()
+	if !ok {
+		return
+	}
+	t.usage = &u
+	t.placed = r.Usage.InputTokensDetails != nil && r.Usage.InputTokensDetails.CacheWriteTokens != nil
+	t.calls, t.seen = map[string]int64{}, r.Output != nil
+	if r.Output != nil {
+		for _, it := range *r.Output {
+			t.calls[it.Type]++
+		}
+	}
 }
 
 func (t *responsesTracker) event(_ string, data []byte) bool {
 	var ev struct {
-		Type     string `json:"type"`
-		Response *struct {
-			Usage *responsesUsage `json:"usage"`
-		} `json:"response"`
+		Type     string           `json:"type"`
+		Response *responsesResult `json:"response"`
 	}
 	if !bytes.Contains(data, usageKey) || json.Unmarshal(data, &ev) != nil || ev.Response == nil {
 		return false
 	}
 	switch ev.Type {
 	case "response.completed", "response.incomplete", "response.failed":
-		if u, ok := ev.Response.Usage.normalize(); ok {
-			t.usage = &u
-		}
+		t.take(ev.Response)
 	}
 	return false
 }
 
 func (t *responsesTracker) whole(body []byte) {
-	var v struct {
-		Usage *responsesUsage `json:"usage"`
-	}
+	var v responsesResult
 	if json.Unmarshal(body, &v) == nil {
-		if u, ok := v.Usage.normalize(); ok {
-			t.usage = &u
-		}
+		t.take(&v)
 	}
 }
+
+// toolCalls returns the response's output items by type, and whether the
+// response showed its output at all.
+func (t *responsesTracker) toolCalls() (map[string]int64, bool) { return t.calls, t.seen }
 
 func (t *responsesTracker) result(bool) (budget.Usage, bool) {
 	if t.usage == nil {

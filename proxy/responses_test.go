@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,48 +54,63 @@ func TestResponses_RefusesWhatItCannotBound(t *testing.T) {
 
 // TestResponses_AllowancesWidenAndCharge sends a Responses request with a
 // web search tool and a previous_response_id to a provider that grants
-// allowances for both: both widen the reservation, and the tool's is also
-// charged.
+// allowances for both: the stored state widens the reservation; the web
+// search is a per-call tool, so hardcap bounds its calls with
+// max_tool_calls, reserves that many at its price and charges each call
+// the response shows (all of them when it shows no output).
 func TestResponses_AllowancesWidenAndCharge(t *testing.T) {
-	var got []byte
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = make([]byte, r.ContentLength)
-		_, _ = r.Body.Read(got)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"id":"resp_1","object":"response","status":"completed","output":[],"usage":{"input_tokens":100,"input_tokens_details":{"cached_tokens":0},"output_tokens":10,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":110}}`))
-	}))
-	defer up.Close()
-	h := newHarness(t, harnessOptions{noSync: true})
-	base, _ := url.Parse(up.URL + "/v1")
-	p := proxy.New(proxy.Options{
-		Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("k"), Prices: "openai",
-			Allowances: map[string]proxy.Allowance{"web_search": {USD: 50_000_000}, proxy.AllowStoredState: {USD: 1_000_000_000}}}},
-		Tokens: h.db, Ledger: h.db, Prices: h.catalog,
-	})
-	srv := httptest.NewServer(p)
-	defer srv.Close()
-	body := `{"model":"gpt-4o-mini","previous_response_id":"resp_0","tools":[{"type":"web_search"}],"max_output_tokens":10,"input":"What is new?"}`
-	req, _ := http.NewRequest("POST", srv.URL+"/v1/responses", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+h.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out := readAll(t, resp); resp.StatusCode != 200 {
-		t.Fatalf("got %d: %s", resp.StatusCode, out)
-	}
-	if !strings.Contains(string(got), `"max_output_tokens":10`) {
-		t.Fatalf("upstream body %s", got)
-	}
-	rec := h.records(1)[0]
-	// Usage: 100 input at 150 nano-USD, 10 output at 600, plus the 0.05 USD
-	// web search allowance. The stored-state allowance only widened the
-	// reservation: its tokens are in the usage.
-	if want := budget.Money(100*150 + 10*600 + 50_000_000); rec.Charged != want {
-		t.Fatalf("charged %s, want %s", rec.Charged, want)
-	}
-	if rec.Reserved < 1_050_000_000 {
-		t.Fatalf("reserved %s, want the allowances inside it", rec.Reserved)
+	const usage = `"usage":{"input_tokens":100,"input_tokens_details":{"cached_tokens":0},"output_tokens":10,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":110}`
+	for _, tt := range []struct {
+		name, output, maxCalls string
+		wantCalls, wantMax     int64
+	}{
+		{"two calls", `"output":[{"type":"web_search_call","id":"ws_1","status":"completed"},{"type":"web_search_call","id":"ws_2","status":"completed"},{"type":"message","id":"m","role":"assistant","content":[]}],`, "", 2, 8},
+		{"no calls", `"output":[],`, "", 0, 8},
+		{"output not shown", ``, `,"max_tool_calls":3`, 3, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []byte
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = make([]byte, r.ContentLength)
+				_, _ = io.ReadFull(r.Body, got)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"id":"resp_1","object":"response","status":"completed",` + tt.output + usage + `}`))
+			}))
+			defer up.Close()
+			h := newHarness(t, harnessOptions{noSync: true})
+			base, _ := url.Parse(up.URL + "/v1")
+			p := proxy.New(proxy.Options{
+				Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("k"), Prices: "openai",
+					Allowances: map[string]proxy.Allowance{"web_search": {USD: 50_000_000}, proxy.AllowStoredState: {USD: 1_000_000_000}}}},
+				Tokens: h.db, Ledger: h.db, Prices: h.catalog,
+			})
+			srv := httptest.NewServer(p)
+			defer srv.Close()
+			body := `{"model":"gpt-4o-mini","previous_response_id":"resp_0","tools":[{"type":"web_search"}],"max_output_tokens":10,"input":"What is new?"` + tt.maxCalls + `}`
+			req, _ := http.NewRequest("POST", srv.URL+"/v1/responses", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+h.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := readAll(t, resp); resp.StatusCode != 200 {
+				t.Fatalf("got %d: %s", resp.StatusCode, out)
+			}
+			if !strings.Contains(string(got), `"max_output_tokens":10`) || !strings.Contains(string(got), `"max_tool_calls":`+strconv.FormatInt(tt.wantMax, 10)) {
+				t.Fatalf("upstream body %s", got)
+			}
+			rec := h.records(1)[0]
+			// Usage: 100 input at 150 nano-USD, 10 output at 600, plus 0.05
+			// USD a search call (the data has no search price for
+			// gpt-4o-mini). The stored-state allowance only widened the
+			// reservation: its tokens are in the usage.
+			if want := budget.Money(100*150 + 10*600 + tt.wantCalls*50_000_000); rec.Charged != want {
+				t.Fatalf("charged %s, want %s", rec.Charged, want)
+			}
+			if want := budget.Money(1_000_000_000 + tt.wantMax*50_000_000); rec.Reserved < want {
+				t.Fatalf("reserved %s, want at least %s (the allowance and every call)", rec.Reserved, want)
+			}
+		})
 	}
 }
 

@@ -14,8 +14,8 @@ type openAIUsage struct {
 	PromptTokens        *int64 `json:"prompt_tokens"`
 	CompletionTokens    *int64 `json:"completion_tokens"`
 	PromptTokensDetails *struct {
-		CachedTokens     int64 `json:"cached_tokens"`
-		CacheWriteTokens int64 `json:"cache_write_tokens"`
+		CachedTokens     int64  `json:"cached_tokens"`
+		CacheWriteTokens *int64 `json:"cache_write_tokens"`
 	} `json:"prompt_tokens_details"`
 	CompletionTokensDetails *struct {
 		ReasoningTokens int64 `json:"reasoning_tokens"`
@@ -31,7 +31,9 @@ func (u *openAIUsage) normalize() (budget.Usage, bool) {
 	out := budget.Usage{InputTokens: *u.PromptTokens, OutputTokens: *u.CompletionTokens}
 	if d := u.PromptTokensDetails; d != nil {
 		out.CacheReadTokens = d.CachedTokens
-		out.CacheWriteTokens = d.CacheWriteTokens
+		if d.CacheWriteTokens != nil {
+			out.CacheWriteTokens = *d.CacheWriteTokens
+		}
 	}
 	if d := u.CompletionTokensDetails; d != nil {
 		out.ReasoningTokens = d.ReasoningTokens
@@ -39,33 +41,42 @@ func (u *openAIUsage) normalize() (budget.Usage, bool) {
 	return out, true
 }
 
-// openAIUsageFromJSON extracts the usage of a whole chat or completions body.
-func openAIUsageFromJSON(body []byte) (budget.Usage, bool) {
+// writesPlaced reports whether the usage says how many input tokens were
+// written to the cache; without it, writes cannot be told from other input.
+func (u *openAIUsage) writesPlaced() bool {
+	return u != nil && u.PromptTokensDetails != nil && u.PromptTokensDetails.CacheWriteTokens != nil
+}
+
+// openAIUsageFromJSON extracts the usage of a whole chat or completions
+// body, and whether it places cache writes.
+func openAIUsageFromJSON(body []byte) (u budget.Usage, placed, ok bool) {
 	var v struct {
 		Usage *openAIUsage `json:"usage"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return budget.Usage{}, false
+		return budget.Usage{}, false, false
 	}
-	return v.Usage.normalize()
+	u, ok = v.Usage.normalize()
+	return u, v.Usage.writesPlaced(), ok
 }
 
 var usageKey = []byte(`"usage"`)
 
-// openAIUsageFromChunk extracts the usage of one stream chunk, and
-// reports whether the chunk is the usage-only chunk include_usage adds (no
-// choices), which is hidden from clients that did not ask for it.
-func openAIUsageFromChunk(data []byte) (u budget.Usage, found, usageOnly bool) {
+// openAIUsageFromChunk extracts the usage of one stream chunk, whether it
+// places cache writes, and whether the chunk is the usage-only chunk
+// include_usage adds (no choices), which is hidden from clients that did
+// not ask for it.
+func openAIUsageFromChunk(data []byte) (u budget.Usage, placed, found, usageOnly bool) {
 	if !bytes.Contains(data, usageKey) {
-		return budget.Usage{}, false, false
+		return budget.Usage{}, false, false, false
 	}
 	var v struct {
 		Choices []json.RawMessage `json:"choices"`
 		Usage   *openAIUsage      `json:"usage"`
 	}
 	if json.Unmarshal(data, &v) != nil {
-		return budget.Usage{}, false, false
+		return budget.Usage{}, false, false, false
 	}
 	u, found = v.Usage.normalize()
-	return u, found, found && len(v.Choices) == 0
+	return u, v.Usage.writesPlaced(), found, found && len(v.Choices) == 0
 }

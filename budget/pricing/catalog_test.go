@@ -387,3 +387,34 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// A starts_with rule prices its model's snapshots and variants, not a newer
+// model whose name happens to start the same way: that one is unknown, so
+// refused, until a source prices it.
+func TestStartsWithCoversSnapshotsOnly(t *testing.T) {
+	c := embeddedCatalog(t)
+	for _, tt := range []struct {
+		provider, name string
+		priced         bool
+	}{
+		{"anthropic", "claude-opus-5", true},
+		{"anthropic", "claude-opus-5-20260101", true},
+		{"anthropic", "claude-opus-5@20260101", true},
+		{"anthropic", "claude-sonnet-4-5-20250929", true},
+		{"anthropic", "claude-3-5-sonnet-latest", true},
+		{"anthropic", "claude-opus-5-5", false},
+		{"anthropic", "claude-sonnet-5-5", false},
+		{"anthropic", "claude-opus-4-10", false},
+		{"openai", "gpt-4o-realtime-preview-2024-12-17", true},
+		{"openai", "ft:gpt-3.5-turbo-0125:acme::abc123", true},
+		{"openai", "gpt-5-nano-pro", false},
+	} {
+		_, err := c.Lookup(tt.provider, tt.name, dataDay)
+		if got := err == nil; got != tt.priced {
+			t.Errorf("%s/%s: priced %v (%v), want %v", tt.provider, tt.name, got, err, tt.priced)
+		}
+	}
+	if r := (&rule{op: opStartsWith}); !r.match("anything", false) {
+		t.Error("an empty starts_with must not panic and matches everything")
+	}
+}

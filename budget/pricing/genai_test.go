@@ -43,7 +43,9 @@ func TestParseGenAIPricesRules(t *testing.T) {
 		wantProvider   string
 		wantID         string
 	}{
-		{"acme", "model-x", "acme", "wide"},
+		// starts_with covers snapshots and variants of its prefix.
+		{"acme", "model-20250101", "acme", "wide"},
+		{"acme", "model-latest", "acme", "wide"},
 		// An exact equals hit beats an earlier starts_with rule.
 		{"acme", "model-exact", "acme", "model-exact"},
 		{"acme", "the-tail", "acme", "tail"},

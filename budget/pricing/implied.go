@@ -1,6 +1,7 @@
 package pricing
 
 import (
+	"math"
 	"math/big"
 
 	"github.com/hardcap/hardcap/budget"
@@ -39,14 +40,22 @@ func (t impliedTier) apply(p Prices) (Prices, error) {
 			if !pr.Set {
 				continue
 			}
-			r, err := f.scale(int64(pr.Base))
-			if err != nil {
-				return Prices{}, err
-			}
-			pr.Tiers = []Tier{{Start: t.start, Rate: budget.Rate(r)}}
+			pr.Tiers = []Tier{{Start: t.start, Rate: scaleUp(f, pr.Base)}}
 		}
 	}
 	return p, nil
+}
+
+// scaleUp returns r times f, rounded up, never below r, and the largest
+// rate when the product does not fit: a tier that cannot be represented
+// must price a request out (its cost overflows and it is refused), not
+// drop out of the price.
+func scaleUp(f Multiplier, r budget.Rate) budget.Rate {
+	v, err := f.scale(int64(r))
+	if err != nil {
+		return budget.Rate(budget.MaxMoney)
+	}
+	return max(budget.Rate(v), r)
 }
 
 // impliedFor returns the implied tier of a provider id, else the one over
@@ -65,14 +74,15 @@ func (c *Catalog) impliedFor(providerID string) impliedTier {
 // threshold and the largest tier-to-base factors in the sources.
 func impliedTiers(sources []*source) (map[string]impliedTier, impliedTier) {
 	type acc struct {
-		start   int64
-		in, out *big.Rat
+		start    int64
+		hasStart bool
+		in, out  *big.Rat
 	}
 	per := map[string]*acc{}
 	all := &acc{}
 	note := func(a *acc, start int64, f *big.Rat, input bool) {
-		if a.start == 0 || start < a.start {
-			a.start = start
+		if !a.hasStart || start < a.start {
+			a.start, a.hasStart = start, true
 		}
 		dst := &a.out
 		if input {
@@ -138,12 +148,17 @@ func impliedTiers(sources []*source) (map[string]impliedTier, impliedTier) {
 }
 
 // ratMultiplier turns a factor into a Multiplier, rounding up to nine
-// decimal places so that it is never below the data's factor.
+// decimal places so that it is never below the data's factor. A factor too
+// large to hold saturates: scaling by it overflows, which prices the tier
+// out rather than wrapping to a small number.
 func ratMultiplier(f *big.Rat) Multiplier {
 	num := new(big.Int).Mul(f.Num(), big.NewInt(1e9))
 	q, r := new(big.Int).QuoRem(num, f.Denom(), new(big.Int))
 	if r.Sign() != 0 {
 		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsInt64() {
+		return Multiplier{Num: math.MaxInt64, Den: 1e9}
 	}
 	return Multiplier{Num: q.Int64(), Den: 1e9}
 }
@@ -170,11 +185,7 @@ func spreadTiers(p Prices) Prices {
 			tiers := make([]Tier, 0, len(anchor.Tiers))
 			for _, at := range anchor.Tiers {
 				f := ratMultiplier(big.NewRat(int64(at.Rate), int64(anchor.Base)))
-				r, err := f.scale(int64(pr.Base))
-				if err != nil {
-					r = int64(budget.MaxMoney)
-				}
-				tiers = append(tiers, Tier{Start: at.Start, Rate: budget.Rate(max(r, int64(pr.Base)))})
+				tiers = append(tiers, Tier{Start: at.Start, Rate: scaleUp(f, pr.Base)})
 			}
 			pr.Tiers = tiers
 		}

@@ -57,7 +57,7 @@ func (r *rule) match(name string, fold bool) bool {
 	case opEquals:
 		return name == s
 	case opStartsWith:
-		return strings.HasPrefix(name, s)
+		return strings.HasPrefix(name, s) && variantSuffix(s, name[len(s):])
 	case opEndsWith:
 		return strings.HasSuffix(name, s)
 	case opContains:
@@ -80,6 +80,34 @@ func (r *rule) match(name string, fold bool) bool {
 		return len(r.subs) > 0
 	}
 	return false
+}
+
+// snapshotTail is what may follow a starts_with prefix in a name the rule
+// prices: snapshot dates, -latest, -preview and the like, versions (v1, @,
+// a colon and what follows, as in fine-tune ids and provider variants).
+var snapshotTail = regexp.MustCompile(`^(?:[-_.](?:latest|preview|exp|experimental|beta|v\d+(?:\.\d+)*|\d{8}|\d{4}-\d{2}-\d{2}|\d{2}-\d{2}|\d{2}-\d{4}|\d{4}|\d{6}))*(?:[@:].*)?$`)
+
+// variantSuffix reports whether rest, what a name has after a starts_with
+// prefix, names a snapshot or variant of the prefix's model rather than
+// another model: "claude-opus-5" covers "claude-opus-5-20260101" and
+// "claude-opus-5@20260101" but not "claude-opus-5-5", "claude-opus-4-1"
+// does not cover "claude-opus-4-10", and "gpt-5-nano-" does not cover
+// "gpt-5-nano-pro". A prefix that ends in ":", ".", "/" or "@", and a
+// fine-tune prefix ("ft:..."), name a family of ids and take any rest; a
+// prefix that ends inside a date takes the date's other digits.
+func variantSuffix(prefix, rest string) bool {
+	if rest == "" || prefix == "" || strings.ContainsAny(prefix[len(prefix)-1:], ":./@") ||
+		strings.HasPrefix(prefix, "ft:") || strings.Contains(prefix, ".ft-") {
+		return true
+	}
+	if last := prefix[len(prefix)-1]; last == '-' || last == '_' {
+		rest = string(last) + rest
+	}
+	if isDigits(rest) {
+		tail := len(prefix) - len(strings.TrimRightFunc(prefix, func(r rune) bool { return r >= '0' && r <= '9' }))
+		return tail+len(rest) == 8
+	}
+	return snapshotTail.MatchString(rest)
 }
 
 // equalsLeaves appends the text of every equals clause in r.

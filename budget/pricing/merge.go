@@ -98,6 +98,17 @@ func (p Prices) WithMedia() Prices {
 	return p
 }
 
+// WithUnplacedWrites returns the prices for usage that does not say how
+// many input tokens were written to the cache: where the data prices cache
+// writes above input, every uncached input token is taken at the write
+// price.
+func (p Prices) WithUnplacedWrites() Prices {
+	if p.CacheWrite.Set {
+		p.Input = maxTiered(p.Input, p.CacheWrite)
+	}
+	return p
+}
+
 // Multiplier is an exact ratio that scales prices, such as 11/10 for a 10 %
 // uplift. The zero value scales by one.
 type Multiplier struct {

@@ -279,3 +279,35 @@ func TestScale(t *testing.T) {
 		}
 	}
 }
+
+// A hostile or broken file whose tier factor does not fit in a Multiplier
+// must not wrap to a cheap implied tier: the tier saturates and prices a
+// long request out.
+func TestImpliedTierSaturates(t *testing.T) {
+	evil, err := ParseGenAIPrices([]byte(`[{"id": "openai", "models": [
+		{"id": "x", "match": {"equals": "x"}, "prices": {"input_mtok": {"base": 0.000000001, "tiers": [{"start": 0, "price": 21540798.010448781}]}, "output_mtok": 1}}
+	]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Merge(evil, embeddedCatalog(t))
+	m, err := c.Lookup("openai", "gpt-4.1", dataDay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.ImpliedTier {
+		t.Fatal("no implied tier")
+	}
+	for _, tr := range m.Prices.Input.Tiers {
+		if tr.Rate < m.Prices.Input.Base {
+			t.Errorf("implied tier %+v below the base %d", tr, m.Prices.Input.Base)
+		}
+	}
+	if got := m.Prices.Input.At(300_000); got < 2*m.Prices.Input.Base {
+		t.Errorf("input at 300K: got %d, want at least twice the base %d", got, m.Prices.Input.Base)
+	}
+	// A tier that starts at 0 counts: the threshold is 0.
+	if m.Prices.Input.Tiers[0].Start != 0 {
+		t.Errorf("implied threshold %d, want 0 (the evil file's)", m.Prices.Input.Tiers[0].Start)
+	}
+}
