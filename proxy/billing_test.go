@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -495,7 +494,6 @@ func TestBill_FeesOutsideTheUsage(t *testing.T) {
 	if rec := h.records(1)[0]; rec.Charged < 5_000_000 {
 		t.Errorf("charged %s, below one request fee", rec.Charged)
 	}
-	_ = strconv.Itoa
 }
 
 // OpenAI's newer models price cache writes above input (gpt-5.6-sol: 6.25
