@@ -70,7 +70,7 @@ func TestCLI_EndToEnd(t *testing.T) {
 	}
 	s.mustCLI("resume", "--token", created.ID)
 	s.mustCLI("kill")
-	if out := s.mustCLI("status"); !strings.Contains(out, "kill switch (all): true") {
+	if out := s.mustCLI("status"); !strings.Contains(out, "kill switch (all): true") || !strings.Contains(out, "prices: genai-prices from embedded, as of 2026-08-21") {
 		t.Fatalf("status got %q", out)
 	}
 	if code, _ := chat(t, s.url, created.Token, hello); code != 403 {

@@ -296,6 +296,16 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "hardcap %s on %s (demo: %v)\n", st.Version, st.Listen, st.Demo)
 		fmt.Fprintf(stdout, "global budget: %s; spent %s, reserved %s (%s)\n", st.Global.describe(), st.Global.Spent, st.Global.Reserved, st.Global.Window)
 		fmt.Fprintf(stdout, "kill switch (all): %v; in flight: %d; open reservations: %d; overshoots: %d (%s USD)\n", st.KillAll, st.InFlight, st.OpenReservations, st.Overshoots, st.OvershootUSD)
+		for _, p := range st.Prices {
+			line := fmt.Sprintf("prices: %s from %s", p.Name, p.Origin)
+			if p.AsOf != "" {
+				line += fmt.Sprintf(", as of %s (%d days old)", p.AsOf, p.AgeDays)
+			}
+			if p.Stale {
+				line += ": older than 90 days, run hardcap prices update"
+			}
+			fmt.Fprintln(stdout, line)
+		}
 		return nil
 	}
 	return usageError(fmt.Sprintf("unknown command %q", strings.TrimSpace(name+" "+sub)))
@@ -361,4 +371,11 @@ type statusJSON struct {
 	Overshoots       uint64     `json:"overshoots"`
 	OvershootUSD     string     `json:"overshoot_usd"`
 	Global           budgetJSON `json:"global"`
+	Prices           []struct {
+		Name    string `json:"name"`
+		Origin  string `json:"origin"`
+		AsOf    string `json:"as_of"`
+		AgeDays int    `json:"age_days"`
+		Stale   bool   `json:"stale"`
+	} `json:"prices"`
 }
