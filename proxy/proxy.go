@@ -58,6 +58,10 @@ type Provider struct {
 	// Betas are anthropic-beta names the operator allows beyond the ones
 	// hardcap knows the cost effect of.
 	Betas map[string]bool
+	// MaxToolCalls is the max_tool_calls written into Responses requests
+	// with per-call server tools that set none; default
+	// DefaultMaxToolCalls.
+	MaxToolCalls int64
 }
 
 // PriceBook looks up the prices and limits of a model at a moment.

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -54,13 +56,27 @@ var callToolItems = map[string][]string{
 	"web_search":       {"web_search_call"},
 	"file_search":      {"file_search_call"},
 	"image_generation": {"image_generation_call"},
-	"mcp":              {"mcp_call", "mcp_list_tools"},
+	"mcp":              {"mcp_call"},
 }
 
-// defaultMaxToolCalls is the max_tool_calls hardcap writes into a request
-// with per-call server tools that sets none: the number of built-in tool
-// calls must be bounded for their fees to be.
-const defaultMaxToolCalls = 8
+// fallbackCallPrices are the prices per call, in nano-USD, of the per-call
+// tools a stored prompt may enable without the request naming them, when
+// the config grants no allowance for the tool: OpenAI's dearest published
+// prices (a search at the largest context size on a search-preview model,
+// a file search, a high-quality 1536x1024 image). MCP calls bill tokens
+// only.
+var fallbackCallPrices = map[string]budget.Money{
+	"web_search":       50_000_000,
+	"file_search":      2_500_000,
+	"image_generation": 250_000_000,
+	"mcp":              0,
+}
+
+// DefaultMaxToolCalls is the max_tool_calls hardcap writes into a request
+// with per-call server tools that sets none, unless the provider sets
+// another (Provider.MaxToolCalls): the number of built-in tool calls must
+// be bounded for their fees to be.
+const DefaultMaxToolCalls = 8
 
 // clientTools are the Responses tools that run on the client: priced as
 // tokens only. A shell tool is client-run only with a local environment.
@@ -78,6 +94,12 @@ var responsesItems = map[string]bool{
 	"custom_tool_call": true, "custom_tool_call_output": true, "reasoning": true,
 	"local_shell_call": true, "local_shell_call_output": true, "shell_call": true, "shell_call_output": true,
 	"apply_patch_call": true, "apply_patch_call_output": true, "computer_call": true, "computer_call_output": true,
+	// Earlier server tool calls sent back as history (input += output):
+	// their text is in the body. An image generation call carries its
+	// image, counted as one.
+	"web_search_call": true, "file_search_call": true, "image_generation_call": true,
+	"code_interpreter_call": true, "mcp_call": true, "mcp_list_tools": true,
+	"mcp_approval_request": true, "mcp_approval_response": true,
 }
 
 // minResponsesCap is the smallest max_output_tokens the Responses API
@@ -150,13 +172,33 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 			return nil, err
 		}
 	}
+	if isSet(fields["prompt"]) {
+		// A stored prompt may enable server tools the request does not
+		// name: each per-call tool it could use is priced (its allowance,
+		// else the dearest published price) and bounded like a declared one.
+		r.b.serverTools = true
+		for tool, items := range callToolItems {
+			ct := callTool{allowance: fallbackCallPrices[tool], search: tool == "web_search"}
+			if a, ok := prov.Allowances[tool]; ok && a.USD > 0 {
+				ct.allowance = a.USD
+			}
+			if r.b.callTools == nil {
+				r.b.callTools = map[string]callTool{}
+			}
+			for _, item := range items {
+				if old, dup := r.b.callTools[item]; !dup || old.allowance < ct.allowance {
+					r.b.callTools[item] = ct
+				}
+			}
+		}
+	}
 	if len(r.b.callTools) > 0 {
 		if r.b.maxToolCalls, err = positiveField(fields, "max_tool_calls"); err != nil {
 			return nil, err
 		}
 		if r.b.maxToolCalls == 0 {
-			r.b.maxToolCalls = defaultMaxToolCalls
-			fields["max_tool_calls"] = json.RawMessage(strconv.Itoa(defaultMaxToolCalls))
+			r.b.maxToolCalls = cmp.Or(prov.MaxToolCalls, DefaultMaxToolCalls)
+			fields["max_tool_calls"] = json.RawMessage(strconv.FormatInt(r.b.maxToolCalls, 10))
 		}
 	}
 	images, err := r.checkInput(fields["input"])
@@ -312,8 +354,8 @@ func (r *responsesRequest) checkInput(raw json.RawMessage) (images int64, err er
 			// Ciphertext: its length does not bound the tokens it is
 			// billed as.
 			r.opaque++
-		case typ == "computer_call_output":
-			images++ // its output is a screenshot
+		case typ == "computer_call_output", typ == "image_generation_call":
+			images++ // its output is a screenshot, or the generated image
 		}
 		for _, field := range []string{"content", "output"} {
 			n, err := r.checkParts(i, it[field])
@@ -409,6 +451,9 @@ type responsesTracker struct {
 	// the response carried its output array.
 	calls map[string]int64
 	seen  bool
+	// streamed counts the output items the stream's
+	// response.output_item.done events ended, by type.
+	streamed map[string]int64
 	// placed is set when the usage counts cache writes.
 	placed bool
 }
@@ -441,7 +486,25 @@ func (t *responsesTracker) take(r *responsesResult) {
 	}
 }
 
+// outputItemDone marks the stream event that ends one output item.
+var outputItemDone = []byte(`"response.output_item.done"`)
+
 func (t *responsesTracker) event(_ string, data []byte) bool {
+	if bytes.Contains(data, outputItemDone) {
+		var ev struct {
+			Type string `json:"type"`
+			Item *struct {
+				Type string `json:"type"`
+			} `json:"item"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Type == "response.output_item.done" && ev.Item != nil {
+			if t.streamed == nil {
+				t.streamed = map[string]int64{}
+			}
+			t.streamed[ev.Item.Type]++
+		}
+		return false
+	}
 	var ev struct {
 		Type     string           `json:"type"`
 		Response *responsesResult `json:"response"`
@@ -463,9 +526,19 @@ func (t *responsesTracker) whole(body []byte) {
 	}
 }
 
-// toolCalls returns the response's output items by type, and whether the
-// response showed its output at all.
-func (t *responsesTracker) toolCalls() (map[string]int64, bool) { return t.calls, t.seen }
+// toolCalls returns the response's output items by type, the larger of
+// what the final response lists and what the stream's output_item.done
+// events showed, and whether the response showed its output at all.
+func (t *responsesTracker) toolCalls() (map[string]int64, bool) {
+	out := maps.Clone(t.calls)
+	if out == nil {
+		out = map[string]int64{}
+	}
+	for typ, n := range t.streamed {
+		out[typ] = max(out[typ], n)
+	}
+	return out, t.seen || len(t.streamed) > 0
+}
 
 func (t *responsesTracker) result(bool) (budget.Usage, bool) {
 	if t.usage == nil {

@@ -195,3 +195,118 @@ func TestResponses_HardStopUnderConcurrency(t *testing.T) {
 		t.Fatalf("billed %s, recorded %s, limit %s", billed, u.Spent, limit)
 	}
 }
+
+// responsesUpstream answers every Responses request with body, and keeps
+// the last request it received.
+func responsesUpstream(t *testing.T, body string, got *[]byte) *url.URL {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		*got = b
+		if strings.Contains(r.Header.Get("Accept"), "event-stream") || strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, body)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL + "/v1")
+	return u
+}
+
+// Per-call server tools are charged by the calls the response shows: a
+// stored prompt may enable them unnamed, MCP tool listings are not calls,
+// and a stream's output_item.done events count when its final output does
+// not list them.
+func TestResponses_PerCallToolsCharged(t *testing.T) {
+	const usage = `"usage":{"input_tokens":100,"input_tokens_details":{"cached_tokens":0},"output_tokens":10,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":110}`
+	tokens := budget.Money(100*150 + 10*600) // gpt-4o-mini
+	item := func(typ string) string { return `{"type":"` + typ + `","id":"x","status":"completed"}` }
+	tests := []struct {
+		name, body, answer string
+		wantCharged        budget.Money
+		wantMax            string
+	}{
+		{
+			name:        "stored prompt with searches",
+			body:        `{"model":"gpt-4o-mini","prompt":{"id":"pmpt_1"},"input":"hi","max_output_tokens":20}`,
+			answer:      `{"id":"r","object":"response","status":"completed","output":[` + item("web_search_call") + `,` + item("web_search_call") + `,` + item("web_search_call") + `],` + usage + `}`,
+			wantCharged: tokens + 3*50_000_000, // no web_search allowance: the dearest published search price
+			wantMax:     `"max_tool_calls":8`,
+		},
+		{
+			name:        "mcp listings are not calls",
+			body:        `{"model":"gpt-4o-mini","tools":[{"type":"mcp","server_label":"a","server_url":"https://a.example","require_approval":"never"}],"input":"hi","max_output_tokens":20,"max_tool_calls":2}`,
+			answer:      `{"id":"r","object":"response","status":"completed","output":[` + item("mcp_list_tools") + `,` + item("mcp_call") + `,` + item("mcp_call") + `],` + usage + `}`,
+			wantCharged: tokens + 2*1_000_000,
+			wantMax:     `"max_tool_calls":2`,
+		},
+		{
+			name: "stream counts output_item.done",
+			body: `{"model":"gpt-4o-mini","tools":[{"type":"web_search"}],"input":"hi","max_output_tokens":20,"stream":true}`,
+			answer: "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":" + item("web_search_call") + "}\n\n" +
+				"event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":" + item("web_search_call") + "}\n\n" +
+				"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"status\":\"completed\",\"output\":[]," + usage + "}}\n\n",
+			wantCharged: tokens + 2*1_000_000,
+			wantMax:     `"max_tool_calls":8`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []byte
+			base := responsesUpstream(t, tt.answer, &got)
+			h := newHarness(t, harnessOptions{noSync: true})
+			p := proxy.New(proxy.Options{
+				Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("k"), Prices: "openai",
+					Allowances: map[string]proxy.Allowance{"mcp": {USD: 1_000_000}, "web_search": {USD: 1_000_000}, proxy.AllowStoredState: {USD: 100_000_000}}}},
+				Tokens: h.db, Ledger: h.db, Prices: h.catalog,
+			})
+			if strings.Contains(tt.name, "stored prompt") {
+				// Without a web_search allowance the stored prompt's searches
+				// are priced at the dearest published price.
+				p = proxy.New(proxy.Options{
+					Providers: []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("k"), Prices: "openai",
+						Allowances: map[string]proxy.Allowance{proxy.AllowStoredState: {USD: 100_000_000}}}},
+					Tokens: h.db, Ledger: h.db, Prices: h.catalog,
+				})
+			}
+			srv := httptest.NewServer(p)
+			defer srv.Close()
+			req, _ := http.NewRequest("POST", srv.URL+"/v1/responses", strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+h.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := readAll(t, resp); resp.StatusCode != 200 {
+				t.Fatalf("got %d: %s", resp.StatusCode, out)
+			}
+			if !strings.Contains(string(got), tt.wantMax) {
+				t.Errorf("upstream body lacks %s: %s", tt.wantMax, got)
+			}
+			rec := h.records(1)[0]
+			if rec.Charged != tt.wantCharged {
+				t.Errorf("charged %s, want %s", rec.Charged, tt.wantCharged)
+			}
+			if rec.Charged > rec.Reserved {
+				t.Errorf("charged %s above the reservation %s", rec.Charged, rec.Reserved)
+			}
+		})
+	}
+}
+
+// Server tool calls sent back as history (input += output) are input like
+// any other, bounded by their bytes; an image generation call counts as an
+// image.
+func TestResponses_ToolCallHistoryAccepted(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	for _, typ := range []string{"web_search_call", "file_search_call", "mcp_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "code_interpreter_call", "image_generation_call"} {
+		body := `{"model":"gpt-4.1","max_output_tokens":20,"input":[{"role":"user","content":"q"},{"type":"` + typ + `","id":"x"},{"role":"user","content":"and?"}]}`
+		resp := h.post("/v1/responses", body)
+		if out := readAll(t, resp); resp.StatusCode != 200 {
+			t.Errorf("%s: got %d: %s", typ, resp.StatusCode, out)
+		}
+	}
+}

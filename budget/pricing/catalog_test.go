@@ -408,6 +408,8 @@ func TestStartsWithCoversSnapshotsOnly(t *testing.T) {
 		{"openai", "gpt-4o-realtime-preview-2024-12-17", true},
 		{"openai", "ft:gpt-3.5-turbo-0125:acme::abc123", true},
 		{"openai", "gpt-5-nano-pro", false},
+		{"cohere", "command-a-vision-07-2025", true},
+		{"mistral", "mistral-medium-3", false},
 	} {
 		_, err := c.Lookup(tt.provider, tt.name, dataDay)
 		if got := err == nil; got != tt.priced {

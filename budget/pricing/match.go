@@ -87,6 +87,11 @@ func (r *rule) match(name string, fold bool) bool {
 // a colon and what follows, as in fine-tune ids and provider variants).
 var snapshotTail = regexp.MustCompile(`^(?:[-_.](?:latest|preview|exp|experimental|beta|v\d+(?:\.\d+)*|\d{8}|\d{4}-\d{2}-\d{2}|\d{2}-\d{2}|\d{2}-\d{4}|\d{4}|\d{6}))*(?:[@:].*)?$`)
 
+// datedVariant is a variant word ahead of a snapshot date, as in
+// "command-a" + "-vision-07-2025": a dated edition of the family, which the
+// family's rule prices. A word alone ("-pro", "-5") is another model.
+var datedVariant = regexp.MustCompile(`^(?:-[a-z]+)+(?:-(?:\d{8}|\d{4}-\d{2}-\d{2}|\d{2}-\d{4}|\d{2}-\d{2}))(?:[@:].*)?$`)
+
 // variantSuffix reports whether rest, what a name has after a starts_with
 // prefix, names a snapshot or variant of the prefix's model rather than
 // another model: "claude-opus-5" covers "claude-opus-5-20260101" and
@@ -107,7 +112,7 @@ func variantSuffix(prefix, rest string) bool {
 		tail := len(prefix) - len(strings.TrimRightFunc(prefix, func(r rune) bool { return r >= '0' && r <= '9' }))
 		return tail+len(rest) == 8
 	}
-	return snapshotTail.MatchString(rest)
+	return snapshotTail.MatchString(rest) || datedVariant.MatchString(rest)
 }
 
 // equalsLeaves appends the text of every equals clause in r.

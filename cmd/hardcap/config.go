@@ -86,6 +86,10 @@ type ProviderConfig struct {
 	// Betas lists anthropic-beta names allowed beyond the ones hardcap
 	// knows. Only list betas that cannot change what a request costs.
 	Betas []string `yaml:"betas"`
+	// MaxToolCalls is the max_tool_calls hardcap writes into a Responses
+	// request with per-call server tools (web search, file search, image
+	// generation, MCP) that sets none; default 8.
+	MaxToolCalls int64 `yaml:"max_tool_calls"`
 	// AdminKey is the provider's admin key (env:, file: or cmd:), read only
 	// by hardcap reconcile for the provider's cost report; the server never
 	// reads it.
@@ -349,6 +353,10 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 			return nil, fmt.Errorf("config: providers.%s: organization and project must be one line", name)
 		}
 	}
+	if pc.MaxToolCalls < 0 {
+		return nil, fmt.Errorf("config: providers.%s.max_tool_calls must not be negative", name)
+	}
+	p.MaxToolCalls = pc.MaxToolCalls
 	if len(pc.Betas) > 0 {
 		p.Betas = map[string]bool{}
 		for _, b := range pc.Betas {
