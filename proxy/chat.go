@@ -110,10 +110,11 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		}
 		images += n
 	}
-	if err := checkChatTools(fields["tools"]); err != nil {
+	tools, err := checkChatTools(fields["tools"])
+	if err != nil {
 		return nil, err
 	}
-	tools := countArray(fields["tools"]) + countArray(fields["functions"])
+	tools += countArray(fields["functions"])
 	req.b.input = int64(len(body)) + chatBaseAllowance
 	if tools > 0 {
 		req.b.input += chatToolAllowance * int64(tools+1)
@@ -158,22 +159,23 @@ func (r *chatRequest) checkSearch() error {
 // not bound.
 var chatTools = map[string]bool{"function": true, "custom": true}
 
-// checkChatTools refuses tools that are not client-run.
-func checkChatTools(raw json.RawMessage) error {
+// checkChatTools refuses tools that are not client-run and returns how
+// many there are.
+func checkChatTools(raw json.RawMessage) (int, error) {
 	if !isSet(raw) {
-		return nil
+		return 0, nil
 	}
 	var tools []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &tools); err != nil {
-		return refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
+		return 0, refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
 	}
 	for i, t := range tools {
 		var typ string
 		if err := unmarshalField(t, "type", &typ); err != nil || !chatTools[typ] {
-			return refuse(ErrUnbounded, "tools[%d]: the tool type %q is not one the client runs (function, custom); a provider-run tool bills per call, which hardcap cannot bound.", i, typ)
+			return 0, refuse(ErrUnbounded, "tools[%d]: the tool type %q is not one the client runs (function, custom); a provider-run tool bills per call, which hardcap cannot bound.", i, typ)
 		}
 	}
-	return nil
+	return len(tools), nil
 }
 
 // choicesField reads an optional count of outputs (n, best_of) from 1 to

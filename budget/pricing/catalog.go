@@ -382,9 +382,7 @@ func (c *Catalog) Lookup(providerID, name string, at time.Time) (Model, error) {
 	if !untiered && !dataTiers && !m.Prices.HasTiers() {
 		it := c.impliedFor(providerID)
 		if it.set() && (m.ContextWindow == 0 || m.ContextWindow > it.start) {
-			if p, err := it.apply(m.Prices); err == nil {
-				m.Prices, m.ImpliedTier = p, true
-			}
+			m.Prices, m.ImpliedTier = it.apply(m.Prices), true
 		}
 	}
 	return m, nil

@@ -106,11 +106,7 @@ func (c *Catalog) Check(providers []string, at time.Time, tolerance int64) Repor
 			if m.RegionalUplift != "" {
 				r.Regional = append(r.Regional, label+" x"+m.RegionalUplift)
 			}
-			var per []namedPrices
-			for _, sp := range c.PerSource(prov, name, at) {
-				per = append(per, namedPrices{sp.Source.Name + " (" + cmp.Or(sp.Source.Origin, "file") + ")", sp.Prices})
-			}
-			for _, d := range compare(per, m.Prices) {
+			for _, d := range compare(c.PerSource(prov, name, at), m.Prices) {
 				d.Provider, d.Model = prov, name
 				lo, hi := d.Values[0].Value, d.Values[0].Value
 				for _, v := range d.Values {
@@ -127,6 +123,9 @@ func (c *Catalog) Check(providers []string, at time.Time, tolerance int64) Repor
 	}
 	return r
 }
+
+// label names a source as prices check shows it: "litellm (embedded)".
+func (s Source) label() string { return s.Name + " (" + cmp.Or(s.Origin, "file") + ")" }
 
 // SourcePrices is what one source alone says of a model name: its entry
 // (through the provider's fallbacks), without merging, implied tiers or
@@ -154,21 +153,16 @@ func (c *Catalog) PerSource(providerID, name string, at time.Time) []SourcePrice
 	return out
 }
 
-type namedPrices struct {
-	name   string
-	prices Prices
-}
-
 // compare lists, for every price point that any source sets (each base
 // rate, each tier threshold, each fee), every source's value and the value
 // used.
-func compare(per []namedPrices, used Prices) []Disagreement {
+func compare(per []SourcePrices, used Prices) []Disagreement {
 	var out []Disagreement
 	fields := used.fields()
 	for fi, f := range fields {
 		var starts []int64
 		for _, sp := range per {
-			t := *sp.prices.fields()[fi].t
+			t := *sp.Prices.fields()[fi].t
 			for _, tr := range t.Tiers {
 				starts = append(starts, tr.Start)
 			}
@@ -181,8 +175,8 @@ func compare(per []namedPrices, used Prices) []Disagreement {
 				d.Field += " above " + strconv.FormatInt(start, 10) + " tokens"
 			}
 			for _, sp := range per {
-				if t := *sp.prices.fields()[fi].t; t.Set {
-					d.Values = append(d.Values, SourceValue{sp.name, int64(t.At(start + 1))})
+				if t := *sp.Prices.fields()[fi].t; t.Set {
+					d.Values = append(d.Values, SourceValue{sp.Source.label(), int64(t.At(start + 1))})
 				}
 			}
 			if len(d.Values) == 0 {
@@ -209,8 +203,8 @@ func compare(per []namedPrices, used Prices) []Disagreement {
 	for i, uf := range usedFees {
 		d := Disagreement{Field: uf.name, Fee: true, Used: int64(uf.v)}
 		for _, sp := range per {
-			if v := fees(sp.prices)[i].v; v != 0 {
-				d.Values = append(d.Values, SourceValue{sp.name, int64(v)})
+			if v := fees(sp.Prices)[i].v; v != 0 {
+				d.Values = append(d.Values, SourceValue{sp.Source.label(), int64(v)})
 			}
 		}
 		if len(d.Values) > 0 {

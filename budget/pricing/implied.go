@@ -30,7 +30,7 @@ func outputSide(p *Prices) []*Tiered {
 
 // apply returns p with a tier at t.start on every set price, at the base
 // rate times the factor of its side, rounded up.
-func (t impliedTier) apply(p Prices) (Prices, error) {
+func (t impliedTier) apply(p Prices) Prices {
 	for side, prices := range [][]*Tiered{inputSide(&p), outputSide(&p)} {
 		f := t.in
 		if side == 1 {
@@ -43,7 +43,7 @@ func (t impliedTier) apply(p Prices) (Prices, error) {
 			pr.Tiers = []Tier{{Start: t.start, Rate: scaleUp(f, pr.Base)}}
 		}
 	}
-	return p, nil
+	return p
 }
 
 // scaleUp returns r times f, rounded up, never below r, and the largest

@@ -196,10 +196,17 @@ func parseLiteLLMEntry(key string, e map[string]json.RawMessage) (string, *model
 		case litellmCacheRead, litellmInputMedia, litellmOutputMedia, litellmInput, litellmOutput:
 			var r budget.Rate
 			if r, err = litellmRate(field, raw, shift); err == nil {
-				t := map[litellmClass]*Tiered{
-					litellmCacheRead: &p.CacheRead, litellmInputMedia: &p.InputMedia, litellmOutputMedia: &p.OutputMedia,
-					litellmInput: &p.Input, litellmOutput: &p.Output,
-				}[kind]
+				t := &p.Input
+				switch kind {
+				case litellmCacheRead:
+					t = &p.CacheRead
+				case litellmInputMedia:
+					t = &p.InputMedia
+				case litellmOutputMedia:
+					t = &p.OutputMedia
+				case litellmOutput:
+					t = &p.Output
+				}
 				*t = maxTiered(*t, Flat(r))
 			}
 		case litellmImageFee, litellmCodeSession:

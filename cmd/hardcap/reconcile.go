@@ -489,24 +489,34 @@ func (a costAPI) openAI(ctx context.Context, start, end time.Time) ([]providerCo
 		for _, b := range page.Data {
 			day := time.Unix(b.StartTime, 0).UTC().Format(storage.DayLayout)
 			for _, res := range b.Results {
-				if err := checkUSD(res.Amount.Currency); err != nil {
-					return false, "", err
-				}
-				m, err := decimalMoney(res.Amount.Value.String(), 1)
-				if err != nil {
-					return false, "", fmt.Errorf("the cost report's amount for %s: %w", day, err)
-				}
 				name := "(no line item)"
 				if res.LineItem != nil && *res.LineItem != "" {
 					name, _, _ = strings.Cut(*res.LineItem, ", ")
 				}
-				// The name is printed: scrubbed like an error body.
-				out = append(out, providerCost{day: day, name: a.scrub(name), amount: m})
+				c, err := a.cost(day, name, res.Amount.Currency, res.Amount.Value.String(), 1)
+				if err != nil {
+					return false, "", err
+				}
+				out = append(out, c)
 			}
 		}
 		return page.HasMore, deref(page.NextPage), nil
 	}, func(h http.Header) { h.Set("Authorization", "Bearer "+a.key) })
 	return out, err
+}
+
+// cost is one result of a cost report: an amount in USD divided by unit
+// (1 for dollars, 100 for cents), for a day and a model name. The name is
+// printed, so it is scrubbed like an error body.
+func (a costAPI) cost(day, name, currency, amount string, unit int64) (providerCost, error) {
+	if err := checkUSD(currency); err != nil {
+		return providerCost{}, err
+	}
+	m, err := decimalMoney(amount, unit)
+	if err != nil {
+		return providerCost{}, fmt.Errorf("the cost report's amount for %s: %w", day, err)
+	}
+	return providerCost{day: day, name: a.scrub(name), amount: m}, nil
 }
 
 // anthropic reads GET {base_url}/v1/organizations/cost_report, one bucket
@@ -542,15 +552,11 @@ func (a costAPI) anthropic(ctx context.Context, start, end time.Time) ([]provide
 		for _, b := range page.Data {
 			day := b.StartingAt.UTC().Format(storage.DayLayout)
 			for _, res := range b.Results {
-				if err := checkUSD(res.Currency); err != nil {
+				c, err := a.cost(day, cmp.Or(deref(res.Model), deref(res.CostType), "(no model)"), res.Currency, res.Amount, 100)
+				if err != nil {
 					return false, "", err
 				}
-				m, err := decimalMoney(res.Amount, 100)
-				if err != nil {
-					return false, "", fmt.Errorf("the cost report's amount for %s: %w", day, err)
-				}
-				name := cmp.Or(deref(res.Model), deref(res.CostType), "(no model)")
-				out = append(out, providerCost{day: day, name: a.scrub(name), amount: m})
+				out = append(out, c)
 			}
 		}
 		return page.HasMore, deref(page.NextPage), nil
