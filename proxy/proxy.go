@@ -250,6 +250,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		if errors.As(err, &mbe) {
 			return tok, refuse(ErrTooLarge, "The body is over %d bytes.", p.maxBody)
 		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return tok, refuse(ErrBadRequest, "The body did not arrive within the server's read_timeout; send it whole, or ask the operator to raise read_timeout.")
+		}
 		return tok, refuse(ErrBadRequest, "The body could not be read.")
 	}
 	if rt.endpoint.api == nil {

@@ -41,7 +41,18 @@ type Config struct {
 	// ReadHeaderTimeout bounds how long a client may take to send its
 	// request headers (slow clients hold connections); default 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	Alerts            AlertsConfig  `yaml:"alerts"`
+	// ReadTimeout bounds how long a client may take to send a whole request,
+	// headers and body (a client stalled inside its body holds a
+	// connection); default 60s. Responses are not bounded by it: a stream
+	// may run for as long as upstream_timeout allows.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// MaxConnections caps the connections open at once; default 4096. A
+	// connection over the cap is answered 503 with Retry-After and closed.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps the connections open at once from one client
+	// IP; default 1024 (on loopback every local app shares 127.0.0.1).
+	MaxConnectionsPerIP int          `yaml:"max_connections_per_ip"`
+	Alerts              AlertsConfig `yaml:"alerts"`
 	// AllowInsecureListen allows a listen address other than loopback.
 	// hardcap has no TLS yet, so tokens and the admin token would cross the
 	// network in clear; default false.
@@ -183,10 +194,13 @@ func defaultConfig() Config {
 			"openai":    {Kind: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "env:OPENAI_API_KEY", Prices: "openai"},
 			"anthropic": {Kind: "anthropic", BaseURL: "https://api.anthropic.com", APIKey: "env:ANTHROPIC_API_KEY", Prices: "anthropic"},
 		},
-		UpstreamTimeout:   10 * time.Minute,
-		MaxBodyBytes:      32 << 20,
-		ShutdownGrace:     30 * time.Second,
-		ReadHeaderTimeout: 10 * time.Second,
+		UpstreamTimeout:     10 * time.Minute,
+		MaxBodyBytes:        32 << 20,
+		ShutdownGrace:       30 * time.Second,
+		ReadHeaderTimeout:   10 * time.Second,
+		ReadTimeout:         60 * time.Second,
+		MaxConnections:      4096,
+		MaxConnectionsPerIP: 1024,
 	}
 }
 
@@ -242,6 +256,15 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	if file.ReadHeaderTimeout != 0 {
 		cfg.ReadHeaderTimeout = file.ReadHeaderTimeout
 	}
+	if file.ReadTimeout != 0 {
+		cfg.ReadTimeout = file.ReadTimeout
+	}
+	if file.MaxConnections != 0 {
+		cfg.MaxConnections = file.MaxConnections
+	}
+	if file.MaxConnectionsPerIP != 0 {
+		cfg.MaxConnectionsPerIP = file.MaxConnectionsPerIP
+	}
 	return cfg, nil
 }
 
@@ -291,8 +314,11 @@ func (cfg Config) check() (settings, error) {
 	if err := checkListen(cfg.Listen, cfg.AllowInsecureListen); err != nil {
 		return s, err
 	}
-	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 || cfg.ReadHeaderTimeout < 0 {
-		return s, errors.New("config: upstream_timeout, max_body_bytes, shutdown_grace and read_header_timeout must not be negative")
+	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 || cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 {
+		return s, errors.New("config: upstream_timeout, max_body_bytes, shutdown_grace, read_header_timeout and read_timeout must not be negative")
+	}
+	if cfg.MaxConnections < 0 || cfg.MaxConnectionsPerIP < 0 {
+		return s, errors.New("config: max_connections and max_connections_per_ip must not be negative")
 	}
 	return s, nil
 }

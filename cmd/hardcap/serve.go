@@ -19,10 +19,12 @@ import (
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
 	"github.com/hardcap/hardcap/demo"
+	"github.com/hardcap/hardcap/internal/connguard"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/proxy/admin"
 	"github.com/hardcap/hardcap/storage"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -130,14 +132,27 @@ func (m *Main) Open() error {
 	m.server = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: m.Config.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(logWriter{m.log}, "", 0),
+		// net/http lifts this deadline once the body has been read, so it
+		// bounds a stalled upload and never a streaming response.
+		ReadTimeout:    m.Config.ReadTimeout,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       log.New(logWriter{m.log}, "", 0),
 	}
-	m.listener, err = net.Listen("tcp", m.Config.Listen)
+	inner, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		_ = m.db.Close()
 		return fmt.Errorf("listen: %w", err)
+	}
+	refuseLog := &rate.Sometimes{Interval: time.Second}
+	m.listener = &connguard.Listener{
+		Listener: inner, Max: m.Config.MaxConnections, PerIP: m.Config.MaxConnectionsPerIP,
+		OnRefuse: func(ip, limit string) {
+			// At most one line a second: a flood must not flood the log too.
+			refuseLog.Do(func() {
+				m.log.Warn().Str("client_ip", ip).Str("limit", limit).Msg("connections refused: too many open connections")
+			})
+		},
 	}
 	m.started = m.Now()
 	return nil
