@@ -246,6 +246,25 @@ func checkDepth(body []byte) error {
 	return nil
 }
 
+// cacheRetentions are OpenAI's prompt_cache_retention values. Both bill
+// cached input at the same rates (the retention changes how long a prefix
+// stays cached, not its price), and every input token is already bounded at
+// the highest of the input, cache-read and cache-write rates.
+var cacheRetentions = map[string]bool{"in_memory": true, "24h": true}
+
+// checkCacheRetention reads prompt_cache_retention (chat and Responses). A
+// value OpenAI may add later, with a price of its own, is refused.
+func checkCacheRetention(fields map[string]json.RawMessage) error {
+	var v string
+	if err := unmarshalField(fields, "prompt_cache_retention", &v); err != nil {
+		return refuse(ErrBadRequest, "\"prompt_cache_retention\" must be a string.")
+	}
+	if v != "" && !cacheRetentions[v] {
+		return refuse(ErrUnbounded, "prompt_cache_retention: only \"in_memory\" and \"24h\" have prices hardcap knows.")
+	}
+	return nil
+}
+
 // setCap writes outputCap into every field of names the request carries.
 func setCap(fields map[string]json.RawMessage, outputCap int64, names ...string) {
 	v := json.RawMessage(strconv.FormatInt(outputCap, 10))
