@@ -407,7 +407,7 @@ func TestErrors(t *testing.T) {
 		{"missing messages", "POST", "/v1/chat/completions", "k", `{"model":"gpt-4o"}`, 400, "missing_required_parameter"},
 		{"no key", "POST", "/v1/chat/completions", "", chatBody(""), 401, ""},
 		{"unknown model", "POST", "/v1/chat/completions", "k", `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found"},
-		{"unknown path", "POST", "/v1/completions", "k", `{}`, 404, ""},
+		{"unknown path", "POST", "/v1/audio/speech", "k", `{}`, 404, ""},
 		{"unknown path without key", "GET", "/nope", "", ``, 404, ""},
 		{"wrong method", "GET", "/v1/chat/completions", "k", ``, 405, ""},
 		{"unknown model id", "GET", "/v1/models/gpt-9", "k", ``, 404, "model_not_found"},
@@ -448,8 +448,9 @@ func TestModels(t *testing.T) {
 		opts Options
 		want []string
 	}{
-		{"default", Options{}, DefaultModels},
-		{"custom", Options{Models: []string{"a", "b", "a"}}, []string{"a", "b"}},
+		// Every route's models are listed, the chat models first.
+		{"default", Options{}, slices.Concat(DefaultModels, CompletionsModels, EmbeddingModels, ModerationModels)},
+		{"custom", Options{Models: []string{"a", "b", "a"}}, slices.Concat([]string{"a", "b"}, CompletionsModels, EmbeddingModels, ModerationModels)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
