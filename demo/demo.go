@@ -208,7 +208,7 @@ func modelEntry(id string) Model {
 
 func modelNotFound(id string) *APIError {
 	return NewAPIError(http.StatusNotFound, "invalid_request_error", "model_not_found",
-		"The model `"+id+"` does not exist or you do not have access to it.")
+		"The model `"+truncate(id, 64)+"` does not exist or you do not have access to it.")
 }
 
 func (h *handler) chat(w http.ResponseWriter, r *http.Request) {

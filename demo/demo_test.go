@@ -550,3 +550,28 @@ func TestTokenDelayPaces(t *testing.T) {
 		t.Errorf("got %d tokens, want 5", res.contentDelta)
 	}
 }
+
+// TestErrors_NoUnboundedEcho: an unknown model's error quotes at most 64
+// bytes of its name, on both simulators.
+func TestErrors_NoUnboundedEcho(t *testing.T) {
+	long := strings.Repeat("m", 10_000)
+	srv := newServer(t, Options{TokenDelay: -1})
+	resp := do(t, srv, "POST", "/v1/chat/completions", "k", `{"model":"`+long+`","messages":[{"role":"user","content":"x"}]}`)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 404 || len(b) > 400 {
+		t.Fatalf("got %d with a %d-byte body", resp.StatusCode, len(b))
+	}
+	ant := httptest.NewServer(NewAnthropic(Options{TokenDelay: -1}))
+	defer ant.Close()
+	req, _ := http.NewRequest("POST", ant.URL+"/v1/messages", strings.NewReader(`{"model":"`+long+`","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`))
+	req.Header.Set("X-Api-Key", "k")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if r2.StatusCode != 404 || len(b) > 400 || !strings.Contains(string(b), `"type":"error"`) {
+		t.Fatalf("got %d: %.200s", r2.StatusCode, b)
+	}
+}
