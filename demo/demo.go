@@ -1,11 +1,16 @@
-// Package demo is a simulated OpenAI provider for trying hardcap with no API
-// key and no network: `hardcap serve --demo` mounts NewOpenAI as its
-// upstream.
+// Package demo is a simulated OpenAI and Anthropic provider for trying
+// hardcap with no API key and no network: `hardcap serve --demo` mounts
+// NewOpenAI and NewAnthropic as its "openai" and "anthropic" upstreams.
 //
-// The simulator speaks the real Chat Completions wire format, streaming and
-// not, and counts tokens with a simple published rule (see PromptTokens and
-// NewOpenAI) so the proxy's worst-case bound can be checked against it. The
-// exported wire types and helpers are also reused by hardcap's test fakes.
+// The simulators speak the real wire formats of every route hardcap meters
+// (Chat Completions, legacy completions, embeddings, Responses, Anthropic
+// Messages; streaming and not where the API streams) and of the free routes
+// it forwards (model lists, token counting, moderations), and count tokens
+// with simple published rules (see PromptTokens and MessagesInputTokens)
+// that never exceed the request's bytes, so the proxy's worst-case bound
+// can be checked against them. hardcap prices their usage with its catalog
+// like any upstream's. The exported wire types and helpers are also reused
+// by hardcap's test fakes.
 package demo
 
 import (
@@ -13,6 +18,7 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -34,8 +40,20 @@ const (
 	MaxReplyWords = 80
 )
 
-// DefaultModels are the model ids served when Options.Models is empty.
+// DefaultModels are the chat and Responses model ids served when
+// Options.Models is empty.
 var DefaultModels = []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano"}
+
+// CompletionsModels are the model ids POST /v1/completions serves (legacy
+// completions take only instruct models).
+var CompletionsModels = []string{"gpt-3.5-turbo-instruct"}
+
+// EmbeddingModels are the model ids POST /v1/embeddings serves.
+var EmbeddingModels = []string{"text-embedding-3-small", "text-embedding-3-large"}
+
+// ModerationModels are the model ids POST /v1/moderations serves; the
+// first is the default.
+var ModerationModels = []string{"omni-moderation-latest"}
 
 // modelsCreated is the "created" time (Unix seconds) reported for every model.
 const modelsCreated = 1721172741
@@ -45,9 +63,13 @@ type Options struct {
 	// TokenDelay is the pause before each streamed token chunk after the
 	// first. Zero means DefaultTokenDelay (15ms); negative means no pause.
 	TokenDelay time.Duration
-	// Models lists the model ids the simulator knows; requests for any other
-	// model get a 404 model_not_found error. Empty means DefaultModels.
+	// Models lists the chat and Responses model ids the OpenAI simulator
+	// knows; requests for any other model get a 404 model_not_found error.
+	// Empty means DefaultModels.
 	Models []string
+	// AnthropicModels lists the model ids NewAnthropic knows. Empty means
+	// DefaultAnthropicModels.
+	AnthropicModels []string
 }
 
 // NewOpenAI returns an http.Handler that simulates the OpenAI API under the
@@ -62,12 +84,22 @@ type Options struct {
 //     completion, summed over the n choices. "stream": true answers with
 //     server-sent events, honoring stream_options.include_usage and the
 //     request context.
-//   - GET /v1/models and GET /v1/models/{id} list the known models.
+//   - POST /v1/completions (CompletionsModels) answers each prompt and
+//     choice with the canned reply cut at max_tokens (16 when absent); each
+//     prompt is ceil(len/4)+1 tokens and every best_of candidate is billed.
+//   - POST /v1/embeddings (EmbeddingModels) answers a deterministic unit
+//     vector per input, as numbers or base64.
+//   - POST /v1/responses answers the canned reply as one message, cut at
+//     max_output_tokens (status "incomplete"), streamed as named events.
+//   - POST /v1/responses/input_tokens and POST /v1/moderations answer as
+//     the API does (nothing is ever flagged).
+//   - GET /v1/models and GET /v1/models/{id} list the known models of
+//     every route.
 //
 // Every request must carry a non-empty "Authorization: Bearer <key>"; the key
 // itself is not checked. Errors use OpenAI's error shape and statuses.
 func NewOpenAI(opts Options) http.Handler {
-	h := &handler{delay: opts.TokenDelay, known: map[string]bool{}}
+	h := &handler{delay: opts.TokenDelay, known: map[string]bool{}, legacy: set(CompletionsModels), embedding: set(EmbeddingModels)}
 	if h.delay == 0 {
 		h.delay = DefaultTokenDelay
 	}
@@ -81,13 +113,28 @@ func NewOpenAI(opts Options) http.Handler {
 			h.models = append(h.models, m)
 		}
 	}
+	h.listed = append(append(append(slices.Clone(h.models), CompletionsModels...), EmbeddingModels...), ModerationModels...)
 	return h
 }
 
+func set(names []string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
 type handler struct {
-	delay  time.Duration
-	models []string
-	known  map[string]bool
+	delay time.Duration
+	// models and known are the chat and Responses models; legacy and
+	// embedding the models of their routes; listed is every model GET
+	// /v1/models shows.
+	models    []string
+	known     map[string]bool
+	legacy    map[string]bool
+	embedding map[string]bool
+	listed    []string
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -97,6 +144,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/v1/chat/completions":
 		serve, method = h.chat, http.MethodPost
+	case path == "/v1/completions":
+		serve, method = h.completions, http.MethodPost
+	case path == "/v1/embeddings":
+		serve, method = h.embeddings, http.MethodPost
+	case path == "/v1/responses":
+		serve, method = h.responses, http.MethodPost
+	case path == "/v1/responses/input_tokens":
+		serve, method = h.inputTokens, http.MethodPost
+	case path == "/v1/moderations":
+		serve, method = h.moderations, http.MethodPost
 	case path == "/v1/models":
 		serve = h.list
 	case strings.HasPrefix(path, "/v1/models/") && len(path) > len("/v1/models/"):
@@ -129,8 +186,8 @@ func hasBearer(r *http.Request) bool {
 }
 
 func (h *handler) list(w http.ResponseWriter, _ *http.Request) {
-	list := ModelList{Object: "list", Data: make([]Model, 0, len(h.models))}
-	for _, m := range h.models {
+	list := ModelList{Object: "list", Data: make([]Model, 0, len(h.listed))}
+	for _, m := range h.listed {
 		list.Data = append(list.Data, modelEntry(m))
 	}
 	WriteJSON(w, http.StatusOK, list)
@@ -138,7 +195,7 @@ func (h *handler) list(w http.ResponseWriter, _ *http.Request) {
 
 func (h *handler) model(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimPrefix(r.URL.Path, "/v1/models/")
-	if !h.known[id] {
+	if !slices.Contains(h.listed, id) {
 		WriteError(w, modelNotFound(id))
 		return
 	}
@@ -151,19 +208,12 @@ func modelEntry(id string) Model {
 
 func modelNotFound(id string) *APIError {
 	return NewAPIError(http.StatusNotFound, "invalid_request_error", "model_not_found",
-		"The model `"+id+"` does not exist or you do not have access to it.")
+		"The model `"+truncate(id, 64)+"` does not exist or you do not have access to it.")
 }
 
 func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			WriteError(w, NewAPIError(http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
-				"Request body too large for the demo provider."))
-			return
-		}
-		WriteError(w, BadRequest("", "", "Could not read the request body."))
+	body, ok := h.body(w, r)
+	if !ok {
 		return
 	}
 	req, apiErr := ParseChatRequest(body)
@@ -184,6 +234,31 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.stream(w, r, reply.Chunks(req.IncludeUsage()))
+}
+
+// errTooLarge is readAllLimited's error for a body over MaxBodyBytes.
+var errTooLarge = errors.New("demo: request body too large")
+
+// readAllLimited reads r's body, at most MaxBodyBytes.
+func readAllLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, errTooLarge
+	}
+	return body, err
+}
+
+// body reads an OpenAI request body, answering OpenAI's error when it
+// cannot.
+func (h *handler) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	return readBody(w, r, func(status int, typ, msg string) {
+		code := ""
+		if status == http.StatusRequestEntityTooLarge {
+			code = "request_too_large"
+		}
+		WriteError(w, NewAPIError(status, typ, code, msg))
+	})
 }
 
 // stream sends chunks as server-sent events, pausing before every token

@@ -407,7 +407,7 @@ func TestErrors(t *testing.T) {
 		{"missing messages", "POST", "/v1/chat/completions", "k", `{"model":"gpt-4o"}`, 400, "missing_required_parameter"},
 		{"no key", "POST", "/v1/chat/completions", "", chatBody(""), 401, ""},
 		{"unknown model", "POST", "/v1/chat/completions", "k", `{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found"},
-		{"unknown path", "POST", "/v1/completions", "k", `{}`, 404, ""},
+		{"unknown path", "POST", "/v1/audio/speech", "k", `{}`, 404, ""},
 		{"unknown path without key", "GET", "/nope", "", ``, 404, ""},
 		{"wrong method", "GET", "/v1/chat/completions", "k", ``, 405, ""},
 		{"unknown model id", "GET", "/v1/models/gpt-9", "k", ``, 404, "model_not_found"},
@@ -448,8 +448,9 @@ func TestModels(t *testing.T) {
 		opts Options
 		want []string
 	}{
-		{"default", Options{}, DefaultModels},
-		{"custom", Options{Models: []string{"a", "b", "a"}}, []string{"a", "b"}},
+		// Every route's models are listed, the chat models first.
+		{"default", Options{}, slices.Concat(DefaultModels, CompletionsModels, EmbeddingModels, ModerationModels)},
+		{"custom", Options{Models: []string{"a", "b", "a"}}, slices.Concat([]string{"a", "b"}, CompletionsModels, EmbeddingModels, ModerationModels)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -547,5 +548,30 @@ func TestTokenDelayPaces(t *testing.T) {
 	}
 	if res.contentDelta != 5 {
 		t.Errorf("got %d tokens, want 5", res.contentDelta)
+	}
+}
+
+// TestErrors_NoUnboundedEcho: an unknown model's error quotes at most 64
+// bytes of its name, on both simulators.
+func TestErrors_NoUnboundedEcho(t *testing.T) {
+	long := strings.Repeat("m", 10_000)
+	srv := newServer(t, Options{TokenDelay: -1})
+	resp := do(t, srv, "POST", "/v1/chat/completions", "k", `{"model":"`+long+`","messages":[{"role":"user","content":"x"}]}`)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 404 || len(b) > 400 {
+		t.Fatalf("got %d with a %d-byte body", resp.StatusCode, len(b))
+	}
+	ant := httptest.NewServer(NewAnthropic(Options{TokenDelay: -1}))
+	defer ant.Close()
+	req, _ := http.NewRequest("POST", ant.URL+"/v1/messages", strings.NewReader(`{"model":"`+long+`","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`))
+	req.Header.Set("X-Api-Key", "k")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if r2.StatusCode != 404 || len(b) > 400 || !strings.Contains(string(b), `"type":"error"`) {
+		t.Fatalf("got %d: %.200s", r2.StatusCode, b)
 	}
 }

@@ -189,6 +189,9 @@ type usageTracker interface {
 // checkFields parses a JSON object body and refuses keys repeated in one
 // object and top-level fields outside known and the provider's extras.
 func checkFields(body []byte, known map[string]bool, prov *Provider) (map[string]json.RawMessage, error) {
+	if err := checkDepth(body); err != nil {
+		return nil, err
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, refuse(ErrBadRequest, "The body must be a JSON object.")
@@ -205,6 +208,61 @@ func checkFields(body []byte, known map[string]bool, prov *Provider) (map[string
 		}
 	}
 	return fields, nil
+}
+
+// maxJSONDepth is the deepest nesting of objects and arrays a request body
+// may have. Real requests stay far below it (OpenAI caps structured-output
+// schemas at 10 levels); a deeper body is refused with a message that says
+// so, rather than failing inside the decoder with a vague one.
+const maxJSONDepth = 128
+
+// checkDepth refuses a body whose objects and arrays nest deeper than
+// maxJSONDepth. It scans bytes only (brackets inside strings do not count),
+// so it costs one pass and no allocation whatever the body holds.
+func checkDepth(body []byte) error {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > maxJSONDepth {
+				return refuse(ErrBadRequest, "The body nests objects and arrays deeper than %d levels, the most hardcap reads.", maxJSONDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// cacheRetentions are OpenAI's prompt_cache_retention values. Both bill
+// cached input at the same rates (the retention changes how long a prefix
+// stays cached, not its price), and every input token is already bounded at
+// the highest of the input, cache-read and cache-write rates.
+var cacheRetentions = map[string]bool{"in_memory": true, "24h": true}
+
+// checkCacheRetention reads prompt_cache_retention (chat and Responses). A
+// value OpenAI may add later, with a price of its own, is refused.
+func checkCacheRetention(fields map[string]json.RawMessage) error {
+	var v string
+	if err := unmarshalField(fields, "prompt_cache_retention", &v); err != nil {
+		return refuse(ErrBadRequest, "\"prompt_cache_retention\" must be a string.")
+	}
+	if v != "" && !cacheRetentions[v] {
+		return refuse(ErrUnbounded, "prompt_cache_retention: only \"in_memory\" and \"24h\" have prices hardcap knows.")
+	}
+	return nil
 }
 
 // setCap writes outputCap into every field of names the request carries.

@@ -55,6 +55,7 @@ var chatParams = map[string]bool{
 	"functions": true, "function_call": true, "response_format": true, "service_tier": true,
 	"store": true, "metadata": true, "reasoning_effort": true, "verbosity": true,
 	"prompt_cache_key": true, "safety_identifier": true, "modalities": true,
+	"prompt_cache_retention": true,
 	// Refused by checkChatUnbounded with a specific message.
 	"web_search_options": true, "prediction": true, "audio": true,
 }
@@ -93,6 +94,9 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		return nil, err
 	}
 	if err := checkServiceTier(fields, prov); err != nil {
+		return nil, err
+	}
+	if err := checkCacheRetention(fields); err != nil {
 		return nil, err
 	}
 	var msgs []map[string]json.RawMessage

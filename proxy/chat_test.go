@@ -565,3 +565,23 @@ func TestSecrecy_RealKeyNowhere(t *testing.T) {
 		t.Error("the database file carries the real key or a token secret")
 	}
 }
+
+// TestPromptCacheRetention_Passes: chat and Responses requests with
+// prompt_cache_retention are served and the parameter reaches the provider
+// (TestCacheParams_AcceptedAndBounded shows the bound holds).
+func TestPromptCacheRetention_Passes(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","prompt_cache_retention":"24h","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/responses", `{"model":"gpt-4o-mini","prompt_cache_retention":"24h","input":"hi"}`},
+	} {
+		resp := h.post(c.path, c.body)
+		if out := readAll(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("%s: got %d: %s", c.path, resp.StatusCode, out)
+		}
+		calls := h.up.Calls()
+		if got := string(calls[len(calls)-1].Body); !strings.Contains(got, `"prompt_cache_retention":"24h"`) {
+			t.Fatalf("%s: the parameter did not reach the provider: %s", c.path, got)
+		}
+	}
+}

@@ -52,15 +52,14 @@ func FuzzNextEvent(f *testing.F) {
 func FuzzUsageTrackers(f *testing.F) {
 	seeds, _ := readSeeds("testdata/usage")
 	for _, s := range seeds {
-		for api := range goldenTrackers {
+		for api := range goldenRequests {
 			f.Add(api, s, true)
 			f.Add(api, s, false)
 		}
 	}
 	prices := pricing.Prices{Input: pricing.Flat(1_000_000), Output: pricing.Flat(2_000_000)}
 	f.Fuzz(func(t *testing.T, api string, body []byte, sse bool) {
-		newTracker, ok := goldenTrackers[api]
-		if !ok {
+		if _, ok := goldenRequests[api]; !ok {
 			return
 		}
 		l := &recordingLedger{}
@@ -68,7 +67,7 @@ func FuzzUsageTrackers(f *testing.F) {
 		m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1_000_000}, prices: prices, settled: make(chan struct{})}
 		p.inflight.add(m)
 		resp := &http.Response{StatusCode: 200, Body: io.NopCloser(iotest.HalfReader(bytes.NewReader(body)))}
-		mb := newMeteredBody(m, resp, sse, newTracker())
+		mb := newMeteredBody(m, resp, sse, goldenTracker(t, api, sse))
 		out, _ := io.ReadAll(mb)
 		mb.Close()
 		if !sse && !bytes.Equal(out, body) {

@@ -20,7 +20,7 @@ var messagesParams = map[string]bool{
 	"model": true, "messages": true, "max_tokens": true, "system": true, "metadata": true,
 	"stop_sequences": true, "stream": true, "temperature": true, "top_k": true, "top_p": true,
 	"tools": true, "tool_choice": true, "thinking": true, "service_tier": true,
-	"output_config": true, "inference_geo": true,
+	"output_config": true, "inference_geo": true, "cache_control": true,
 }
 
 // minThinkingCap is the smallest max_tokens that leaves room for
@@ -132,6 +132,9 @@ func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err := req.checkGeo(prov); err != nil {
 		return nil, err
 	}
+	if err := checkCacheControl(fields["cache_control"]); err != nil {
+		return nil, err
+	}
 	// Any cache_control block may ask for a one-hour lifetime, however it
 	// is spelled, and a one-hour write costs more than input: Messages input
 	// is always bounded at that rate (Anthropic's own prices already make
@@ -139,6 +142,33 @@ func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	// lifetime are charged as one-hour writes.
 	req.b.cache1h = true
 	return req, nil
+}
+
+// cacheTTLs are the cache lifetimes Anthropic prices: a write is billed at
+// 1.25 (5 minutes, the default) or 2 (one hour) times the input price, and
+// hardcap bounds all Messages input at the one-hour rate.
+var cacheTTLs = map[string]bool{"": true, "5m": true, "1h": true}
+
+// checkCacheControl reads the top-level cache_control (automatic caching:
+// Anthropic places the breakpoint on the last cacheable block). It writes
+// at most the whole prompt to the cache, at most at the one-hour rate, which
+// the Messages bound already takes for every input token; a type or
+// lifetime Anthropic could price differently is refused.
+func checkCacheControl(raw json.RawMessage) error {
+	if !isSet(raw) {
+		return nil
+	}
+	var cc struct {
+		Type *string `json:"type"`
+		TTL  string  `json:"ttl"`
+	}
+	if json.Unmarshal(raw, &cc) != nil || cc.Type == nil {
+		return refuse(ErrBadRequest, "\"cache_control\" must be an object with a \"type\".")
+	}
+	if *cc.Type != "ephemeral" || !cacheTTLs[cc.TTL] {
+		return refuse(ErrUnbounded, "cache_control: only {\"type\": \"ephemeral\"} with a ttl of \"5m\" or \"1h\" has prices hardcap knows.")
+	}
+	return nil
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {

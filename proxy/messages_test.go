@@ -259,3 +259,34 @@ func TestMessages_HardStopUnderConcurrency(t *testing.T) {
 	}
 	t.Logf("messages: %d served of 100, billed %s USD of %s", len(h.ant.Calls()), billed, limit.Amount)
 }
+
+// TestMessages_AutomaticCachingWithinTheBound sends a request with
+// Anthropic's top-level cache_control (automatic caching) for one hour, to
+// an upstream that bills the worst the request allows: its whole prompt
+// written to the cache at the one-hour rate (at most one token a byte) and
+// all of max_tokens. It is accepted, and the reservation covers the charge.
+func TestMessages_AutomaticCachingWithinTheBound(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	body := `{"model":"claude-haiku-4-5","max_tokens":40,"cache_control":{"type":"ephemeral","ttl":"1h"},` +
+		`"system":"` + strings.Repeat("A long shared system prompt. ", 40) + `","messages":[{"role":"user","content":"Hello"}]}`
+	h.ant.SetBehavior(fakeanthropic.Behavior{
+		BillAtCap:    true,
+		InputTokens:  func([]byte) int64 { return 0 },
+		CacheWrite1h: int64(len(body)),
+	})
+	resp := h.postAnthropic("/v1/messages", body)
+	if out := readAll(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("got %d: %s", resp.StatusCode, out)
+	}
+	if got := string(h.ant.Calls()[0].Body); !strings.Contains(got, `"cache_control":{"type":"ephemeral","ttl":"1h"}`) {
+		t.Fatalf("cache_control did not reach the provider: %s", got)
+	}
+	rec := h.records(1)[0]
+	want := haiku(h.ant.Calls()[0].Usage)
+	if rec.Outcome != budget.Complete || rec.Charged != want || rec.Usage.CacheWrite1hTokens != int64(len(body)) {
+		t.Fatalf("charged %s (%s), want %s; usage %+v", rec.Charged, rec.Outcome, want, rec.Usage)
+	}
+	if rec.Charged > rec.Reserved {
+		t.Fatalf("charged %s above the reservation %s", rec.Charged, rec.Reserved)
+	}
+}

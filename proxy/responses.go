@@ -20,6 +20,7 @@ var responsesParams = map[string]bool{
 	"max_tool_calls": true, "store": true, "metadata": true, "temperature": true, "top_p": true,
 	"top_logprobs": true, "text": true, "reasoning": true, "truncation": true, "user": true,
 	"safety_identifier": true, "prompt_cache_key": true, "service_tier": true, "include": true,
+	"prompt_cache_retention": true,
 	// Refused, or allowed with an allowance, with a specific message.
 	"background": true, "previous_response_id": true, "conversation": true, "prompt": true,
 }
@@ -147,6 +148,9 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 		return nil, refuse(ErrUnbounded, "Background responses report their usage later, outside this request; hardcap cannot meter them.")
 	}
 	if err := checkServiceTier(fields, prov); err != nil {
+		return nil, err
+	}
+	if err := checkCacheRetention(fields); err != nil {
 		return nil, err
 	}
 	for _, name := range []string{"previous_response_id", "conversation", "prompt"} {

@@ -14,14 +14,58 @@ import (
 	"github.com/hardcap/hardcap/budget/pricing"
 )
 
-// goldenTrackers gives, per API prefix of the fixture names in
-// testdata/usage, the tracker a request of that API uses.
-var goldenTrackers = map[string]func() usageTracker{
-	"chat":        func() usageTracker { return &openAITracker{} },
-	"completions": func() usageTracker { return &openAITracker{} },
-	"embeddings":  func() usageTracker { return &embeddingsTracker{} },
-	"messages":    func() usageTracker { return &anthropicTracker{} },
-	"responses":   func() usageTracker { return &responsesTracker{} },
+// goldenRequests gives, per API prefix of the fixture names in
+// testdata/usage, the route whose parse builds the tracker and the request
+// body it parses (stream is set to match the fixture), so the fixtures run
+// through the tracker production builds for that request, not one made by
+// hand.
+var goldenRequests = map[string]struct {
+	kind Kind
+	path string
+	body string
+}{
+	"chat":        {KindOpenAI, "/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`},
+	"completions": {KindOpenAI, "/completions", `{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}`},
+	"embeddings":  {KindOpenAI, "/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`},
+	"messages":    {KindAnthropic, "/messages", `{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`},
+	"responses":   {KindOpenAI, "/responses", `{"model":"gpt-4o-mini","input":"hi"}`},
+}
+
+// goldenTracker parses the API's request through its route, as production
+// does (streamed when stream is set, asking for the usage chunk as a client
+// that wants it would), rewrites it and returns the tracker it builds.
+func goldenTracker(t *testing.T, api string, stream bool) usageTracker {
+	t.Helper()
+	g := goldenRequests[api]
+	var ep *endpoint
+	for i := range endpoints[g.kind] {
+		if endpoints[g.kind][i].path == g.path {
+			ep = &endpoints[g.kind][i]
+		}
+	}
+	if ep == nil || ep.api == nil {
+		t.Fatalf("no metered route %s for %s", g.path, g.kind)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(g.body), &fields); err != nil {
+		t.Fatal(err)
+	}
+	if stream && api != "embeddings" { // embeddings never stream
+		fields["stream"] = true
+		if api == "chat" || api == "completions" {
+			fields["stream_options"] = map[string]any{"include_usage": true}
+		}
+	}
+	body, _ := json.Marshal(fields)
+	prov := &Provider{Name: string(g.kind), Kind: g.kind, Prices: string(g.kind), CapField: "max_completion_tokens", Allowances: map[string]Allowance{}}
+	req, err := ep.api.parse(body, prov)
+	if err != nil {
+		t.Fatalf("parse %s: %v", body, err)
+	}
+	if _, err := req.rewrite(max(req.bounds().clientCap, 100), prov); err != nil {
+		t.Fatal(err)
+	}
+	return req.tracker()
 }
 
 // TestUsageGolden runs every fixture in testdata/usage (bodies in each
@@ -40,8 +84,7 @@ func TestUsageGolden(t *testing.T) {
 		}
 		name := strings.TrimSuffix(filepath.Base(path), ext)
 		api, _, _ := strings.Cut(name, "_")
-		newTracker, ok := goldenTrackers[api]
-		if !ok {
+		if _, ok := goldenRequests[api]; !ok {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
@@ -66,7 +109,7 @@ func TestUsageGolden(t *testing.T) {
 			m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1}, prices: prices, settled: make(chan struct{})}
 			p.inflight.add(m)
 			resp := &http.Response{StatusCode: 200, Body: io.NopCloser(iotest.HalfReader(&slowReader{b: body}))}
-			mb := newMeteredBody(m, resp, ext == ".sse", newTracker())
+			mb := newMeteredBody(m, resp, ext == ".sse", goldenTracker(t, api, ext == ".sse"))
 			out, err := io.ReadAll(mb)
 			mb.Close()
 			if err != nil {

@@ -217,23 +217,36 @@ func (m *Main) Close() error {
 	return nil
 }
 
-// startDemo serves the simulated provider on a loopback port and points
-// the "openai" provider at it.
+// startDemo serves the simulated providers on a loopback port and points
+// the "openai" provider at the OpenAI simulator (under /v1) and the
+// "anthropic" provider at the Anthropic one (under /anthropic/v1); other
+// configured providers are kept as they are.
 func (m *Main) startDemo(provs []*proxy.Provider) ([]*proxy.Provider, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo provider: %w", err)
 	}
-	m.demo = &http.Server{Handler: demo.NewOpenAI(demo.Options{}), ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", demo.NewOpenAI(demo.Options{}))
+	mux.Handle("/anthropic/", http.StripPrefix("/anthropic", demo.NewAnthropic(demo.Options{})))
+	m.demo = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = m.demo.Serve(ln) }()
 	base, _ := url.Parse("http://" + ln.Addr().String() + "/v1")
-	out := []*proxy.Provider{{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("demo-key"), Prices: "openai"}}
+	antBase, _ := url.Parse("http://" + ln.Addr().String() + "/anthropic")
+	out := []*proxy.Provider{
+		{Name: "openai", Kind: proxy.KindOpenAI, BaseURL: base, Key: proxy.StaticKey("demo-key"), Prices: "openai"},
+		{Name: "anthropic", Kind: proxy.KindAnthropic, BaseURL: antBase, Key: proxy.StaticKey("demo-key"), Prices: "anthropic"},
+	}
 	for _, p := range provs {
-		if p.Name != "openai" {
+		if p.Name != "openai" && p.Name != "anthropic" {
 			out = append(out, p)
 		}
 	}
-	m.log.Info().Str("models", strings.Join(demo.DefaultModels, ", ")).Msg("demo provider: simulated OpenAI, no key, no network")
+	m.log.Info().Str("models", strings.Join(demo.DefaultModels, ", ")).
+		Str("completions_models", strings.Join(demo.CompletionsModels, ", ")).
+		Str("embedding_models", strings.Join(demo.EmbeddingModels, ", ")).
+		Str("anthropic_models", strings.Join(demo.DefaultAnthropicModels, ", ")).
+		Msg("demo providers: simulated OpenAI and Anthropic, no key, no network")
 	return out, nil
 }
 
