@@ -1,0 +1,28 @@
+package budget
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// ClipLen is the most runes of user input an error message echoes.
+const ClipLen = 64
+
+// Clip shortens user input for an error message: at most ClipLen runes,
+// then an ellipsis and the input's full length, so a 100 kB name never comes
+// back whole. Invalid UTF-8 is replaced, so the message stays valid text.
+func Clip(s string) string {
+	if len(s) <= ClipLen && utf8.ValidString(s) {
+		return s
+	}
+	n := 0
+	out := make([]rune, 0, ClipLen)
+	for _, r := range s {
+		if n == ClipLen {
+			return string(out) + "… (" + strconv.Itoa(len(s)) + " bytes)"
+		}
+		out = append(out, r)
+		n++
+	}
+	return string(out)
+}
