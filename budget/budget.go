@@ -1,6 +1,8 @@
 package budget
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -23,14 +25,50 @@ func TokenScope(id string) Scope { return Scope("token:" + id) }
 // A ceiling of exactly zero is a real limit (it refuses every priced
 // request), and is told apart from "no limit" by Zero: build limits with
 // Ceiling, NoLimit or ParseLimit rather than by hand.
+//
+// Its JSON is {"limit_usd": "5.000000" | null, "period": "month"}: no
+// limit is null, a zero ceiling "0.000000".
 type Limit struct {
 	// Amount is the ceiling in nano-USD; 0 means no limit unless Zero is set.
-	Amount Money `json:"limit_usd"`
+	Amount Money
 	// Period is the window Amount applies to; empty means Total.
-	Period Period `json:"period"`
+	Period Period
 	// Zero marks a ceiling of exactly zero. It exists because 0 meant "no
 	// limit" before zero ceilings did, and stored limits keep that meaning.
-	Zero bool `json:"zero,omitempty"`
+	Zero bool
+}
+
+// limitJSON is the JSON form of a Limit.
+type limitJSON struct {
+	Amount *Money `json:"limit_usd"`
+	Period Period `json:"period"`
+}
+
+// MarshalJSON writes no limit as a null limit_usd.
+func (l Limit) MarshalJSON() ([]byte, error) {
+	v := limitJSON{Period: l.Period}
+	if c, ok := l.Ceiling(); ok {
+		v.Amount = &c
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes: a null or absent limit_usd
+// is no limit, any amount (zero included) a ceiling.
+func (l *Limit) UnmarshalJSON(b []byte) error {
+	var v limitJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if v.Amount == nil {
+		*l = NoLimit(v.Period)
+		return nil
+	}
+	if *v.Amount < 0 {
+		return fmt.Errorf("%w: a limit must not be negative", ErrInvalidAmount)
+	}
+	*l = Ceiling(*v.Amount, v.Period)
+	return nil
 }
 
 // NoLimit is a limit that puts no ceiling on spend over period p.
