@@ -11,18 +11,22 @@ const ClipLen = 64
 // Clip shortens user input for an error message: at most ClipLen runes,
 // then an ellipsis and the input's full length, so a 100 kB name never comes
 // back whole. Invalid UTF-8 is replaced, so the message stays valid text.
-func Clip(s string) string {
-	if len(s) <= ClipLen && utf8.ValidString(s) {
+func Clip(s string) string { return ClipTo(s, ClipLen) }
+
+// ClipTo is Clip with a bound of n runes, for text that may hold user input
+// inside a longer explanation.
+func ClipTo(s string, n int) string {
+	if len(s) <= n && utf8.ValidString(s) {
 		return s
 	}
-	n := 0
-	out := make([]rune, 0, ClipLen)
+	kept := 0
+	out := make([]rune, 0, n)
 	for _, r := range s {
-		if n == ClipLen {
+		if kept == n {
 			return string(out) + "… (" + strconv.Itoa(len(s)) + " bytes)"
 		}
 		out = append(out, r)
-		n++
+		kept++
 	}
 	return string(out)
 }

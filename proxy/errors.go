@@ -192,6 +192,9 @@ func exhaustedMessage(scope budget.Scope) string {
 	return "The global budget is spent; raise budget.global.limit_usd in the hardcap config and restart the server." + tail
 }
 
+// refuseArgLen bounds each string a refusal's detail quotes.
+const refuseArgLen = 200
+
 // detailed is an error whose detail text is safe to show the client.
 type detailed struct {
 	kind   error
@@ -202,11 +205,12 @@ func (d detailed) Error() string { return d.kind.Error() + ": " + d.detail }
 func (d detailed) Unwrap() error { return d.kind }
 
 // refuse builds an error of a kind with a public detail sentence.
-// String arguments are clipped (budget.Clip): they may be user input.
+// String arguments are clipped to refuseArgLen runes: they may be user
+// input, or an explanation that quotes some.
 func refuse(kind error, format string, args ...any) error {
 	for i, a := range args {
 		if s, ok := a.(string); ok {
-			args[i] = budget.Clip(s)
+			args[i] = budget.ClipTo(s, refuseArgLen)
 		}
 	}
 	return detailed{kind: kind, detail: fmt.Sprintf(format, args...)}

@@ -384,7 +384,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of this route's fields: "+budget.Clip(err.Error()))
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of this route's fields: "+budget.ClipTo(err.Error(), 200))
 		return false
 	}
 	return true
