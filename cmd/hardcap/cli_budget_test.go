@@ -104,6 +104,9 @@ func TestCLI_Help(t *testing.T) {
 		{[]string{"help", "usage"}, []string{"-limit", "-csv", "-since", "Example:"}},
 		{[]string{"serve", "--help"}, []string{"-demo", "-listen", "Example:\n  hardcap serve"}},
 		{[]string{"help", "token"}, []string{"hardcap token create", "hardcap token revoke ID"}},
+		{[]string{"prices", "--help"}, []string{"hardcap prices check", "hardcap prices update"}},
+		{[]string{"help", "db"}, []string{"hardcap db check|recover", "hardcap db backup FILE"}},
+		{[]string{"help", "prices", "update"}, []string{"-accept-drops", "Example:"}},
 		{[]string{"--version"}, []string{"hardcap ", "commit: ", "price data (embedded): genai-prices as of 2026-08-21, litellm as of 2026-07-24"}},
 	}
 	for _, tt := range tests {

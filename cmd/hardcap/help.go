@@ -45,6 +45,10 @@ the API's JSON. A budget of 0 is zero (every priced request refused);
 (at most 100 years).
 `
 
+// commandGroups are the commands that take a subcommand; `hardcap GROUP
+// --help` lists the group's lines of usage.
+var commandGroups = map[string]bool{"project": true, "token": true, "prices": true, "db": true}
+
 // commandDoc is what `hardcap help COMMAND` prints besides the flags.
 type commandDoc struct {
 	synopsis, about, example string

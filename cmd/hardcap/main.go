@@ -39,6 +39,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	if len(args) == 2 && (args[1] == "-h" || args[1] == "--help") && commandGroups[args[0]] {
+		fmt.Fprint(stdout, groupHelp(args[0]))
+		return 0
+	}
 	var err error
 	switch args[0] {
 	case "serve":
