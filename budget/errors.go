@@ -37,3 +37,17 @@ var (
 	// ErrLedgerClosed is returned once the ledger has been closed.
 	ErrLedgerClosed = errors.New("ledger closed")
 )
+
+// ExhaustedError names the budget that refused a request. It wraps the
+// ErrExhausted error of Quote.Fit, so errors.Is(err, ErrExhausted) holds.
+type ExhaustedError struct {
+	// Scope is the budget with the least headroom.
+	Scope Scope
+	// Err is the refusal, with the worst case and what was left.
+	Err error
+}
+
+func (e *ExhaustedError) Error() string { return string(e.Scope) + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ExhaustedError) Unwrap() error { return e.Err }

@@ -29,24 +29,24 @@ func ParseUSD(s string) (Money, error) {
 		return 0, fmt.Errorf("%w: empty amount", ErrInvalidAmount)
 	}
 	if s[0] == '-' || s[0] == '+' {
-		return 0, fmt.Errorf("%w: %q must be a plain non-negative decimal", ErrInvalidAmount, s)
+		return 0, fmt.Errorf("%w: %q must be a plain non-negative decimal", ErrInvalidAmount, Clip(s))
 	}
 	whole, frac, hasDot := strings.Cut(s, ".")
 	if whole == "" && (!hasDot || frac == "") {
-		return 0, fmt.Errorf("%w: %q", ErrInvalidAmount, s)
+		return 0, fmt.Errorf("%w: %q", ErrInvalidAmount, Clip(s))
 	}
 	if len(frac) > 9 {
-		return 0, fmt.Errorf("%w: %q has more than 9 decimal places", ErrInvalidAmount, s)
+		return 0, fmt.Errorf("%w: %q has more than 9 decimal places", ErrInvalidAmount, Clip(s))
 	}
 	if !allDigits(whole) || !allDigits(frac) || (hasDot && frac == "" && whole == "") {
-		return 0, fmt.Errorf("%w: %q", ErrInvalidAmount, s)
+		return 0, fmt.Errorf("%w: %q", ErrInvalidAmount, Clip(s))
 	}
 	var w uint64
 	if whole != "" {
 		var err error
 		w, err = strconv.ParseUint(whole, 10, 63)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %q is out of range", ErrInvalidAmount, s)
+			return 0, fmt.Errorf("%w: %q is out of range", ErrInvalidAmount, Clip(s))
 		}
 	}
 	f := uint64(0)
@@ -56,7 +56,7 @@ func ParseUSD(s string) (Money, error) {
 	}
 	hi, lo := bits.Mul64(w, NanoPerUSD)
 	if hi != 0 || lo > math.MaxInt64-f {
-		return 0, fmt.Errorf("%w: %q is out of range", ErrInvalidAmount, s)
+		return 0, fmt.Errorf("%w: %q is out of range", ErrInvalidAmount, Clip(s))
 	}
 	return Money(lo + f), nil
 }

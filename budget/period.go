@@ -30,7 +30,7 @@ func ParsePeriod(s string) (Period, error) {
 	case Total, Day, Week, Month:
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: %q (want total, day, week or month)", ErrInvalidPeriod, s)
+	return "", fmt.Errorf("%w: %q (want total, day, week or month)", ErrInvalidPeriod, Clip(s))
 }
 
 // Start returns the start of the window of p that contains t, in loc. For

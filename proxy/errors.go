@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
@@ -52,18 +53,31 @@ var (
 	ErrStorage = errors.New("ledger unavailable")
 )
 
-// errorCodes maps domain errors to what the client sees. The first match
-// wins; an error matching none is a 500 with a generic message.
-var errorCodes = []struct {
-	err    error
-	status int
-	code   string
-}{
+// ErrorCode is how one domain error is answered, on the data plane and in
+// the admin API alike.
+type ErrorCode struct {
+	// Err is the error value matched with errors.Is.
+	Err error
+	// Status is the HTTP status.
+	Status int
+	// Code is the OpenAI error code (and the admin API's error code), e.g.
+	// "budget_exhausted".
+	Code string
+}
+
+// ErrorCodes is the one table that maps domain errors to what a client
+// sees, used by the data plane (publicError) and the admin API
+// (admin.writeDomainError) so that a refusal added in one place cannot fall
+// through to a 5xx in the other. The first match wins. Only failures of the
+// server itself are 5xx: the ledger (ledger_unavailable), a provider key it
+// cannot read, and shutting down.
+var ErrorCodes = []ErrorCode{
 	{tokens.ErrMalformed, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrUnknown, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrRevoked, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrExpired, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrKilled, http.StatusForbidden, "kill_switch"},
+	{ErrCut, http.StatusForbidden, "kill_switch"},
 	{tokens.ErrModelNotAllowed, http.StatusForbidden, "not_allowed"},
 	{ErrUnknownRoute, http.StatusForbidden, "not_allowed"},
 	{budget.ErrExhausted, http.StatusPaymentRequired, "budget_exhausted"},
@@ -74,9 +88,49 @@ var errorCodes = []struct {
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "invalid_request"},
 	{ErrBadRequest, http.StatusBadRequest, "invalid_request"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+	// Mistakes in what an operator asked for (admin API, config).
+	{tokens.ErrInvalidName, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrInvalidScope, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrInvalidExpiry, http.StatusBadRequest, "invalid_request"},
+	{budget.ErrInvalidAmount, http.StatusBadRequest, "invalid_request"},
+	{budget.ErrInvalidPeriod, http.StatusBadRequest, "invalid_request"},
+	{budget.ErrInvalidConfig, http.StatusBadRequest, "invalid_request"},
+	{pricing.ErrInvalidUsage, http.StatusBadRequest, "invalid_request"},
+	{pricing.ErrInvalidRate, http.StatusBadRequest, "invalid_request"},
+	{pricing.ErrInvalidData, http.StatusBadRequest, "invalid_request"},
+	{pricing.ErrInvalidOverride, http.StatusBadRequest, "invalid_request"},
+	{ErrKeySource, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrProjectExists, http.StatusConflict, "exists"},
+	{tokens.ErrProjectHasTokens, http.StatusConflict, "has_tokens"},
+	{tokens.ErrProjectNotFound, http.StatusNotFound, "not_found"},
+	{tokens.ErrTokenNotFound, http.StatusNotFound, "not_found"},
+	// Failures of the server, which a retry may get past.
 	{ErrNoKey, http.StatusServiceUnavailable, "provider_key_unavailable"},
 	{ErrStorage, http.StatusServiceUnavailable, "ledger_unavailable"},
+	{budget.ErrLedgerClosed, http.StatusServiceUnavailable, "ledger_unavailable"},
+	{budget.ErrNotReserved, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
+}
+
+// Classify finds err in ErrorCodes. ok is false for an error the table does
+// not know: a failure nobody planned for, which each caller answers as a
+// server fault (the data plane 500 internal_error, the admin API 503
+// ledger_unavailable).
+func Classify(err error) (c ErrorCode, ok bool) {
+	for _, c := range ErrorCodes {
+		if errors.Is(err, c.Err) {
+			return c, true
+		}
+	}
+	return ErrorCode{}, false
+}
+
+// isDomainRefusal reports whether a Reserve error is a decision (budget,
+// kill, revoke...) rather than a storage failure: whatever the table
+// answers below 500.
+func isDomainRefusal(err error) bool {
+	c, ok := Classify(err)
+	return ok && c.Status < 500
 }
 
 // publicMessages explains each code and what to do about it.
@@ -104,23 +158,42 @@ func publicError(err error) *Error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	for _, c := range errorCodes {
-		if errors.Is(err, c.err) {
-			msg := publicMessages[c.code]
-			var d detailed
-			if errors.As(err, &d) {
-				msg = d.detail + " " + msg
-			}
-			e := &Error{Status: c.status, Code: c.code, Message: msg}
-			var rl rateLimited
-			if errors.As(err, &rl) {
-				e.RetryAfter = rl.seconds
-			}
-			return e
-		}
+	c, ok := Classify(err)
+	if !ok {
+		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: publicMessages["internal_error"]}
 	}
-	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: publicMessages["internal_error"]}
+	msg := publicMessages[c.Code]
+	var d detailed
+	var ex *budget.ExhaustedError
+	switch {
+	case errors.As(err, &d):
+		msg = d.detail + " " + msg
+	case errors.As(err, &ex):
+		msg = exhaustedMessage(ex.Scope)
+	}
+	e := &Error{Status: c.Status, Code: c.Code, Message: msg}
+	var rl rateLimited
+	if errors.As(err, &rl) {
+		e.RetryAfter = rl.seconds
+	}
+	return e
 }
+
+// exhaustedMessage names the budget that refused a request and the command
+// that raises it.
+func exhaustedMessage(scope budget.Scope) string {
+	const tail = " It cannot cover the worst-case cost of this request; wait for its next period or ask for fewer output tokens."
+	if name, ok := strings.CutPrefix(string(scope), "project:"); ok {
+		return fmt.Sprintf("project %s's budget is spent; raise it with `hardcap project set %s --budget USD`.", name, name) + tail
+	}
+	if id, ok := strings.CutPrefix(string(scope), "token:"); ok {
+		return fmt.Sprintf("token %s's budget is spent; raise it with `hardcap token set %s --budget USD`.", id, id) + tail
+	}
+	return "The global budget is spent; raise budget.global.limit_usd in the hardcap config and restart the server." + tail
+}
+
+// refuseArgLen bounds each string a refusal's detail quotes.
+const refuseArgLen = 200
 
 // detailed is an error whose detail text is safe to show the client.
 type detailed struct {
@@ -132,7 +205,14 @@ func (d detailed) Error() string { return d.kind.Error() + ": " + d.detail }
 func (d detailed) Unwrap() error { return d.kind }
 
 // refuse builds an error of a kind with a public detail sentence.
+// String arguments are clipped to refuseArgLen runes: they may be user
+// input, or an explanation that quotes some.
 func refuse(kind error, format string, args ...any) error {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = budget.ClipTo(s, refuseArgLen)
+		}
+	}
 	return detailed{kind: kind, detail: fmt.Sprintf(format, args...)}
 }
 
@@ -166,6 +246,7 @@ var anthropicTypes = map[string]string{
 	"invalid_request": "invalid_request_error",
 	"rate_limited":    "rate_limit_error",
 	"upstream_error":  "api_error",
+	"not_found":       "not_found_error",
 	"internal_error":  "api_error",
 }
 

@@ -375,17 +375,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	return tok, nil
 }
 
-// isDomainRefusal reports whether a Reserve error is a decision (budget,
-// kill, revoke...) rather than a storage failure.
-func isDomainRefusal(err error) bool {
-	for _, e := range []error{budget.ErrExhausted, budget.ErrOverflow, tokens.ErrKilled, tokens.ErrRevoked, tokens.ErrExpired, tokens.ErrUnknown, tokens.ErrModelNotAllowed, tokens.ErrProjectNotFound} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
 // rewrite is the ReverseProxy Rewrite hook: it points the request at the
 // provider, swaps the client's credentials for the real key and installs the
 // shaped body. It changes only pr.Out.

@@ -46,7 +46,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 		return budget.Reservation{}, err
 	}
 	if !tok.Allows(req.Model) {
-		return budget.Reservation{}, fmt.Errorf("%w: %s", tokens.ErrModelNotAllowed, req.Model)
+		return budget.Reservation{}, fmt.Errorf("%w: %s", tokens.ErrModelNotAllowed, budget.Clip(req.Model))
 	}
 	req.Project = tok.Project
 
@@ -55,14 +55,21 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 		return budget.Reservation{}, err
 	}
 	headroom := budget.MaxMoney
+	tightest := 0
 	keys := make([]string, len(budgets))
 	spends := make([]budget.Spend, len(budgets))
 	for i, b := range budgets {
 		keys[i] = b.Key(now, db.loc)
 		spends[i] = getSpend(tx, keys[i])
-		headroom = min(headroom, spends[i].Headroom(b.Limit))
+		if h := spends[i].Headroom(b.Limit); h < headroom {
+			headroom, tightest = h, i
+		}
 	}
 	outputCap, amount, err := q.Fit(headroom, db.onLow)
+	if errors.Is(err, budget.ErrExhausted) {
+		// Name the budget, so the refusal can say which one to raise.
+		return budget.Reservation{}, &budget.ExhaustedError{Scope: budgets[tightest].Scope, Err: err}
+	}
 	if err != nil {
 		return budget.Reservation{}, err
 	}

@@ -29,23 +29,23 @@ func putSpend(tx *bolt.Tx, key string, s budget.Spend) error {
 }
 
 // getLimit reads the limit of a project or token scope; no record is no
-// limit.
+// limit. See decodeLimit for the stored form.
 func getLimit(tx *bolt.Tx, scope budget.Scope) (budget.Limit, error) {
-	var l budget.Limit
 	v := tx.Bucket(bucketLimits).Get([]byte(scope))
 	if v == nil {
-		return l, nil
+		return budget.Limit{}, nil
 	}
-	if err := json.Unmarshal(v, &l); err != nil {
+	l, err := decodeLimit(v)
+	if err != nil {
 		return l, fmt.Errorf("storage: limit of %s: %w", scope, err)
 	}
 	return l, nil
 }
 
 func putLimit(tx *bolt.Tx, scope budget.Scope, l budget.Limit) error {
-	v, err := json.Marshal(l)
+	v, err := encodeLimit(l)
 	if err != nil {
-		return err
+		return fatal(err)
 	}
 	return fatal(tx.Bucket(bucketLimits).Put([]byte(scope), v))
 }

@@ -21,7 +21,7 @@ func (db *DB) CreateProject(ctx context.Context, name string, limit budget.Limit
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketProjects)
 		if b.Get([]byte(name)) != nil {
-			return fmt.Errorf("%w: %s", tokens.ErrProjectExists, name)
+			return fmt.Errorf("%w: %s", tokens.ErrProjectExists, budget.Clip(name))
 		}
 		if err := putJSON(b, []byte(name), p); err != nil {
 			return err
@@ -60,6 +60,9 @@ type TokenSpec struct {
 // CreateToken issues a token for an existing project. It returns the record
 // and the secret; the secret is not stored and cannot be shown again.
 func (db *DB) CreateToken(ctx context.Context, spec TokenSpec) (tokens.Token, string, error) {
+	if err := tokens.CheckLabel(spec.Name); err != nil {
+		return tokens.Token{}, "", err
+	}
 	secret, err := tokens.NewSecret()
 	if err != nil {
 		return tokens.Token{}, "", err
@@ -81,7 +84,7 @@ func (db *DB) CreateToken(ctx context.Context, spec TokenSpec) (tokens.Token, st
 	}
 	err = db.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketProjects).Get([]byte(spec.Project)) == nil {
-			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, spec.Project)
+			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(spec.Project))
 		}
 		if err := putJSON(tx.Bucket(bucketTokens), []byte(id), tok); err != nil {
 			return err
@@ -123,7 +126,7 @@ func (db *DB) Token(id string) (tokens.Token, error) {
 	err := db.view(func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bucketTokens), []byte(id), &t)
 		if err == nil && !ok {
-			err = fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, id)
+			err = fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
 		}
 		return err
 	})
@@ -152,7 +155,7 @@ func (db *DB) RevokeToken(ctx context.Context, id string) (tokens.Token, error) 
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, id)
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
 		}
 		if !t.Revoked.IsZero() {
 			return nil
@@ -207,12 +210,17 @@ func loadTokenAndProject(tx *bolt.Tx, id string) (tokens.Token, tokens.Project, 
 	if !ok {
 		return tok, proj, tokens.ErrUnknown
 	}
+	if !tok.Revoked.IsZero() {
+		// A revoked token's project may be gone (project delete revokes
+		// them); it is refused as revoked either way.
+		return tok, proj, tokens.ErrRevoked
+	}
 	ok, err = getJSON(tx.Bucket(bucketProjects), []byte(tok.Project), &proj)
 	if err != nil {
 		return tok, proj, err
 	}
 	if !ok {
-		return tok, proj, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, tok.Project)
+		return tok, proj, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(tok.Project))
 	}
 	return tok, proj, nil
 }
@@ -270,7 +278,7 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, target.Token)
+				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(target.Token))
 			}
 			t.Killed = on
 			return putJSON(b, []byte(target.Token), t)
@@ -282,7 +290,7 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, target.Project)
+				return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(target.Project))
 			}
 			p.Killed = on
 			return putJSON(b, []byte(target.Project), p)
@@ -297,3 +305,174 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 }
 
 var _ tokens.Authenticator = (*DB)(nil)
+
+// LimitChange changes a budget limit; what it leaves nil or empty keeps its
+// value.
+type LimitChange struct {
+	// Amount, when not nil, replaces the ceiling with its Amount and Zero
+	// (budget.Ceiling or budget.NoLimit); its Period is not used.
+	Amount *budget.Limit
+	// Period, when not empty, replaces the period. Spend already counted
+	// stays in the old period's window; the new period counts from its
+	// current window.
+	Period budget.Period
+}
+
+func (c LimitChange) apply(l budget.Limit) budget.Limit {
+	if c.Amount != nil {
+		l.Amount, l.Zero = c.Amount.Amount, c.Amount.Zero
+	}
+	if c.Period != "" {
+		l.Period = c.Period
+	}
+	return l
+}
+
+// UpdateProject changes a project's budget in one transaction and returns
+// the project and its new limit. Lowering a limit below what is already
+// committed and reserved is allowed: reservations already taken stay, and
+// every later request is refused until spend is back under the limit (or
+// the window turns).
+func (db *DB) UpdateProject(ctx context.Context, name string, change LimitChange) (tokens.Project, budget.Limit, error) {
+	var p tokens.Project
+	var l budget.Limit
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucketProjects), []byte(name), &p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(name))
+		}
+		scope := budget.ProjectScope(name)
+		if l, err = getLimit(tx, scope); err != nil {
+			return err
+		}
+		l = change.apply(l)
+		return putLimit(tx, scope, l)
+	})
+	return p, l, err
+}
+
+// TokenChange changes a token; what it leaves nil keeps its value.
+type TokenChange struct {
+	// Limit changes the token's own budget.
+	Limit LimitChange
+	// Name replaces the label.
+	Name *string
+	// Models replaces the model list; an empty list allows every priced
+	// model.
+	Models *[]string
+	// RPM replaces the requests-per-minute limit; 0 is no limit.
+	RPM *int
+	// Expires replaces the expiry; the zero time is never.
+	Expires *time.Time
+}
+
+// UpdateToken changes a token in one transaction and returns it. A revoked
+// token cannot be changed: revocation is final.
+func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (tokens.Token, error) {
+	if change.Name != nil {
+		if err := tokens.CheckLabel(*change.Name); err != nil {
+			return tokens.Token{}, err
+		}
+	}
+	if change.RPM != nil && *change.RPM < 0 {
+		return tokens.Token{}, fmt.Errorf("%w: rpm must not be negative", tokens.ErrInvalidScope)
+	}
+	var t tokens.Token
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		ok, err := getJSON(b, []byte(id), &t)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
+		}
+		if !t.Revoked.IsZero() {
+			return fmt.Errorf("%w: %s cannot be changed", tokens.ErrRevoked, t.ID)
+		}
+		scope := budget.TokenScope(id)
+		l, err := getLimit(tx, scope)
+		if err != nil {
+			return err
+		}
+		if change.Name != nil {
+			t.Name = *change.Name
+		}
+		if change.Models != nil {
+			t.Models = *change.Models
+		}
+		if change.RPM != nil {
+			t.RPM = *change.RPM
+		}
+		if change.Expires != nil {
+			t.Expires = change.Expires.UTC()
+		}
+		if err := putJSON(b, []byte(id), t); err != nil {
+			return err
+		}
+		return putLimit(tx, scope, change.Limit.apply(l))
+	})
+	return t, err
+}
+
+// DeleteProject removes a project and its budget limit in one transaction.
+// While the project has live tokens (neither revoked nor expired) it is
+// refused with tokens.ErrProjectHasTokens, unless revokeTokens is set, which
+// revokes them in the same transaction. Every token of the project is
+// revoked by the deletion (expired ones too), so a project created again
+// under the same name does not bring old secrets back. Usage records and
+// spend counters stay: they are the evidence of what was spent. It returns
+// the ids of the tokens it revoked.
+func (db *DB) DeleteProject(ctx context.Context, name string, revokeTokens bool) ([]string, error) {
+	var revoked []string
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		revoked = revoked[:0]
+		pb := tx.Bucket(bucketProjects)
+		if pb.Get([]byte(name)) == nil {
+			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(name))
+		}
+		now := db.now()
+		tb := tx.Bucket(bucketTokens)
+		var open []tokens.Token
+		live := 0
+		err := tb.ForEach(func(k, v []byte) error {
+			var t tokens.Token
+			if _, err := getJSON(tb, k, &t); err != nil {
+				return err
+			}
+			if t.Project != name || !t.Revoked.IsZero() {
+				return nil
+			}
+			if t.Expires.IsZero() || now.Before(t.Expires) {
+				live++
+			}
+			open = append(open, t)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if live > 0 && !revokeTokens {
+			return fmt.Errorf("%w: project %s has %d; revoke them first or delete with --revoke-tokens", tokens.ErrProjectHasTokens, name, live)
+		}
+		// Every check has passed; from here on only writes.
+		for _, t := range open {
+			t.Revoked = now.UTC()
+			if err := putJSON(tb, []byte(t.ID), t); err != nil {
+				return err
+			}
+			revoked = append(revoked, t.ID)
+		}
+		if err := fatal(tx.Bucket(bucketLimits).Delete([]byte(budget.ProjectScope(name)))); err != nil {
+			return err
+		}
+		return fatal(pb.Delete([]byte(name)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return revoked, nil
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/tokens"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -16,6 +17,9 @@ type RecordFilter struct {
 	TokenID string
 	// Since drops records that ended before it.
 	Since time.Time
+	// Limit, when positive, keeps only the newest Limit records; the
+	// totals still cover every record selected.
+	Limit int
 }
 
 func (f RecordFilter) match(r budget.Request) bool {
@@ -28,7 +32,10 @@ type Usage struct {
 	Spent budget.Money `json:"spent_usd"`
 	// Reserved is the sum of the open reservations the filter selects.
 	Reserved budget.Money `json:"reserved_usd"`
-	// Records are the settled requests, oldest first.
+	// Matched counts the records the filter selects, before Limit.
+	Matched int `json:"matched"`
+	// Records are the settled requests, oldest first: the newest Limit of
+	// them when the filter has a Limit.
 	Records []budget.Record `json:"records"`
 }
 
@@ -44,7 +51,10 @@ func firstRecord(c *bolt.Cursor, since time.Time) (k, v []byte) {
 	return c.Seek(seek[:])
 }
 
-// Usage returns the records and open reservations that f selects.
+// Usage returns the records and open reservations that f selects. A
+// filter naming a project or token that does not exist, and that no record
+// names either (a deleted project's records stay), fails with
+// tokens.ErrProjectNotFound or ErrTokenNotFound.
 func (db *DB) Usage(f RecordFilter) (Usage, error) {
 	u := Usage{Records: []budget.Record{}}
 	err := db.view(func(tx *bolt.Tx) error {
@@ -57,10 +67,18 @@ func (db *DB) Usage(f RecordFilter) (Usage, error) {
 			if !f.match(r.Request) {
 				continue
 			}
-			u.Records = append(u.Records, r)
+			u.Matched++
 			u.Spent += r.Charged
+			u.Records = append(u.Records, r)
+			if f.Limit > 0 && len(u.Records) > 2*f.Limit {
+				// Keep memory bounded by the limit, not the selection.
+				u.Records = append(u.Records[:0], u.Records[len(u.Records)-f.Limit:]...)
+			}
 		}
-		return tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
+		if f.Limit > 0 && len(u.Records) > f.Limit {
+			u.Records = u.Records[len(u.Records)-f.Limit:]
+		}
+		err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
 			var res budget.Reservation
 			if err := json.Unmarshal(v, &res); err != nil {
 				return fmt.Errorf("storage: reservation %s: %w", k, err)
@@ -70,6 +88,16 @@ func (db *DB) Usage(f RecordFilter) (Usage, error) {
 			}
 			return nil
 		})
+		if err != nil || u.Matched > 0 {
+			return err
+		}
+		if f.Project != "" && tx.Bucket(bucketProjects).Get([]byte(f.Project)) == nil {
+			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(f.Project))
+		}
+		if f.TokenID != "" && tx.Bucket(bucketTokens).Get([]byte(f.TokenID)) == nil {
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(f.TokenID))
+		}
+		return nil
 	})
 	return u, err
 }
@@ -150,4 +178,42 @@ func (db *DB) budgetStatus(tx *bolt.Tx, scope budget.Scope, l budget.Limit, now 
 		p = budget.Total
 	}
 	return BudgetStatus{Scope: scope, Limit: l, Window: p.Window(now, db.loc), Spend: getSpend(tx, key)}
+}
+
+// storedLimit is a limit as the limits bucket holds it.
+//
+// Files written before zero ceilings existed hold only limit_usd, where 0
+// meant no limit; they must keep that meaning without a migration. So a
+// ceiling is now written to ceiling_usd, whose presence alone says "capped"
+// (zero included), and an absent ceiling_usd falls back to the old reading
+// of limit_usd. limit_usd is still written, with at least 1 nano-USD for a
+// zero ceiling, so that an older hardcap opening a newer file keeps every
+// ceiling instead of reading a zero one as unlimited.
+type storedLimit struct {
+	Legacy  budget.Money  `json:"limit_usd"`
+	Ceiling *budget.Money `json:"ceiling_usd,omitempty"`
+	Period  budget.Period `json:"period"`
+}
+
+func encodeLimit(l budget.Limit) ([]byte, error) {
+	s := storedLimit{Period: l.Period}
+	if c, ok := l.Ceiling(); ok {
+		s.Ceiling = &c
+		s.Legacy = max(c, 1)
+	}
+	return json.Marshal(s)
+}
+
+func decodeLimit(v []byte) (budget.Limit, error) {
+	var s storedLimit
+	if err := json.Unmarshal(v, &s); err != nil {
+		return budget.Limit{}, err
+	}
+	switch {
+	case s.Ceiling != nil:
+		return budget.Ceiling(max(*s.Ceiling, 0), s.Period), nil
+	case s.Legacy > 0:
+		return budget.Ceiling(s.Legacy, s.Period), nil
+	}
+	return budget.NoLimit(s.Period), nil
 }

@@ -37,4 +37,14 @@ var (
 	ErrProjectNotFound = errors.New("project not found")
 	// ErrTokenNotFound is returned for an unknown token id.
 	ErrTokenNotFound = errors.New("token not found")
+	// ErrProjectHasTokens is returned when deleting a project that still
+	// has live (neither revoked nor expired) tokens, unless the deletion
+	// revokes them.
+	ErrProjectHasTokens = errors.New("project has live tokens")
+	// ErrInvalidScope is returned for a token scope that cannot be used,
+	// such as a negative requests-per-minute limit.
+	ErrInvalidScope = errors.New("invalid token scope")
+	// ErrInvalidExpiry is returned for a token lifetime that is not a
+	// positive duration of at most MaxLifetime.
+	ErrInvalidExpiry = errors.New("invalid token expiry")
 )

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Project groups tokens under one budget and one kill switch.
@@ -60,13 +62,41 @@ func (t *Token) Allows(model string) bool {
 	return len(t.Models) == 0 || slices.Contains(t.Models, model)
 }
 
+// MaxProjectName and MaxTokenName are the longest project name and token
+// label, in characters. They keep names readable in tables and keep every
+// message that names one short.
+const (
+	MaxProjectName = 64
+	MaxTokenName   = 128
+)
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // CheckName reports whether s can name a project: 1 to 64 characters of
 // letters, digits, '.', '_' and '-', starting with a letter or digit.
 func CheckName(s string) error {
+	if len(s) > MaxProjectName {
+		return fmt.Errorf("%w: a project name has at most %d characters, this one has %d", ErrInvalidName, MaxProjectName, utf8.RuneCountInString(s))
+	}
 	if !nameRE.MatchString(s) {
 		return fmt.Errorf("%w: %q (1-64 letters, digits, '.', '_' or '-')", ErrInvalidName, s)
+	}
+	return nil
+}
+
+// CheckLabel reports whether s can be a token's name: empty, or up to 128
+// characters of printable text (no control characters, valid UTF-8).
+func CheckLabel(s string) error {
+	if n := utf8.RuneCountInString(s); n > MaxTokenName {
+		return fmt.Errorf("%w: a token name has at most %d characters, this one has %d", ErrInvalidName, MaxTokenName, n)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: a token name must be UTF-8 text", ErrInvalidName)
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: a token name must not hold control characters", ErrInvalidName)
+		}
 	}
 	return nil
 }

@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hardcap/hardcap/budget"
 )
 
 // client talks to a running server's admin API.
@@ -25,13 +30,36 @@ type client struct {
 	// $HARDCAP_ADMIN_TOKEN is unset; it is read on the first call, after the
 	// command line has been checked.
 	dataDir, config string
+	// timeout bounds connecting and waiting for the answer's headers.
+	timeout time.Duration
+	// tokenSource says where the admin token came from, for a 401.
+	tokenSource string
+}
+
+// defaultTimeout is how long a client command waits for a server that does
+// not answer.
+const defaultTimeout = 5 * time.Second
+
+// serverURL turns --server into a base URL: a URL as it is, host:port as
+// http://host:port.
+func serverURL(s string) (string, error) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), "/")
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usageError(fmt.Sprintf("--server %q is neither a URL (http://127.0.0.1:8787) nor host:port (127.0.0.1:8787)", budget.Clip(s)))
+	}
+	return s, nil
 }
 
 // clientFlags adds the flags every client command takes to fs and returns
 // prepare, which parses the command line (want positional arguments) and
 // builds the client.
 func clientFlags(fs *flag.FlagSet, stdout io.Writer) (prepare func(args []string, want int) ([]string, *client, error)) {
-	server := fs.String("server", "", "server URL (default $HARDCAP_SERVER or http://127.0.0.1:8787)")
+	server := fs.String("server", "", "server URL or host:port (default $HARDCAP_SERVER or http://127.0.0.1:8787)")
+	timeout := fs.Duration("timeout", defaultTimeout, "give up on a server that does not answer after this long")
 	jsonOut := fs.Bool("json", false, "print the API's JSON")
 	data := fs.String("data-dir", "", "data directory holding admin.token")
 	config := fs.String("config", "", "config file naming the data directory")
@@ -40,14 +68,19 @@ func clientFlags(fs *flag.FlagSet, stdout io.Writer) (prepare func(args []string
 		if err != nil {
 			return nil, nil, err
 		}
-		c := &client{server: *server, json: *jsonOut, out: stdout, dataDir: *data, config: *config}
+		c := &client{server: *server, json: *jsonOut, out: stdout, dataDir: *data, config: *config, timeout: *timeout}
 		if c.server == "" {
 			c.server = os.Getenv("HARDCAP_SERVER")
 		}
 		if c.server == "" {
 			c.server = "http://127.0.0.1:8787"
 		}
-		c.server = strings.TrimSuffix(c.server, "/")
+		if c.server, err = serverURL(c.server); err != nil {
+			return nil, nil, err
+		}
+		if c.timeout <= 0 {
+			return nil, nil, usageError("--timeout must be positive, e.g. 5s or 1m")
+		}
 		return pos, c, nil
 	}
 }
@@ -55,6 +88,7 @@ func clientFlags(fs *flag.FlagSet, stdout io.Writer) (prepare func(args []string
 // adminToken is $HARDCAP_ADMIN_TOKEN, else the server's admin.token.
 func (c *client) adminToken() (string, error) {
 	if t := strings.TrimSpace(os.Getenv("HARDCAP_ADMIN_TOKEN")); t != "" {
+		c.tokenSource = "$HARDCAP_ADMIN_TOKEN"
 		return t, nil
 	}
 	cfg, err := loadConfig(c.config)
@@ -65,10 +99,12 @@ func (c *client) adminToken() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	path := filepath.Join(dir, "admin.token")
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("no admin token: set $HARDCAP_ADMIN_TOKEN or point --data-dir at the server's data directory (%v)", err)
 	}
+	c.tokenSource = path
 	return strings.TrimSpace(string(b)), nil
 }
 
@@ -87,8 +123,6 @@ func (c *client) call(ctx context.Context, method, path string, body any, v any)
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.server+path, rd)
 	if err != nil {
 		return err
@@ -97,14 +131,21 @@ func (c *client) call(ctx context.Context, method, path string, body any, v any)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return fmt.Errorf("hardcap at %s did not answer within %s: is it stopped or overloaded? (--timeout waits longer)", c.server, c.timeout)
+		}
 		return fmt.Errorf("cannot reach hardcap at %s: is `hardcap serve` running? (%v)", c.server, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return err
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("hardcap at %s refused the admin token from %s (401): use the token of that server's data dir (--data-dir) or set $HARDCAP_ADMIN_TOKEN", c.server, c.tokenSource)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -132,21 +173,49 @@ func (c *client) call(ctx context.Context, method, path string, body any, v any)
 	return nil
 }
 
+// httpClient waits at most c.timeout to connect and for the answer's
+// headers; the body (a long CSV export, a backup) may take longer.
+func (c *client) httpClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: c.timeout}).DialContext
+	tr.TLSHandshakeTimeout = c.timeout
+	tr.ResponseHeaderTimeout = c.timeout
+	return &http.Client{Transport: tr}
+}
+
+// stdoutIsTerminal reports whether w is a terminal; tests replace it.
+var stdoutIsTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// terminalUsageLimit is how many usage records a terminal shows without
+// --limit.
+const terminalUsageLimit = 100
+
 func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	name := args[0]
 	args = args[1:]
 	sub := ""
 	if name == "project" || name == "token" {
 		if len(args) == 0 {
-			return usageError(name + ": want a subcommand (see hardcap help)")
+			return usageError(name + ": want a subcommand (see hardcap help " + name + ")")
 		}
 		sub, args = args[0], args[1:]
+		if sub == "-h" || sub == "--help" || sub == "help" {
+			fmt.Fprint(stdout, groupHelp(name))
+			return nil
+		}
 	}
 	fs := newFlagSet(strings.TrimSpace(name + " " + sub))
 	prepare := clientFlags(fs, stdout)
 	switch name + " " + sub {
 	case "project create":
-		budgetUSD := fs.String("budget", "", "budget in USD")
+		budgetUSD := fs.String("budget", "", "budget in USD; 0 is zero, unlimited (the default) is no limit")
 		period := fs.String("period", "", "day, week, month or total (default total)")
 		pos, c, err := prepare(args, 1)
 		if err != nil {
@@ -157,6 +226,43 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "project %s created (budget %s)\n", p.Name, p.Budget.describe())
+		return nil
+	case "project set":
+		budgetUSD := fs.String("budget", "", "new budget in USD; 0 is zero, unlimited is no limit")
+		period := fs.String("period", "", "new period: day, week, month or total")
+		pos, c, err := prepare(args, 1)
+		if err != nil {
+			return err
+		}
+		body := setFlags(fs, map[string]string{"budget": "budget_usd", "period": "period"}, map[string]any{"budget": *budgetUSD, "period": *period})
+		if len(body) == 0 {
+			return usageError("project set: give --budget or --period (see hardcap help project set)")
+		}
+		var p projectJSON
+		if err := c.call(ctx, "PATCH", "/admin/v1/projects/"+url.PathEscape(pos[0]), body, &p); err != nil || c.json {
+			return err
+		}
+		fmt.Fprintf(stdout, "project %s: budget %s; spent %s, reserved %s (%s)\n", p.Name, p.Budget.describe(), p.Budget.Spent, p.Budget.Reserved, p.Budget.Window)
+		return nil
+	case "project delete":
+		revoke := fs.Bool("revoke-tokens", false, "revoke the project's live tokens (and cut their requests) instead of refusing")
+		pos, c, err := prepare(args, 1)
+		if err != nil {
+			return err
+		}
+		path := "/admin/v1/projects/" + url.PathEscape(pos[0])
+		if *revoke {
+			path += "?revoke_tokens=true"
+		}
+		var out struct {
+			Project string   `json:"project"`
+			Revoked []string `json:"revoked"`
+			Cut     int      `json:"cut"`
+		}
+		if err := c.call(ctx, "DELETE", path, nil, &out); err != nil || c.json {
+			return err
+		}
+		fmt.Fprintf(stdout, "project %s deleted; %d token(s) revoked, %d in-flight request(s) cut; its usage records stay\n", out.Project, len(out.Revoked), out.Cut)
 		return nil
 	case "project list":
 		_, c, err := prepare(args, 0)
@@ -175,11 +281,11 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		return tw.Flush()
 	case "token create":
 		project := fs.String("project", "", "project the token spends from (required)")
-		label := fs.String("name", "", "label for the token")
-		budgetUSD := fs.String("budget", "", "budget in USD")
+		label := fs.String("name", "", "label for the token (at most 128 characters)")
+		budgetUSD := fs.String("budget", "", "budget in USD; 0 is zero, unlimited (the default) is no limit")
 		period := fs.String("period", "", "day, week, month or total (default total)")
 		models := fs.String("models", "", "comma-separated models the token may use (default any)")
-		expires := fs.String("expires", "", "lifetime, e.g. 720h or 30d (default never)")
+		expires := fs.String("expires", "", "lifetime, e.g. 720h, 30d or 1y, at most 100 years (default never)")
 		rpm := fs.Int("rpm", 0, "requests per minute (default no limit)")
 		_, c, err := prepare(args, 0)
 		if err != nil {
@@ -197,6 +303,33 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s\n\ntoken %s for project %s (budget %s). The token is shown once; store it now.\n", t.Token, t.ID, t.Project, t.Budget.describe())
+		return nil
+	case "token set":
+		label := fs.String("name", "", "new label")
+		budgetUSD := fs.String("budget", "", "new budget in USD; 0 is zero, unlimited is no limit")
+		period := fs.String("period", "", "new period: day, week, month or total")
+		models := fs.String("models", "", "new comma-separated model list; \"\" allows every priced model")
+		expires := fs.String("expires", "", "new lifetime from now, e.g. 30d or 1y, or never")
+		rpm := fs.Int("rpm", 0, "new requests per minute; 0 is no limit")
+		pos, c, err := prepare(args, 1)
+		if err != nil {
+			return err
+		}
+		modelList := []string{}
+		if *models != "" {
+			modelList = strings.Split(*models, ",")
+		}
+		body := setFlags(fs,
+			map[string]string{"name": "name", "budget": "budget_usd", "period": "period", "models": "models", "expires": "expires", "rpm": "rpm"},
+			map[string]any{"name": *label, "budget": *budgetUSD, "period": *period, "models": modelList, "expires": *expires, "rpm": *rpm})
+		if len(body) == 0 {
+			return usageError("token set: give at least one of --name, --budget, --period, --models, --expires, --rpm (see hardcap help token set)")
+		}
+		var t tokenJSON
+		if err := c.call(ctx, "PATCH", "/admin/v1/tokens/"+url.PathEscape(pos[0]), body, &t); err != nil || c.json {
+			return err
+		}
+		fmt.Fprintf(stdout, "token %s (project %s, %s): budget %s; spent %s, reserved %s\n", t.ID, t.Project, t.State, t.Budget.describe(), t.Budget.Spent, t.Budget.Reserved)
 		return nil
 	case "token list":
 		project := fs.String("project", "", "only this project's tokens")
@@ -230,15 +363,26 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		token := fs.String("token", "", "only this token id")
 		since := fs.String("since", "", "only the last DURATION, e.g. 24h or 7d")
 		csvOut := fs.Bool("csv", false, "print CSV")
+		limit := fs.Int("limit", 0, "show only the newest N records (default 100 on a terminal, all with --json or --csv; 0 is all)")
 		_, c, err := prepare(args, 0)
 		if err != nil {
 			return err
+		}
+		if *limit < 0 {
+			return usageError("usage: --limit must not be negative")
 		}
 		q := url.Values{}
 		for k, v := range map[string]string{"project": *project, "token": *token, "since": *since} {
 			if v != "" {
 				q.Set(k, v)
 			}
+		}
+		n := *limit
+		if !flagSet(fs, "limit") && !c.json && !*csvOut && stdoutIsTerminal(stdout) {
+			n = terminalUsageLimit
+		}
+		if n > 0 {
+			q.Set("limit", strconv.Itoa(n))
 		}
 		if *csvOut {
 			q.Set("format", "csv")
@@ -258,7 +402,11 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\n%d requests, spent %s USD, %s USD reserved in flight\n", len(u.Records), u.Spent, u.Reserved)
+		shown := ""
+		if len(u.Records) < u.Matched {
+			shown = fmt.Sprintf(" (newest %d shown; --limit 0 shows all)", len(u.Records))
+		}
+		fmt.Fprintf(stdout, "\n%d requests%s, spent %s USD, %s USD reserved in flight\n", u.Matched, shown, u.Spent, u.Reserved)
 		return nil
 	case "kill ", "resume ":
 		project := fs.String("project", "", "only this project")
@@ -308,11 +456,54 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
-	return usageError(fmt.Sprintf("unknown command %q", strings.TrimSpace(name+" "+sub)))
+	return usageError(fmt.Sprintf("unknown command %q (see hardcap help)", budget.Clip(strings.TrimSpace(name+" "+sub))))
+}
+
+// flagSet reports whether the command line gave flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// setFlags builds a PATCH body from the flags the command line gave: keys
+// maps a flag to its JSON field, values holds each flag's parsed value.
+// Flags not given are left out, so they keep their value.
+func setFlags(fs *flag.FlagSet, keys map[string]string, values map[string]any) map[string]any {
+	body := map[string]any{}
+	fs.Visit(func(f *flag.Flag) {
+		if k, ok := keys[f.Name]; ok {
+			body[k] = values[f.Name]
+		}
+	})
+	return body
+}
+
+// groupHelp lists the subcommands of project or token, from usage.
+func groupHelp(name string) string {
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	inGroup := false
+	for _, line := range strings.Split(usage, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  hardcap "+name+" "):
+			inGroup = true
+		case inGroup && strings.HasPrefix(line, "    "):
+			// A continuation of the line before.
+		default:
+			inGroup = false
+		}
+		if inGroup {
+			b.WriteString(line + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "\nSee hardcap help %s SUBCOMMAND for its flags and an example.\n", name)
+	return b.String()
 }
 
 // The JSON shapes the CLI prints from. Money stays a decimal string.
 type budgetJSON struct {
+	// Limit is "" when the API sent null: no limit.
 	Limit    string `json:"limit_usd"`
 	Period   string `json:"period"`
 	Window   string `json:"window"`
@@ -321,7 +512,7 @@ type budgetJSON struct {
 }
 
 func (b budgetJSON) describe() string {
-	if b.Limit == "" || strings.Trim(b.Limit, "0.") == "" {
+	if b.Limit == "" {
 		return "unlimited"
 	}
 	return b.Limit + " USD/" + b.Period
@@ -343,6 +534,7 @@ type tokenJSON struct {
 }
 
 type usageJSON struct {
+	Matched  int    `json:"matched"`
 	Spent    string `json:"spent_usd"`
 	Reserved string `json:"reserved_usd"`
 	Records  []struct {

@@ -126,6 +126,8 @@ type BudgetConfig struct {
 
 // LimitConfig is a limit in USD over a period.
 type LimitConfig struct {
+	// LimitUSD is a decimal USD amount; "0" is a limit of zero (every priced
+	// request refused), "unlimited" or no value is no limit.
 	LimitUSD string `yaml:"limit_usd"`
 	Period   string `yaml:"period"`
 }
@@ -281,13 +283,12 @@ type settings struct {
 func (cfg Config) check() (settings, error) {
 	var s settings
 	var err error
-	if cfg.Budget.Global.LimitUSD != "" {
-		if s.global.Amount, err = budget.ParseUSD(cfg.Budget.Global.LimitUSD); err != nil {
-			return s, fmt.Errorf("config: budget.global.limit_usd: %w", err)
-		}
-	}
-	if s.global.Period, err = budget.ParsePeriod(cfg.Budget.Global.Period); err != nil {
+	if _, err = budget.ParsePeriod(cfg.Budget.Global.Period); err != nil {
 		return s, fmt.Errorf("config: budget.global.period: %w", err)
+	}
+	// "0" is a ceiling of zero; "unlimited" or no key is none.
+	if s.global, err = budget.ParseLimit(cfg.Budget.Global.LimitUSD, cfg.Budget.Global.Period); err != nil {
+		return s, fmt.Errorf("config: budget.global.limit_usd: %w", err)
 	}
 	if s.onLow, err = budget.ParseOnLow(cfg.Budget.OnLow); err != nil {
 		return s, fmt.Errorf("config: budget.on_low: %w", err)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,31 +13,6 @@ import (
 
 	_ "time/tzdata" // budget.timezone works on machines without a zoneinfo database
 )
-
-const usage = `hardcap puts a hard ceiling on what LLM API keys can spend.
-
-Usage:
-  hardcap serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo] [--allow-insecure-listen]
-  hardcap project create NAME [--budget USD] [--period day|week|month|total]
-  hardcap project list
-  hardcap token create --project NAME [--name LABEL] [--budget USD] [--period P]
-                       [--models a,b] [--expires DURATION] [--rpm N]
-  hardcap token list [--project NAME]
-  hardcap token revoke ID
-  hardcap usage [--project NAME] [--token ID] [--since DURATION] [--csv]
-  hardcap kill [--project NAME | --token ID]
-  hardcap resume [--project NAME | --token ID]
-  hardcap status
-  hardcap reconcile [--provider NAME] [--since 30d]
-  hardcap prices check [--provider ID] [--json]
-  hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
-  hardcap version
-
-Every command but serve and prices talks to a running server (--server or
-$HARDCAP_SERVER, default http://127.0.0.1:8787) and takes --json to print
-the API's JSON. prices reads the config and data dir (--config, --data-dir)
-itself.
-`
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -63,6 +39,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	if len(args) == 2 && (args[1] == "-h" || args[1] == "--help") && commandGroups[args[0]] {
+		fmt.Fprint(stdout, groupHelp(args[0]))
+		return 0
+	}
 	var err error
 	switch args[0] {
 	case "serve":
@@ -73,13 +53,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = pricesCommand(ctx, args[1:], stdout)
 	case "reconcile":
 		err = reconcileCommand(ctx, args[1:], stdout)
-	case "version":
-		fmt.Fprintln(stdout, "hardcap", version)
-	case "help", "-h", "--help":
+	case "version", "--version", "-version":
+		fmt.Fprint(stdout, versionText())
+	case "-h", "--help":
 		fmt.Fprint(stdout, usage)
+	case "help":
+		return helpCommand(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "hardcap: unknown command %q\n\n%s", args[0], usage)
 		return 2
+	}
+	var help helpRequest
+	if errors.As(err, &help) {
+		fmt.Fprint(stdout, help.text())
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "hardcap:", err)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("POST /admin/v1/tokens", h.createToken)
 	h.mux.HandleFunc("GET /admin/v1/tokens", h.listTokens)
 	h.mux.HandleFunc("DELETE /admin/v1/tokens/{id}", h.revokeToken)
+	h.mux.HandleFunc("PATCH /admin/v1/projects/{name}", h.updateProject)
+	h.mux.HandleFunc("DELETE /admin/v1/projects/{name}", h.deleteProject)
+	h.mux.HandleFunc("PATCH /admin/v1/tokens/{id}", h.updateToken)
 	h.mux.HandleFunc("GET /admin/v1/usage", h.usage)
 	h.mux.HandleFunc("GET /admin/v1/usage/daily", h.daily)
 	h.mux.HandleFunc("POST /admin/v1/kill", h.kill(true))
@@ -88,7 +92,8 @@ func (h *Handler) authorized(r *http.Request) bool {
 
 // BudgetView is a budget's limit and current spend as the API shows it.
 type BudgetView struct {
-	Limit    budget.Money  `json:"limit_usd"`
+	// Limit is the ceiling in USD; null when the budget is unlimited.
+	Limit    *budget.Money `json:"limit_usd"`
 	Period   budget.Period `json:"period"`
 	Window   string        `json:"window"`
 	Spent    budget.Money  `json:"spent_usd"`
@@ -100,7 +105,11 @@ func budgetView(bs storage.BudgetStatus) BudgetView {
 	if p == "" {
 		p = budget.Total
 	}
-	return BudgetView{Limit: bs.Limit.Amount, Period: p, Window: bs.Window, Spent: bs.Committed, Reserved: bs.Reserved}
+	v := BudgetView{Period: p, Window: bs.Window, Spent: bs.Committed, Reserved: bs.Reserved}
+	if c, ok := bs.Limit.Ceiling(); ok {
+		v.Limit = &c
+	}
+	return v
 }
 
 // ProjectView is a project as the API shows it.
@@ -148,19 +157,10 @@ func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
 	}, nil
 }
 
-// limitFrom parses an optional budget in USD and period.
+// limitFrom parses an optional budget in USD and period: "" or
+// "unlimited" is no limit, "0" a ceiling of zero.
 func limitFrom(usd, period string) (budget.Limit, error) {
-	var l budget.Limit
-	var err error
-	if usd != "" {
-		if l.Amount, err = budget.ParseUSD(usd); err != nil {
-			return l, err
-		}
-	}
-	if l.Period, err = budget.ParsePeriod(period); err != nil {
-		return l, err
-	}
-	return l, nil
+	return budget.ParseLimit(usd, period)
 }
 
 type createProjectRequest struct {
@@ -181,25 +181,24 @@ func (h *Handler) createProject(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := h.opts.DB.CreateProject(r.Context(), req.Name, limit)
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
-	h.opts.Log.Info().Str("project", p.Name).Stringer("limit_usd", limit.Amount).Str("period", string(limit.Period)).Msg("project created")
-	bs, _ := h.opts.DB.BudgetStatus(budget.ProjectScope(p.Name))
-	writeJSON(w, http.StatusCreated, ProjectView{Project: p, Budget: budgetView(bs)})
+	h.opts.Log.Info().Str("project", p.Name).Str("limit_usd", describeLimit(limit)).Str("period", string(limit.Period)).Msg("project created")
+	h.writeProject(w, http.StatusCreated, p)
 }
 
 func (h *Handler) listProjects(w http.ResponseWriter, r *http.Request) {
 	ps, err := h.opts.DB.Projects()
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	out := make([]ProjectView, 0, len(ps))
 	for _, p := range ps {
 		bs, err := h.opts.DB.BudgetStatus(budget.ProjectScope(p.Name))
 		if err != nil {
-			writeDomainError(w, err)
+			h.writeDomainError(w, err)
 			return
 		}
 		out = append(out, ProjectView{Project: p, Budget: budgetView(bs)})
@@ -234,21 +233,19 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Expires != "" {
-		d, err := ParseDuration(req.Expires)
-		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("expires %q is not a positive duration such as 720h or 30d", req.Expires))
+		if spec.Expires, err = h.expiry(req.Expires); err != nil {
+			h.writeDomainError(w, err)
 			return
 		}
-		spec.Expires = h.opts.Now().Add(d).UTC()
 	}
 	tok, secret, err := h.opts.DB.CreateToken(r.Context(), spec)
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	view, err := h.tokenView(tok)
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	view.Secret = secret
@@ -259,14 +256,14 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request) {
 	ts, err := h.opts.DB.Tokens(r.URL.Query().Get("project"))
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	out := make([]TokenView, 0, len(ts))
 	for _, t := range ts {
 		v, err := h.tokenView(t)
 		if err != nil {
-			writeDomainError(w, err)
+			h.writeDomainError(w, err)
 			return
 		}
 		out = append(out, v)
@@ -277,14 +274,14 @@ func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) revokeToken(w http.ResponseWriter, r *http.Request) {
 	tok, err := h.opts.DB.RevokeToken(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	cut := h.opts.Proxy.Cut(proxy.CutTarget{TokenID: tok.ID})
 	h.opts.Log.Info().Str("token", tok.ID).Int("cut", cut).Msg("token revoked")
 	v, err := h.tokenView(tok)
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
@@ -296,14 +293,22 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("since"); s != "" {
 		d, err := ParseDuration(s)
 		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("since %q is not a positive duration such as 24h or 7d", s))
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("since %q is not a positive duration such as 24h or 7d", budget.Clip(s)))
 			return
 		}
 		f.Since = h.opts.Now().Add(-d)
 	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit %q is not a whole number of records (0 means all)", budget.Clip(s)))
+			return
+		}
+		f.Limit = n
+	}
 	u, err := h.opts.DB.Usage(f)
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	if q.Get("format") == "csv" {
@@ -332,7 +337,7 @@ func (h *Handler) kill(on bool) http.HandlerFunc {
 			return
 		}
 		if err := h.opts.DB.SetKill(r.Context(), storage.KillTarget{Project: req.Project, Token: req.Token}, on); err != nil {
-			writeDomainError(w, err)
+			h.writeDomainError(w, err)
 			return
 		}
 		scope := "everything"
@@ -356,7 +361,7 @@ func (h *Handler) kill(on bool) http.HandlerFunc {
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	st, err := h.opts.DB.Status()
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	out := map[string]any{
@@ -379,7 +384,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of this route's fields: "+err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of this route's fields: "+budget.ClipTo(err.Error(), 200))
 		return false
 	}
 	return true
@@ -397,16 +402,21 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 }
 
-// writeDomainError maps storage and domain errors to statuses.
-func writeDomainError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, tokens.ErrInvalidName), errors.Is(err, budget.ErrInvalidAmount), errors.Is(err, budget.ErrInvalidPeriod):
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
-	case errors.Is(err, tokens.ErrProjectExists):
-		writeError(w, http.StatusConflict, "exists", err.Error())
-	case errors.Is(err, tokens.ErrProjectNotFound), errors.Is(err, tokens.ErrTokenNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, "internal_error", "the database could not answer; see the server log")
+// writeDomainError answers err by the one error table (proxy.ErrorCodes),
+// which the data plane uses too. A refusal (4xx) carries the error's text:
+// it is written for the operator and echoes input only clipped. Anything
+// else is a failure of the ledger (a write that could not commit, a full
+// disk, a damaged or closed database): it is logged at error level with its
+// cause and answered 503 ledger_unavailable with a public message only.
+func (h *Handler) writeDomainError(w http.ResponseWriter, err error) {
+	c, ok := proxy.Classify(err)
+	if ok && c.Status < 500 {
+		writeError(w, c.Status, c.Code, err.Error())
+		return
 	}
+	if !ok {
+		c = proxy.ErrorCode{Status: http.StatusServiceUnavailable, Code: "ledger_unavailable"}
+	}
+	h.opts.Log.Error().Err(err).Int("status", c.Status).Str("code", c.Code).Msg("admin request failed")
+	writeError(w, c.Status, c.Code, "hardcap could not read or write its database, so nothing was changed; see the server log for the cause, and retry once it is fixed.")
 }

@@ -31,7 +31,7 @@ func (h *Handler) daily(w http.ResponseWriter, r *http.Request) {
 	}
 	days, err := h.opts.DB.Daily(f)
 	if err != nil {
-		writeDomainError(w, err)
+		h.writeDomainError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, DailyView{Days: days})
