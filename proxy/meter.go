@@ -19,6 +19,11 @@ import (
 // at the full reservation.
 const maxMeteredJSON = 16 << 20
 
+// maxMeteredEvent bounds how much of one stream event hardcap keeps to read
+// its usage, for the same reason and with the same rule: a larger event is
+// passed through unchanged, and the request charged in full.
+const maxMeteredEvent = 16 << 20
+
 // meter follows one metered request from its reservation to its settlement.
 type meter struct {
 	p      *Proxy
@@ -53,6 +58,8 @@ type meter struct {
 	tokenID, project string
 	// sent is set once any byte of the request reached the connection.
 	sent atomic.Bool
+	// killed is set when the kill switch cut the request (see Cut).
+	killed atomic.Bool
 
 	once    sync.Once
 	settled chan struct{}
@@ -101,6 +108,11 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 			s.Charged = 0
 		default:
 			s.Charged, s.Outcome = m.res.Amount, budget.UsageMissing
+		}
+		if outcome == budget.Killed {
+			// The record says why the request ended; the charge above
+			// stays what the usage (or its absence) makes it.
+			s.Outcome = budget.Killed
 		}
 		// The settlement must be written even when the client is gone.
 		rec, err := m.p.settleWithRetry(s, m.res.ID)
@@ -193,7 +205,16 @@ type meteredBody struct {
 	raw    []byte     // sse: bytes not yet framed into events
 	out    []byte     // bytes ready for the client
 	whole  []byte     // json: the body so far, up to maxMeteredJSON
-	tooBig bool
+	tooBig bool       // a body or an event too large to meter: charge in full
+	// scan frames raw without rescanning it; maxEvent bounds how much of
+	// one event is kept (default maxMeteredEvent); skipping is set while
+	// an event over it is passed through unframed.
+	scan     eventScanner
+	maxEvent int
+	skipping bool
+	// lastData is the data of the last event framed, which a kill event
+	// may need (the Responses sequence number).
+	lastData []byte
 	// usage reads the usage of this response's API.
 	usage   usageTracker
 	done    bool
@@ -205,7 +226,7 @@ type meteredBody struct {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func newMeteredBody(m *meter, resp *http.Response, sse bool, usage usageTracker) *meteredBody {
-	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, usage: usage, buf: bufPool.Get().(*[]byte)}
+	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, usage: usage, buf: bufPool.Get().(*[]byte), maxEvent: maxMeteredEvent}
 }
 
 // Read returns the next bytes for the client. Stream events are returned
@@ -249,23 +270,62 @@ func (b *meteredBody) process(chunk []byte) {
 		return
 	}
 	b.raw = append(b.raw, chunk...)
+	start := 0
 	for {
-		ev, rest, ok := nextEvent(b.raw)
+		n, ok := b.scan.next(b.raw[start:])
 		if !ok {
 			break
 		}
-		b.event(ev)
-		b.raw = rest
+		switch {
+		case b.skipping:
+			// The end of an event too large to meter: pass it on as it is.
+			b.out = append(b.out, b.raw[start:start+n]...)
+			b.skipping = false
+		case n > b.maxEvent:
+			b.oversized()
+			b.out = append(b.out, b.raw[start:start+n]...)
+		default:
+			b.event(b.raw[start : start+n])
+		}
+		start += n
 	}
-	// Keep the unframed tail in a fresh slice so b.raw does not grow forever.
-	b.raw = append([]byte(nil), b.raw...)
+	if b.skipping || len(b.raw)-start > b.maxEvent {
+		// An event over the bound is not kept: it reaches the client
+		// unchanged as it arrives.
+		if !b.skipping {
+			b.oversized()
+		}
+		b.skipping = true
+		k := b.scan.scanned()
+		b.out = append(b.out, b.raw[start:start+k]...)
+		b.scan.drop(k)
+		start += k
+	}
+	// Only the unframed tail stays; it is moved to the front so the
+	// buffer does not grow with the stream.
+	if start > 0 {
+		b.raw = b.raw[:copy(b.raw, b.raw[start:])]
+	}
+}
+
+// oversized marks the stream as holding an event over the bound: its usage
+// may have been in it, so the request is charged the full reservation.
+func (b *meteredBody) oversized() {
+	if !b.tooBig {
+		b.m.p.log.Warn().Str("reservation", b.m.res.ID).Int("bound_bytes", b.maxEvent).
+			Msg("stream event too large to meter: the request is charged its full reservation")
+	}
+	b.tooBig = true
 }
 
 // event meters one stream event and queues it for the client unless the
 // tracker hides it (a usage chunk the client did not ask for).
 func (b *meteredBody) event(ev []byte) {
-	if typ, data, ok := eventFields(ev); ok && b.usage.event(typ, data) {
-		return
+	if typ, data, ok := eventFields(ev); ok {
+		b.lastData = data
+		if b.usage.event(typ, data) {
+			return
+		}
 	}
 	b.out = append(b.out, ev...)
 }
@@ -284,14 +344,32 @@ func (b *meteredBody) finish(err error) {
 		b.doneErr = err
 	}
 	if b.sse && len(b.raw) > 0 {
-		// A final event without its blank line still counts.
-		b.event(b.raw)
+		if b.skipping {
+			b.out = append(b.out, b.raw...)
+		} else {
+			// A final event without its blank line still counts.
+			b.event(b.raw)
+		}
 		b.raw = nil
 	}
 	clean := errors.Is(err, io.EOF)
+	outcome := budget.UsageMissing
+	if !clean && b.m.killed.Load() {
+		outcome = budget.Killed
+		if b.sse {
+			// The client learns why its stream ends, in its API's own
+			// error event, and the stream then ends cleanly.
+			b.out = append(b.out, killEvent(b.m.req, b.lastData)...)
+			b.doneErr = io.EOF
+		}
+	}
 	if !b.sse && !b.tooBig && clean {
 		b.usage.whole(b.whole)
 		b.whole = nil
+	}
+	if b.tooBig {
+		b.m.settle(nil, b.status, outcome)
+		return
 	}
 	if u, ok := b.usage.result(clean); ok {
 		if r, ok := b.usage.(upliftReporter); ok {
@@ -303,10 +381,13 @@ func (b *meteredBody) finish(err error) {
 		if w, ok := b.usage.(writePlacer); ok {
 			b.m.unplacedWrites = w.unplacedWrites()
 		}
-		b.m.settle(&u, b.status, budget.Complete)
+		if outcome != budget.Killed {
+			outcome = budget.Complete
+		}
+		b.m.settle(&u, b.status, outcome)
 		return
 	}
-	b.m.settle(nil, b.status, budget.UsageMissing)
+	b.m.settle(nil, b.status, outcome)
 }
 
 // Close ends the client's side. When the body was not read to its end (the
