@@ -115,32 +115,52 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 			s.Outcome = budget.Killed
 		}
 		// The settlement must be written even when the client is gone.
-		rec, err := m.p.settleWithRetry(s, m.res.ID)
-		log := m.p.log
-		if err != nil {
-			// The reservation stays open and is charged in full on the next
-			// start: never less than the provider could bill.
-			log.Error().Err(err).Str("reservation", m.res.ID).Msg("settlement not recorded; the full reservation will be charged at the next start")
-			rec = budget.NewRecord(m.res, s)
-		}
-		level := zerolog.InfoLevel
-		if s.Charged > m.res.Amount {
-			level = zerolog.WarnLevel
-		}
-		ev := log.WithLevel(level).
-			Str("token", rec.TokenID).Str("project", rec.Project).
-			Str("provider", rec.Provider).Str("model", rec.Model).Str("route", rec.Route).
-			Int("status", rec.Status).Str("outcome", string(rec.Outcome)).
-			Int64("input_tokens", rec.Usage.InputTokens).Int64("output_tokens", rec.Usage.OutputTokens).
-			Stringer("reserved_usd", rec.Reserved).Stringer("charged_usd", rec.Charged).
-			Int64("latency_ms", rec.LatencyMS)
-		if s.Charged > m.res.Amount {
-			ev.Msg("charge above reservation: the price data or the provider's usage is off")
-			m.p.alert(rec)
-			return
-		}
-		ev.Msg("request")
+		m.p.record(m.res, s)
 	})
+}
+
+// record writes a settlement. One the ledger fails to write for a reason
+// that may pass (a full disk) is queued and retried until it lands; its
+// reservation stays held meanwhile.
+func (p *Proxy) record(res budget.Reservation, s budget.Settlement) {
+	rec, err := p.ledger.Settle(context.Background(), res.ID, s)
+	switch {
+	case err == nil:
+		p.logRecord(res, rec)
+	case retriable(err):
+		n, held := p.settles.waiting()
+		p.log.Error().Err(err).Str("reservation", res.ID).Str("token", res.Request.TokenID).Str("project", res.Request.Project).
+			Stringer("reserved_usd", res.Amount).Stringer("charged_usd", s.Charged).Int("waiting", n+1).Stringer("waiting_usd", held+res.Amount).
+			Msg("settlement not recorded: kept in memory and retried until it lands; its reservation stays held")
+		p.settles.add(res, s)
+	default:
+		// The reservation stays open and is charged in full on the next
+		// start: never less than the provider could bill.
+		p.log.Error().Err(err).Str("reservation", res.ID).Msg("settlement not recorded; the full reservation will be charged at the next start")
+		p.logRecord(res, budget.NewRecord(res, s))
+	}
+}
+
+// logRecord writes the request's log line, and alerts on a charge above
+// its reservation.
+func (p *Proxy) logRecord(res budget.Reservation, rec budget.Record) {
+	level := zerolog.InfoLevel
+	if rec.Charged > res.Amount {
+		level = zerolog.WarnLevel
+	}
+	ev := p.log.WithLevel(level).
+		Str("token", rec.TokenID).Str("project", rec.Project).
+		Str("provider", rec.Provider).Str("model", rec.Model).Str("route", rec.Route).
+		Int("status", rec.Status).Str("outcome", string(rec.Outcome)).
+		Int64("input_tokens", rec.Usage.InputTokens).Int64("output_tokens", rec.Usage.OutputTokens).
+		Stringer("reserved_usd", rec.Reserved).Stringer("charged_usd", rec.Charged).
+		Int64("latency_ms", rec.LatencyMS)
+	if rec.Charged > res.Amount {
+		ev.Msg("charge above reservation: the price data or the provider's usage is off")
+		p.alert(rec)
+		return
+	}
+	ev.Msg("request")
 }
 
 // callCharge is what the response's per-call server tool calls cost: each
@@ -411,26 +431,4 @@ func (b *meteredBody) Close() error {
 		_ = b.src.Close()
 	}()
 	return nil
-}
-
-// settleRetries and settleBackoff bound how hard hardcap tries to record a
-// settlement before leaving the reservation to the next start's recovery.
-const (
-	settleRetries = 5
-	settleBackoff = 50 * time.Millisecond
-)
-
-// settleWithRetry records a settlement, retrying storage failures with
-// backoff: until it lands the reservation keeps its money held. A
-// reservation that is already settled or a closed database ends the tries.
-func (p *Proxy) settleWithRetry(s budget.Settlement, id string) (budget.Record, error) {
-	var err error
-	for i := 0; i < settleRetries; i++ {
-		var rec budget.Record
-		if rec, err = p.ledger.Settle(context.Background(), id, s); err == nil || !retriable(err) {
-			return rec, err
-		}
-		time.Sleep(settleBackoff << i)
-	}
-	return budget.Record{}, err
 }

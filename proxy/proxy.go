@@ -95,6 +95,10 @@ type Options struct {
 	// Alert is called for every settlement above its reservation; it must
 	// not block.
 	Alert func(budget.Record)
+	// SettleRetry is the first wait before a settlement the ledger failed
+	// to write is tried again, doubling up to SettleRetryMax; defaults
+	// DefaultSettleRetry and DefaultSettleRetryMax.
+	SettleRetry, SettleRetryMax time.Duration
 }
 
 // Proxy is the data plane. It is an http.Handler for the data-plane paths.
@@ -112,6 +116,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	limits   rateLimits
 	inflight inflight
+	settles  *settleQueue
 }
 
 // New returns a Proxy.
@@ -127,6 +132,7 @@ func New(opts Options) *Proxy {
 		timeout:   opts.UpstreamTimeout,
 		alertFn:   opts.Alert,
 	}
+	p.settles = newSettleQueue(p, opts.SettleRetry, opts.SettleRetryMax)
 	for _, prov := range opts.Providers {
 		if prov.CapField == "" {
 			prov.CapField = "max_tokens"
