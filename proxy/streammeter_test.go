@@ -13,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	anthropic "github.com/anthropics/anthropic-sdk-go/v2"
+	anthropicoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/internal/fakeanthropic"
 	"github.com/hardcap/hardcap/internal/fakeopenai"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/storage"
+	"github.com/openai/openai-go/v3"
 )
 
 // sseEvent is one server-sent event as an SDK's decoder sees it.
@@ -330,4 +333,47 @@ func TestStream_EventOverBound(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "too large to meter") {
 		t.Fatal("the log does not say the event was too large to meter")
 	}
+}
+
+// TestKill_OfficialSDKsRaise: the official OpenAI and Anthropic Go SDKs
+// report a stream the kill switch cut as an error that names kill_switch.
+func TestKill_OfficialSDKsRaise(t *testing.T) {
+	t.Run("openai chat", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{noSync: true})
+		h.up.SetBehavior(fakeopenai.Behavior{StallAfterEvents: 2})
+		client := sdkClient(h)
+		stream := client.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
+			Model:     "gpt-4o-mini",
+			Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")},
+			MaxTokens: openai.Int(30),
+		})
+		if !stream.Next() {
+			t.Fatalf("no first chunk: %v", stream.Err())
+		}
+		h.p.Cut(proxy.CutTarget{TokenID: h.tokenID})
+		for stream.Next() {
+		}
+		if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "kill_switch") {
+			t.Fatalf("the SDK ended the stream with %v, want an error naming kill_switch", err)
+		}
+	})
+	t.Run("anthropic messages", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{noSync: true})
+		h.ant.SetBehavior(fakeanthropic.Behavior{StallAfterEvents: 2})
+		client := anthropic.NewClient(anthropicoption.WithBaseURL(h.srv.URL), anthropicoption.WithAPIKey(h.token), anthropicoption.WithMaxRetries(0))
+		stream := client.Messages.NewStreaming(t.Context(), anthropic.MessageNewParams{
+			Model:     "claude-haiku-4-5",
+			MaxTokens: 50,
+			Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hi"))},
+		})
+		if !stream.Next() {
+			t.Fatalf("no first event: %v", stream.Err())
+		}
+		h.p.Cut(proxy.CutTarget{TokenID: h.tokenID})
+		for stream.Next() {
+		}
+		if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "kill_switch") {
+			t.Fatalf("the SDK ended the stream with %v, want an error naming kill_switch", err)
+		}
+	})
 }
