@@ -54,6 +54,10 @@ const (
 	// Recovered: hardcap stopped before settling; the full reservation was
 	// charged when it started again.
 	Recovered Outcome = "recovered"
+	// Killed: the kill switch (or a revocation) cut the request after it
+	// was sent; its usage was charged if the provider had reported it, the
+	// full reservation otherwise.
+	Killed Outcome = "killed"
 )
 
 // Settlement is the actual result of a request.

@@ -395,7 +395,7 @@ func TestChat_KillCutsStreamsAndRefuses(t *testing.T) {
 		t.Fatal("the stream was not cut")
 	}
 	rec := h.records(1)[0]
-	if rec.Charged != rec.Reserved || rec.Outcome != budget.UsageMissing {
+	if rec.Charged != rec.Reserved || rec.Outcome != budget.Killed {
 		t.Fatalf("a cut stream without usage: got charged %s of %s (%s), want the full reservation", rec.Charged, rec.Reserved, rec.Outcome)
 	}
 	resp2 := h.post("/v1/chat/completions", helloBody)

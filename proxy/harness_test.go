@@ -65,6 +65,8 @@ type harnessOptions struct {
 	timeout time.Duration
 	// providers, when set, changes the providers before the proxy starts.
 	providers func([]*proxy.Provider) []*proxy.Provider
+	// settleRetry and settleRetryMax set the settlement retry backoff.
+	settleRetry, settleRetryMax time.Duration
 }
 
 func ledgerOrDB(wrap func(budget.Ledger) budget.Ledger, db *storage.DB) budget.Ledger {
@@ -133,6 +135,8 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		Log:             log,
 		Now:             o.now,
 		UpstreamTimeout: o.timeout,
+		SettleRetry:     o.settleRetry,
+		SettleRetryMax:  o.settleRetryMax,
 	})
 	h.srv = httptest.NewServer(h.p)
 	t.Cleanup(func() {

@@ -51,14 +51,24 @@ type CutTarget struct {
 }
 
 // Cut ends the upstream side of every in-flight request that target
-// selects. Each is then settled by the usual rule: its usage if it already
-// arrived, else its full reservation. It returns how many were cut.
-func (p *Proxy) Cut(target CutTarget) int {
+// selects, for the kill switch or a revocation. Each is then settled by the
+// usual rule (its usage if it already arrived, else its full reservation)
+// and recorded with outcome killed; a stream gets a final error event in
+// its API's shape. It returns how many were cut.
+func (p *Proxy) Cut(target CutTarget) int { return p.cutWhere(target, true) }
+
+// cutWhere cuts the requests target selects; kill marks them killed, as
+// opposed to cut by a shutdown.
+func (p *Proxy) cutWhere(target CutTarget, kill bool) int {
 	p.inflight.mu.Lock()
 	defer p.inflight.mu.Unlock()
 	n := 0
 	for m := range p.inflight.meters {
 		if (target.Project == "" || m.project == target.Project) && (target.TokenID == "" || m.tokenID == target.TokenID) {
+			if kill {
+				// Set before the cut, so whoever sees the cut sees the flag.
+				m.killed.Store(true)
+			}
 			m.cut(ErrCut)
 			n++
 		}
@@ -91,5 +101,5 @@ func (p *Proxy) Close() int {
 	p.inflight.mu.Lock()
 	p.inflight.closed = true
 	p.inflight.mu.Unlock()
-	return p.Cut(CutTarget{})
+	return p.cutWhere(CutTarget{}, false)
 }

@@ -19,6 +19,11 @@ import (
 // at the full reservation.
 const maxMeteredJSON = 16 << 20
 
+// maxMeteredEvent bounds how much of one stream event hardcap keeps to read
+// its usage, for the same reason and with the same rule: a larger event is
+// passed through unchanged, and the request charged in full.
+const maxMeteredEvent = 16 << 20
+
 // meter follows one metered request from its reservation to its settlement.
 type meter struct {
 	p      *Proxy
@@ -53,6 +58,8 @@ type meter struct {
 	tokenID, project string
 	// sent is set once any byte of the request reached the connection.
 	sent atomic.Bool
+	// killed is set when the kill switch cut the request (see Cut).
+	killed atomic.Bool
 
 	once    sync.Once
 	settled chan struct{}
@@ -102,33 +109,58 @@ func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) 
 		default:
 			s.Charged, s.Outcome = m.res.Amount, budget.UsageMissing
 		}
+		if outcome == budget.Killed {
+			// The record says why the request ended; the charge above
+			// stays what the usage (or its absence) makes it.
+			s.Outcome = budget.Killed
+		}
 		// The settlement must be written even when the client is gone.
-		rec, err := m.p.settleWithRetry(s, m.res.ID)
-		log := m.p.log
-		if err != nil {
-			// The reservation stays open and is charged in full on the next
-			// start: never less than the provider could bill.
-			log.Error().Err(err).Str("reservation", m.res.ID).Msg("settlement not recorded; the full reservation will be charged at the next start")
-			rec = budget.NewRecord(m.res, s)
-		}
-		level := zerolog.InfoLevel
-		if s.Charged > m.res.Amount {
-			level = zerolog.WarnLevel
-		}
-		ev := log.WithLevel(level).
-			Str("token", rec.TokenID).Str("project", rec.Project).
-			Str("provider", rec.Provider).Str("model", rec.Model).Str("route", rec.Route).
-			Int("status", rec.Status).Str("outcome", string(rec.Outcome)).
-			Int64("input_tokens", rec.Usage.InputTokens).Int64("output_tokens", rec.Usage.OutputTokens).
-			Stringer("reserved_usd", rec.Reserved).Stringer("charged_usd", rec.Charged).
-			Int64("latency_ms", rec.LatencyMS)
-		if s.Charged > m.res.Amount {
-			ev.Msg("charge above reservation: the price data or the provider's usage is off")
-			m.p.alert(rec)
-			return
-		}
-		ev.Msg("request")
+		m.p.record(m.res, s)
 	})
+}
+
+// record writes a settlement. One the ledger fails to write for a reason
+// that may pass (a full disk) is queued and retried until it lands; its
+// reservation stays held meanwhile.
+func (p *Proxy) record(res budget.Reservation, s budget.Settlement) {
+	rec, err := p.ledger.Settle(context.Background(), res.ID, s)
+	switch {
+	case err == nil:
+		p.logRecord(res, rec)
+	case retriable(err):
+		n, held := p.settles.waiting()
+		p.log.Error().Err(err).Str("reservation", res.ID).Str("token", res.Request.TokenID).Str("project", res.Request.Project).
+			Stringer("reserved_usd", res.Amount).Stringer("charged_usd", s.Charged).Int("waiting", n+1).Stringer("waiting_usd", held+res.Amount).
+			Msg("settlement not recorded: kept in memory and retried until it lands; its reservation stays held")
+		p.settles.add(res, s)
+	default:
+		// The reservation stays open and is charged in full on the next
+		// start: never less than the provider could bill.
+		p.log.Error().Err(err).Str("reservation", res.ID).Msg("settlement not recorded; the full reservation will be charged at the next start")
+		p.logRecord(res, budget.NewRecord(res, s))
+	}
+}
+
+// logRecord writes the request's log line, and alerts on a charge above
+// its reservation.
+func (p *Proxy) logRecord(res budget.Reservation, rec budget.Record) {
+	level := zerolog.InfoLevel
+	if rec.Charged > res.Amount {
+		level = zerolog.WarnLevel
+	}
+	ev := p.log.WithLevel(level).
+		Str("token", rec.TokenID).Str("project", rec.Project).
+		Str("provider", rec.Provider).Str("model", rec.Model).Str("route", rec.Route).
+		Int("status", rec.Status).Str("outcome", string(rec.Outcome)).
+		Int64("input_tokens", rec.Usage.InputTokens).Int64("output_tokens", rec.Usage.OutputTokens).
+		Stringer("reserved_usd", rec.Reserved).Stringer("charged_usd", rec.Charged).
+		Int64("latency_ms", rec.LatencyMS)
+	if rec.Charged > res.Amount {
+		ev.Msg("charge above reservation: the price data or the provider's usage is off")
+		p.alert(rec)
+		return
+	}
+	ev.Msg("request")
 }
 
 // callCharge is what the response's per-call server tool calls cost: each
@@ -193,7 +225,16 @@ type meteredBody struct {
 	raw    []byte     // sse: bytes not yet framed into events
 	out    []byte     // bytes ready for the client
 	whole  []byte     // json: the body so far, up to maxMeteredJSON
-	tooBig bool
+	tooBig bool       // a body or an event too large to meter: charge in full
+	// scan frames raw without rescanning it; maxEvent bounds how much of
+	// one event is kept (default maxMeteredEvent); skipping is set while
+	// an event over it is passed through unframed.
+	scan     eventScanner
+	maxEvent int
+	skipping bool
+	// lastData is the data of the last event framed, which a kill event
+	// may need (the Responses sequence number).
+	lastData []byte
 	// usage reads the usage of this response's API.
 	usage   usageTracker
 	done    bool
@@ -205,7 +246,7 @@ type meteredBody struct {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func newMeteredBody(m *meter, resp *http.Response, sse bool, usage usageTracker) *meteredBody {
-	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, usage: usage, buf: bufPool.Get().(*[]byte)}
+	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, usage: usage, buf: bufPool.Get().(*[]byte), maxEvent: maxMeteredEvent}
 }
 
 // Read returns the next bytes for the client. Stream events are returned
@@ -249,23 +290,62 @@ func (b *meteredBody) process(chunk []byte) {
 		return
 	}
 	b.raw = append(b.raw, chunk...)
+	start := 0
 	for {
-		ev, rest, ok := nextEvent(b.raw)
+		n, ok := b.scan.next(b.raw[start:])
 		if !ok {
 			break
 		}
-		b.event(ev)
-		b.raw = rest
+		switch {
+		case b.skipping:
+			// The end of an event too large to meter: pass it on as it is.
+			b.out = append(b.out, b.raw[start:start+n]...)
+			b.skipping = false
+		case n > b.maxEvent:
+			b.oversized()
+			b.out = append(b.out, b.raw[start:start+n]...)
+		default:
+			b.event(b.raw[start : start+n])
+		}
+		start += n
 	}
-	// Keep the unframed tail in a fresh slice so b.raw does not grow forever.
-	b.raw = append([]byte(nil), b.raw...)
+	if b.skipping || len(b.raw)-start > b.maxEvent {
+		// An event over the bound is not kept: it reaches the client
+		// unchanged as it arrives.
+		if !b.skipping {
+			b.oversized()
+		}
+		b.skipping = true
+		k := b.scan.scanned()
+		b.out = append(b.out, b.raw[start:start+k]...)
+		b.scan.drop(k)
+		start += k
+	}
+	// Only the unframed tail stays; it is moved to the front so the
+	// buffer does not grow with the stream.
+	if start > 0 {
+		b.raw = b.raw[:copy(b.raw, b.raw[start:])]
+	}
+}
+
+// oversized marks the stream as holding an event over the bound: its usage
+// may have been in it, so the request is charged the full reservation.
+func (b *meteredBody) oversized() {
+	if !b.tooBig {
+		b.m.p.log.Warn().Str("reservation", b.m.res.ID).Int("bound_bytes", b.maxEvent).
+			Msg("stream event too large to meter: the request is charged its full reservation")
+	}
+	b.tooBig = true
 }
 
 // event meters one stream event and queues it for the client unless the
 // tracker hides it (a usage chunk the client did not ask for).
 func (b *meteredBody) event(ev []byte) {
-	if typ, data, ok := eventFields(ev); ok && b.usage.event(typ, data) {
-		return
+	if typ, data, ok := eventFields(ev); ok {
+		b.lastData = data
+		if b.usage.event(typ, data) {
+			return
+		}
 	}
 	b.out = append(b.out, ev...)
 }
@@ -284,14 +364,32 @@ func (b *meteredBody) finish(err error) {
 		b.doneErr = err
 	}
 	if b.sse && len(b.raw) > 0 {
-		// A final event without its blank line still counts.
-		b.event(b.raw)
+		if b.skipping {
+			b.out = append(b.out, b.raw...)
+		} else {
+			// A final event without its blank line still counts.
+			b.event(b.raw)
+		}
 		b.raw = nil
 	}
 	clean := errors.Is(err, io.EOF)
+	outcome := budget.UsageMissing
+	if !clean && b.m.killed.Load() {
+		outcome = budget.Killed
+		if b.sse {
+			// The client learns why its stream ends, in its API's own
+			// error event, and the stream then ends cleanly.
+			b.out = append(b.out, killEvent(b.m.req, b.lastData)...)
+			b.doneErr = io.EOF
+		}
+	}
 	if !b.sse && !b.tooBig && clean {
 		b.usage.whole(b.whole)
 		b.whole = nil
+	}
+	if b.tooBig {
+		b.m.settle(nil, b.status, outcome)
+		return
 	}
 	if u, ok := b.usage.result(clean); ok {
 		if r, ok := b.usage.(upliftReporter); ok {
@@ -303,10 +401,13 @@ func (b *meteredBody) finish(err error) {
 		if w, ok := b.usage.(writePlacer); ok {
 			b.m.unplacedWrites = w.unplacedWrites()
 		}
-		b.m.settle(&u, b.status, budget.Complete)
+		if outcome != budget.Killed {
+			outcome = budget.Complete
+		}
+		b.m.settle(&u, b.status, outcome)
 		return
 	}
-	b.m.settle(nil, b.status, budget.UsageMissing)
+	b.m.settle(nil, b.status, outcome)
 }
 
 // Close ends the client's side. When the body was not read to its end (the
@@ -330,26 +431,4 @@ func (b *meteredBody) Close() error {
 		_ = b.src.Close()
 	}()
 	return nil
-}
-
-// settleRetries and settleBackoff bound how hard hardcap tries to record a
-// settlement before leaving the reservation to the next start's recovery.
-const (
-	settleRetries = 5
-	settleBackoff = 50 * time.Millisecond
-)
-
-// settleWithRetry records a settlement, retrying storage failures with
-// backoff: until it lands the reservation keeps its money held. A
-// reservation that is already settled or a closed database ends the tries.
-func (p *Proxy) settleWithRetry(s budget.Settlement, id string) (budget.Record, error) {
-	var err error
-	for i := 0; i < settleRetries; i++ {
-		var rec budget.Record
-		if rec, err = p.ledger.Settle(context.Background(), id, s); err == nil || !retriable(err) {
-			return rec, err
-		}
-		time.Sleep(settleBackoff << i)
-	}
-	return budget.Record{}, err
 }

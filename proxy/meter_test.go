@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -132,3 +133,157 @@ func TestNextEvent(t *testing.T) {
 }
 
 func nowForTest() time.Time { return time.Now() }
+
+// chunkedReader returns its data in reads of at most size bytes, as a
+// network connection would, then EOF.
+type chunkedReader struct {
+	data []byte
+	size int
+}
+
+func (c *chunkedReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.size)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+func (c *chunkedReader) Close() error { return nil }
+
+var (
+	miniOnce  sync.Once
+	miniModel pricing.Model
+	miniErr   error
+)
+
+// meterStream runs stream through a metering body with the given event
+// bound, read by the client in reads of size bytes, and returns what the
+// client got and the one settlement.
+func meterStream(t testing.TB, stream string, bound, size int) (string, budget.Settlement, budget.Money) {
+	t.Helper()
+	miniOnce.Do(func() {
+		cat, err := pricing.Embedded()
+		if err == nil {
+			miniModel, err = cat.Lookup("openai", "gpt-4o-mini", nowForTest())
+		}
+		miniErr = err
+	})
+	if miniErr != nil {
+		t.Fatal(miniErr)
+	}
+	l := &recordingLedger{}
+	p := New(Options{Ledger: l})
+	m := &meter{p: p, res: budget.Reservation{ID: "r1", Amount: 1_000_000}, prices: miniModel.Prices, settled: make(chan struct{})}
+	p.inflight.add(m)
+	resp := &http.Response{StatusCode: 200, Body: &chunkedReader{data: []byte(stream), size: size}}
+	b := newMeteredBody(m, resp, true, &openAITracker{})
+	if bound > 0 {
+		b.maxEvent = bound
+	}
+	out, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close()
+	if len(l.settled) != 1 {
+		t.Fatalf("settled %d times, want once", len(l.settled))
+	}
+	return string(out), l.settled[0], m.res.Amount
+}
+
+// TestMeteredBody_EventOverBound: an event larger than the bound reaches
+// the client byte for byte, whatever the read sizes and however its blank
+// line falls across them, and the request is charged its full reservation
+// even though a usage chunk follows (the oversized event may have held
+// the usage).
+func TestMeteredBody_EventOverBound(t *testing.T) {
+	big := `data: {"choices":[{"index":0,"delta":{"content":"` + strings.Repeat("x", 5000) + `"}}]}`
+	for _, eol := range []string{"\n", "\r\n", "\r"} {
+		stream := `data: {"choices":[{"index":0,"delta":{"content":"a"}}]}` + eol + eol +
+			big + eol + eol + usageOnlyChunk + doneEvent
+		for _, size := range []int{1, 7, 100, 1 << 20} {
+			t.Run(fmt.Sprintf("eol %q, reads of %d", eol, size), func(t *testing.T) {
+				out, s, reserved := meterStream(t, stream, 1000, size)
+				if out != stream {
+					t.Fatalf("the client got %d bytes that differ from the %d sent", len(out), len(stream))
+				}
+				if s.Outcome != budget.UsageMissing || s.Charged != reserved {
+					t.Fatalf("got %s charged %s, want the full reservation %s", s.Outcome, s.Charged, reserved)
+				}
+			})
+		}
+	}
+}
+
+// TestMeteredBody_LargeEventBelowBound: a stream of many small events and
+// one large event under the bound is passed on whole and charged its
+// reported usage exactly.
+func TestMeteredBody_LargeEventBelowBound(t *testing.T) {
+	var sb strings.Builder
+	for i := 0; i < 2000; i++ {
+		sb.WriteString(`data: {"choices":[{"index":0,"delta":{"content":"a"}}]}` + "\n\n")
+	}
+	sb.WriteString(`data: {"choices":[{"index":0,"delta":{"content":"` + strings.Repeat("y", 3<<20) + `"}}]}` + "\n\n")
+	for i := 0; i < 2000; i++ {
+		sb.WriteString(`data: {"choices":[{"index":0,"delta":{"content":"b"}}]}` + "\r\n\r\n")
+	}
+	sb.WriteString(usageOnlyChunk + doneEvent)
+	stream := sb.String()
+	out, s, _ := meterStream(t, stream, 0, 32<<10)
+	if out != stream {
+		t.Fatalf("the client got %d bytes that differ from the %d sent", len(out), len(stream))
+	}
+	if s.Outcome != budget.Complete || s.Usage.InputTokens != 10 || s.Usage.OutputTokens != 2 {
+		t.Fatalf("got %s with usage %+v, want complete with 10 in, 2 out", s.Outcome, s.Usage)
+	}
+}
+
+// TestEventScanner_MatchesNextEvent: framing a buffer that grows a byte at
+// a time finds the same events as framing it whole.
+func TestEventScanner_MatchesNextEvent(t *testing.T) {
+	in := "data: a\n\ndata: b\r\n\r\nevent: x\rdata: c\r\r\n\ndata: d\r\n\r"
+	var whole []string
+	for rest := []byte(in); ; {
+		ev, r, ok := nextEvent(rest)
+		if !ok {
+			break
+		}
+		whole = append(whole, string(ev))
+		rest = r
+	}
+	var s eventScanner
+	var buf []byte
+	var grown []string
+	for i := 0; i < len(in); i++ {
+		buf = append(buf, in[i])
+		for {
+			n, ok := s.next(buf)
+			if !ok {
+				break
+			}
+			grown = append(grown, string(buf[:n]))
+			buf = buf[n:]
+		}
+	}
+	if fmt.Sprint(grown) != fmt.Sprint(whole) {
+		t.Fatalf("growing buffer framed %q, whole buffer %q", grown, whole)
+	}
+}
+
+// BenchmarkMeteredBody_LargeEvent meters one large stream event arriving
+// in 32 KiB reads. The cost per byte (shown as MB/s) stays flat as the
+// event grows: the buffer is scanned once, not once per read.
+func BenchmarkMeteredBody_LargeEvent(b *testing.B) {
+	for _, size := range []int{256 << 10, 1 << 20, 4 << 20, 15 << 20} {
+		stream := `data: {"choices":[{"index":0,"delta":{"content":"` + strings.Repeat("z", size) + `"}}]}` + "\n\n" + usageOnlyChunk + doneEvent
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(stream)))
+			for i := 0; i < b.N; i++ {
+				if _, s, _ := meterStream(b, stream, 0, 32<<10); s.Outcome != budget.Complete {
+					b.Fatalf("got %s, want complete", s.Outcome)
+				}
+			}
+		})
+	}
+}

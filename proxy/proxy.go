@@ -95,6 +95,10 @@ type Options struct {
 	// Alert is called for every settlement above its reservation; it must
 	// not block.
 	Alert func(budget.Record)
+	// SettleRetry is the first wait before a settlement the ledger failed
+	// to write is tried again, doubling up to SettleRetryMax; defaults
+	// DefaultSettleRetry and DefaultSettleRetryMax.
+	SettleRetry, SettleRetryMax time.Duration
 }
 
 // Proxy is the data plane. It is an http.Handler for the data-plane paths.
@@ -112,6 +116,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	limits   rateLimits
 	inflight inflight
+	settles  *settleQueue
 }
 
 // New returns a Proxy.
@@ -127,6 +132,7 @@ func New(opts Options) *Proxy {
 		timeout:   opts.UpstreamTimeout,
 		alertFn:   opts.Alert,
 	}
+	p.settles = newSettleQueue(p, opts.SettleRetry, opts.SettleRetryMax)
 	for _, prov := range opts.Providers {
 		if prov.CapField == "" {
 			prov.CapField = "max_tokens"
@@ -465,29 +471,32 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // and is charged its full reservation.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	fw := forwardFrom(r.Context())
-	if fw != nil && fw.meter != nil {
-		fw.meter.attached = true
-		if !fw.meter.sent.Load() {
-			fw.meter.settle(nil, http.StatusBadGateway, budget.NotSent)
-		} else {
-			fw.meter.settle(nil, http.StatusBadGateway, budget.UsageMissing)
-		}
-	}
 	shape := KindOpenAI
 	if fw != nil {
 		shape = fw.prov.Kind
 	}
-	status := http.StatusBadGateway
-	msg := publicMessages["upstream_error"]
+	e := &Error{Status: http.StatusBadGateway, Code: "upstream_error", Message: publicMessages["upstream_error"]}
+	cut := false
 	if errors.Is(err, context.DeadlineExceeded) {
-		status = http.StatusGatewayTimeout
-		msg = "The provider did not answer within hardcap's upstream timeout."
+		e.Status, e.Code = http.StatusGatewayTimeout, "upstream_error"
+		e.Message = "The provider did not answer within hardcap's upstream timeout."
 	} else if errors.Is(err, ErrCut) || errors.Is(context.Cause(r.Context()), ErrCut) {
-		status = http.StatusForbidden
-		writeError(w, shape, &Error{Status: status, Code: "kill_switch", Message: publicMessages["kill_switch"]})
-		return
+		cut = true
+		e.Status, e.Code, e.Message = http.StatusForbidden, "kill_switch", publicMessages["kill_switch"]
 	}
-	writeError(w, shape, &Error{Status: status, Code: "upstream_error", Message: msg})
+	if fw != nil && fw.meter != nil {
+		// The record carries the status the client is sent.
+		fw.meter.attached = true
+		switch {
+		case !fw.meter.sent.Load():
+			fw.meter.settle(nil, e.Status, budget.NotSent)
+		case cut && fw.meter.killed.Load():
+			fw.meter.settle(nil, e.Status, budget.Killed)
+		default:
+			fw.meter.settle(nil, e.Status, budget.UsageMissing)
+		}
+	}
+	writeError(w, shape, e)
 }
 
 // scrub removes every occurrence of the real key from an upstream body, in

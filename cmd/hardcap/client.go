@@ -444,6 +444,11 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "hardcap %s on %s (demo: %v)\n", st.Version, st.Listen, st.Demo)
 		fmt.Fprintf(stdout, "global budget: %s; spent %s, reserved %s (%s)\n", st.Global.describe(), st.Global.Spent, st.Global.Reserved, st.Global.Window)
 		fmt.Fprintf(stdout, "kill switch (all): %v; in flight: %d; open reservations: %d; overshoots: %d (%s USD)\n", st.KillAll, st.InFlight, st.OpenReservations, st.Overshoots, st.OvershootUSD)
+		line := fmt.Sprintf("settlements waiting to be written: %d (%s USD held)", st.SettlementsWaiting, st.SettlementsWaitingUSD)
+		if st.SettlementsWaiting > 0 {
+			line += ": the ledger could not write them (full disk?); they are retried until they land"
+		}
+		fmt.Fprintln(stdout, line)
 		for _, p := range st.Prices {
 			line := fmt.Sprintf("prices: %s from %s", p.Name, p.Origin)
 			if p.AsOf != "" {
@@ -570,4 +575,9 @@ type statusJSON struct {
 		AgeDays int    `json:"age_days"`
 		Stale   bool   `json:"stale"`
 	} `json:"prices"`
+	// SettlementsWaiting counts settlements the ledger failed to write,
+	// retried until they land; SettlementsWaitingUSD is what their
+	// reservations hold meanwhile.
+	SettlementsWaiting    int    `json:"settlements_waiting"`
+	SettlementsWaitingUSD string `json:"settlements_waiting_usd"`
 }

@@ -180,9 +180,10 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // Close stops accepting requests, waits up to ShutdownGrace for in-flight
-// requests to finish and settle, cuts and settles what is left, then syncs
-// and closes the database. Anything cut short is charged in full by the
-// next start's recovery.
+// requests to finish and settle, cuts and settles what is left, tries once
+// more the settlements the ledger failed to write, then syncs and closes
+// the database. Anything cut short is charged in full by the next start's
+// recovery.
 func (m *Main) Close() error {
 	m.closeMu.Lock()
 	defer m.closeMu.Unlock()
@@ -210,6 +211,14 @@ func (m *Main) Close() error {
 	if m.demo != nil {
 		_ = m.demo.Close()
 	}
+	// Settlements the ledger failed to write get one more try before the
+	// database closes; the next start charges what is left in full.
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if n, held := m.proxy.FlushSettlements(fctx); n > 0 {
+		m.log.Error().Int("settlements", n).Stringer("held_usd", held).
+			Msg("settlements still not recorded at shutdown: the next start charges their reservations in full")
+	}
+	fcancel()
 	if err := m.db.Close(); err != nil {
 		return err
 	}

@@ -364,13 +364,18 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		h.writeDomainError(w, err)
 		return
 	}
+	// Settlements the ledger failed to write wait in memory, their
+	// reservations held, until a retry lands them.
+	waiting, held := h.opts.Proxy.SettlementsWaiting()
 	out := map[string]any{
-		"kill_all":          st.KillAll,
-		"global":            budgetView(st.Global),
-		"open_reservations": st.OpenReservations,
-		"in_flight":         h.opts.Proxy.InFlight(),
-		"overshoots":        st.Overshoots,
-		"overshoot_usd":     st.OvershootUSD,
+		"kill_all":                st.KillAll,
+		"global":                  budgetView(st.Global),
+		"open_reservations":       st.OpenReservations,
+		"in_flight":               h.opts.Proxy.InFlight(),
+		"overshoots":              st.Overshoots,
+		"overshoot_usd":           st.OvershootUSD,
+		"settlements_waiting":     waiting,
+		"settlements_waiting_usd": held,
 	}
 	if h.opts.Status != nil {
 		for k, v := range h.opts.Status() {
