@@ -281,30 +281,48 @@ func TestSalvage_CopiesWhatIsReadable(t *testing.T) {
 }
 
 // TestDB_FaultsBecomeErrors damages the file under a running DB: reads and
-// writes that hit it fail with ErrDamaged, logged at error level, and the
-// process goes on.
+// writes that hit it fail with ErrDamaged, logged at error level, later
+// calls fail at once instead of waiting on a lock the fault left held, and
+// Close returns. Before, the fault killed the process.
 func TestDB_FaultsBecomeErrors(t *testing.T) {
-	path := filledDB(t)
-	var logs bytes.Buffer
-	db, err := Open(path, Options{Log: zerolog.New(&logs), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.view(func(*bolt.Tx) error { panic("a bug") }); !errors.Is(err, ErrDamaged) {
-		t.Fatalf("panicking read: got %v, want ErrDamaged", err)
-	}
-	if err := db.update(ctx, func(*bolt.Tx) error { panic("a bug") }); !errors.Is(err, ErrDamaged) {
-		t.Fatalf("panicking write: got %v, want ErrDamaged", err)
-	}
-	// Cutting the file under bbolt's mmap makes reading it fault (SIGBUS).
-	if err := os.Truncate(path, 8192); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Usage(RecordFilter{}); !errors.Is(err, ErrDamaged) {
-		t.Fatalf("reading a truncated file: got %v, want ErrDamaged", err)
-	}
-	if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "a read in") {
-		t.Fatalf("the fault is not logged at error level: %s", logs.String())
+	for _, size := range []int64{8192, 4096} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			path := filledDB(t)
+			var logs bytes.Buffer
+			db, err := Open(path, Options{Log: zerolog.New(&logs), NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.view(func(*bolt.Tx) error { panic("a bug") }); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("panicking read: got %v, want ErrDamaged", err)
+			}
+			if err := db.update(ctx, func(*bolt.Tx) error { panic("a bug") }); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("panicking write: got %v, want ErrDamaged", err)
+			}
+			if _, err := db.Projects(); err != nil {
+				t.Fatalf("a plain panic broke later reads: %v", err)
+			}
+			// Cutting the file under bbolt's mmap makes reading it fault
+			// (SIGBUS); at 4096 bytes even the meta page of a new
+			// transaction is gone.
+			if err := os.Truncate(path, size); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Usage(RecordFilter{}); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("reading a truncated file: got %v, want ErrDamaged", err)
+			}
+			if _, err := db.Projects(); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("read after a fault: got %v, want ErrDamaged", err)
+			}
+			if _, err := db.CreateProject(ctx, "late", budget.Limit{}); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("write after a fault: got %v, want ErrDamaged", err)
+			}
+			if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "a read in") {
+				t.Fatalf("the fault is not logged at error level: %s", logs.String())
+			}
+			if err := db.Close(); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("Close: got %v, want ErrDamaged", err)
+			}
+		})
 	}
 }

@@ -95,7 +95,7 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			return
 		}
 		err := db.fault("a commit", r)
-		db.broken.Store(&err)
+		db.broken.CompareAndSwap(nil, &err)
 		if tx != nil && guard("rolling back", tx.Rollback) != nil {
 			db.wedged.Store(true)
 		}

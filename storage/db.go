@@ -92,8 +92,8 @@ type DB struct {
 	// broken is set when bbolt panicked inside Begin or Commit: its state
 	// is unknown from then on, so every later write is refused with it.
 	broken atomic.Pointer[error]
-	// wedged says a panic left bbolt's writer lock held, so Close must not
-	// wait for it.
+	// wedged says a panic may have left one of bbolt's locks held, so
+	// Close must not wait for them.
 	wedged atomic.Bool
 
 	recovered []budget.Record
@@ -314,9 +314,17 @@ func guard(what string, fn func() error) (err error) {
 }
 
 // fault logs a panic recovered at run time at error level with its cause
-// and returns the ErrDamaged the caller gets.
+// and returns the ErrDamaged the caller gets. A memory fault (the mapped
+// file shrank or its disk failed) can strike while bbolt holds one of its
+// locks, which it then never releases: from then on every call is refused
+// at once, rather than waiting on that lock forever.
 func (db *DB) fault(what string, r any) error {
 	err := fmt.Errorf("%w: %s in %s panicked: %v", ErrDamaged, what, db.path, r)
+	if _, isFault := r.(interface{ Addr() uintptr }); isFault {
+		err = fmt.Errorf("%w; every later call is refused until hardcap restarts", err)
+		db.broken.CompareAndSwap(nil, &err)
+		db.wedged.Store(true)
+	}
 	db.log.Error().Err(err).Str("stack", string(debug.Stack())).
 		Msg("storage fault: the call was refused; stop hardcap and run `hardcap db check`")
 	return err
@@ -332,11 +340,19 @@ func (db *DB) Close() error {
 	db.closed = true
 	close(db.ops)
 	db.closeMu.Unlock()
-	<-db.writerDone
+	for done := false; !done; {
+		select {
+		case <-db.writerDone:
+			done = true
+		case <-time.After(time.Second):
+			// A writer stuck on a lock a fault left held never returns.
+			done = db.wedged.Load()
+		}
+	}
 	defer db.lock.release()
 	if db.wedged.Load() {
-		// bbolt's writer lock is held by a transaction a panic abandoned;
-		// its Close would wait forever. The process's exit frees the file.
+		// A panic left one of bbolt's locks held; its Close would wait
+		// forever. The process's exit frees the file.
 		return *db.broken.Load()
 	}
 	return guard("closing "+db.path, db.bolt.Close)
@@ -366,6 +382,9 @@ func (db *DB) view(fn func(tx *bolt.Tx) error) (err error) {
 	defer db.closeMu.RUnlock()
 	if db.closed {
 		return ErrClosed
+	}
+	if err := db.broken.Load(); err != nil {
+		return *err
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

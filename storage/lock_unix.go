@@ -17,10 +17,15 @@ import (
 type fileLock struct{ f *os.File }
 
 // lockFile takes the lock, exclusive or shared, retrying until timeout.
+// A shared lock (a reader such as Check) does not create the lock file: no
+// file means no server holds it, and a check of a backup leaves no litter.
 func lockFile(path string, exclusive bool, timeout time.Duration) (*fileLock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil && !exclusive && errors.Is(err, os.ErrPermission) {
-		f, err = os.Open(path)
+	var f *os.File
+	var err error
+	if exclusive {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	} else if f, err = os.Open(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: lock: %w", err)
@@ -49,7 +54,7 @@ func lockFile(path string, exclusive bool, timeout time.Duration) (*fileLock, er
 
 // release drops the lock.
 func (l *fileLock) release() {
-	if l != nil {
+	if l != nil && l.f != nil {
 		_ = l.f.Close()
 	}
 }

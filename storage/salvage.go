@@ -101,7 +101,6 @@ func Salvage(src, dst string) (SalvageReport, error) {
 		}
 		return rep, fmt.Errorf("storage: %w", err)
 	}
-	_ = os.Remove(tmp + ".lock")
 	return rep, syncDir(filepath.Dir(dst))
 }
 

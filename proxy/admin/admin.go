@@ -61,6 +61,7 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("POST /admin/v1/kill", h.kill(true))
 	h.mux.HandleFunc("POST /admin/v1/resume", h.kill(false))
 	h.mux.HandleFunc("GET /admin/v1/status", h.status)
+	h.mux.HandleFunc("GET /admin/v1/backup", h.backup)
 	return h
 }
 
@@ -406,6 +407,9 @@ func writeDomainError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "exists", err.Error())
 	case errors.Is(err, tokens.ErrProjectNotFound), errors.Is(err, tokens.ErrTokenNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, storage.ErrDamaged):
+		// storage logged the cause at error level when it caught it.
+		writeError(w, http.StatusServiceUnavailable, "ledger_unavailable", "the database is damaged and could not answer; see the server log, then stop hardcap and run `hardcap db check`")
 	default:
 		writeError(w, http.StatusInternalServerError, "internal_error", "the database could not answer; see the server log")
 	}
