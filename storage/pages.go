@@ -55,24 +55,38 @@ type fileMeta struct {
 // readMeta reads both meta pages and returns the valid one with the higher
 // transaction id, as bbolt does.
 func readMeta(r io.ReaderAt, size int64) (fileMeta, error) {
+	metas, err := readMetas(r, size)
+	if err != nil {
+		return fileMeta{}, err
+	}
+	return metas[0], nil
+}
+
+// readMetas returns the valid meta pages, newest first. The older one
+// points at the tree of the previous transaction, which bbolt's
+// copy-on-write leaves in place until the next commit reuses its pages.
+func readMetas(r io.ReaderAt, size int64) ([]fileMeta, error) {
 	m0, err0 := metaAt(r, 0)
 	if err0 == nil {
 		m1, err1 := metaAt(r, int64(m0.pageSize))
-		if err1 == nil && m1.txid > m0.txid {
-			return m1, nil
+		switch {
+		case err1 != nil:
+			return []fileMeta{m0}, nil
+		case m1.txid > m0.txid:
+			return []fileMeta{m1, m0}, nil
 		}
-		return m0, nil
+		return []fileMeta{m0, m1}, nil
 	}
 	// Page 0 is unreadable: find page 1 at the usual page sizes.
 	for _, ps := range []int64{4096, 16384, 65536, 8192, 32768, 2048, 1024} {
 		if m1, err := metaAt(r, ps); err == nil && int64(m1.pageSize) == ps {
-			return m1, nil
+			return []fileMeta{m1}, nil
 		}
 	}
 	if size < 2*1024 {
-		return fileMeta{}, fmt.Errorf("the file is %d bytes, too short for a bbolt database", size)
+		return nil, fmt.Errorf("the file is %d bytes, too short for a bbolt database", size)
 	}
-	return fileMeta{}, fmt.Errorf("neither header (meta page) is valid: %v", err0)
+	return nil, fmt.Errorf("neither header (meta page) is valid: %v", err0)
 }
 
 func metaAt(r io.ReaderAt, off int64) (fileMeta, error) {
@@ -258,6 +272,12 @@ func walkFile(r io.ReaderAt, size int64, collect bool) (*walker, []fileBucket, e
 	if err != nil {
 		return nil, nil, err
 	}
+	w, buckets := walkFrom(r, size, meta, collect)
+	return w, buckets, nil
+}
+
+// walkFrom walks the tree one meta page points at.
+func walkFrom(r io.ReaderAt, size int64, meta fileMeta, collect bool) (*walker, []fileBucket) {
 	w := &walker{r: r, meta: meta, seen: map[uint64]bool{0: true, 1: true}, collect: collect}
 	if need := int64(meta.hwm) * int64(meta.pageSize); size < need {
 		w.problem("the file is %d bytes but its header says it holds %d pages (%d bytes): it was truncated", size, meta.hwm, need)
@@ -273,7 +293,7 @@ func walkFile(r io.ReaderAt, size int64, collect bool) (*walker, []fileBucket, e
 		}
 		buckets = append(buckets, w.readBucket(string(e.key), e.value))
 	})
-	return w, buckets, nil
+	return w, buckets
 }
 
 func (w *walker) checkFreelist() {

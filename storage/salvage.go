@@ -60,11 +60,21 @@ func Salvage(src, dst string) (SalvageReport, error) {
 		f.Close()
 		return rep, fmt.Errorf("storage: %w", err)
 	}
-	w, buckets, err := walkFile(f, info.Size(), true)
-	f.Close()
+	metas, err := readMetas(f, info.Size())
 	if err != nil {
+		f.Close()
 		return rep, fmt.Errorf("%w: %s: nothing can be read: %v", ErrDamaged, src, err)
 	}
+	// The newest tree, unless the previous transaction's (one commit
+	// older) is readable where the newest is not.
+	w, buckets := walkFrom(f, info.Size(), metas[0], true)
+	if len(metas) > 1 && len(w.problems) > 0 {
+		if w2, b2 := walkFrom(f, info.Size(), metas[1], true); entries(b2) > entries(buckets) {
+			w, buckets = w2, b2
+			w.problems = append([]string{"the newest transaction's tree is unreadable; copied the previous one's"}, w.problems...)
+		}
+	}
+	f.Close()
 	rep.Unreadable = w.problems
 	if w.more > 0 {
 		rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("and %d more problems", w.more))
@@ -250,4 +260,13 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 		rep.Rebuilt++
 	}
 	return nil
+}
+
+// entries counts the entries of buckets.
+func entries(buckets []fileBucket) int {
+	n := 0
+	for _, b := range buckets {
+		n += b.count
+	}
+	return n
 }
