@@ -57,7 +57,7 @@ func Check(path string) (Report, error) {
 		return rep, fmt.Errorf("storage: %w", err)
 	}
 	rep.Bytes = info.Size()
-	lock, err := lockFile(path+".lock", false, 500*time.Millisecond)
+	lock, err := lockFile(path, false, 500*time.Millisecond)
 	if err != nil {
 		return rep, fmt.Errorf("storage: %s: %w", path, err)
 	}

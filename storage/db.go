@@ -116,7 +116,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 500 * time.Millisecond
 	}
-	lock, err := lockFile(path+".lock", true, opts.LockTimeout)
+	lock, err := lockFile(path, true, opts.LockTimeout)
 	if errors.Is(err, ErrLocked) {
 		return nil, fmt.Errorf("storage: %s: %w", path, ErrLocked)
 	}

@@ -46,7 +46,7 @@ func Salvage(src, dst string) (SalvageReport, error) {
 	if _, err := os.Lstat(dst); err == nil {
 		return rep, fmt.Errorf("storage: %s: %w", dst, ErrExists)
 	}
-	lock, err := lockFile(src+".lock", false, 500*time.Millisecond)
+	lock, err := lockFile(src, false, 500*time.Millisecond)
 	if err != nil {
 		return rep, fmt.Errorf("storage: %s: %w", src, err)
 	}
