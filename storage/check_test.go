@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,5 +325,51 @@ func TestDB_FaultsBecomeErrors(t *testing.T) {
 				t.Fatalf("Close: got %v, want ErrDamaged", err)
 			}
 		})
+	}
+}
+
+// TestOpen_RandomDamageNeverCrashes overwrites random pages and random
+// bytes of a ledger: Open either refuses the file or serves one whose every
+// record reads back, and never crashes the process.
+func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
+	clean := filledDB(t)
+	orig, err := os.ReadFile(clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(8, 1))
+	refused := 0
+	for i := range 40 {
+		data := bytes.Clone(orig)
+		if i%2 == 0 {
+			// A whole page of junk, as a misdirected write leaves.
+			page := 2 + rng.IntN(len(data)/4096-2)
+			for j := range 4096 {
+				data[page*4096+j] = byte(rng.Uint32())
+			}
+		} else {
+			for range 8 {
+				data[rng.IntN(len(data))] = byte(rng.Uint32())
+			}
+		}
+		path := filepath.Join(t.TempDir(), "hardcap.db")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := Open(path, Options{NoSync: true})
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrNewerFormat) {
+				t.Fatalf("round %d: refused with %v, want ErrDamaged", i, err)
+			}
+			refused++
+			continue
+		}
+		if _, err := db.Usage(RecordFilter{}); err != nil {
+			t.Errorf("round %d: Open served a file whose records do not read: %v", i, err)
+		}
+		db.Close()
+	}
+	if refused == 0 {
+		t.Fatal("no damage was ever refused")
 	}
 }

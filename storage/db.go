@@ -104,7 +104,8 @@ type DB struct {
 // file does not exist. It refuses (ErrDamaged) an empty, truncated or
 // otherwise damaged file, after checking its structure with bounds-checked
 // reads, bbolt's own consistency check and hardcap's (format version,
-// buckets, spend counters against open reservations); it refuses
+// buckets, every entry decodes, spend counters against open reservations);
+// it refuses
 // (ErrLocked) a file another process holds, and (ErrNewerFormat) a file of
 // a newer hardcap. Then it charges every reservation a previous run left
 // unsettled at its full amount: a crash must never let a request go
@@ -218,7 +219,11 @@ func (db *DB) openChecks() error {
 				problems = appendProblem(problems, "bbolt check: "+err.Error())
 			}
 			var err error
-			_, problems, err = checkLedger(tx, false, problems)
+			// Deep: every entry must decode. A byte flipped inside a
+			// value is invisible to the structure checks, and a ledger
+			// that serves must be able to read all of its books. It costs
+			// a decode of every record at each start.
+			_, problems, err = checkLedger(tx, true, problems)
 			return err
 		})
 	})

@@ -116,6 +116,7 @@ func metaAt(r io.ReaderAt, off int64) (fileMeta, error) {
 // walker reads the pages of one bbolt file.
 type walker struct {
 	r        io.ReaderAt
+	size     int64
 	meta     fileMeta
 	seen     map[uint64]bool
 	problems []string
@@ -147,6 +148,10 @@ func (w *walker) page(id uint64) ([]byte, error) {
 	overflow := uint64(le.Uint32(hdr[12:]))
 	if id+overflow >= w.meta.hwm {
 		return nil, fmt.Errorf("page %d: %d overflow pages run past the file's %d pages", id, overflow, w.meta.hwm)
+	}
+	// Checked before allocating: an overwritten header can claim any size.
+	if end := (id + overflow + 1) * ps; end > uint64(w.size) {
+		return nil, fmt.Errorf("page %d: runs past the end of the file (%d bytes)", id, w.size)
 	}
 	for i := id; i <= id+overflow; i++ {
 		if w.seen[i] {
@@ -278,7 +283,7 @@ func walkFile(r io.ReaderAt, size int64, collect bool) (*walker, []fileBucket, e
 
 // walkFrom walks the tree one meta page points at.
 func walkFrom(r io.ReaderAt, size int64, meta fileMeta, collect bool) (*walker, []fileBucket) {
-	w := &walker{r: r, meta: meta, seen: map[uint64]bool{0: true, 1: true}, collect: collect}
+	w := &walker{r: r, size: size, meta: meta, seen: map[uint64]bool{0: true, 1: true}, collect: collect}
 	if need := int64(meta.hwm) * int64(meta.pageSize); size < need {
 		w.problem("the file is %d bytes but its header says it holds %d pages (%d bytes): it was truncated", size, meta.hwm, need)
 	}
