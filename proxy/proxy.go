@@ -237,6 +237,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	}
 	tok, err := p.auth.Authenticate(secret)
 	if err != nil {
+		if !isDomainRefusal(err) && !errors.Is(err, tokens.ErrMalformed) {
+			// The token store could not answer (a damaged or closed
+			// database): fail closed as a ledger error, 503, not a 500.
+			err = fmt.Errorf("%w: %w", ErrStorage, err)
+		}
 		return tokens.Token{}, err
 	}
 	if err := p.limits.allow(tok, start); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -34,6 +35,10 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 		db.closeMu.RUnlock()
 		return ErrClosed
 	}
+	if err := db.broken.Load(); err != nil {
+		db.closeMu.RUnlock()
+		return *err
+	}
 	select {
 	case db.ops <- op:
 		db.closeMu.RUnlock()
@@ -49,6 +54,9 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // read-write transaction and commits once.
 func (db *DB) writer() {
 	defer close(db.writerDone)
+	// A fault reading a damaged page must become a panic that commitBatch
+	// recovers, not a crash of the process.
+	debug.SetPanicOnFault(true)
 	batch := make([]*writeOp, 0, db.maxBatch)
 	for {
 		op, ok := <-db.ops
@@ -75,19 +83,39 @@ func (db *DB) writer() {
 // commitBatch runs ops in one transaction. An operation that fails with a
 // fatalError (or panics) is answered with its error and the batch is run
 // again without it, so one bad operation cannot commit half of itself nor
-// take the others down.
+// take the others down. A panic inside bbolt itself (Begin, Commit) leaves
+// its state unknown: every operation of the batch is refused and so is
+// every later write (see DB.broken).
 func (db *DB) commitBatch(ops []*writeOp) {
 	pending := ops
+	var tx *bolt.Tx
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		err := db.fault("a commit", r)
+		db.broken.CompareAndSwap(nil, &err)
+		if tx != nil && guard("rolling back", tx.Rollback) != nil {
+			db.wedged.Store(true)
+		}
+		answerAll(pending, err)
+	}()
+	if err := db.broken.Load(); err != nil {
+		answerAll(pending, *err)
+		return
+	}
 	for len(pending) > 0 {
 		results := make([]error, len(pending))
-		tx, err := db.bolt.Begin(true)
+		var err error
+		tx, err = db.bolt.Begin(true)
 		if err != nil {
 			answerAll(pending, fmt.Errorf("storage: begin: %w", err))
 			return
 		}
 		bad := -1
 		for i, op := range pending {
-			results[i] = runOp(tx, op.fn)
+			results[i] = db.runOp(tx, op.fn)
 			var fe fatalError
 			if errors.As(results[i], &fe) {
 				bad = i
@@ -96,11 +124,14 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		}
 		if bad >= 0 {
 			_ = tx.Rollback()
+			tx = nil
 			pending[bad].done <- results[bad]
 			pending = append(pending[:bad:bad], pending[bad+1:]...)
 			continue
 		}
-		if err := tx.Commit(); err != nil {
+		err = tx.Commit()
+		tx = nil
+		if err != nil {
 			answerAll(pending, fmt.Errorf("storage: commit: %w", err))
 			return
 		}
@@ -109,14 +140,17 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		for i, op := range pending {
 			op.done <- results[i]
 		}
+		pending = nil
 		return
 	}
 }
 
-func runOp(tx *bolt.Tx, fn func(*bolt.Tx) error) (err error) {
+// runOp runs one operation; a panic in it (a hardcap bug or a damaged
+// page) is logged and fails only this operation.
+func (db *DB) runOp(tx *bolt.Tx, fn func(*bolt.Tx) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fatalError{fmt.Errorf("storage: operation panicked: %v", r)}
+			err = fatalError{db.fault("a write", r)}
 		}
 	}()
 	return fn(tx)

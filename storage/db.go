@@ -9,15 +9,21 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names. Values are JSON unless noted.
@@ -38,6 +44,7 @@ var (
 	metaKillAll    = []byte("kill_all")   // "1" when the global kill switch is on
 	metaOvershoots = []byte("overshoots") // 8 bytes: settlements above their reservation
 	metaOverAmount = []byte("over_usd")   // 8 bytes: nano-USD charged above reservations
+	metaFormat     = []byte("format")     // decimal FormatVersion; absent in files of hardcap before it
 )
 
 // Options configures a DB. The zero value is usable.
@@ -57,11 +64,21 @@ type Options struct {
 	// NoSync turns off fsync. Only tests that do not test durability may set
 	// it.
 	NoSync bool
+	// Log receives storage faults (at error level, with their cause) and
+	// the permissions Open tightens (at warn level); default no log.
+	Log zerolog.Logger
+	// LockTimeout is how long Open waits for another process to let go of
+	// the database before it returns ErrLocked; default 500ms, so a second
+	// hardcap on the same data directory is told within a second.
+	LockTimeout time.Duration
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
 type DB struct {
 	bolt     *bolt.DB
+	lock     *fileLock
+	path     string
+	log      zerolog.Logger
 	now      func() time.Time
 	loc      *time.Location
 	global   budget.Limit
@@ -72,29 +89,79 @@ type DB struct {
 	writerDone chan struct{}
 	closeMu    sync.RWMutex
 	closed     bool
+	// broken is set when bbolt panicked inside Begin or Commit: its state
+	// is unknown from then on, so every later write is refused with it.
+	broken atomic.Pointer[error]
+	// wedged says a panic may have left one of bbolt's locks held, so
+	// Close must not wait for them.
+	wedged atomic.Bool
 
 	recovered []budget.Record
 	stats     struct{ commits, ops atomic.Uint64 }
 }
 
-// Open opens (creating if needed) the database at path, then charges every
-// reservation a previous run left unsettled at its full amount: a crash must
-// never let a request go uncharged. The records of those charges are
-// available from Recovered.
+// Open opens the database at path, creating a new ledger only when the
+// file does not exist. It refuses (ErrDamaged) an empty, truncated or
+// otherwise damaged file, after checking its structure with bounds-checked
+// reads, bbolt's own consistency check and hardcap's (format version,
+// buckets, every entry decodes, spend counters against open reservations);
+// it refuses
+// (ErrLocked) a file another process holds, and (ErrNewerFormat) a file of
+// a newer hardcap. Then it charges every reservation a previous run left
+// unsettled at its full amount: a crash must never let a request go
+// uncharged. The records of those charges are available from Recovered.
 func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      2 * time.Second,
-		FreelistType: bolt.FreelistMapType,
-		NoSync:       opts.NoSync,
-	})
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 500 * time.Millisecond
+	}
+	lock, err := lockFile(path, true, opts.LockTimeout)
+	if errors.Is(err, ErrLocked) {
+		return nil, fmt.Errorf("storage: %s: %w", path, ErrLocked)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+		return nil, err
+	}
+	db, err := open(path, opts)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	db.lock = lock
+	return db, nil
+}
+
+// open does Open's work under the lock.
+func open(path string, opts Options) (*DB, error) {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := createLedger(path, opts.NoSync); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("storage: %w", err)
+	case info.Size() == 0:
+		// A missing file is a new ledger; an empty one is a ledger that
+		// lost its content (a full disk, a bad copy): starting afresh would
+		// forget every token and every dollar spent.
+		return nil, fmt.Errorf("%w: %s is empty (0 bytes)", ErrDamaged, path)
+	case info.Mode().Perm()&0o077 != 0:
+		// The file holds token hashes and client IPs. bbolt keeps the mode
+		// of a file it did not create (a copied backup, a `touch`ed file).
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		opts.Log.Warn().Str("path", path).Str("was", info.Mode().Perm().String()).Msg("database file was readable by others; set its mode to 0600")
+	}
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
 	db := &DB{
-		bolt:       bdb,
+		path:       path,
+		log:        opts.Log,
 		now:        opts.Now,
 		loc:        opts.Location,
 		global:     opts.Global,
@@ -115,21 +182,157 @@ func Open(path string, opts Options) (*DB, error) {
 	if db.maxBatch <= 0 {
 		db.maxBatch = 1024
 	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+	err = guard("opening "+path, func() error {
+		bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      opts.LockTimeout,
+			FreelistType: bolt.FreelistMapType,
+			NoSync:       opts.NoSync,
+		})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return fmt.Errorf("storage: %s: %w", path, ErrLocked)
 		}
-		db.recovered, err = db.recover(tx)
-		return err
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrDamaged, path, err)
+		}
+		db.bolt = bdb
+		return nil
 	})
 	if err != nil {
-		_ = bdb.Close()
-		return nil, fmt.Errorf("storage: recovery: %w", err)
+		return nil, err
+	}
+	if err := db.openChecks(); err != nil {
+		_ = guard("closing", db.bolt.Close)
+		return nil, err
 	}
 	go db.writer()
 	return db, nil
+}
+
+// openChecks runs bbolt's and hardcap's checks, writes the format version
+// into a file that predates it, creates buckets added since, and charges
+// the reservations left open.
+func (db *DB) openChecks() error {
+	var problems []string
+	err := guard("checking "+db.path, func() error {
+		return db.bolt.View(func(tx *bolt.Tx) error {
+			for err := range tx.Check() {
+				problems = appendProblem(problems, "bbolt check: "+err.Error())
+			}
+			var err error
+			// Deep: every entry must decode. A byte flipped inside a
+			// value is invisible to the structure checks, and a ledger
+			// that serves must be able to read all of its books. It costs
+			// a decode of every record at each start.
+			_, problems, err = checkLedger(tx, true, problems)
+			return err
+		})
+	})
+	if errors.Is(err, ErrNewerFormat) {
+		return fmt.Errorf("storage: %s: %w", db.path, err)
+	}
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s: %s", ErrDamaged, db.path, summarize(problems))
+	}
+	err = guard("recovering "+db.path, func() error {
+		return db.bolt.Update(func(tx *bolt.Tx) error {
+			for _, b := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			if tx.Bucket(bucketMeta).Get(metaFormat) == nil {
+				if err := tx.Bucket(bucketMeta).Put(metaFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
+					return err
+				}
+			}
+			var err error
+			db.recovered, err = db.recover(tx)
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("storage: recovery: %w", err)
+	}
+	return nil
+}
+
+// createLedger writes a new, empty ledger (every bucket and the format
+// version) to a temporary file and links it in place, so the path exists
+// only as a complete ledger: a crash half way leaves no file, which the
+// next start creates again, never a file that looks damaged. Link, unlike
+// rename, fails if another process created the file meanwhile.
+func createLedger(path string, noSync bool) error {
+	tmp := fmt.Sprintf("%s.new-%d", path, os.Getpid())
+	_ = os.Remove(tmp)
+	defer os.Remove(tmp)
+	bdb, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, NoSync: noSync})
+	if err != nil {
+		return fmt.Errorf("storage: creating %s: %w", path, err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(metaFormat, []byte(strconv.Itoa(FormatVersion)))
+	})
+	if cerr := bdb.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: creating %s: %w", path, err)
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("storage: creating %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a new name in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("storage: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// guard runs fn and turns a panic, or a memory fault reading an mmap'd page
+// of a damaged file (which SetPanicOnFault makes a panic instead of a
+// crash), into an ErrDamaged error.
+func guard(what string, fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrDamaged, what, r)
+		}
+	}()
+	return fn()
+}
+
+// fault logs a panic recovered at run time at error level with its cause
+// and returns the ErrDamaged the caller gets. A memory fault (the mapped
+// file shrank or its disk failed) can strike while bbolt holds one of its
+// locks, which it then never releases: from then on every call is refused
+// at once, rather than waiting on that lock forever.
+func (db *DB) fault(what string, r any) error {
+	err := fmt.Errorf("%w: %s in %s panicked: %v", ErrDamaged, what, db.path, r)
+	if _, isFault := r.(interface{ Addr() uintptr }); isFault {
+		err = fmt.Errorf("%w; every later call is refused until hardcap restarts", err)
+		db.broken.CompareAndSwap(nil, &err)
+		db.wedged.Store(true)
+	}
+	db.log.Error().Err(err).Str("stack", string(debug.Stack())).
+		Msg("storage fault: the call was refused; stop hardcap and run `hardcap db check`")
+	return err
 }
 
 // Close stops taking writes, commits what is queued, and closes the file.
@@ -142,8 +345,22 @@ func (db *DB) Close() error {
 	db.closed = true
 	close(db.ops)
 	db.closeMu.Unlock()
-	<-db.writerDone
-	return db.bolt.Close()
+	for done := false; !done; {
+		select {
+		case <-db.writerDone:
+			done = true
+		case <-time.After(time.Second):
+			// A writer stuck on a lock a fault left held never returns.
+			done = db.wedged.Load()
+		}
+	}
+	defer db.lock.release()
+	if db.wedged.Load() {
+		// A panic left one of bbolt's locks held; its Close would wait
+		// forever. The process's exit frees the file.
+		return *db.broken.Load()
+	}
+	return guard("closing "+db.path, db.bolt.Close)
 }
 
 // Recovered returns the usage records of the reservations that Open found
@@ -151,7 +368,7 @@ func (db *DB) Close() error {
 func (db *DB) Recovered() []budget.Record { return db.recovered }
 
 // Path is the database file's path.
-func (db *DB) Path() string { return db.bolt.Path() }
+func (db *DB) Path() string { return db.path }
 
 // CommitStats reports how many transactions the writer committed and how
 // many operations they carried; ops/commits is the mean batch size.
@@ -161,13 +378,43 @@ func (db *DB) CommitStats() (commits, ops uint64) {
 
 // view runs fn in a read-only transaction. Reads do not go through the
 // writer: bbolt lets them run beside it.
-func (db *DB) view(fn func(tx *bolt.Tx) error) error {
+//
+// A panic or a memory fault inside it (a damaged page) is logged and
+// returned as ErrDamaged; bbolt's View rolls the transaction back on the way
+// out.
+func (db *DB) view(fn func(tx *bolt.Tx) error) (err error) {
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
 	if db.closed {
 		return ErrClosed
 	}
+	if err := db.broken.Load(); err != nil {
+		return *err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = db.fault("a read", r)
+		}
+	}()
 	return db.bolt.View(fn)
+}
+
+// WriteBackup writes a consistent copy of the whole database to w from one
+// read transaction, so requests go on being served while it runs. size, if
+// not nil, is called with the copy's length in bytes before the first byte
+// is written.
+func (db *DB) WriteBackup(w io.Writer, size func(int64)) (int64, error) {
+	var n int64
+	err := db.view(func(tx *bolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }
 
 // background is the context for writes that must finish even when the

@@ -1,12 +1,36 @@
 package storage
 
-import "github.com/hardcap/hardcap/budget"
+import (
+	"errors"
+
+	"github.com/hardcap/hardcap/budget"
+)
 
 // Errors of opening and closing.
 var (
 	// ErrClosed is returned by every method once Close has begun. It is
 	// budget.ErrLedgerClosed.
 	ErrClosed = budget.ErrLedgerClosed
+
+	// ErrDamaged is returned when the database file fails a check or a read
+	// or write inside it panics or faults: Open refuses such a file (it is
+	// never re-initialised or served), and a running DB answers the call
+	// that hit the damage with it, logs the cause at error level and keeps
+	// the process alive. The wrapped text says what is wrong and where.
+	ErrDamaged = errors.New("database damaged")
+
+	// ErrNewerFormat is returned by Open for a file written by a newer
+	// hardcap, whose layout this one cannot be sure to read.
+	ErrNewerFormat = errors.New("database written by a newer hardcap")
+
+	// ErrLocked is returned by Open when another process holds the
+	// database: a second hardcap on the same data directory, or a db
+	// command run while the server is up.
+	ErrLocked = errors.New("database in use by another process")
+
+	// ErrExists is returned by Salvage when the output file exists: it never
+	// writes over a file.
+	ErrExists = errors.New("output file exists")
 )
 
 // Errors of settlement.

@@ -74,9 +74,23 @@ func (m *Main) Open() error {
 	if len(m.Config.Alerts.Webhooks) > 0 || len(m.Config.Alerts.Thresholds) > 0 {
 		m.log.Warn().Msg("alerts: thresholds and webhooks are not built in this version; overshoots are logged at warn level")
 	}
-	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	// The database comes first: its lock keeps a second hardcap on this
+	// directory from writing the admin token or anything else.
+	if err := m.prepareDataDir(); err != nil {
+		return err
 	}
+	m.db, err = m.openStorage(storage.Options{
+		Now: m.Now, Location: set.location, Global: set.global, OnLow: set.onLow,
+	})
+	if err != nil {
+		return err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			_ = m.closeStorage()
+		}
+	}()
 	adminToken, err := loadAdminToken(m.DataDir)
 	if err != nil {
 		return err
@@ -96,12 +110,6 @@ func (m *Main) Open() error {
 		if set.providers, err = m.startDemo(set.providers); err != nil {
 			return err
 		}
-	}
-	m.db, err = storage.Open(filepath.Join(m.DataDir, "hardcap.db"), storage.Options{
-		Now: m.Now, Location: set.location, Global: set.global, OnLow: set.onLow,
-	})
-	if err != nil {
-		return err
 	}
 	for _, rec := range m.db.Recovered() {
 		m.log.Warn().Str("reservation", rec.ReservationID).Str("token", rec.TokenID).Str("project", rec.Project).
@@ -141,7 +149,6 @@ func (m *Main) Open() error {
 	}
 	inner, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
-		_ = m.db.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
 	refuseLog := &rate.Sometimes{Interval: time.Second}
@@ -155,6 +162,7 @@ func (m *Main) Open() error {
 		},
 	}
 	m.started = m.Now()
+	opened = true
 	return nil
 }
 
@@ -219,7 +227,7 @@ func (m *Main) Close() error {
 			Msg("settlements still not recorded at shutdown: the next start charges their reservations in full")
 	}
 	fcancel()
-	if err := m.db.Close(); err != nil {
+	if err := m.closeStorage(); err != nil {
 		return err
 	}
 	m.log.Info().Msg("stopped")
@@ -281,7 +289,10 @@ func (m *Main) statusFacts(set settings) map[string]any {
 func loadPrices(pc PricesConfig) (*pricing.Catalog, error) { return loadPricesFrom(pc, "") }
 
 // loadAdminToken returns $HARDCAP_ADMIN_TOKEN, else the token in
-// <dataDir>/admin.token, creating that file (mode 0600) on first start.
+// <dataDir>/admin.token, creating that file (mode 0600) on first start. The
+// file is written whole or not at all (temporary file, sync, rename), so a
+// crash or a full disk cannot leave it empty; a file that is empty or
+// malformed anyway is refused with what to do, never echoed.
 func loadAdminToken(dataDir string) (string, error) {
 	if t := strings.TrimSpace(os.Getenv("HARDCAP_ADMIN_TOKEN")); t != "" {
 		return t, nil
@@ -289,25 +300,45 @@ func loadAdminToken(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, "admin.token")
 	b, err := os.ReadFile(path)
 	if err == nil {
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
+		t := strings.TrimSpace(string(b))
+		if problem := adminTokenProblem(t); problem != "" {
+			return "", fmt.Errorf("admin token: %s %s: delete it and hardcap writes a new one at the next start (CLI users then read the new file), or set $HARDCAP_ADMIN_TOKEN", path, problem)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+		return t, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("admin token: %w", err)
 	}
 	t := "hcadmin_" + rand.Text()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	if _, err := f.WriteString(t + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
+	if err := writeFileAtomic(path, []byte(t+"\n")); err != nil {
+		return "", fmt.Errorf("admin token: writing %s: %w", path, err)
 	}
 	return t, nil
+}
+
+// Bounds of an admin token read from a file; hardcap writes 34 characters.
+const (
+	minAdminToken = 16
+	maxAdminToken = 512
+)
+
+// adminTokenProblem says what is wrong with a token read from admin.token,
+// or "" when nothing is. It never quotes the token.
+func adminTokenProblem(t string) string {
+	switch {
+	case t == "":
+		return "is empty (a crash or a full disk while it was written?)"
+	case len(t) < minAdminToken:
+		return fmt.Sprintf("holds a token shorter than %d characters, too short to be safe", minAdminToken)
+	case len(t) > maxAdminToken:
+		return fmt.Sprintf("holds more than %d characters, not a token (damaged?)", maxAdminToken)
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return "is not one word of printable characters (damaged?)"
+		}
+	}
+	return ""
 }
 
 // newLogger builds the logger: console format on a terminal, JSON

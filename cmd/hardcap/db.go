@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hardcap/hardcap/storage"
+)
+
+// Files hardcap keeps in the data directory.
+const (
+	dbFile  = "hardcap.db"
+	pidFile = "hardcap.pid"
+)
+
+// dbCommand runs `hardcap db check|recover|backup`. check and recover work
+// on the file, offline (the server must be stopped: the database's lock says
+// when it is not); backup asks the running server for a consistent copy.
+func dbCommand(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError("db: want a subcommand: check, recover or backup (see hardcap help)")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("db " + sub)
+	switch sub {
+	case "check":
+		data := fs.String("data-dir", "", "data directory (default $HARDCAP_DATA_DIR or ~/.local/share/hardcap)")
+		config := fs.String("config", "", "config file naming the data directory")
+		jsonOut := fs.Bool("json", false, "print the report as JSON")
+		if _, err := parseFlags(fs, args, 0); err != nil {
+			return err
+		}
+		path, err := dbPath(*data, *config)
+		if err != nil {
+			return err
+		}
+		rep, err := storage.Check(path)
+		if err != nil {
+			return offlineError(path, err)
+		}
+		if *jsonOut {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			fmt.Fprintf(stdout, "%s\n", b)
+		} else {
+			printReport(stdout, rep)
+		}
+		if !rep.OK() {
+			return fmt.Errorf("%s is damaged: restore a backup, or copy what is readable with `hardcap db recover --out NEWFILE`", path)
+		}
+		return nil
+	case "recover":
+		data := fs.String("data-dir", "", "data directory (default $HARDCAP_DATA_DIR or ~/.local/share/hardcap)")
+		config := fs.String("config", "", "config file naming the data directory")
+		out := fs.String("out", "", "the new file to write (required; must not exist)")
+		jsonOut := fs.Bool("json", false, "print the report as JSON")
+		if _, err := parseFlags(fs, args, 0); err != nil {
+			return err
+		}
+		if *out == "" {
+			return usageError("db recover: --out NEWFILE is required (the damaged file is never changed)")
+		}
+		path, err := dbPath(*data, *config)
+		if err != nil {
+			return err
+		}
+		rep, err := storage.Salvage(path, *out)
+		if errors.Is(err, storage.ErrExists) {
+			return fmt.Errorf("%s exists; name a new file with --out", *out)
+		}
+		if err != nil {
+			return offlineError(path, err)
+		}
+		if *jsonOut {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			fmt.Fprintf(stdout, "%s\n", b)
+			return nil
+		}
+		fmt.Fprintf(stdout, "copied from %s into %s: %s\n", path, *out, counts(rep.Copied))
+		if len(rep.Dropped) > 0 {
+			fmt.Fprintf(stdout, "left out (readable but not valid): %s\n", counts(rep.Dropped))
+		}
+		if rep.Rebuilt > 0 {
+			fmt.Fprintf(stdout, "rebuilt %d derived entries (reserved amounts, token hashes)\n", rep.Rebuilt)
+		}
+		if len(rep.Unreadable) == 0 {
+			fmt.Fprintln(stdout, "every entry was readable.")
+		} else {
+			fmt.Fprintln(stdout, "could not read (these entries are lost):")
+			for _, p := range rep.Unreadable {
+				fmt.Fprintln(stdout, "  "+p)
+			}
+		}
+		fmt.Fprintf(stdout, "%s passes `hardcap db check`. To use it: stop hardcap, keep %s aside, move %s to %s, start hardcap.\n", *out, path, *out, path)
+		fmt.Fprintln(stdout, "Then check the budgets and tokens (hardcap project list, hardcap token list): spend in unreadable entries is not counted.")
+		return nil
+	case "backup":
+		prepare := clientFlags(fs, stdout)
+		pos, c, err := prepare(args, 1)
+		if err != nil {
+			return err
+		}
+		return backup(ctx, c, pos[0], stdout)
+	}
+	return usageError(fmt.Sprintf("unknown command %q", "db "+sub))
+}
+
+// dbPath is the database file of the data directory the flags name.
+func dbPath(flagDir, config string) (string, error) {
+	cfg, err := loadConfig(config)
+	if err != nil {
+		return "", err
+	}
+	dir, err := dataDir(flagDir, cfg.DataDir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, dbFile), nil
+}
+
+// offlineError explains a failure of an offline db command.
+func offlineError(path string, err error) error {
+	switch {
+	case errors.Is(err, storage.ErrLocked):
+		return fmt.Errorf("%s is in use by a running hardcap: stop it first (`hardcap db backup FILE` works while it runs)", path)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("no database at %s: point --data-dir at the server's data directory", path)
+	}
+	return err
+}
+
+func printReport(w io.Writer, rep storage.Report) {
+	if rep.OK() {
+		fmt.Fprintf(w, "ok: %s (%d bytes, format %d): %s\n", rep.Path, rep.Bytes, rep.Format, counts(rep.Entries))
+		return
+	}
+	fmt.Fprintf(w, "damaged: %s (%d bytes)\n", rep.Path, rep.Bytes)
+	for _, p := range rep.Problems {
+		fmt.Fprintln(w, "  "+p)
+	}
+}
+
+// counts prints entries per bucket, by bucket name.
+func counts(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// backup fetches a consistent copy from the running server into file: a
+// temporary file beside it, synced, checked, then renamed over it, so file
+// is always either the old copy or a complete new one.
+func backup(ctx context.Context, c *client, file string, stdout io.Writer) error {
+	token, err := c.adminToken()
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+"/admin/v1/backup", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach hardcap at %s: is `hardcap serve` running? (%v)", c.server, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("backup: %s (%s)", e.Error.Message, e.Error.Code)
+		}
+		return fmt.Errorf("backup: server answered %s", resp.Status)
+	}
+	dir := filepath.Dir(file)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("backup: %w", err)
+	}
+	n, err := io.Copy(f, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("the server sent %d of %d bytes (see its log)", n, resp.ContentLength)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %s was not written: %w", file, err)
+	}
+	rep, err := storage.Check(tmp)
+	if err != nil {
+		return fmt.Errorf("backup: checking the copy: %w", err)
+	}
+	if !rep.OK() {
+		return fmt.Errorf("backup: the copy fails its check (%s); %s was not written", rep.Problems[0], file)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	if c.json {
+		b, _ := json.MarshalIndent(map[string]any{"file": file, "bytes": n, "entries": rep.Entries}, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+		return nil
+	}
+	fmt.Fprintf(stdout, "backup written to %s (%d bytes, checked): %s\n", file, n, counts(rep.Entries))
+	return nil
+}
+
+// prepareDataDir creates the data directory private to its owner, or
+// tightens an existing one that others can read: it holds the admin token
+// and the database (token hashes, client IPs).
+func (m *Main) prepareDataDir() error {
+	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	info, err := os.Stat(m.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(m.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %s is readable by others (%v) and cannot be made private: %w", m.DataDir, perm, err)
+		}
+		m.log.Warn().Str("data_dir", m.DataDir).Str("was", perm.String()).Msg("data dir was readable by others; set its mode to 0700")
+	}
+	return nil
+}
+
+// openStorage opens the database, explains a refusal in one line, and
+// writes the pid file that tells a second hardcap who holds the directory.
+func (m *Main) openStorage(opts storage.Options) (*storage.DB, error) {
+	path := filepath.Join(m.DataDir, dbFile)
+	opts.Log = m.log
+	db, err := storage.Open(path, opts)
+	switch {
+	case errors.Is(err, storage.ErrLocked):
+		return nil, fmt.Errorf("%s; hardcap did not start", holder(m.DataDir))
+	case errors.Is(err, storage.ErrDamaged), errors.Is(err, storage.ErrNewerFormat):
+		return nil, fmt.Errorf("%w; hardcap did not start. Restore a backup (stop, copy it to %s, start), see the details with `hardcap db check --data-dir %s`, or copy what is readable with `hardcap db recover --data-dir %s --out NEWFILE`",
+			err, path, m.DataDir, m.DataDir)
+	case err != nil:
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(m.DataDir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("data dir: writing %s: %w", pidFile, err)
+	}
+	return db, nil
+}
+
+// closeStorage closes the database and removes the pid file (on a clean
+// stop only: after a crash the stale file is harmless, since the lock, not
+// the file, decides who holds the directory).
+func (m *Main) closeStorage() error {
+	err := m.db.Close()
+	_ = os.Remove(filepath.Join(m.DataDir, pidFile))
+	return err
+}
+
+// holder says who holds a locked data directory, from its pid file.
+func holder(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, pidFile))
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || perr != nil || pid <= 0 || !alive(pid) {
+		return fmt.Sprintf("another process holds the data directory %s (no running hardcap serve is named in %s: perhaps a `hardcap db` command); wait for it or stop it", dir, pidFile)
+	}
+	return fmt.Sprintf("another hardcap (pid %d) holds the data directory %s: stop it first (kill %d), or give this one another --data-dir", pid, dir, pid)
+}

@@ -1,0 +1,243 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/tokens"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// FormatVersion is the layout version hardcap writes into the meta bucket.
+// A file without one was written before versions were recorded, has the
+// same layout, and counts as version 1; Open writes the version into it.
+const FormatVersion = 1
+
+// v1Buckets are the buckets every version-1 file has; a file without one of
+// them is damaged. Buckets added later are not listed here: Open creates
+// them in older files.
+var v1Buckets = []string{"projects", "tokens", "token_hashes", "limits", "spend", "reservations", "records", "meta"}
+
+// Report is what Check found in a database file.
+type Report struct {
+	// Path is the file checked.
+	Path string `json:"path"`
+	// Bytes is the file's size.
+	Bytes int64 `json:"bytes"`
+	// Format is the layout version (1 for files that predate versions).
+	Format int `json:"format"`
+	// Entries counts the entries of each bucket.
+	Entries map[string]int `json:"entries"`
+	// Problems says what is wrong, one line each; empty means the file is
+	// sound.
+	Problems []string `json:"problems"`
+}
+
+// OK reports whether the check found nothing wrong.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// Check examines the database file at path without changing it: its
+// structure (read with bounds checks, so a damaged file cannot crash the
+// check), bbolt's own consistency check, the format version, the buckets,
+// the encoding of every entry, token hashes against tokens, and the spend
+// counters against the open reservations. It takes a shared lock, so it
+// returns ErrLocked while a server holds the file. Its error says only that
+// it could not check; what is wrong with the file is in Report.Problems.
+func Check(path string) (Report, error) {
+	rep := Report{Path: path, Entries: map[string]int{}}
+	info, err := os.Stat(path)
+	if err != nil {
+		return rep, fmt.Errorf("storage: %w", err)
+	}
+	rep.Bytes = info.Size()
+	lock, err := lockFile(path, false, 500*time.Millisecond)
+	if err != nil {
+		return rep, fmt.Errorf("storage: %s: %w", path, err)
+	}
+	defer lock.release()
+	if rep.Bytes == 0 {
+		rep.Problems = []string{"the file is empty (0 bytes)"}
+		return rep, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return rep, fmt.Errorf("storage: %w", err)
+	}
+	w, buckets, err := walkFile(f, rep.Bytes, false)
+	f.Close()
+	if err != nil {
+		rep.Problems = []string{err.Error()}
+		return rep, nil
+	}
+	for _, b := range buckets {
+		rep.Entries[b.name] = b.count
+	}
+	if len(w.problems) > 0 {
+		rep.Problems = w.problems
+		if w.more > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("and %d more problems", w.more))
+		}
+		return rep, nil
+	}
+	var bdb *bolt.DB
+	err = guard("opening "+path, func() error {
+		var err error
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
+		return err
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return rep, fmt.Errorf("storage: %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		rep.Problems = []string{err.Error()}
+		return rep, nil
+	}
+	defer func() { _ = guard("closing", bdb.Close) }()
+	err = guard("checking "+path, func() error {
+		return bdb.View(func(tx *bolt.Tx) error {
+			for err := range tx.Check() {
+				rep.Problems = appendProblem(rep.Problems, "bbolt check: "+err.Error())
+			}
+			var err error
+			rep.Format, rep.Problems, err = checkLedger(tx, true, rep.Problems)
+			return err
+		})
+	})
+	if err != nil {
+		rep.Problems = appendProblem(rep.Problems, err.Error())
+	}
+	return rep, nil
+}
+
+// checkFile walks the structure of the file at path before bbolt maps it.
+func checkFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	w, _, err := walkFile(f, info.Size(), false)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrDamaged, path, err)
+	}
+	if s := w.summary(); s != "" {
+		return fmt.Errorf("%w: %s: %s", ErrDamaged, path, s)
+	}
+	return nil
+}
+
+// checkLedger runs hardcap's own checks in tx and appends what is wrong to
+// problems: the format version, the buckets, and each spend counter's
+// reserved amount against the open reservations holding it (which recovery
+// is about to charge, so they must be right). deep also decodes every entry
+// and checks every token hash. The error is ErrNewerFormat, or nil.
+func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, error) {
+	for _, name := range v1Buckets {
+		if tx.Bucket([]byte(name)) == nil {
+			problems = appendProblem(problems, fmt.Sprintf("bucket %q is missing", name))
+		}
+	}
+	if len(problems) > 0 {
+		return 0, problems, nil
+	}
+	format := 1
+	if v := tx.Bucket(bucketMeta).Get(metaFormat); v != nil {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 {
+			return 0, appendProblem(problems, fmt.Sprintf("the format version %q is not a version", truncate(v))), nil
+		}
+		if n > FormatVersion {
+			return n, problems, fmt.Errorf("%w: format %d, this hardcap reads up to %d", ErrNewerFormat, n, FormatVersion)
+		}
+		format = n
+	}
+
+	held := map[string]budget.Money{}
+	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
+		var res budget.Reservation
+		if err := json.Unmarshal(v, &res); err != nil {
+			problems = appendProblem(problems, fmt.Sprintf("reservation %q does not decode: %v", truncate(k), err))
+			return nil
+		}
+		for _, key := range res.Keys {
+			held[key] += res.Amount
+		}
+		return nil
+	})
+	if err != nil {
+		return format, problems, err
+	}
+	_ = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		if len(v) != 16 {
+			problems = appendProblem(problems, fmt.Sprintf("spend counter %q is %d bytes, want 16", truncate(k), len(v)))
+			return nil
+		}
+		if got, want := getSpend(tx, string(k)).Reserved, held[string(k)]; got != want {
+			problems = appendProblem(problems, fmt.Sprintf("spend counter %q holds %s USD reserved but its open reservations hold %s USD", truncate(k), got, want))
+		}
+		delete(held, string(k))
+		return nil
+	})
+	for key, amount := range held {
+		problems = appendProblem(problems, fmt.Sprintf("open reservations hold %s USD in spend counter %q, which is missing", amount, truncate([]byte(key))))
+	}
+	if !deep {
+		return format, problems, nil
+	}
+
+	decoders := []struct {
+		bucket []byte
+		v      func() any
+	}{
+		{bucketProjects, func() any { return new(tokens.Project) }},
+		{bucketTokens, func() any { return new(tokens.Token) }},
+		{bucketLimits, func() any { return new(budget.Limit) }},
+		{bucketRecords, func() any { return new(budget.Record) }},
+	}
+	for _, d := range decoders {
+		_ = tx.Bucket(d.bucket).ForEach(func(k, v []byte) error {
+			if err := json.Unmarshal(v, d.v()); err != nil {
+				problems = appendProblem(problems, fmt.Sprintf("%s entry %q does not decode: %v", d.bucket, truncate(k), err))
+			}
+			return nil
+		})
+	}
+	toks := tx.Bucket(bucketTokens)
+	_ = tx.Bucket(bucketTokenHashes).ForEach(func(k, v []byte) error {
+		if len(k) != 32 || toks.Get(v) == nil {
+			problems = appendProblem(problems, fmt.Sprintf("token hash %x names token %q, which is missing", k, truncate(v)))
+		}
+		return nil
+	})
+	return format, problems, nil
+}
+
+// appendProblem adds p to problems unless there are enough already.
+func appendProblem(problems []string, p string) []string {
+	if len(problems) == maxProblems {
+		return append(problems, "more problems not listed")
+	}
+	if len(problems) > maxProblems {
+		return problems
+	}
+	return append(problems, strings.ReplaceAll(p, "\n", " "))
+}
+
+// summarize is problems in one line: the first, and how many more.
+func summarize(problems []string) string {
+	if len(problems) == 1 {
+		return problems[0]
+	}
+	return fmt.Sprintf("%s (and %d more problems)", problems[0], len(problems)-1)
+}

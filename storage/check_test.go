@@ -1,0 +1,375 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+)
+
+// filledDB writes a ledger with enough records to span many pages, with
+// open reservations left for recovery, and returns its closed file's path.
+func filledDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hardcap.db")
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{Amount: 1 << 40})
+	for i := range 600 {
+		res, err := reserve(db, tok, flat(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			continue // left open
+		}
+		if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: 10, Outcome: budget.Complete}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// withBolt changes the file with bbolt directly, as a damaged or old file
+// would be.
+func withBolt(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bucketPage returns the root page of a bucket, and with child the page of
+// its second child (the root of a bucket this size is a branch).
+func bucketPage(t *testing.T, path, bucket string, child bool) (uint64, int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, _ := f.Stat()
+	w, _, err := walkFile(f, info.Size(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	w.seen = map[uint64]bool{}
+	w.walkTree("root", w.meta.root, 0, func(e leafEntry) {
+		if string(e.key) == bucket {
+			root = le.Uint64(e.value)
+		}
+	})
+	if root == 0 {
+		t.Fatalf("bucket %s has no root page", bucket)
+	}
+	if !child {
+		return root, int(w.meta.pageSize)
+	}
+	w.seen = map[uint64]bool{}
+	buf, err := w.page(root)
+	if err != nil || le.Uint16(buf[8:]) != branchPage {
+		t.Fatalf("root page %d of %s is not a branch (%v)", root, bucket, err)
+	}
+	return le.Uint64(buf[pageHeaderSize+elemSize+8:]), int(w.meta.pageSize)
+}
+
+func overwritePage(t *testing.T, path string, id uint64, pageSize int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	junk := bytes.Repeat([]byte{0xA5, 0x17, 0xFF, 0x03}, pageSize/4)
+	if _, err := f.WriteAt(junk, int64(id)*int64(pageSize)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpen_RefusesDamagedFiles(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		want   error
+		says   string
+	}{
+		{"empty", func(t *testing.T, path string) { os.Truncate(path, 0) }, ErrDamaged, "empty (0 bytes)"},
+		{"truncated", func(t *testing.T, path string) {
+			info, _ := os.Stat(path)
+			os.Truncate(path, info.Size()/2)
+		}, ErrDamaged, "truncated"},
+		{"overwritten bucket root", func(t *testing.T, path string) {
+			id, ps := bucketPage(t, path, "records", false)
+			overwritePage(t, path, id, ps)
+		}, ErrDamaged, "records: page"},
+		{"overwritten leaf", func(t *testing.T, path string) {
+			id, ps := bucketPage(t, path, "records", true)
+			overwritePage(t, path, id, ps)
+		}, ErrDamaged, "records: page"},
+		{"bucket missing", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketLimits) })
+		}, ErrDamaged, `bucket "limits" is missing`},
+		{"reserved counter off", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				k, _ := tx.Bucket(bucketSpend).Cursor().First()
+				sp := getSpend(tx, string(k))
+				sp.Reserved += 5
+				return putSpend(tx, string(k), sp)
+			})
+		}, ErrDamaged, "but its open reservations hold"},
+		{"newer format", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte("99")) })
+		}, ErrNewerFormat, "format 99"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filledDB(t)
+			tt.damage(t, path)
+			before, _ := os.ReadFile(path)
+			db, err := Open(path, Options{})
+			if err == nil {
+				db.Close()
+				t.Fatal("Open served a damaged file")
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("got %v, want %v saying %q and the path", err, tt.want, tt.says)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("the error is more than one line: %q", err)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Fatal("Open changed the refused file")
+			}
+			rep, err := Check(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatal("Check found nothing wrong")
+			}
+		})
+	}
+}
+
+func TestOpen_FormatVersion(t *testing.T) {
+	path := filledDB(t)
+	// A file of a hardcap from before format versions has none.
+	withBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaFormat) })
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(db.Recovered()); n != 6 {
+		t.Fatalf("recovered %d reservations, want 6", n)
+	}
+	db.Close()
+	rep, err := Check(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Format != 1 || rep.Entries["records"] != 600 || rep.Entries["reservations"] != 0 {
+		t.Fatalf("got %+v, want a sound version 1 file with 600 records", rep)
+	}
+	withBolt(t, path, func(tx *bolt.Tx) error {
+		if v := string(tx.Bucket(bucketMeta).Get(metaFormat)); v != "1" {
+			t.Errorf("format version %q, want 1 written", v)
+		}
+		return nil
+	})
+}
+
+func TestOpen_NewFileAndModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "hardcap.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
+		if info, err := os.Stat(p); err != nil || info.Mode().Perm() != want {
+			t.Fatalf("%s: mode %v (%v), want %o", p, info.Mode().Perm(), err, want)
+		}
+	}
+	// A backup copied in with cp keeps its 0644: Open tightens it.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	db, err = Open(path, Options{Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 || !strings.Contains(logs.String(), "readable by others") {
+		t.Fatalf("mode %v, log %q; want 0600 and a warning", info.Mode().Perm(), logs.String())
+	}
+}
+
+func TestOpen_Locked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hardcap.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := Open(path, Options{LockTimeout: 100 * time.Millisecond}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: got %v, want ErrLocked", err)
+	}
+	if _, err := Check(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Check of an open file: got %v, want ErrLocked", err)
+	}
+}
+
+func TestSalvage_CopiesWhatIsReadable(t *testing.T) {
+	path := filledDB(t)
+	leaf, ps := bucketPage(t, path, "records", true)
+	overwritePage(t, path, leaf, ps)
+	out := filepath.Join(t.TempDir(), "recovered.db")
+	rep, err := Salvage(path, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Unreadable) == 0 || !strings.Contains(rep.Unreadable[0], fmt.Sprintf("page %d", leaf)) {
+		t.Fatalf("unreadable %q, want page %d named", rep.Unreadable, leaf)
+	}
+	if n := rep.Copied["records"]; n == 0 || n >= 594 {
+		t.Fatalf("copied %d of 594 records, want all but one page's", n)
+	}
+	if rep.Copied["reservations"] != 6 || rep.Copied["tokens"] != 1 || rep.Copied["token_hashes"] != 1 {
+		t.Fatalf("copied %v", rep.Copied)
+	}
+	chk, err := Check(out)
+	if err != nil || !chk.OK() {
+		t.Fatalf("the salvaged file fails its check: %v %v", chk.Problems, err)
+	}
+	if info, _ := os.Stat(out); info.Mode().Perm() != 0o600 {
+		t.Fatalf("salvaged file mode %v, want 0600", info.Mode().Perm())
+	}
+	db, err := Open(out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n := len(db.Recovered()); n != 6 {
+		t.Fatalf("the salvaged file charged %d open reservations, want 6", n)
+	}
+	if _, err := Salvage(path, out); !errors.Is(err, ErrExists) {
+		t.Fatalf("salvage onto an existing file: got %v, want ErrExists", err)
+	}
+}
+
+// TestDB_FaultsBecomeErrors damages the file under a running DB: reads and
+// writes that hit it fail with ErrDamaged, logged at error level, later
+// calls fail at once instead of waiting on a lock the fault left held, and
+// Close returns. Before, the fault killed the process.
+func TestDB_FaultsBecomeErrors(t *testing.T) {
+	for _, size := range []int64{8192, 4096} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			path := filledDB(t)
+			var logs bytes.Buffer
+			db, err := Open(path, Options{Log: zerolog.New(&logs), NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.view(func(*bolt.Tx) error { panic("a bug") }); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("panicking read: got %v, want ErrDamaged", err)
+			}
+			if err := db.update(ctx, func(*bolt.Tx) error { panic("a bug") }); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("panicking write: got %v, want ErrDamaged", err)
+			}
+			if _, err := db.Projects(); err != nil {
+				t.Fatalf("a plain panic broke later reads: %v", err)
+			}
+			// Cutting the file under bbolt's mmap makes reading it fault
+			// (SIGBUS); at 4096 bytes even the meta page of a new
+			// transaction is gone.
+			if err := os.Truncate(path, size); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Usage(RecordFilter{}); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("reading a truncated file: got %v, want ErrDamaged", err)
+			}
+			if _, err := db.Projects(); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("read after a fault: got %v, want ErrDamaged", err)
+			}
+			if _, err := db.CreateProject(ctx, "late", budget.Limit{}); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("write after a fault: got %v, want ErrDamaged", err)
+			}
+			if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "a read in") {
+				t.Fatalf("the fault is not logged at error level: %s", logs.String())
+			}
+			if err := db.Close(); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("Close: got %v, want ErrDamaged", err)
+			}
+		})
+	}
+}
+
+// TestOpen_RandomDamageNeverCrashes overwrites random pages and random
+// bytes of a ledger: Open either refuses the file or serves one whose every
+// record reads back, and never crashes the process.
+func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
+	clean := filledDB(t)
+	orig, err := os.ReadFile(clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(8, 1))
+	refused := 0
+	for i := range 40 {
+		data := bytes.Clone(orig)
+		if i%2 == 0 {
+			// A whole page of junk, as a misdirected write leaves.
+			page := 2 + rng.IntN(len(data)/4096-2)
+			for j := range 4096 {
+				data[page*4096+j] = byte(rng.Uint32())
+			}
+		} else {
+			for range 8 {
+				data[rng.IntN(len(data))] = byte(rng.Uint32())
+			}
+		}
+		path := filepath.Join(t.TempDir(), "hardcap.db")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		db, err := Open(path, Options{NoSync: true})
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrNewerFormat) {
+				t.Fatalf("round %d: refused with %v, want ErrDamaged", i, err)
+			}
+			refused++
+			continue
+		}
+		if _, err := db.Usage(RecordFilter{}); err != nil {
+			t.Errorf("round %d: Open served a file whose records do not read: %v", i, err)
+		}
+		db.Close()
+	}
+	if refused == 0 {
+		t.Fatal("no damage was ever refused")
+	}
+}

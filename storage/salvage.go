@@ -1,0 +1,272 @@
+package storage
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/tokens"
+	bolt "go.etcd.io/bbolt"
+)
+
+// SalvageReport says what Salvage copied and what it could not.
+type SalvageReport struct {
+	// Copied counts the entries written to the new file, per bucket.
+	Copied map[string]int `json:"copied"`
+	// Dropped counts readable entries left out because they do not decode
+	// (or, for token hashes, name no token), per bucket.
+	Dropped map[string]int `json:"dropped"`
+	// Unreadable lists the parts of the file that could not be read; their
+	// entries are lost.
+	Unreadable []string `json:"unreadable"`
+	// Rebuilt counts the derived entries Salvage recomputed: spend counters
+	// whose reserved amount now matches the copied open reservations, and
+	// token hashes rebuilt from their tokens.
+	Rebuilt int `json:"rebuilt"`
+}
+
+// Salvage copies every readable entry of the database file src into a new
+// file dst, never writing to src. It reads src with bounds-checked reads of
+// its own, not through bbolt, so a truncated file or an overwritten page is
+// skipped and reported instead of crashing. Entries that do not decode are
+// dropped; each spend counter's reserved amount is recomputed from the open
+// reservations copied (which the next Open charges in full), and token
+// hashes are rebuilt from the tokens, so dst passes Check. Committed spend
+// stays as copied: a counter that was unreadable starts again at zero, which
+// the report shows and a user must check. dst must not exist (ErrExists).
+func Salvage(src, dst string) (SalvageReport, error) {
+	rep := SalvageReport{Copied: map[string]int{}, Dropped: map[string]int{}}
+	if _, err := os.Lstat(dst); err == nil {
+		return rep, fmt.Errorf("storage: %s: %w", dst, ErrExists)
+	}
+	lock, err := lockFile(src, false, 500*time.Millisecond)
+	if err != nil {
+		return rep, fmt.Errorf("storage: %s: %w", src, err)
+	}
+	defer lock.release()
+	f, err := os.Open(src)
+	if err != nil {
+		return rep, fmt.Errorf("storage: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return rep, fmt.Errorf("storage: %w", err)
+	}
+	metas, err := readMetas(f, info.Size())
+	if err != nil {
+		f.Close()
+		return rep, fmt.Errorf("%w: %s: nothing can be read: %v", ErrDamaged, src, err)
+	}
+	// The newest tree, unless the previous transaction's (one commit
+	// older) is readable where the newest is not.
+	w, buckets := walkFrom(f, info.Size(), metas[0], true)
+	if len(metas) > 1 && len(w.problems) > 0 {
+		if w2, b2 := walkFrom(f, info.Size(), metas[1], true); entries(b2) > entries(buckets) {
+			w, buckets = w2, b2
+			w.problems = append([]string{"the newest transaction's tree is unreadable; copied the previous one's"}, w.problems...)
+		}
+	}
+	f.Close()
+	rep.Unreadable = w.problems
+	if w.more > 0 {
+		rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("and %d more problems", w.more))
+	}
+	found := map[string]fileBucket{}
+	for _, b := range buckets {
+		found[b.name] = b
+	}
+
+	tmp := fmt.Sprintf("%s.tmp-%d", dst, os.Getpid())
+	_ = os.Remove(tmp)
+	defer os.Remove(tmp)
+	out, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return rep, fmt.Errorf("storage: %w", err)
+	}
+	err = out.Update(func(tx *bolt.Tx) error { return salvageInto(tx, found, &rep) })
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return rep, fmt.Errorf("storage: writing %s: %w", dst, err)
+	}
+	chk, err := Check(tmp)
+	if err != nil {
+		return rep, err
+	}
+	if !chk.OK() {
+		return rep, fmt.Errorf("storage: the salvaged copy fails its check: %s", summarize(chk.Problems))
+	}
+	if err := os.Link(tmp, dst); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return rep, fmt.Errorf("storage: %s: %w", dst, ErrExists)
+		}
+		return rep, fmt.Errorf("storage: %w", err)
+	}
+	return rep, syncDir(filepath.Dir(dst))
+}
+
+// salvageInto writes the readable entries into tx, the new file's only
+// transaction.
+func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) error {
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range found {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	for _, b := range allBuckets {
+		if _, ok := found[string(b)]; !ok {
+			names = append(names, string(b))
+		}
+	}
+	valid := map[string]func([]byte) bool{
+		"projects":     decodes[tokens.Project],
+		"tokens":       decodes[tokens.Token],
+		"limits":       decodes[budget.Limit],
+		"records":      decodes[budget.Record],
+		"reservations": decodes[budget.Reservation],
+		"spend":        func(v []byte) bool { return len(v) == 16 },
+	}
+	for _, name := range names {
+		fb := found[name]
+		b, err := tx.CreateBucketIfNotExists([]byte(name))
+		if err != nil {
+			return err
+		}
+		if err := b.SetSequence(fb.sequence); err != nil {
+			return err
+		}
+		if name == "token_hashes" {
+			// Rebuilt below from the tokens, which hold their hashes.
+			continue
+		}
+		ok := valid[name]
+		for _, e := range fb.entries {
+			if ok != nil && !ok(e.value) {
+				rep.Dropped[name]++
+				continue
+			}
+			if err := b.Put(e.key, e.value); err != nil {
+				return err
+			}
+			rep.Copied[name]++
+		}
+	}
+	if tx.Bucket(bucketMeta).Get(metaFormat) == nil {
+		if err := tx.Bucket(bucketMeta).Put(metaFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
+			return err
+		}
+	}
+	return rebuild(tx, found["token_hashes"], rep)
+}
+
+func decodes[T any](v []byte) bool {
+	var x T
+	return json.Unmarshal(v, &x) == nil
+}
+
+// rebuild recomputes what can be derived: the token hash index from the
+// tokens, and each spend counter's reserved amount from the open
+// reservations.
+func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
+	hashes := tx.Bucket(bucketTokenHashes)
+	n := 0
+	err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+		var t tokens.Token
+		if err := json.Unmarshal(v, &t); err != nil {
+			return err
+		}
+		h, err := hex.DecodeString(t.Hash)
+		if err != nil || len(h) != 32 {
+			return nil // Authenticate can never match it anyway.
+		}
+		n++
+		return hashes.Put(h, k)
+	})
+	if err != nil {
+		return err
+	}
+	rep.Copied["token_hashes"] = n
+	if n := len(oldHashes.entries) - rep.Copied["token_hashes"]; n > 0 {
+		rep.Dropped["token_hashes"] = n
+	} else if n < 0 {
+		rep.Rebuilt += -n
+	}
+
+	held := map[string]budget.Money{}
+	rb := tx.Bucket(bucketReservations)
+	seq := rb.Sequence()
+	idSeq := func(id string) {
+		if len(id) > 1 && id[0] == 'r' {
+			if n, err := strconv.ParseUint(id[1:], 36, 64); err == nil {
+				seq = max(seq, n)
+			}
+		}
+	}
+	err = rb.ForEach(func(k, v []byte) error {
+		var res budget.Reservation
+		if err := json.Unmarshal(v, &res); err != nil {
+			return err
+		}
+		idSeq(res.ID)
+		for _, key := range res.Keys {
+			held[key] += res.Amount
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Reservation ids must stay unique even when the bucket's sequence
+	// was lost with its header: start after every id still on record.
+	_ = tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+		if len(k) > 8 {
+			idSeq(string(k[8:]))
+		}
+		return nil
+	})
+	if err := rb.SetSequence(seq); err != nil {
+		return err
+	}
+	var keys []string
+	_ = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		keys = append(keys, string(k))
+		return nil
+	})
+	for k := range held {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		sp := getSpend(tx, k)
+		if sp.Reserved == held[k] && tx.Bucket(bucketSpend).Get([]byte(k)) != nil {
+			continue
+		}
+		sp.Reserved = held[k]
+		if err := putSpend(tx, k, sp); err != nil {
+			return err
+		}
+		rep.Rebuilt++
+	}
+	return nil
+}
+
+// entries counts the entries of buckets.
+func entries(buckets []fileBucket) int {
+	n := 0
+	for _, b := range buckets {
+		n += b.count
+	}
+	return n
+}
