@@ -36,6 +36,10 @@ var (
 
 	// ErrLedgerClosed is returned once the ledger has been closed.
 	ErrLedgerClosed = errors.New("ledger closed")
+
+	// ErrLedgerDamaged is returned when the ledger's storage is damaged: a
+	// check failed, or a read or write inside it faulted.
+	ErrLedgerDamaged = errors.New("database damaged")
 )
 
 // ExhaustedError names the budget that refused a request. It wraps the

@@ -108,6 +108,7 @@ var ErrorCodes = []ErrorCode{
 	{ErrNoKey, http.StatusServiceUnavailable, "provider_key_unavailable"},
 	{ErrStorage, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{budget.ErrLedgerClosed, http.StatusServiceUnavailable, "ledger_unavailable"},
+	{budget.ErrLedgerDamaged, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{budget.ErrNotReserved, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
 }

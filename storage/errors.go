@@ -16,8 +16,9 @@ var (
 	// or write inside it panics or faults: Open refuses such a file (it is
 	// never re-initialised or served), and a running DB answers the call
 	// that hit the damage with it, logs the cause at error level and keeps
-	// the process alive. The wrapped text says what is wrong and where.
-	ErrDamaged = errors.New("database damaged")
+	// the process alive. The wrapped text says what is wrong and where. It
+	// is budget.ErrLedgerDamaged.
+	ErrDamaged = budget.ErrLedgerDamaged
 
 	// ErrNewerFormat is returned by Open for a file written by a newer
 	// hardcap, whose layout this one cannot be sure to read.
