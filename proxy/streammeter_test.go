@@ -65,6 +65,14 @@ func readSSE(t *testing.T, body io.Reader) ([]sseEvent, error) {
 // client read and the usage record.
 func killMidStream(t *testing.T, h *harness, path, body string, header http.Header) ([]sseEvent, error, budget.Record) {
 	t.Helper()
+	return killMidStreamAfter(t, h, path, body, header, "")
+}
+
+// killMidStreamAfter is killMidStream that cuts only once the client has
+// read a line containing until (any first line when until is empty), so a
+// test can be sure the proxy has passed on what comes before it.
+func killMidStreamAfter(t *testing.T, h *harness, path, body string, header http.Header, until string) ([]sseEvent, error, budget.Record) {
+	t.Helper()
 	req := mustRequestPath(t, h, path, body)
 	for k, v := range header {
 		req.Header[k] = v
@@ -78,9 +86,16 @@ func killMidStream(t *testing.T, h *harness, path, body string, header http.Head
 		t.Fatalf("got status %d, want 200", resp.StatusCode)
 	}
 	rd := bufio.NewReader(resp.Body)
-	first, err := rd.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
+	var first string
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		first += line
+		if strings.Contains(line, until) {
+			break
+		}
 	}
 	if err := h.db.SetKill(context.Background(), storage.KillTarget{Project: h.project}, true); err != nil {
 		t.Fatal(err)
@@ -293,8 +308,8 @@ func TestKill_StreamWithUsageChargesUsage(t *testing.T) {
 	// The fake's Anthropic stream reports usage in message_start and
 	// message_delta; stalling after message_delta leaves only message_stop.
 	h.ant.SetBehavior(fakeanthropic.Behavior{StallAfterEvents: 1000})
-	events, err, rec := killMidStream(t, h, "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"Hi"}]}`,
-		http.Header{"Anthropic-Version": {"2023-06-01"}})
+	events, err, rec := killMidStreamAfter(t, h, "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"Hi"}]}`,
+		http.Header{"Anthropic-Version": {"2023-06-01"}}, `"type":"message_delta"`)
 	if err != nil || len(events) == 0 || events[len(events)-1].typ != "error" {
 		t.Fatalf("got %d events ending %v (err %v), want a final error event", len(events), events[len(events)-1:], err)
 	}
