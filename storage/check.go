@@ -183,6 +183,11 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 			problems = appendProblem(problems, fmt.Sprintf("spend counter %q is %d bytes, want 16", truncate(k), len(v)))
 			return nil
 		}
+		if sp := getSpend(tx, string(k)); sp.Committed < 0 || sp.Reserved < 0 {
+			// Money is never negative; a negative counter (a flipped top bit)
+			// would hand its budget headroom it does not have.
+			problems = appendProblem(problems, fmt.Sprintf("spend counter %q is negative (committed %s, reserved %s USD)", truncate(k), sp.Committed, sp.Reserved))
+		}
 		if got, want := getSpend(tx, string(k)).Reserved, held[string(k)]; got != want {
 			problems = appendProblem(problems, fmt.Sprintf("spend counter %q holds %s USD reserved but its open reservations hold %s USD", truncate(k), got, want))
 		}

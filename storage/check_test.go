@@ -139,6 +139,14 @@ func TestOpen_RefusesDamagedFiles(t *testing.T) {
 				return putSpend(tx, string(k), sp)
 			})
 		}, ErrDamaged, "but its open reservations hold"},
+		{"committed counter negative", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				k, _ := tx.Bucket(bucketSpend).Cursor().First()
+				sp := getSpend(tx, string(k))
+				sp.Committed = -sp.Committed - 1
+				return putSpend(tx, string(k), sp)
+			})
+		}, ErrDamaged, "is negative"},
 		{"newer format", func(t *testing.T, path string) {
 			withBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte("99")) })
 		}, ErrNewerFormat, "format 99"},
@@ -371,5 +379,51 @@ func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Fatal("no damage was ever refused")
+	}
+}
+
+// memoryFault looks like the runtime error of a fault on a mapped page.
+type memoryFault struct{}
+
+func (memoryFault) Error() string { return "unexpected fault address" }
+func (memoryFault) Addr() uintptr { return 0xdead }
+func (memoryFault) RuntimeError() {}
+
+// TestCommitBatch_NothingCommitsAfterAFault: when one operation of a batch
+// faults on the mapped file, the batch's other operations are refused too,
+// not committed on a ledger that refuses every later call (their requests
+// would be forwarded and could never settle).
+func TestCommitBatch_NothingCommitsAfterAFault(t *testing.T) {
+	db := openTest(t, Options{NoSync: true})
+	tok := newToken(t, db, "p", budget.NoLimit(""), budget.NoLimit(""))
+	bad := &writeOp{fn: func(tx *bolt.Tx) error { panic(memoryFault{}) }, done: make(chan error, 1)}
+	good := &writeOp{fn: func(tx *bolt.Tx) error {
+		_, err := db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10))
+		return err
+	}, done: make(chan error, 1)}
+	db.commitBatch([]*writeOp{bad, good})
+	if err := <-bad.done; !errors.Is(err, ErrDamaged) {
+		t.Fatalf("the faulting operation got %v, want ErrDamaged", err)
+	}
+	if err := <-good.done; !errors.Is(err, ErrDamaged) {
+		t.Fatalf("the other operation of the batch got %v, want ErrDamaged (nothing commits after a fault)", err)
+	}
+	db.wedged.Store(false) // the fault was fake: let Close run normally
+}
+
+// TestLanded: a transaction is seen as landed once bbolt reads it as the
+// newest, which is how a commit whose fsync failed after its meta page was
+// written is told apart from one rolled back.
+func TestLanded(t *testing.T) {
+	db := openTest(t, Options{NoSync: true})
+	var txid int
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { txid = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !db.landed(txid) {
+		t.Fatalf("committed transaction %d not seen as landed", txid)
+	}
+	if db.landed(txid + 1) {
+		t.Fatalf("transaction %d that never committed seen as landed", txid+1)
 	}
 }

@@ -123,16 +123,42 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			}
 		}
 		if bad >= 0 {
-			_ = tx.Rollback()
-			tx = nil
 			pending[bad].done <- results[bad]
 			pending = append(pending[:bad:bad], pending[bad+1:]...)
+			if broken := db.broken.Load(); broken != nil {
+				// The operation faulted on the mapped file: nothing more may
+				// be committed, not even the batch's other operations, whose
+				// callers would forward requests on a ledger that cannot
+				// settle them.
+				if guard("rolling back", tx.Rollback) != nil {
+					db.wedged.Store(true)
+				}
+				tx = nil
+				answerAll(pending, *broken)
+				pending = nil
+				return
+			}
+			_ = tx.Rollback()
+			tx = nil
 			continue
 		}
+		txid := tx.ID()
 		err = tx.Commit()
 		tx = nil
 		if err != nil {
-			answerAll(pending, fmt.Errorf("storage: commit: %w", err))
+			err = fmt.Errorf("storage: commit: %w", err)
+			if db.landed(txid) {
+				// The meta page reached the file and bbolt now reads the
+				// transaction as committed, but its fsync failed: what the
+				// disk holds is unknown. Refuse everything until a restart
+				// reopens and checks the file; the callers were told it
+				// failed, so the worst case is a reservation charged in full
+				// at the next start for a request never sent.
+				err = fmt.Errorf("%w: %w after the transaction reached the file; every later call is refused until hardcap restarts", ErrDamaged, err)
+				db.broken.CompareAndSwap(nil, &err)
+				db.log.Error().Err(err).Msg("storage: a commit failed to sync; stop hardcap, check the disk, and run `hardcap db check`")
+			}
+			answerAll(pending, err)
 			return
 		}
 		db.stats.commits.Add(1)
@@ -160,4 +186,18 @@ func answerAll(ops []*writeOp, err error) {
 	for _, op := range ops {
 		op.done <- err
 	}
+}
+
+// landed reports whether the transaction txid is what bbolt now reads as
+// the newest: a commit that failed after writing its meta page (its fsync
+// failed) is visible although Commit returned an error.
+func (db *DB) landed(txid int) bool {
+	landed := true // when bbolt cannot even answer, assume the worst
+	_ = guard("reading the transaction id", func() error {
+		return db.bolt.View(func(tx *bolt.Tx) error {
+			landed = tx.ID() >= txid
+			return nil
+		})
+	})
+	return landed
 }

@@ -71,7 +71,7 @@ func Salvage(src, dst string) (SalvageReport, error) {
 	if len(metas) > 1 && len(w.problems) > 0 {
 		if w2, b2 := walkFrom(f, info.Size(), metas[1], true); entries(b2) > entries(buckets) {
 			w, buckets = w2, b2
-			w.problems = append([]string{"the newest transaction's tree is unreadable; copied the previous one's"}, w.problems...)
+			w.problems = append([]string{"the newest transaction's tree is unreadable; copied the previous one's: reservations and settlements of the last commit are missing (requests reserved in it may have been forwarded and are not charged; compare with the provider's bill or hardcap reconcile)"}, w.problems...)
 		}
 	}
 	f.Close()

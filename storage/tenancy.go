@@ -2,8 +2,11 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -312,9 +315,9 @@ type LimitChange struct {
 	// Amount, when not nil, replaces the ceiling with its Amount and Zero
 	// (budget.Ceiling or budget.NoLimit); its Period is not used.
 	Amount *budget.Limit
-	// Period, when not empty, replaces the period. Spend already counted
-	// stays in the old period's window; the new period counts from its
-	// current window.
+	// Period, when not empty, replaces the period. The new period's current
+	// window counts every charge recorded in it and every open reservation
+	// of the scope (see carrySpend).
 	Period budget.Period
 }
 
@@ -348,7 +351,11 @@ func (db *DB) UpdateProject(ctx context.Context, name string, change LimitChange
 		if l, err = getLimit(tx, scope); err != nil {
 			return err
 		}
-		l = change.apply(l)
+		nl := change.apply(l)
+		if err := db.carrySpend(tx, scope, l, nl); err != nil {
+			return err
+		}
+		l = nl
 		return putLimit(tx, scope, l)
 	})
 	return p, l, err
@@ -410,10 +417,14 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 		if change.Expires != nil {
 			t.Expires = change.Expires.UTC()
 		}
+		nl := change.Limit.apply(l)
+		if err := db.carrySpend(tx, scope, l, nl); err != nil {
+			return err
+		}
 		if err := putJSON(b, []byte(id), t); err != nil {
 			return err
 		}
-		return putLimit(tx, scope, change.Limit.apply(l))
+		return putLimit(tx, scope, nl)
 	})
 	return t, err
 }
@@ -475,4 +486,81 @@ func (db *DB) DeleteProject(ctx context.Context, name string, revokeTokens bool)
 		return nil, err
 	}
 	return revoked, nil
+}
+
+// carrySpend keeps a period change from forgetting spend. A new period
+// means a new window key whose counter may be fresh; left alone it would
+// let the scope take its whole limit again beside the reservations still
+// open under the old key and the charges already made in the new window.
+// So, in the same transaction as the change, the new window's committed
+// becomes at least the sum of the scope's charges recorded since the window
+// began (by end time, which can only count more), and every open
+// reservation of the scope is added to the new window's reserved and to its
+// own keys, so that its settlement moves it out of the new window too.
+// Reading the records is linear in the window's records; edits are rare.
+func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) error {
+	now := db.now()
+	oldKey := budget.Budget{Scope: scope, Limit: old}.Key(now, db.loc)
+	newKey := budget.Budget{Scope: scope, Limit: nu}.Key(now, db.loc)
+	if oldKey == newKey {
+		return nil
+	}
+	mine := func(r budget.Request) bool {
+		return budget.ProjectScope(r.Project) == scope || budget.TokenScope(r.TokenID) == scope
+	}
+	var charged budget.Money
+	c := tx.Bucket(bucketRecords).Cursor()
+	k, v := c.First()
+	if start := nu.Period.Start(now, db.loc); start.UnixNano() > 0 {
+		seek := make([]byte, 8)
+		binary.BigEndian.PutUint64(seek, uint64(start.UnixNano()))
+		k, v = c.Seek(seek)
+	}
+	for ; k != nil; k, v = c.Next() {
+		var r budget.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("storage: record %x: %w", k, err)
+		}
+		if !mine(r.Request) {
+			continue
+		}
+		var err error
+		if charged, err = charged.Add(r.Charged); err != nil {
+			return err
+		}
+	}
+	sp := getSpend(tx, newKey)
+	sp.Committed = max(sp.Committed, charged)
+	type carried struct {
+		id  []byte
+		res budget.Reservation
+	}
+	var open []carried
+	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
+		var res budget.Reservation
+		if err := json.Unmarshal(v, &res); err != nil {
+			return fmt.Errorf("storage: reservation %s: %w", k, err)
+		}
+		if !mine(res.Request) || slices.Contains(res.Keys, newKey) {
+			return nil
+		}
+		open = append(open, carried{append([]byte(nil), k...), res})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range open {
+		if sp.Reserved, err = sp.Reserved.Add(o.res.Amount); err != nil {
+			return err
+		}
+	}
+	// Every check has passed; from here on only writes.
+	for _, o := range open {
+		o.res.Keys = append(o.res.Keys, newKey)
+		if err := putJSON(tx.Bucket(bucketReservations), o.id, o.res); err != nil {
+			return err
+		}
+	}
+	return putSpend(tx, newKey, sp)
 }

@@ -406,3 +406,72 @@ func TestReserve_LimitLoweredMidLoad(t *testing.T) {
 		t.Fatalf("end: committed %s, reserved %s; want nothing reserved and at most %d committed", bs.Committed, bs.Reserved, start)
 	}
 }
+
+// TestUpdate_PeriodChangeKeepsSpend: changing a budget's period must not
+// hand it a fresh window: open reservations and the charges already made in
+// the new window count there, and a reservation carried over leaves the new
+// window when it settles. Before, a 1000/month project with 900 in flight
+// took 1000 more after `--period day` and 1000 more again after `--period
+// total`.
+func TestUpdate_PeriodChangeKeepsSpend(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	db := openTest(t, Options{Now: c.Now, NoSync: true, OnLow: budget.Reject})
+	tok := newToken(t, db, "p", budget.Ceiling(1000, budget.Month), budget.NoLimit(""))
+	done, err := reserve(db, tok, flat(300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Settle(ctx, done.ID, budget.Settlement{Charged: 300}); err != nil {
+		t.Fatal(err)
+	}
+	open, err := reserve(db, tok, flat(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := func() budget.Money {
+		t.Helper()
+		bs, err := db.BudgetStatus(budget.ProjectScope("p"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bs.Spend.Committed + bs.Spend.Reserved
+	}
+	for _, p := range []budget.Period{budget.Day, budget.Total, budget.Week, budget.Month, budget.Day} {
+		if _, _, err := db.UpdateProject(ctx, "p", LimitChange{Period: p}); err != nil {
+			t.Fatal(err)
+		}
+		if got := held(); got != 800 {
+			t.Fatalf("after --period %s the window holds %d, want 800 (300 charged + 500 open)", p, got)
+		}
+		if _, err := reserve(db, tok, flat(201)); !errors.Is(err, budget.ErrExhausted) {
+			t.Fatalf("after --period %s a 201 reservation beside 800 of 1000: %v, want exhausted", p, err)
+		}
+	}
+	if _, err := db.Settle(ctx, open.ID, budget.Settlement{Charged: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if got := held(); got != 400 {
+		t.Fatalf("after the carried reservation settled at 100 the window holds %d, want 400", got)
+	}
+	// The token's own budget is carried the same way.
+	tl := budget.Ceiling(1000, budget.Month)
+	tok2 := newToken(t, db, "q", budget.NoLimit(""), tl)
+	r, err := reserve(db, tok2, flat(700))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateToken(ctx, tok2.ID, TokenChange{Limit: LimitChange{Period: budget.Day}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reserve(db, tok2, flat(301)); !errors.Is(err, budget.ErrExhausted) {
+		t.Fatalf("token: 301 beside 700 open of 1000 after --period day: %v, want exhausted", err)
+	}
+	if _, err := db.Settle(ctx, r.ID, budget.Settlement{Charged: 700}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	rep, err := Check(db.Path())
+	if err != nil || !rep.OK() {
+		t.Fatalf("db check after period changes: %v %v", err, rep.Problems)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -53,6 +54,14 @@ func (h *Handler) expiry(s string) (time.Time, error) {
 // limitChangeFrom reads the optional budget fields of a PATCH body.
 func limitChangeFrom(usd, period *string) (storage.LimitChange, error) {
 	var c storage.LimitChange
+	// An edit says what it wants: an empty value (an unset shell variable)
+	// must not quietly remove a limit or reset a period to total.
+	if usd != nil && strings.TrimSpace(*usd) == "" {
+		return c, fmt.Errorf("%w: budget_usd is empty; give an amount in USD, 0, or %q", budget.ErrInvalidAmount, budget.UnlimitedWord)
+	}
+	if period != nil && strings.TrimSpace(*period) == "" {
+		return c, fmt.Errorf("%w: period is empty; give day, week, month or total", budget.ErrInvalidPeriod)
+	}
 	if usd != nil {
 		l, err := budget.ParseLimit(*usd, "")
 		if err != nil {

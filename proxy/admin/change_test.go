@@ -95,6 +95,12 @@ func TestAdmin_ProjectSetAndDelete(t *testing.T) {
 		{"PATCH", "/admin/v1/projects/web", `{}`, 200, "budget.period", "month"},
 		{"PATCH", "/admin/v1/projects/web", `{"budget_usd":"unlimited"}`, 200, "budget.limit_usd", nil},
 		{"PATCH", "/admin/v1/projects/web", `{"budget_usd":"-1"}`, 400, "error.code", "invalid_request"},
+		{"PATCH", "/admin/v1/projects/web", `{"budget_usd":"3"}`, 200, "budget.limit_usd", "3.000000"},
+		{"PATCH", "/admin/v1/projects/web", `{"budget_usd":""}`, 400, "error.code", "invalid_request"}, // not "unlimited"
+		{"PATCH", "/admin/v1/projects/web", `{"budget_usd":" "}`, 400, "error.code", "invalid_request"},
+		{"PATCH", "/admin/v1/projects/web", `{"period":""}`, 400, "error.code", "invalid_request"}, // not "total"
+		{"PATCH", "/admin/v1/projects/web", `{}`, 200, "budget.limit_usd", "3.000000"},
+		{"PATCH", "/admin/v1/projects/web", `{"budget_usd":"unlimited"}`, 200, "budget.limit_usd", nil},
 		{"PATCH", "/admin/v1/projects/web", `{"period":"fortnight"}`, 400, "error.code", "invalid_request"},
 		{"PATCH", "/admin/v1/projects/web", `{"limit":"5"}`, 400, "error.code", "invalid_request"},
 		{"PATCH", "/admin/v1/projects/nope", `{"budget_usd":"5"}`, 404, "error.code", "not_found"},
