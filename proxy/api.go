@@ -249,8 +249,10 @@ func checkDepth(body []byte) error {
 // cacheRetentions are OpenAI's prompt_cache_retention values. Both bill
 // cached input at the same rates (the retention changes how long a prefix
 // stays cached, not its price), and every input token is already bounded at
-// the highest of the input, cache-read and cache-write rates.
-var cacheRetentions = map[string]bool{"in_memory": true, "24h": true}
+// the highest of the input, cache-read and cache-write rates. "in-memory"
+// is how the SDKs spelled in_memory before their fix; it is passed on as
+// sent, and the provider decides.
+var cacheRetentions = map[string]bool{"in_memory": true, "in-memory": true, "24h": true}
 
 // checkCacheRetention reads prompt_cache_retention (chat and Responses). A
 // value OpenAI may add later, with a price of its own, is refused.

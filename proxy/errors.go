@@ -142,7 +142,7 @@ var publicMessages = map[string]string{
 	"budget_exhausted":         "The hardcap budget cannot cover the worst-case cost of this request. Raise the budget, wait for the next period, or ask for fewer output tokens.",
 	"model_not_priced":         "hardcap has no price for this model, so it cannot bound the cost. Add a price override in the hardcap config or use a priced model.",
 	"unbounded_cost":           "hardcap cannot prove an upper bound for the cost of this request, so it was not forwarded.",
-	"invalid_request":          "The request body is not valid for this route.",
+	"invalid_request":          "The request is not valid for this route; fix it before retrying.",
 	"rate_limited":             "This token has reached its requests-per-minute limit.",
 	"provider_key_unavailable": "hardcap could not read the provider key from its configured source. Check the server's configuration and logs.",
 	"ledger_unavailable":       "hardcap could not record the reservation for this request, so it was not forwarded. Retry later.",

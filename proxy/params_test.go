@@ -39,6 +39,7 @@ func TestCacheParams_AcceptedAndBounded(t *testing.T) {
 	}{
 		{"chat 24h", chatAPI{}, openai, `{"model":"m","max_completion_tokens":50,"prompt_cache_retention":"24h","messages":[{"role":"user","content":"a long shared prefix"}]}`, false},
 		{"chat in_memory", chatAPI{}, openai, `{"model":"m","max_completion_tokens":50,"prompt_cache_retention":"in_memory","messages":[{"role":"user","content":"hi"}]}`, false},
+		{"chat in-memory (older SDKs' spelling)", chatAPI{}, openai, `{"model":"m","max_completion_tokens":50,"prompt_cache_retention":"in-memory","messages":[{"role":"user","content":"hi"}]}`, false},
 		{"responses 24h", responsesAPI{}, openai, `{"model":"m","max_output_tokens":50,"prompt_cache_retention":"24h","input":"a long shared prefix"}`, false},
 		{"messages automatic", messagesAPI{}, anthropic, `{"model":"claude-x","max_tokens":50,"cache_control":{"type":"ephemeral"},"messages":[{"role":"user","content":"a long shared prefix"}]}`, false},
 		{"messages automatic 1h", messagesAPI{}, anthropic, `{"model":"claude-x","max_tokens":50,"cache_control":{"type":"ephemeral","ttl":"1h"},"system":"a long system prompt","messages":[{"role":"user","content":"hi"}]}`, true},

@@ -70,6 +70,38 @@ const (
 	MaxTokenName   = 128
 )
 
+// MaxModels and MaxModelName bound a token's model list: how many models it
+// may name, and how long each id may be, in characters. Real model ids are
+// far shorter (fine-tunes included); the bounds keep a token record, and
+// every answer that shows it, small.
+const (
+	MaxModels    = 256
+	MaxModelName = 128
+)
+
+// CheckModels reports whether models can be a token's model list: at most
+// MaxModels ids, each 1 to MaxModelName printable characters without
+// spaces or commas (the CLI separates ids with commas).
+func CheckModels(models []string) error {
+	if len(models) > MaxModels {
+		return fmt.Errorf("%w: a token names at most %d models, this list has %d", ErrInvalidScope, MaxModels, len(models))
+	}
+	for i, m := range models {
+		if n := utf8.RuneCountInString(m); n == 0 || n > MaxModelName {
+			return fmt.Errorf("%w: model %d of the list has %d characters; a model id has 1 to %d", ErrInvalidScope, i+1, n, MaxModelName)
+		}
+		if !utf8.ValidString(m) {
+			return fmt.Errorf("%w: model %d of the list is not UTF-8 text", ErrInvalidScope, i+1)
+		}
+		for _, r := range m {
+			if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == ',' {
+				return fmt.Errorf("%w: model %d of the list holds a space, comma or control character", ErrInvalidScope, i+1)
+			}
+		}
+	}
+	return nil
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // CheckName reports whether s can name a project: 1 to 64 characters of

@@ -228,6 +228,10 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	if err := tokens.CheckModels(req.Models); err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
 	spec := storage.TokenSpec{Project: req.Project, Name: req.Name, Limit: limit, Models: req.Models, RPM: req.RPM}
 	if req.RPM < 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "rpm must not be negative")

@@ -162,6 +162,12 @@ func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request) {
 		h.writeDomainError(w, err)
 		return
 	}
+	if req.Models != nil {
+		if err := tokens.CheckModels(*req.Models); err != nil {
+			h.writeDomainError(w, err)
+			return
+		}
+	}
 	change := storage.TokenChange{Limit: limit, Name: req.Name, Models: req.Models, RPM: req.RPM}
 	if req.Expires != nil {
 		t, err := h.expiry(*req.Expires)

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/hardcap/hardcap/internal/testlog"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/storage"
+	"github.com/hardcap/hardcap/tokens"
 	"github.com/rs/zerolog"
 )
 
@@ -217,5 +219,40 @@ func TestAdmin_StatusShowsUnlimitedAsNull(t *testing.T) {
 	_, body = e.do("GET", "/admin/v1/projects", "")
 	if !strings.Contains(body, `"limit_usd": "0.000000"`) {
 		t.Fatalf("a zero budget: %s", body)
+	}
+}
+
+// TestAdmin_ModelListsAreBounded: a token's model list is bounded in count
+// and length and holds ids only, on create and on set; a 100 kB model id
+// was stored whole and echoed back.
+func TestAdmin_ModelListsAreBounded(t *testing.T) {
+	e := newAdminEnv(t)
+	e.do("POST", "/admin/v1/projects", `{"name":"web"}`)
+	many := make([]string, tokens.MaxModels+1)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"m%d"`, i)
+	}
+	bad := []string{
+		`["` + strings.Repeat("m", 100_000) + `"]`,
+		`[` + strings.Join(many, ",") + `]`,
+		`["gpt-4o", " gpt-4o-mini"]`,
+		`[""]`,
+		`["a,b"]`,
+	}
+	_, body := e.do("POST", "/admin/v1/tokens", `{"project":"web","models":["gpt-4o","ft:gpt-4o-mini:org:x:1"]}`)
+	id, _ := field(t, body, "id").(string)
+	if id == "" {
+		t.Fatalf("a plain model list was refused: %s", body)
+	}
+	for _, models := range bad {
+		for _, req := range []struct{ method, path, body string }{
+			{"POST", "/admin/v1/tokens", `{"project":"web","models":` + models + `}`},
+			{"PATCH", "/admin/v1/tokens/" + id, `{"models":` + models + `}`},
+		} {
+			status, body := e.do(req.method, req.path, req.body)
+			if status != 400 || field(t, body, "error.code") != "invalid_request" || len(body) > 400 {
+				t.Fatalf("%s with models %.60s: got %d, %d bytes: %.300s", req.method, models, status, len(body), body)
+			}
+		}
 	}
 }
