@@ -88,6 +88,10 @@ func (m *Main) Open() error {
 	opened := false
 	defer func() {
 		if !opened {
+			if m.demo != nil {
+				_ = m.demo.Close()
+				m.demo = nil
+			}
 			_ = m.closeStorage()
 		}
 	}()
@@ -370,11 +374,20 @@ func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(out).Level(level).With().Timestamp().Logger(), nil
 }
 
-// logWriter sends the standard library's server errors to zerolog.
+// logWriter sends the standard library's server errors to zerolog. Most
+// are a client's doing (a bad request line, a reset) and go to debug; a
+// handler panic that net/http recovered is hardcap's fault and goes to error
+// with its stack, never hidden at debug.
 type logWriter struct{ l zerolog.Logger }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.l.Debug().Msg(strings.TrimSpace(string(p)))
+	msg := strings.TrimSpace(string(p))
+	if strings.HasPrefix(msg, "http: panic serving") {
+		first, stack, _ := strings.Cut(msg, "\n")
+		w.l.Error().Str("stack", stack).Msg(first)
+		return len(p), nil
+	}
+	w.l.Debug().Msg(msg)
 	return len(p), nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hardcap/hardcap/internal/connguard"
 	"github.com/hardcap/hardcap/internal/testlog"
+	"github.com/rs/zerolog"
 )
 
 // TestSlowClientIsDropped: a client that sends its headers a byte at a
@@ -184,4 +185,17 @@ func TestConnectionCapPerIP(t *testing.T) {
 		t.Fatalf("a connection from another IP got %q", got)
 	}
 	_ = held
+}
+
+// TestLogWriter_HandlerPanicsAreErrors: a panic net/http recovered in a
+// handler is logged at error with its stack; other server noise at debug.
+func TestLogWriter_HandlerPanicsAreErrors(t *testing.T) {
+	var buf testlog.Buffer
+	w := logWriter{zerolog.New(&buf)}
+	fmt.Fprint(w, "http: panic serving 127.0.0.1:5555: boom\ngoroutine 7 [running]:\nmain.handler()\n")
+	fmt.Fprint(w, "http: TLS handshake error from 127.0.0.1:5556: EOF\n")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"level":"error"`) || !strings.Contains(lines[0], "goroutine 7") || !strings.Contains(lines[1], `"level":"debug"`) {
+		t.Fatalf("got %q", lines)
+	}
 }
