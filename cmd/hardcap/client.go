@@ -15,10 +15,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/tokens"
 )
 
 // client talks to a running server's admin API.
@@ -108,24 +110,25 @@ func (c *client) adminToken() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// call sends one admin request and decodes the JSON answer into v (when v
-// is not nil). With --json it also prints the answer as it came.
-func (c *client) call(ctx context.Context, method, path string, body any, v any) error {
+// send sends one admin request and returns the answer once its headers
+// have come, after what every command shares: the admin token, --timeout
+// for connecting and for the headers, and clear messages for a server that
+// does not answer, refuses the admin token or finds the request too large.
+// The caller closes the body.
+func (c *client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	token, err := c.adminToken()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
+		if raw, err = json.Marshal(body); err != nil {
+			return nil, err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.server+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.server+path, bytes.NewReader(raw))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
@@ -134,28 +137,65 @@ func (c *client) call(ctx context.Context, method, path string, body any, v any)
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("hardcap at %s did not answer within %s: is it stopped or overloaded? (--timeout waits longer)", c.server, c.timeout)
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil, fmt.Errorf("hardcap at %s did not answer within %s: is it stopped or overloaded? (--timeout waits longer)", c.server, c.timeout)
+		case (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) && len(path)+len(raw) > largeRequest:
+			// The server cuts a request whose headers are over its limit
+			// while the client is still sending them.
+			return nil, fmt.Errorf("hardcap at %s closed the connection: the request was too large for the server (%d bytes); shorten the values given", c.server, len(path)+len(raw))
 		}
-		return fmt.Errorf("cannot reach hardcap at %s: is `hardcap serve` running? (%v)", c.server, err)
+		// The error names the URL, which may hold a long value given on
+		// the command line.
+		return nil, fmt.Errorf("cannot reach hardcap at %s: is `hardcap serve` running? (%s)", c.server, budget.ClipTo(err.Error(), 300))
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		resp.Body.Close()
+		return nil, fmt.Errorf("hardcap at %s refused the admin token from %s (401): use the token of that server's data dir (--data-dir) or set $HARDCAP_ADMIN_TOKEN", c.server, c.tokenSource)
+	case http.StatusRequestHeaderFieldsTooLarge:
+		resp.Body.Close()
+		return nil, fmt.Errorf("hardcap at %s answered %s: the request was too large for the server (%d bytes); shorten the values given", c.server, resp.Status, len(path)+len(raw))
+	}
+	return resp, nil
+}
+
+// largeRequest is the size, in bytes of path and body, past which a reset
+// connection is taken for the server's refusal of a request too large
+// (net/http allows 64 kB of headers by default, hardcap's admin API 1 MB of
+// body); a small request cut off is reported as the network error it is.
+const largeRequest = 16 << 10
+
+// apiError is the API's error in an answer that is not a success, as its
+// message and code; nil when the body is not the API's error shape.
+func apiError(raw []byte) error {
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Error.Message == "" {
+		return nil
+	}
+	return fmt.Errorf("%s (%s)", e.Error.Message, e.Error.Code)
+}
+
+// call sends one admin request and decodes the JSON answer into v (when v
+// is not nil). With --json it also prints the answer as it came.
+func (c *client) call(ctx context.Context, method, path string, body any, v any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("hardcap at %s refused the admin token from %s (401): use the token of that server's data dir (--data-dir) or set $HARDCAP_ADMIN_TOKEN", c.server, c.tokenSource)
-	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+		if err := apiError(raw); err != nil {
 			if c.json {
 				c.out.Write(raw)
 			}
-			return fmt.Errorf("%s (%s)", e.Error.Message, e.Error.Code)
+			return err
 		}
 		return fmt.Errorf("server answered %s", resp.Status)
 	}
@@ -181,6 +221,48 @@ func (c *client) httpClient() *http.Client {
 	tr.TLSHandshakeTimeout = c.timeout
 	tr.ResponseHeaderTimeout = c.timeout
 	return &http.Client{Transport: tr}
+}
+
+// checkProject refuses, before anything is sent, a project name the server
+// would refuse, with the server's message: a long name would otherwise be
+// cut off by the server's header limit with a bare socket error.
+func checkProject(name string) error {
+	if err := tokens.CheckName(name); err != nil {
+		return usageError(err.Error() + " (invalid_request)")
+	}
+	return nil
+}
+
+// checkTokenID refuses, before anything is sent, a token id no token can
+// have (ids are "tok_" and 12 letters or digits, which fit the rule for
+// names), with the server's message for an unknown id.
+func checkTokenID(id string) error {
+	if tokens.CheckName(id) != nil {
+		return usageError(fmt.Sprintf("%v: %s (not_found)", tokens.ErrTokenNotFound, budget.Clip(id)))
+	}
+	return nil
+}
+
+// checkLabel refuses a token name the server would refuse.
+func checkLabel(label string) error {
+	if err := tokens.CheckLabel(label); err != nil {
+		return usageError(err.Error() + " (invalid_request)")
+	}
+	return nil
+}
+
+// checkScope checks --project and --token where a command takes them; an
+// empty flag is not given.
+func checkScope(project, token string) error {
+	if project != "" {
+		if err := checkProject(project); err != nil {
+			return err
+		}
+	}
+	if token != "" {
+		return checkTokenID(token)
+	}
+	return nil
 }
 
 // stdoutIsTerminal reports whether w is a terminal; tests replace it.
@@ -221,6 +303,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := checkProject(pos[0]); err != nil {
+			return err
+		}
 		var p projectJSON
 		if err := c.call(ctx, "POST", "/admin/v1/projects", map[string]any{"name": pos[0], "budget_usd": *budgetUSD, "period": *period}, &p); err != nil || c.json {
 			return err
@@ -232,6 +317,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		period := fs.String("period", "", "new period: day, week, month or total")
 		pos, c, err := prepare(args, 1)
 		if err != nil {
+			return err
+		}
+		if err := checkProject(pos[0]); err != nil {
 			return err
 		}
 		body := setFlags(fs, map[string]string{"budget": "budget_usd", "period": "period"}, map[string]any{"budget": *budgetUSD, "period": *period})
@@ -248,6 +336,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		revoke := fs.Bool("revoke-tokens", false, "revoke the project's live tokens (and cut their requests) instead of refusing")
 		pos, c, err := prepare(args, 1)
 		if err != nil {
+			return err
+		}
+		if err := checkProject(pos[0]); err != nil {
 			return err
 		}
 		path := "/admin/v1/projects/" + url.PathEscape(pos[0])
@@ -294,6 +385,12 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if *project == "" {
 			return usageError("token create: --project is required")
 		}
+		if err := checkProject(*project); err != nil {
+			return err
+		}
+		if err := checkLabel(*label); err != nil {
+			return err
+		}
 		body := map[string]any{"project": *project, "name": *label, "budget_usd": *budgetUSD, "period": *period, "expires": *expires, "rpm": *rpm}
 		if *models != "" {
 			body["models"] = strings.Split(*models, ",")
@@ -313,6 +410,12 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		rpm := fs.Int("rpm", 0, "new requests per minute; 0 is no limit")
 		pos, c, err := prepare(args, 1)
 		if err != nil {
+			return err
+		}
+		if err := checkTokenID(pos[0]); err != nil {
+			return err
+		}
+		if err := checkLabel(*label); err != nil {
 			return err
 		}
 		modelList := []string{}
@@ -337,6 +440,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := checkScope(*project, ""); err != nil {
+			return err
+		}
 		var out struct{ Tokens []tokenJSON }
 		if err := c.call(ctx, "GET", "/admin/v1/tokens?project="+url.QueryEscape(*project), nil, &out); err != nil || c.json {
 			return err
@@ -350,6 +456,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	case "token revoke":
 		pos, c, err := prepare(args, 1)
 		if err != nil {
+			return err
+		}
+		if err := checkTokenID(pos[0]); err != nil {
 			return err
 		}
 		var t tokenJSON
@@ -366,6 +475,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		limit := fs.Int("limit", 0, "show only the newest N records (default 100 on a terminal, all with --json or --csv; 0 is all)")
 		_, c, err := prepare(args, 0)
 		if err != nil {
+			return err
+		}
+		if err := checkScope(*project, *token); err != nil {
 			return err
 		}
 		if *limit < 0 {
@@ -413,6 +525,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		token := fs.String("token", "", "only this token id")
 		_, c, err := prepare(args, 0)
 		if err != nil {
+			return err
+		}
+		if err := checkScope(*project, *token); err != nil {
 			return err
 		}
 		if *project != "" && *token != "" {

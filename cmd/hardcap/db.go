@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/storage"
 )
 
@@ -164,45 +165,54 @@ func counts(m map[string]int) string {
 
 // backup fetches a consistent copy from the running server into file: a
 // temporary file beside it, synced, checked, then renamed over it, so file
-// is always either the old copy or a complete new one.
+// is always either the old copy or a complete new one. file "-" is stdout:
+// the copy is checked in a temporary file first and then written out,
+// nothing else is.
+//
+// A file that is the database of a running hardcap is refused before
+// anything is fetched and again before the rename: renaming over a
+// database a server has open leaves the server writing to a deleted file,
+// and everything it writes after the backup is lost at its next start.
 func backup(ctx context.Context, c *client, file string, stdout io.Writer) error {
-	token, err := c.adminToken()
+	toStdout := file == "-"
+	if toStdout && stdoutIsTerminal(stdout) {
+		return usageError("db backup -: stdout is a terminal; redirect it to a file or a pipe (hardcap db backup - > hardcap-backup.db)")
+	}
+	if !toStdout {
+		if err := checkBackupTarget(c, file); err != nil {
+			return err
+		}
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/admin/v1/backup", nil)
 	if err != nil {
 		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+"/admin/v1/backup", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach hardcap at %s: is `hardcap serve` running? (%v)", c.server, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("backup: %s (%s)", e.Error.Message, e.Error.Code)
+		if err := apiError(raw); err != nil {
+			return fmt.Errorf("backup: %w", err)
 		}
 		return fmt.Errorf("backup: server answered %s", resp.Status)
 	}
+	// CreateTemp makes the file 0600: the copy holds token hashes and
+	// client IPs.
 	dir := filepath.Dir(file)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp*")
+	var f *os.File
+	if toStdout {
+		f, err = os.CreateTemp("", ".hardcap-backup-*.tmp")
+	} else {
+		f, err = os.CreateTemp(dir, "."+filepath.Base(file)+".tmp*")
+	}
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("backup: %w", err)
-	}
 	n, err := io.Copy(f, resp.Body)
-	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+	if err != nil && resp.ContentLength >= 0 && n < resp.ContentLength {
+		err = fmt.Errorf("the server stopped after %d of %d bytes (see its log): %w", n, resp.ContentLength, err)
+	} else if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = fmt.Errorf("the server sent %d of %d bytes (see its log)", n, resp.ContentLength)
 	}
 	if err == nil {
@@ -221,6 +231,21 @@ func backup(ctx context.Context, c *client, file string, stdout io.Writer) error
 	if !rep.OK() {
 		return fmt.Errorf("backup: the copy fails its check (%s); %s was not written", rep.Problems[0], file)
 	}
+	if toStdout {
+		f, err := os.Open(tmp)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		defer f.Close()
+		if _, err := io.Copy(stdout, f); err != nil {
+			return fmt.Errorf("backup: writing to stdout: %w", err)
+		}
+		return nil
+	}
+	// Again: a server may have started on file during the download.
+	if err := checkBackupTarget(c, file); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp, file); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -234,6 +259,30 @@ func backup(ctx context.Context, c *client, file string, stdout io.Writer) error
 		return nil
 	}
 	fmt.Fprintf(stdout, "backup written to %s (%d bytes, checked): %s\n", file, n, counts(rep.Entries))
+	return nil
+}
+
+// checkBackupTarget refuses a backup FILE that is a live database: the
+// database of the data dir the command names (the same file after
+// symlinks, "./" and hard links), or any database whose lock a running
+// hardcap holds. Nothing is written when it refuses.
+func checkBackupTarget(c *client, file string) error {
+	// The data dir may be unknown (no home directory and no flag); then
+	// the lock alone decides.
+	if live, err := dbPath(c.dataDir, c.config); err == nil {
+		fi, ferr := os.Stat(file)
+		li, lerr := os.Stat(live)
+		if ferr == nil && lerr == nil && os.SameFile(fi, li) {
+			return usageError(fmt.Sprintf("db backup: %s is the database of the data dir itself (%s); write the backup to another file, e.g. hardcap-backup.db", budget.Clip(file), live))
+		}
+	}
+	held, err := storage.Held(file)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if held {
+		return usageError(fmt.Sprintf("db backup: %s is the database of a running hardcap (its lock is held); write the backup to another file, e.g. hardcap-backup.db", budget.Clip(file)))
+	}
 	return nil
 }
 

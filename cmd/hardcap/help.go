@@ -32,7 +32,7 @@ Usage:
   hardcap prices check [--provider ID] [--json]
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap db check|recover          (offline, on the data dir)
-  hardcap db backup FILE            (through the running server)
+  hardcap db backup FILE|-          (through the running server; - is stdout)
   hardcap help [COMMAND]            (every command also takes --help)
   hardcap --version
 
@@ -56,8 +56,8 @@ type commandDoc struct {
 
 // commandDocs is keyed by the flag set's name ("project create").
 var commandDocs = map[string]commandDoc{
-	"serve": {"serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo]",
-		"Runs the proxy and the admin API.",
+	"serve": {"serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo] [--allow-insecure-listen]",
+		"Runs the proxy and the admin API. --demo serves built-in simulated OpenAI and Anthropic providers\n(no key, no network); --allow-insecure-listen allows a listen address other than loopback without TLS.",
 		"hardcap serve --demo"},
 	"project create": {"project create NAME [--budget USD|unlimited] [--period day|week|month|total]",
 		"Creates a project: a budget and a kill switch its tokens share. Names are 1-64 letters, digits, '.', '_' or '-'.",
@@ -88,7 +88,9 @@ var commandDocs = map[string]commandDoc{
 	"prices update": {"prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]", "Downloads fresh price data into the data dir.", "hardcap prices update"},
 	"db check":      {"db check [--data-dir DIR]", "Checks the database file offline (stop the server first).", "hardcap db check"},
 	"db recover":    {"db recover [--data-dir DIR]", "Copies every readable record into a new database file, never in place.", "hardcap db recover"},
-	"db backup":     {"db backup FILE", "Writes a consistent copy of the database through the running server.", "hardcap db backup hardcap-backup.db"},
+	"db backup": {"db backup FILE|-",
+		"Writes a consistent, checked copy of the database through the running server; - writes it to stdout.\nRefused for a FILE that is the database of the data dir or of any running hardcap.",
+		"hardcap db backup hardcap-backup.db"},
 }
 
 // helpCommand serves `hardcap help [COMMAND...]` by asking the command

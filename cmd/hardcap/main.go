@@ -90,7 +90,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	config := fs.String("config", "", "config file (default $HARDCAP_CONFIG)")
 	listen := fs.String("listen", "", "listen address (default 127.0.0.1:8787)")
 	data := fs.String("data-dir", "", "data directory (default $HARDCAP_DATA_DIR or ~/.local/share/hardcap)")
-	demoMode := fs.Bool("demo", false, "serve a built-in simulated OpenAI provider (no key, no network)")
+	demoMode := fs.Bool("demo", false, "serve built-in simulated OpenAI and Anthropic providers (no key, no network)")
 	insecure := fs.Bool("allow-insecure-listen", false, "allow a listen address other than loopback without TLS")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err

@@ -35,7 +35,8 @@ var version = "dev"
 type Main struct {
 	Config  Config
 	DataDir string
-	// Demo serves the built-in simulated OpenAI provider as "openai".
+	// Demo serves the built-in simulated OpenAI and Anthropic providers as
+	// "openai" and "anthropic".
 	Demo bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
