@@ -86,6 +86,14 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
+	// Backup copies a crash left behind; only now, holding the lock, is it
+	// certain that no running hardcap is still streaming one.
+	if stale, _ := filepath.Glob(filepath.Join(m.DataDir, ".hardcap-backup-*.tmp")); len(stale) > 0 {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+		m.log.Info().Int("files", len(stale)).Msg("removed backup copies a previous run left in the data dir")
+	}
 	opened := false
 	defer func() {
 		if !opened {
