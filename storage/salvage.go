@@ -60,10 +60,10 @@ func Salvage(src, dst string) (SalvageReport, error) {
 		f.Close()
 		return rep, fmt.Errorf("storage: %w", err)
 	}
-	metas, err := readMetas(f, info.Size())
-	if err != nil {
+	metas, metaErr := readMetas(f, info.Size())
+	if len(metas) == 0 {
 		f.Close()
-		return rep, fmt.Errorf("%w: %s: nothing can be read: %v", ErrDamaged, src, err)
+		return rep, fmt.Errorf("%w: %s: nothing can be read: %v", ErrDamaged, src, metaErr)
 	}
 	// The newest tree, unless the previous transaction's (one commit
 	// older) is readable where the newest is not.
@@ -75,6 +75,11 @@ func Salvage(src, dst string) (SalvageReport, error) {
 		}
 	}
 	f.Close()
+	if metaErr != nil {
+		// The other meta page's tree is read; if the bad one was the newer,
+		// its commit is lost.
+		w.problems = append([]string{metaErr.Error() + "; copied the tree the other meta page points at: the last commit may be missing"}, w.problems...)
+	}
 	rep.Unreadable = w.problems
 	if w.more > 0 {
 		rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("and %d more problems", w.more))
