@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -166,7 +168,7 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 	held := map[string]budget.Money{}
 	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
 		var res budget.Reservation
-		if err := json.Unmarshal(v, &res); err != nil {
+		if err := decodeStrict(v, &res); err != nil {
 			problems = appendProblem(problems, fmt.Sprintf("reservation %q does not decode: %v", truncate(k), err))
 			return nil
 		}
@@ -207,12 +209,13 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 	}{
 		{bucketProjects, func() any { return new(tokens.Project) }},
 		{bucketTokens, func() any { return new(tokens.Token) }},
-		{bucketLimits, func() any { return new(budget.Limit) }},
+		// The stored form, not budget.Limit's API form: see storedLimit.
+		{bucketLimits, func() any { return new(storedLimit) }},
 		{bucketRecords, func() any { return new(budget.Record) }},
 	}
 	for _, d := range decoders {
 		_ = tx.Bucket(d.bucket).ForEach(func(k, v []byte) error {
-			if err := json.Unmarshal(v, d.v()); err != nil {
+			if err := decodeStrict(v, d.v()); err != nil {
 				problems = appendProblem(problems, fmt.Sprintf("%s entry %q does not decode: %v", d.bucket, truncate(k), err))
 			}
 			return nil
@@ -226,6 +229,22 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 		return nil
 	})
 	return format, problems, nil
+}
+
+// decodeStrict decodes the JSON entry v into dst and fails on a field dst
+// does not have and on anything after the value. json.Unmarshal ignores
+// unknown fields, so one flipped bit in a name ("killed" to "killsd")
+// would silently drop the field's value: a kill switch undone.
+func decodeStrict(v []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the JSON value")
+	}
+	return nil
 }
 
 // appendProblem adds p to problems unless there are enough already.

@@ -484,3 +484,127 @@ func TestLanded(t *testing.T) {
 		t.Fatalf("transaction %d that never committed seen as landed", txid+1)
 	}
 }
+
+// fullDB writes a ledger in which every field hardcap stores is set: a
+// killed project with a limit, tokens with every option, revoked and
+// killed, a limit in the old form without ceiling_usd, records with every
+// usage field, and an open reservation.
+func fullDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hardcap.db")
+	db, err := Open(path, Options{NoSync: true, Global: budget.Ceiling(1<<40, budget.Month)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateProject(ctx, "web", budget.Ceiling(5_000_000_000, budget.Month)); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := db.CreateToken(ctx, TokenSpec{Project: "web", Name: "app", Limit: budget.Ceiling(0, budget.Day),
+		Models: []string{"m"}, Expires: time.Now().Add(time.Hour), RPM: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := db.CreateToken(ctx, TokenSpec{Project: "web", Limit: budget.NoLimit(budget.Total)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		res, err := reserve(db, other, flat(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		usage := budget.Usage{InputTokens: 9, CacheReadTokens: 1, CacheWriteTokens: 2, CacheWrite1hTokens: 3, OutputTokens: 5, ReasoningTokens: 4}
+		if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: 2000, Usage: usage, Status: 200, Outcome: budget.Complete, Latency: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reserve(db, other, flat(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetKill(ctx, KillTarget{Token: other.ID}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetKill(ctx, KillTarget{Project: "web"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetKill(ctx, KillTarget{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	withBolt(t, path, func(tx *bolt.Tx) error {
+		// A limit as hardcap wrote it before zero ceilings: limit_usd only.
+		return tx.Bucket(bucketLimits).Put([]byte("project:old"), []byte(`{"limit_usd":"5.000000","period":"month"}`))
+	})
+	return path
+}
+
+// TestCheck_EntriesDecodeStrictly: a file this hardcap wrote passes, and a
+// flipped byte in a field name or junk after an entry is damage. Before,
+// "killsd" decoded with the kill switch off.
+func TestCheck_EntriesDecodeStrictly(t *testing.T) {
+	tests := []struct {
+		name   string
+		bucket []byte
+		edit   func(v []byte) []byte
+		says   string
+	}{
+		{"sound", nil, nil, ""},
+		{"project field renamed", bucketProjects, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"killed":true`), []byte(`"killsd":true`), 1)
+		}, `projects entry "web" does not decode: json: unknown field "killsd"`},
+		{"token field renamed", bucketTokens, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"killed"`), []byte(`"kilbed"`), 1)
+		}, "unknown field"},
+		{"limit field renamed", bucketLimits, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"period"`), []byte(`"perIod!"`), 1)
+		}, "unknown field"},
+		{"record field renamed", bucketRecords, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"charged_usd"`), []byte(`"charged_usb"`), 1)
+		}, "unknown field"},
+		{"reservation field renamed", bucketReservations, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"keys"`), []byte(`"keyz"`), 1)
+		}, "unknown field"},
+		{"data after a token", bucketTokens, func(v []byte) []byte { return append(v, []byte(`{}`)...) }, "data after the JSON value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := fullDB(t)
+			if tt.edit != nil {
+				withBolt(t, path, func(tx *bolt.Tx) error {
+					b := tx.Bucket(tt.bucket)
+					k, v := b.Cursor().First()
+					nv := tt.edit(bytes.Clone(v))
+					if bytes.Equal(nv, v) {
+						t.Fatalf("the edit changed nothing in %s", v)
+					}
+					return b.Put(k, nv)
+				})
+			}
+			rep, err := Check(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, openErr := Open(path, Options{NoSync: true})
+			if openErr == nil {
+				db.Close()
+			}
+			if tt.says == "" {
+				if !rep.OK() || openErr != nil {
+					t.Fatalf("a file this hardcap wrote: problems %q, Open %v; want none", rep.Problems, openErr)
+				}
+				return
+			}
+			if rep.OK() || !strings.Contains(strings.Join(rep.Problems, "; "), tt.says) {
+				t.Fatalf("Check found %q, want %q", rep.Problems, tt.says)
+			}
+			if !errors.Is(openErr, ErrDamaged) {
+				t.Fatalf("Open: got %v, want ErrDamaged", openErr)
+			}
+		})
+	}
+}

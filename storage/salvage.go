@@ -137,7 +137,7 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 	valid := map[string]func([]byte) bool{
 		"projects":     decodes[tokens.Project],
 		"tokens":       decodes[tokens.Token],
-		"limits":       decodes[budget.Limit],
+		"limits":       decodes[storedLimit],
 		"records":      decodes[budget.Record],
 		"reservations": decodes[budget.Reservation],
 		"spend":        func(v []byte) bool { return len(v) == 16 },
@@ -175,9 +175,11 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 	return rebuild(tx, found["token_hashes"], rep)
 }
 
+// decodes reports whether v decodes as Check decodes it, so that what
+// Salvage copies passes Check.
 func decodes[T any](v []byte) bool {
 	var x T
-	return json.Unmarshal(v, &x) == nil
+	return decodeStrict(v, &x) == nil
 }
 
 // rebuild recomputes what can be derived: the token hash index from the
