@@ -172,6 +172,11 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 			problems = appendProblem(problems, fmt.Sprintf("reservation %q does not decode: %v", truncate(k), err))
 			return nil
 		}
+		if n := globalKeys(res.Keys); n != 1 {
+			// Settling it would charge the global counters n times, not
+			// once, and break the sum checkCharges verifies.
+			problems = appendProblem(problems, fmt.Sprintf("reservation %q holds %d global spend counters, want 1", truncate(k), n))
+		}
 		for _, key := range res.Keys {
 			held[key] += res.Amount
 		}
@@ -213,13 +218,28 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 		{bucketLimits, func() any { return new(storedLimit) }},
 		{bucketRecords, func() any { return new(budget.Record) }},
 	}
+	var recorded budget.Money
+	overflow := false
 	for _, d := range decoders {
 		_ = tx.Bucket(d.bucket).ForEach(func(k, v []byte) error {
-			if err := decodeStrict(v, d.v()); err != nil {
+			x := d.v()
+			if err := decodeStrict(v, x); err != nil {
 				problems = appendProblem(problems, fmt.Sprintf("%s entry %q does not decode: %v", d.bucket, truncate(k), err))
+				return nil
+			}
+			if rec, ok := x.(*budget.Record); ok {
+				var err error
+				if recorded, err = recorded.Add(rec.Charged); err != nil || rec.Charged < 0 {
+					overflow = true
+				}
 			}
 			return nil
 		})
+	}
+	if overflow {
+		problems = appendProblem(problems, "the records' charges are negative or overflow")
+	} else {
+		problems = checkCharges(tx, recorded, problems)
 	}
 	toks := tx.Bucket(bucketTokens)
 	_ = tx.Bucket(bucketTokenHashes).ForEach(func(k, v []byte) error {
@@ -229,6 +249,58 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 		return nil
 	})
 	return format, problems, nil
+}
+
+// checkCharges checks that the global spend counters hold exactly the
+// charges of the usage records. Every reservation holds one global counter
+// (budgetsOf lists the global budget first), and settle adds the charge to
+// each of its counters and writes the record in the same transaction
+// (recovery settles too); nothing else changes a global counter's
+// committed amount (carrySpend touches only project and token scopes) and
+// no record is ever deleted. So the sums are equal in every file hardcap
+// wrote, and a changed charge or counter shows. Salvage, which can lose
+// records or counters, writes what it lost to the meta counters
+// unrecorded_usd and uncounted_usd to keep the sum.
+func checkCharges(tx *bolt.Tx, recorded budget.Money, problems []string) []string {
+	meta := tx.Bucket(bucketMeta)
+	for _, k := range [][]byte{metaUnrecorded, metaUncounted} {
+		if v := meta.Get(k); v != nil && (len(v) != 8 || int64(getCounter(meta, k)) < 0) {
+			return appendProblem(problems, fmt.Sprintf("meta counter %q is %d bytes or negative", k, len(v)))
+		}
+	}
+	unrecorded := budget.Money(getCounter(meta, metaUnrecorded))
+	uncounted := budget.Money(getCounter(meta, metaUncounted))
+	var committed budget.Money
+	overflow := false
+	_ = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		if globalKeys([]string{string(k)}) == 1 {
+			var err error
+			if committed, err = committed.Add(getSpend(tx, string(k)).Committed); err != nil {
+				overflow = true
+			}
+		}
+		return nil
+	})
+	c, err1 := committed.Add(uncounted)
+	r, err2 := recorded.Add(unrecorded)
+	if overflow || err1 != nil || err2 != nil {
+		return appendProblem(problems, "the global spend counters overflow")
+	}
+	if c != r {
+		return appendProblem(problems, fmt.Sprintf("the global spend counters hold %s USD committed but the usage records charge %s USD", c, r))
+	}
+	return problems
+}
+
+// globalKeys counts the global scope's spend counters among keys.
+func globalKeys(keys []string) int {
+	n := 0
+	for _, k := range keys {
+		if strings.HasPrefix(k, string(budget.GlobalScope)+"|") {
+			n++
+		}
+	}
+	return n
 }
 
 // decodeStrict decodes the JSON entry v into dst and fails on a field dst

@@ -183,6 +183,20 @@ func TestOpen_RefusesDamagedFiles(t *testing.T) {
 				return putSpend(tx, string(k), sp)
 			})
 		}, ErrDamaged, "is negative"},
+		{"record charge changed", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketRecords)
+				k, v := b.Cursor().Last()
+				return b.Put(k, bytes.Replace(v, []byte(`"charged_usd":"0.00000001"`), []byte(`"charged_usd":"0.00000002"`), 1))
+			})
+		}, ErrDamaged, "the global spend counters hold 0.00000594 USD committed but the usage records charge 0.00000595 USD"},
+		{"reservation without its global counter", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketReservations)
+				k, v := b.Cursor().First()
+				return b.Put(k, bytes.Replace(v, []byte(`"global|`), []byte(`"glob4l|`), 1))
+			})
+		}, ErrDamaged, "holds 0 global spend counters, want 1"},
 		{"newer format", func(t *testing.T, path string) {
 			withBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte("99")) })
 		}, ErrNewerFormat, "format 99"},
@@ -305,6 +319,13 @@ func TestSalvage_CopiesWhatIsReadable(t *testing.T) {
 	if rep.Copied["reservations"] != 6 || rep.Copied["tokens"] != 1 || rep.Copied["token_hashes"] != 1 {
 		t.Fatalf("copied %v", rep.Copied)
 	}
+	// Each settled record charged 10 nano-USD; the lost ones stay charged.
+	if want := budget.Money(10 * (594 - rep.Copied["records"])); rep.Unrecorded != want || rep.Uncounted != 0 {
+		t.Fatalf("unrecorded %d, uncounted %d; want %d and 0", rep.Unrecorded, rep.Uncounted, want)
+	}
+	if rep.Warning != "" {
+		t.Fatalf("warning %q for a copy with its project and token", rep.Warning)
+	}
 	chk, err := Check(out)
 	if err != nil || !chk.OK() {
 		t.Fatalf("the salvaged file fails its check: %v %v", chk.Problems, err)
@@ -316,9 +337,13 @@ func TestSalvage_CopiesWhatIsReadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
 	if n := len(db.Recovered()); n != 6 {
 		t.Fatalf("the salvaged file charged %d open reservations, want 6", n)
+	}
+	db.Close()
+	// Recovery settled the open reservations: the sum still holds.
+	if chk, err := Check(out); err != nil || !chk.OK() {
+		t.Fatalf("the salvaged file after recovery fails its check: %v %v", chk.Problems, err)
 	}
 	if _, err := Salvage(path, out); !errors.Is(err, ErrExists) {
 		t.Fatalf("salvage onto an existing file: got %v, want ErrExists", err)

@@ -45,6 +45,11 @@ var (
 	metaOvershoots = []byte("overshoots") // 8 bytes: settlements above their reservation
 	metaOverAmount = []byte("over_usd")   // 8 bytes: nano-USD charged above reservations
 	metaFormat     = []byte("format")     // decimal FormatVersion; absent in files of hardcap before it
+	// Written by Salvage only, so that Check's sum of global committed
+	// spend against the records' charges holds in a salvaged file; see
+	// checkCharges.
+	metaUnrecorded = []byte("unrecorded_usd") // 8 bytes: nano-USD committed whose records were lost
+	metaUncounted  = []byte("uncounted_usd")  // 8 bytes: nano-USD recorded whose global counters were lost
 )
 
 // Options configures a DB. The zero value is usable.

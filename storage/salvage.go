@@ -30,6 +30,17 @@ type SalvageReport struct {
 	// whose reserved amount now matches the copied open reservations, and
 	// token hashes rebuilt from their tokens.
 	Rebuilt int `json:"rebuilt"`
+	// Unrecorded is the spend, in nano-USD, that the copied global spend
+	// counters hold but whose usage records were lost; it stays charged
+	// and is kept in the meta counter unrecorded_usd.
+	Unrecorded budget.Money `json:"unrecorded_usd"`
+	// Uncounted is the charge, in nano-USD, of copied usage records whose
+	// global spend counters were lost (kept in the meta counter
+	// uncounted_usd): the global budget no longer counts it.
+	Uncounted budget.Money `json:"uncounted_usd"`
+	// Warning is set when the copy holds no ledger worth serving (no
+	// project and no token): restore a backup instead.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Salvage copies every readable entry of the database file src into a new
@@ -245,6 +256,9 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 	if err := rb.SetSequence(seq); err != nil {
 		return err
 	}
+	if err := keepCharges(tx, rep); err != nil {
+		return err
+	}
 	var keys []string
 	_ = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
 		keys = append(keys, string(k))
@@ -265,6 +279,59 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 			return err
 		}
 		rep.Rebuilt++
+	}
+	return nil
+}
+
+// keepCharges makes checkCharges hold in the copy: what the global spend
+// counters hold beyond the copied records' charges is added to the meta
+// counter unrecorded_usd (records lost), and what the records charge beyond
+// the counters to uncounted_usd (counters lost). Counters and records of
+// the open reservations need nothing: the next Open settles them, which
+// adds to both sides.
+func keepCharges(tx *bolt.Tx, rep *SalvageReport) error {
+	var recorded, committed budget.Money
+	err := tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+		var r budget.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		var err error
+		recorded, err = recorded.Add(r.Charged)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		if globalKeys([]string{string(k)}) == 0 {
+			return nil
+		}
+		var err error
+		committed, err = committed.Add(getSpend(tx, string(k)).Committed)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	for _, k := range [][]byte{metaUnrecorded, metaUncounted} {
+		if v := meta.Get(k); v != nil && (len(v) != 8 || int64(getCounter(meta, k)) < 0) {
+			// Unreadable: start again from what the copy holds.
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	c := committed + budget.Money(getCounter(meta, metaUncounted))
+	r := recorded + budget.Money(getCounter(meta, metaUnrecorded))
+	switch {
+	case c > r:
+		rep.Unrecorded = c - r
+		return addCounter(meta, metaUnrecorded, uint64(c-r))
+	case r > c:
+		rep.Uncounted = r - c
+		return addCounter(meta, metaUncounted, uint64(r-c))
 	}
 	return nil
 }
