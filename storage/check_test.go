@@ -633,3 +633,49 @@ func TestCheck_EntriesDecodeStrictly(t *testing.T) {
 		})
 	}
 }
+
+// TestSalvage_SaysWhenNothingWasRecovered: a file cut to its two meta
+// pages salvages into an empty ledger, and the report says so rather than
+// offering it as a replacement.
+func TestSalvage_SaysWhenNothingWasRecovered(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		want   string
+	}{
+		{"truncated to 8 KB", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 8192); err != nil {
+				t.Fatal(err)
+			}
+		}, "nothing was recovered: restore a backup instead"},
+		{"projects and tokens lost", func(t *testing.T, path string) {
+			// Records and spend are left, as after losing the pages that
+			// held the tenants.
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				for _, b := range [][]byte{bucketProjects, bucketTokens} {
+					c := tx.Bucket(b).Cursor()
+					for k, _ := c.First(); k != nil; k, _ = c.First() {
+						if err := c.Delete(); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+		}, "no project and no token was recovered, only"},
+		{"sound", func(t *testing.T, path string) {}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filledDB(t)
+			tt.damage(t, path)
+			rep, err := Salvage(path, filepath.Join(t.TempDir(), "out.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(rep.Warning, tt.want) || (tt.want == "") != (rep.Warning == "") {
+				t.Fatalf("warning %q, want %q", rep.Warning, tt.want)
+			}
+		})
+	}
+}

@@ -114,6 +114,7 @@ func Salvage(src, dst string) (SalvageReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("storage: writing %s: %w", dst, err)
 	}
+	rep.Warning = emptyWarning(rep.Copied)
 	chk, err := Check(tmp)
 	if err != nil {
 		return rep, err
@@ -334,6 +335,26 @@ func keepCharges(tx *bolt.Tx, rep *SalvageReport) error {
 		return addCounter(meta, metaUncounted, uint64(r-c))
 	}
 	return nil
+}
+
+// emptyWarning says when a copy holds no ledger to serve: with no project
+// and no token nobody can spend through it, and putting it in place of the
+// damaged file would forget every tenant. A sound file with no project
+// warns too; restoring a backup is then harmless advice.
+func emptyWarning(copied map[string]int) string {
+	if copied["projects"] > 0 || copied["tokens"] > 0 {
+		return ""
+	}
+	n := 0
+	for name, c := range copied {
+		if name != "meta" {
+			n += c
+		}
+	}
+	if n == 0 {
+		return "nothing was recovered: restore a backup instead"
+	}
+	return fmt.Sprintf("no project and no token was recovered, only %d other entries (records, spend counters): restore a backup instead", n)
 }
 
 // entries counts the entries of buckets.
