@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -345,16 +347,16 @@ func emptyWarning(copied map[string]int) string {
 	if copied["projects"] > 0 || copied["tokens"] > 0 {
 		return ""
 	}
-	n := 0
-	for name, c := range copied {
-		if name != "meta" {
-			n += c
+	var kept []string
+	for _, name := range slices.Sorted(maps.Keys(copied)) {
+		if c := copied[name]; c > 0 && name != "meta" {
+			kept = append(kept, fmt.Sprintf("%d %s", c, name))
 		}
 	}
-	if n == 0 {
+	if len(kept) == 0 {
 		return "nothing was recovered: restore a backup instead"
 	}
-	return fmt.Sprintf("no project and no token was recovered, only %d other entries (records, spend counters): restore a backup instead", n)
+	return fmt.Sprintf("no project and no token was recovered, only %s: restore a backup instead", strings.Join(kept, ", "))
 }
 
 // entries counts the entries of buckets.
