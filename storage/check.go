@@ -46,10 +46,12 @@ type Report struct {
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 // Check examines the database file at path without changing it: its
-// structure (read with bounds checks, so a damaged file cannot crash the
-// check), bbolt's own consistency check, the format version, the buckets,
-// the encoding of every entry, token hashes against tokens, and the spend
-// counters against the open reservations. It takes a shared lock, so it
+// structure (both meta pages and every page of the tree and the freelist,
+// read with bounds checks, so a damaged file cannot crash the check),
+// bbolt's own consistency check, the format version, the buckets, the
+// strict encoding of every entry, token hashes against tokens, the spend
+// counters against the open reservations, and the global spend counters
+// against the records' charges (see checkCharges). It takes a shared lock, so it
 // returns ErrLocked while a server holds the file. Its error says only that
 // it could not check; what is wrong with the file is in Report.Problems.
 func Check(path string) (Report, error) {
@@ -143,7 +145,8 @@ func checkFile(path string) error {
 // problems: the format version, the buckets, and each spend counter's
 // reserved amount against the open reservations holding it (which recovery
 // is about to charge, so they must be right). deep also decodes every entry
-// and checks every token hash. The error is ErrNewerFormat, or nil.
+// strictly, checks every token hash and the charges (checkCharges). The
+// error is ErrNewerFormat, or nil.
 func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, error) {
 	for _, name := range v1Buckets {
 		if tx.Bucket([]byte(name)) == nil {

@@ -108,8 +108,10 @@ type DB struct {
 // Open opens the database at path, creating a new ledger only when the
 // file does not exist. It refuses (ErrDamaged) an empty, truncated or
 // otherwise damaged file, after checking its structure with bounds-checked
-// reads, bbolt's own consistency check and hardcap's (format version,
-// buckets, every entry decodes, spend counters against open reservations);
+// reads (both meta pages must be sound), bbolt's own consistency check and
+// hardcap's (format version, buckets, every entry decodes strictly, spend
+// counters against open reservations, global committed spend against the
+// records' charges);
 // it refuses
 // (ErrLocked) a file another process holds, and (ErrNewerFormat) a file of
 // a newer hardcap. Then it charges every reservation a previous run left

@@ -53,7 +53,10 @@ type SalvageReport struct {
 // reservations copied (which the next Open charges in full), and token
 // hashes are rebuilt from the tokens, so dst passes Check. Committed spend
 // stays as copied: a counter that was unreadable starts again at zero, which
-// the report shows and a user must check. dst must not exist (ErrExists).
+// the report shows and a user must check. What the global counters and the
+// copied records no longer agree on is kept in the meta counters
+// unrecorded_usd and uncounted_usd (see keepCharges), and a copy with no
+// project and no token carries a Warning. dst must not exist (ErrExists).
 func Salvage(src, dst string) (SalvageReport, error) {
 	rep := SalvageReport{Copied: map[string]int{}, Dropped: map[string]int{}}
 	if _, err := os.Lstat(dst); err == nil {
