@@ -454,6 +454,9 @@ func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
 			refused++
 			continue
 		}
+		if i%4 == 1 {
+			t.Errorf("round %d: Open served a file with an overwritten meta page", i)
+		}
 		if _, err := db.Usage(RecordFilter{}); err != nil {
 			t.Errorf("round %d: Open served a file whose records do not read: %v", i, err)
 		}
