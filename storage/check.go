@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -44,10 +46,12 @@ type Report struct {
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 // Check examines the database file at path without changing it: its
-// structure (read with bounds checks, so a damaged file cannot crash the
-// check), bbolt's own consistency check, the format version, the buckets,
-// the encoding of every entry, token hashes against tokens, and the spend
-// counters against the open reservations. It takes a shared lock, so it
+// structure (both meta pages and every page of the tree and the freelist,
+// read with bounds checks, so a damaged file cannot crash the check),
+// bbolt's own consistency check, the format version, the buckets, the
+// strict encoding of every entry, token hashes against tokens, the spend
+// counters against the open reservations, and the global spend counters
+// against the records' charges (see checkCharges). It takes a shared lock, so it
 // returns ErrLocked while a server holds the file. Its error says only that
 // it could not check; what is wrong with the file is in Report.Problems.
 func Check(path string) (Report, error) {
@@ -141,7 +145,8 @@ func checkFile(path string) error {
 // problems: the format version, the buckets, and each spend counter's
 // reserved amount against the open reservations holding it (which recovery
 // is about to charge, so they must be right). deep also decodes every entry
-// and checks every token hash. The error is ErrNewerFormat, or nil.
+// strictly, checks every token hash and the charges (checkCharges). The
+// error is ErrNewerFormat, or nil.
 func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, error) {
 	for _, name := range v1Buckets {
 		if tx.Bucket([]byte(name)) == nil {
@@ -166,9 +171,14 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 	held := map[string]budget.Money{}
 	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
 		var res budget.Reservation
-		if err := json.Unmarshal(v, &res); err != nil {
+		if err := decodeStrict(v, &res); err != nil {
 			problems = appendProblem(problems, fmt.Sprintf("reservation %q does not decode: %v", truncate(k), err))
 			return nil
+		}
+		if n := globalKeys(res.Keys); n != 1 {
+			// Settling it would charge the global counters n times, not
+			// once, and break the sum checkCharges verifies.
+			problems = appendProblem(problems, fmt.Sprintf("reservation %q holds %d global spend counters, want 1", truncate(k), n))
 		}
 		for _, key := range res.Keys {
 			held[key] += res.Amount
@@ -207,16 +217,32 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 	}{
 		{bucketProjects, func() any { return new(tokens.Project) }},
 		{bucketTokens, func() any { return new(tokens.Token) }},
-		{bucketLimits, func() any { return new(budget.Limit) }},
+		// The stored form, not budget.Limit's API form: see storedLimit.
+		{bucketLimits, func() any { return new(storedLimit) }},
 		{bucketRecords, func() any { return new(budget.Record) }},
 	}
+	var recorded budget.Money
+	overflow := false
 	for _, d := range decoders {
 		_ = tx.Bucket(d.bucket).ForEach(func(k, v []byte) error {
-			if err := json.Unmarshal(v, d.v()); err != nil {
+			x := d.v()
+			if err := decodeStrict(v, x); err != nil {
 				problems = appendProblem(problems, fmt.Sprintf("%s entry %q does not decode: %v", d.bucket, truncate(k), err))
+				return nil
+			}
+			if rec, ok := x.(*budget.Record); ok {
+				var err error
+				if recorded, err = recorded.Add(rec.Charged); err != nil || rec.Charged < 0 {
+					overflow = true
+				}
 			}
 			return nil
 		})
+	}
+	if overflow {
+		problems = appendProblem(problems, "the records' charges are negative or overflow")
+	} else {
+		problems = checkCharges(tx, recorded, problems)
 	}
 	toks := tx.Bucket(bucketTokens)
 	_ = tx.Bucket(bucketTokenHashes).ForEach(func(k, v []byte) error {
@@ -226,6 +252,74 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 		return nil
 	})
 	return format, problems, nil
+}
+
+// checkCharges checks that the global spend counters hold exactly the
+// charges of the usage records. Every reservation holds one global counter
+// (budgetsOf lists the global budget first), and settle adds the charge to
+// each of its counters and writes the record in the same transaction
+// (recovery settles too); nothing else changes a global counter's
+// committed amount (carrySpend touches only project and token scopes) and
+// no record is ever deleted. So the sums are equal in every file hardcap
+// wrote, and a changed charge or counter shows. Salvage, which can lose
+// records or counters, writes what it lost to the meta counters
+// unrecorded_usd and uncounted_usd to keep the sum.
+func checkCharges(tx *bolt.Tx, recorded budget.Money, problems []string) []string {
+	meta := tx.Bucket(bucketMeta)
+	for _, k := range [][]byte{metaUnrecorded, metaUncounted} {
+		if v := meta.Get(k); v != nil && (len(v) != 8 || int64(getCounter(meta, k)) < 0) {
+			return appendProblem(problems, fmt.Sprintf("meta counter %q is %d bytes or negative", k, len(v)))
+		}
+	}
+	unrecorded := budget.Money(getCounter(meta, metaUnrecorded))
+	uncounted := budget.Money(getCounter(meta, metaUncounted))
+	var committed budget.Money
+	overflow := false
+	_ = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		if globalKeys([]string{string(k)}) == 1 {
+			var err error
+			if committed, err = committed.Add(getSpend(tx, string(k)).Committed); err != nil {
+				overflow = true
+			}
+		}
+		return nil
+	})
+	c, err1 := committed.Add(uncounted)
+	r, err2 := recorded.Add(unrecorded)
+	if overflow || err1 != nil || err2 != nil {
+		return appendProblem(problems, "the global spend counters overflow")
+	}
+	if c != r {
+		return appendProblem(problems, fmt.Sprintf("the global spend counters hold %s USD committed but the usage records charge %s USD", c, r))
+	}
+	return problems
+}
+
+// globalKeys counts the global scope's spend counters among keys.
+func globalKeys(keys []string) int {
+	n := 0
+	for _, k := range keys {
+		if strings.HasPrefix(k, string(budget.GlobalScope)+"|") {
+			n++
+		}
+	}
+	return n
+}
+
+// decodeStrict decodes the JSON entry v into dst and fails on a field dst
+// does not have and on anything after the value. json.Unmarshal ignores
+// unknown fields, so one flipped bit in a name ("killed" to "killsd")
+// would silently drop the field's value: a kill switch undone.
+func decodeStrict(v []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the JSON value")
+	}
+	return nil
 }
 
 // appendProblem adds p to problems unless there are enough already.

@@ -108,6 +108,26 @@ func overwritePage(t *testing.T, path string, id uint64, pageSize int) {
 	}
 }
 
+// writePage overwrites page id with zeros (seed 0) or random bytes.
+func writePage(t *testing.T, path string, id uint64, pageSize int, seed uint64) {
+	t.Helper()
+	buf := make([]byte, pageSize)
+	if seed != 0 {
+		rng := rand.New(rand.NewPCG(seed, seed))
+		for i := range buf {
+			buf[i] = byte(rng.Uint32())
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(buf, int64(id)*int64(pageSize)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpen_RefusesDamagedFiles(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -128,6 +148,22 @@ func TestOpen_RefusesDamagedFiles(t *testing.T) {
 			id, ps := bucketPage(t, path, "records", true)
 			overwritePage(t, path, id, ps)
 		}, ErrDamaged, "records: page"},
+		{"meta page 0 zeros", func(t *testing.T, path string) { writePage(t, path, 0, 4096, 0) }, ErrDamaged, "meta page 0 is overwritten"},
+		{"meta page 0 random", func(t *testing.T, path string) { writePage(t, path, 0, 4096, 1) }, ErrDamaged, "meta page 0 is overwritten"},
+		{"meta page 1 zeros", func(t *testing.T, path string) { writePage(t, path, 1, 4096, 0) }, ErrDamaged, "meta page 1 is overwritten"},
+		{"meta page 1 random", func(t *testing.T, path string) { writePage(t, path, 1, 4096, 2) }, ErrDamaged, "meta page 1 is overwritten"},
+		{"meta page 1 header names another page", func(t *testing.T, path string) {
+			// The checksum covers only the meta fields: this page still
+			// validates, and bbolt's check asserts on its header.
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte{7}, 4096); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrDamaged, "meta page 1 is overwritten"},
 		{"bucket missing", func(t *testing.T, path string) {
 			withBolt(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketLimits) })
 		}, ErrDamaged, `bucket "limits" is missing`},
@@ -147,6 +183,20 @@ func TestOpen_RefusesDamagedFiles(t *testing.T) {
 				return putSpend(tx, string(k), sp)
 			})
 		}, ErrDamaged, "is negative"},
+		{"record charge changed", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketRecords)
+				k, v := b.Cursor().Last()
+				return b.Put(k, bytes.Replace(v, []byte(`"charged_usd":"0.00000001"`), []byte(`"charged_usd":"0.00000002"`), 1))
+			})
+		}, ErrDamaged, "the global spend counters hold 0.00000594 USD committed but the usage records charge 0.00000595 USD"},
+		{"reservation without its global counter", func(t *testing.T, path string) {
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketReservations)
+				k, v := b.Cursor().First()
+				return b.Put(k, bytes.Replace(v, []byte(`"global|`), []byte(`"glob4l|`), 1))
+			})
+		}, ErrDamaged, "holds 0 global spend counters, want 1"},
 		{"newer format", func(t *testing.T, path string) {
 			withBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaFormat, []byte("99")) })
 		}, ErrNewerFormat, "format 99"},
@@ -269,6 +319,13 @@ func TestSalvage_CopiesWhatIsReadable(t *testing.T) {
 	if rep.Copied["reservations"] != 6 || rep.Copied["tokens"] != 1 || rep.Copied["token_hashes"] != 1 {
 		t.Fatalf("copied %v", rep.Copied)
 	}
+	// Each settled record charged 10 nano-USD; the lost ones stay charged.
+	if want := budget.Money(10 * (594 - rep.Copied["records"])); rep.Unrecorded != want || rep.Uncounted != 0 {
+		t.Fatalf("unrecorded %d, uncounted %d; want %d and 0", rep.Unrecorded, rep.Uncounted, want)
+	}
+	if rep.Warning != "" {
+		t.Fatalf("warning %q for a copy with its project and token", rep.Warning)
+	}
 	chk, err := Check(out)
 	if err != nil || !chk.OK() {
 		t.Fatalf("the salvaged file fails its check: %v %v", chk.Problems, err)
@@ -280,9 +337,13 @@ func TestSalvage_CopiesWhatIsReadable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
 	if n := len(db.Recovered()); n != 6 {
 		t.Fatalf("the salvaged file charged %d open reservations, want 6", n)
+	}
+	db.Close()
+	// Recovery settled the open reservations: the sum still holds.
+	if chk, err := Check(out); err != nil || !chk.OK() {
+		t.Fatalf("the salvaged file after recovery fails its check: %v %v", chk.Problems, err)
 	}
 	if _, err := Salvage(path, out); !errors.Is(err, ErrExists) {
 		t.Fatalf("salvage onto an existing file: got %v, want ErrExists", err)
@@ -347,15 +408,31 @@ func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(8, 1))
 	refused := 0
-	for i := range 40 {
+	for i := range 60 {
 		data := bytes.Clone(orig)
-		if i%2 == 0 {
-			// A whole page of junk, as a misdirected write leaves.
-			page := 2 + rng.IntN(len(data)/4096-2)
+		switch i % 4 {
+		case 0:
+			// A whole page of junk, as a misdirected write leaves; the
+			// meta pages 0 and 1 included.
+			page := rng.IntN(len(data) / 4096)
 			for j := range 4096 {
 				data[page*4096+j] = byte(rng.Uint32())
 			}
-		} else {
+		case 1:
+			// A meta page zeroed or junked.
+			page, zero := rng.IntN(2), rng.IntN(2) == 0
+			for j := range 4096 {
+				data[page*4096+j] = 0
+				if !zero {
+					data[page*4096+j] = byte(rng.Uint32())
+				}
+			}
+		case 2:
+			// Bytes of a meta page's header and fields.
+			for range 2 {
+				data[rng.IntN(2)*4096+rng.IntN(pageHeaderSize+metaSize)] = byte(rng.Uint32())
+			}
+		default:
 			for range 8 {
 				data[rng.IntN(len(data))] = byte(rng.Uint32())
 			}
@@ -364,6 +441,11 @@ func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// Check is what `hardcap db check` runs; bbolt's check inside it
+		// reads the freelist in a goroutine of its own.
+		if _, err := Check(path); err != nil {
+			t.Fatalf("round %d: Check: %v", i, err)
+		}
 		db, err := Open(path, Options{NoSync: true})
 		if err != nil {
 			if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrNewerFormat) {
@@ -371,6 +453,9 @@ func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
 			}
 			refused++
 			continue
+		}
+		if i%4 == 1 {
+			t.Errorf("round %d: Open served a file with an overwritten meta page", i)
 		}
 		if _, err := db.Usage(RecordFilter{}); err != nil {
 			t.Errorf("round %d: Open served a file whose records do not read: %v", i, err)
@@ -425,5 +510,175 @@ func TestLanded(t *testing.T) {
 	}
 	if db.landed(txid + 1) {
 		t.Fatalf("transaction %d that never committed seen as landed", txid+1)
+	}
+}
+
+// fullDB writes a ledger in which every field hardcap stores is set: a
+// killed project with a limit, tokens with every option, revoked and
+// killed, a limit in the old form without ceiling_usd, records with every
+// usage field, and an open reservation.
+func fullDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hardcap.db")
+	db, err := Open(path, Options{NoSync: true, Global: budget.Ceiling(1<<40, budget.Month)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateProject(ctx, "web", budget.Ceiling(5_000_000_000, budget.Month)); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := db.CreateToken(ctx, TokenSpec{Project: "web", Name: "app", Limit: budget.Ceiling(0, budget.Day),
+		Models: []string{"m"}, Expires: time.Now().Add(time.Hour), RPM: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := db.CreateToken(ctx, TokenSpec{Project: "web", Limit: budget.NoLimit(budget.Total)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		res, err := reserve(db, other, flat(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		usage := budget.Usage{InputTokens: 9, CacheReadTokens: 1, CacheWriteTokens: 2, CacheWrite1hTokens: 3, OutputTokens: 5, ReasoningTokens: 4}
+		if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: 2000, Usage: usage, Status: 200, Outcome: budget.Complete, Latency: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reserve(db, other, flat(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetKill(ctx, KillTarget{Token: other.ID}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetKill(ctx, KillTarget{Project: "web"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetKill(ctx, KillTarget{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	withBolt(t, path, func(tx *bolt.Tx) error {
+		// A limit as hardcap wrote it before zero ceilings: limit_usd only.
+		return tx.Bucket(bucketLimits).Put([]byte("project:old"), []byte(`{"limit_usd":"5.000000","period":"month"}`))
+	})
+	return path
+}
+
+// TestCheck_EntriesDecodeStrictly: a file this hardcap wrote passes, and a
+// flipped byte in a field name or junk after an entry is damage. Before,
+// "killsd" decoded with the kill switch off.
+func TestCheck_EntriesDecodeStrictly(t *testing.T) {
+	tests := []struct {
+		name   string
+		bucket []byte
+		edit   func(v []byte) []byte
+		says   string
+	}{
+		{"sound", nil, nil, ""},
+		{"project field renamed", bucketProjects, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"killed":true`), []byte(`"killsd":true`), 1)
+		}, `projects entry "web" does not decode: json: unknown field "killsd"`},
+		{"token field renamed", bucketTokens, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"killed"`), []byte(`"kilbed"`), 1)
+		}, "unknown field"},
+		{"limit field renamed", bucketLimits, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"period"`), []byte(`"perIod!"`), 1)
+		}, "unknown field"},
+		{"record field renamed", bucketRecords, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"charged_usd"`), []byte(`"charged_usb"`), 1)
+		}, "unknown field"},
+		{"reservation field renamed", bucketReservations, func(v []byte) []byte {
+			return bytes.Replace(v, []byte(`"keys"`), []byte(`"keyz"`), 1)
+		}, "unknown field"},
+		{"data after a token", bucketTokens, func(v []byte) []byte { return append(v, []byte(`{}`)...) }, "data after the JSON value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := fullDB(t)
+			if tt.edit != nil {
+				withBolt(t, path, func(tx *bolt.Tx) error {
+					b := tx.Bucket(tt.bucket)
+					k, v := b.Cursor().First()
+					nv := tt.edit(bytes.Clone(v))
+					if bytes.Equal(nv, v) {
+						t.Fatalf("the edit changed nothing in %s", v)
+					}
+					return b.Put(k, nv)
+				})
+			}
+			rep, err := Check(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, openErr := Open(path, Options{NoSync: true})
+			if openErr == nil {
+				db.Close()
+			}
+			if tt.says == "" {
+				if !rep.OK() || openErr != nil {
+					t.Fatalf("a file this hardcap wrote: problems %q, Open %v; want none", rep.Problems, openErr)
+				}
+				return
+			}
+			if rep.OK() || !strings.Contains(strings.Join(rep.Problems, "; "), tt.says) {
+				t.Fatalf("Check found %q, want %q", rep.Problems, tt.says)
+			}
+			if !errors.Is(openErr, ErrDamaged) {
+				t.Fatalf("Open: got %v, want ErrDamaged", openErr)
+			}
+		})
+	}
+}
+
+// TestSalvage_SaysWhenNothingWasRecovered: a file cut to its two meta
+// pages salvages into an empty ledger, and the report says so rather than
+// offering it as a replacement.
+func TestSalvage_SaysWhenNothingWasRecovered(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		want   string
+	}{
+		{"truncated to 8 KB", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 8192); err != nil {
+				t.Fatal(err)
+			}
+		}, "nothing was recovered: restore a backup instead"},
+		{"projects and tokens lost", func(t *testing.T, path string) {
+			// Records and spend are left, as after losing the pages that
+			// held the tenants.
+			withBolt(t, path, func(tx *bolt.Tx) error {
+				for _, b := range [][]byte{bucketProjects, bucketTokens} {
+					c := tx.Bucket(b).Cursor()
+					for k, _ := c.First(); k != nil; k, _ = c.First() {
+						if err := c.Delete(); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+		}, "no project and no token was recovered, only"},
+		{"sound", func(t *testing.T, path string) {}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filledDB(t)
+			tt.damage(t, path)
+			rep, err := Salvage(path, filepath.Join(t.TempDir(), "out.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(rep.Warning, tt.want) || (tt.want == "") != (rep.Warning == "") {
+				t.Fatalf("warning %q, want %q", rep.Warning, tt.want)
+			}
+		})
 	}
 }

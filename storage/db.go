@@ -45,6 +45,11 @@ var (
 	metaOvershoots = []byte("overshoots") // 8 bytes: settlements above their reservation
 	metaOverAmount = []byte("over_usd")   // 8 bytes: nano-USD charged above reservations
 	metaFormat     = []byte("format")     // decimal FormatVersion; absent in files of hardcap before it
+	// Written by Salvage only, so that Check's sum of global committed
+	// spend against the records' charges holds in a salvaged file; see
+	// checkCharges.
+	metaUnrecorded = []byte("unrecorded_usd") // 8 bytes: nano-USD committed whose records were lost
+	metaUncounted  = []byte("uncounted_usd")  // 8 bytes: nano-USD recorded whose global counters were lost
 )
 
 // Options configures a DB. The zero value is usable.
@@ -103,8 +108,10 @@ type DB struct {
 // Open opens the database at path, creating a new ledger only when the
 // file does not exist. It refuses (ErrDamaged) an empty, truncated or
 // otherwise damaged file, after checking its structure with bounds-checked
-// reads, bbolt's own consistency check and hardcap's (format version,
-// buckets, every entry decodes, spend counters against open reservations);
+// reads (both meta pages must be sound), bbolt's own consistency check and
+// hardcap's (format version, buckets, every entry decodes strictly, spend
+// counters against open reservations, global committed spend against the
+// records' charges);
 // it refuses
 // (ErrLocked) a file another process holds, and (ErrNewerFormat) a file of
 // a newer hardcap. Then it charges every reservation a previous run left

@@ -28,6 +28,7 @@ const (
 
 	branchPage   = 0x01
 	leafPage     = 0x02
+	metaPage     = 0x04
 	freelistPage = 0x10
 	bucketLeaf   = 0x01
 
@@ -52,8 +53,11 @@ type fileMeta struct {
 	txid     uint64
 }
 
-// readMeta reads both meta pages and returns the valid one with the higher
-// transaction id, as bbolt does.
+// readMeta reads both meta pages and returns the newer. Both must be sound:
+// bbolt's Tx.Check asserts that each meta page names itself (page 0, page 1)
+// and panics otherwise, in a goroutine of its own where no recover reaches;
+// and with one meta page bad bbolt silently uses the other, whose tree is
+// one commit older, losing the last commit. So a bad meta page is damage.
 func readMeta(r io.ReaderAt, size int64) (fileMeta, error) {
 	metas, err := readMetas(r, size)
 	if err != nil {
@@ -65,13 +69,17 @@ func readMeta(r io.ReaderAt, size int64) (fileMeta, error) {
 // readMetas returns the valid meta pages, newest first. The older one
 // points at the tree of the previous transaction, which bbolt's
 // copy-on-write leaves in place until the next commit reuses its pages.
+// The error says what is wrong when either page is not sound; the pages it
+// could read are returned with it, so that Salvage can still use one.
 func readMetas(r io.ReaderAt, size int64) ([]fileMeta, error) {
-	m0, err0 := metaAt(r, 0)
+	m0, err0 := metaAt(r, 0, 0)
 	if err0 == nil {
-		m1, err1 := metaAt(r, int64(m0.pageSize))
+		m1, err1 := metaAt(r, int64(m0.pageSize), 1)
 		switch {
+		case err1 == nil && m1.pageSize != m0.pageSize:
+			return []fileMeta{m0}, fmt.Errorf("meta page 1 is overwritten: page size %d, meta page 0 says %d", m1.pageSize, m0.pageSize)
 		case err1 != nil:
-			return []fileMeta{m0}, nil
+			return []fileMeta{m0}, fmt.Errorf("meta page 1 is overwritten: %v", err1)
 		case m1.txid > m0.txid:
 			return []fileMeta{m1, m0}, nil
 		}
@@ -79,8 +87,8 @@ func readMetas(r io.ReaderAt, size int64) ([]fileMeta, error) {
 	}
 	// Page 0 is unreadable: find page 1 at the usual page sizes.
 	for _, ps := range []int64{4096, 16384, 65536, 8192, 32768, 2048, 1024} {
-		if m1, err := metaAt(r, ps); err == nil && int64(m1.pageSize) == ps {
-			return []fileMeta{m1}, nil
+		if m1, err := metaAt(r, ps, 1); err == nil && int64(m1.pageSize) == ps {
+			return []fileMeta{m1}, fmt.Errorf("meta page 0 is overwritten: %v", err0)
 		}
 	}
 	if size < 2*1024 {
@@ -89,10 +97,18 @@ func readMetas(r io.ReaderAt, size int64) ([]fileMeta, error) {
 	return nil, fmt.Errorf("neither header (meta page) is valid: %v", err0)
 }
 
-func metaAt(r io.ReaderAt, off int64) (fileMeta, error) {
+// metaAt reads meta page id at off and checks what bbolt checks or asserts
+// of it: its header names page id with the meta flag (bbolt's
+// Page.FastCheck), and its magic, version and checksum are right
+// (Meta.Validate). The checksum covers only the meta fields, not the page
+// header, so both are needed.
+func metaAt(r io.ReaderAt, off int64, id uint64) (fileMeta, error) {
 	var b [pageHeaderSize + metaSize]byte
 	if _, err := r.ReadAt(b[:], off); err != nil {
 		return fileMeta{}, fmt.Errorf("reading the meta page at %d: %w", off, err)
+	}
+	if got, flags := le.Uint64(b[0:]), le.Uint16(b[8:]); got != id || flags != metaPage {
+		return fileMeta{}, fmt.Errorf("its header says page %d with flags %#x, want page %d, a meta page", got, flags, id)
 	}
 	m := b[pageHeaderSize:]
 	if le.Uint32(m[0:]) != boltMagic {
@@ -321,11 +337,20 @@ func (w *walker) checkFreelist() {
 		w.problem("freelist: page %d claims %d free pages, more than fit", w.meta.freelist, count)
 		return
 	}
+	free := make(map[uint64]bool, count)
 	for i := range count {
-		if id := le.Uint64(buf[start+i*8:]); id < 2 || id >= w.meta.hwm {
+		id := le.Uint64(buf[start+i*8:])
+		if id < 2 || id >= w.meta.hwm {
 			w.problem("freelist: free page %d is outside the file's %d pages", id, w.meta.hwm)
 			return
 		}
+		// bbolt's map freelist counts a page listed twice twice and then
+		// hands it out twice.
+		if free[id] {
+			w.problem("freelist: page %d is listed twice", id)
+			return
+		}
+		free[id] = true
 	}
 }
 

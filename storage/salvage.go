@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -30,6 +32,17 @@ type SalvageReport struct {
 	// whose reserved amount now matches the copied open reservations, and
 	// token hashes rebuilt from their tokens.
 	Rebuilt int `json:"rebuilt"`
+	// Unrecorded is the spend, in nano-USD, that the copied global spend
+	// counters hold but whose usage records were lost; it stays charged
+	// and is kept in the meta counter unrecorded_usd.
+	Unrecorded budget.Money `json:"unrecorded_usd"`
+	// Uncounted is the charge, in nano-USD, of copied usage records whose
+	// global spend counters were lost (kept in the meta counter
+	// uncounted_usd): the global budget no longer counts it.
+	Uncounted budget.Money `json:"uncounted_usd"`
+	// Warning is set when the copy holds no ledger worth serving (no
+	// project and no token): restore a backup instead.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Salvage copies every readable entry of the database file src into a new
@@ -40,7 +53,10 @@ type SalvageReport struct {
 // reservations copied (which the next Open charges in full), and token
 // hashes are rebuilt from the tokens, so dst passes Check. Committed spend
 // stays as copied: a counter that was unreadable starts again at zero, which
-// the report shows and a user must check. dst must not exist (ErrExists).
+// the report shows and a user must check. What the global counters and the
+// copied records no longer agree on is kept in the meta counters
+// unrecorded_usd and uncounted_usd (see keepCharges), and a copy with no
+// project and no token carries a Warning. dst must not exist (ErrExists).
 func Salvage(src, dst string) (SalvageReport, error) {
 	rep := SalvageReport{Copied: map[string]int{}, Dropped: map[string]int{}}
 	if _, err := os.Lstat(dst); err == nil {
@@ -60,10 +76,10 @@ func Salvage(src, dst string) (SalvageReport, error) {
 		f.Close()
 		return rep, fmt.Errorf("storage: %w", err)
 	}
-	metas, err := readMetas(f, info.Size())
-	if err != nil {
+	metas, metaErr := readMetas(f, info.Size())
+	if len(metas) == 0 {
 		f.Close()
-		return rep, fmt.Errorf("%w: %s: nothing can be read: %v", ErrDamaged, src, err)
+		return rep, fmt.Errorf("%w: %s: nothing can be read: %v", ErrDamaged, src, metaErr)
 	}
 	// The newest tree, unless the previous transaction's (one commit
 	// older) is readable where the newest is not.
@@ -75,6 +91,11 @@ func Salvage(src, dst string) (SalvageReport, error) {
 		}
 	}
 	f.Close()
+	if metaErr != nil {
+		// The other meta page's tree is read; if the bad one was the newer,
+		// its commit is lost.
+		w.problems = append([]string{metaErr.Error() + "; copied the tree the other meta page points at: the last commit may be missing"}, w.problems...)
+	}
 	rep.Unreadable = w.problems
 	if w.more > 0 {
 		rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("and %d more problems", w.more))
@@ -98,6 +119,7 @@ func Salvage(src, dst string) (SalvageReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("storage: writing %s: %w", dst, err)
 	}
+	rep.Warning = emptyWarning(rep.Copied)
 	chk, err := Check(tmp)
 	if err != nil {
 		return rep, err
@@ -132,7 +154,7 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 	valid := map[string]func([]byte) bool{
 		"projects":     decodes[tokens.Project],
 		"tokens":       decodes[tokens.Token],
-		"limits":       decodes[budget.Limit],
+		"limits":       decodes[storedLimit],
 		"records":      decodes[budget.Record],
 		"reservations": decodes[budget.Reservation],
 		"spend":        func(v []byte) bool { return len(v) == 16 },
@@ -170,9 +192,11 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 	return rebuild(tx, found["token_hashes"], rep)
 }
 
+// decodes reports whether v decodes as Check decodes it, so that what
+// Salvage copies passes Check.
 func decodes[T any](v []byte) bool {
 	var x T
-	return json.Unmarshal(v, &x) == nil
+	return decodeStrict(v, &x) == nil
 }
 
 // rebuild recomputes what can be derived: the token hash index from the
@@ -238,6 +262,9 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 	if err := rb.SetSequence(seq); err != nil {
 		return err
 	}
+	if err := keepCharges(tx, rep); err != nil {
+		return err
+	}
 	var keys []string
 	_ = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
 		keys = append(keys, string(k))
@@ -260,6 +287,79 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 		rep.Rebuilt++
 	}
 	return nil
+}
+
+// keepCharges makes checkCharges hold in the copy: what the global spend
+// counters hold beyond the copied records' charges is added to the meta
+// counter unrecorded_usd (records lost), and what the records charge beyond
+// the counters to uncounted_usd (counters lost). Counters and records of
+// the open reservations need nothing: the next Open settles them, which
+// adds to both sides.
+func keepCharges(tx *bolt.Tx, rep *SalvageReport) error {
+	var recorded, committed budget.Money
+	err := tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+		var r budget.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		var err error
+		recorded, err = recorded.Add(r.Charged)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		if globalKeys([]string{string(k)}) == 0 {
+			return nil
+		}
+		var err error
+		committed, err = committed.Add(getSpend(tx, string(k)).Committed)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	for _, k := range [][]byte{metaUnrecorded, metaUncounted} {
+		if v := meta.Get(k); v != nil && (len(v) != 8 || int64(getCounter(meta, k)) < 0) {
+			// Unreadable: start again from what the copy holds.
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	c := committed + budget.Money(getCounter(meta, metaUncounted))
+	r := recorded + budget.Money(getCounter(meta, metaUnrecorded))
+	switch {
+	case c > r:
+		rep.Unrecorded = c - r
+		return addCounter(meta, metaUnrecorded, uint64(c-r))
+	case r > c:
+		rep.Uncounted = r - c
+		return addCounter(meta, metaUncounted, uint64(r-c))
+	}
+	return nil
+}
+
+// emptyWarning says when a copy holds no ledger to serve: with no project
+// and no token nobody can spend through it, and putting it in place of the
+// damaged file would forget every tenant. A sound file with no project
+// warns too; restoring a backup is then harmless advice.
+func emptyWarning(copied map[string]int) string {
+	if copied["projects"] > 0 || copied["tokens"] > 0 {
+		return ""
+	}
+	var kept []string
+	for _, name := range slices.Sorted(maps.Keys(copied)) {
+		if c := copied[name]; c > 0 && name != "meta" {
+			kept = append(kept, fmt.Sprintf("%d %s", c, name))
+		}
+	}
+	if len(kept) == 0 {
+		return "nothing was recovered: restore a backup instead"
+	}
+	return fmt.Sprintf("no project and no token was recovered, only %s: restore a backup instead", strings.Join(kept, ", "))
 }
 
 // entries counts the entries of buckets.

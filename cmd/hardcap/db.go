@@ -80,9 +80,15 @@ func dbCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return offlineError(path, err)
 		}
+		// An empty copy must not read as a fix: the command fails, so a
+		// script does not move it over the damaged ledger.
+		empty := fmt.Errorf("%s; %s was written but holds no ledger to serve: keep %s", rep.Warning, *out, path)
 		if *jsonOut {
 			b, _ := json.MarshalIndent(rep, "", "  ")
 			fmt.Fprintf(stdout, "%s\n", b)
+			if rep.Warning != "" {
+				return empty
+			}
 			return nil
 		}
 		fmt.Fprintf(stdout, "copied from %s into %s: %s\n", path, *out, counts(rep.Copied))
@@ -99,6 +105,15 @@ func dbCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			for _, p := range rep.Unreadable {
 				fmt.Fprintln(stdout, "  "+p)
 			}
+		}
+		if rep.Unrecorded > 0 {
+			fmt.Fprintf(stdout, "%s USD of spend stays charged whose usage records were lost\n", rep.Unrecorded)
+		}
+		if rep.Uncounted > 0 {
+			fmt.Fprintf(stdout, "%s USD of recorded charges lost their global spend counters: the global budget no longer counts them\n", rep.Uncounted)
+		}
+		if rep.Warning != "" {
+			return empty
 		}
 		fmt.Fprintf(stdout, "%s passes `hardcap db check`. To use it: stop hardcap, keep %s aside, move %s to %s, start hardcap.\n", *out, path, *out, path)
 		fmt.Fprintln(stdout, "Then check the budgets and tokens (hardcap project list, hardcap token list): spend in unreadable entries is not counted.")
