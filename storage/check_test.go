@@ -682,3 +682,52 @@ func TestSalvage_SaysWhenNothingWasRecovered(t *testing.T) {
 		})
 	}
 }
+
+// TestOpen_TornMetaPageFallsBack: a meta page that names itself but fails
+// its checksum is a commit cut short by a power loss while its meta page was
+// written. No caller was told that commit landed, and bbolt reads the
+// previous one; hardcap starts on it too instead of refusing the file.
+func TestOpen_TornMetaPageFallsBack(t *testing.T) {
+	path := filledDB(t)
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateProject(ctx, "last", budget.NoLimit("")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := f.Stat()
+	metas, err := readMetas(f, info.Size())
+	if err != nil || len(metas) != 2 {
+		t.Fatalf("meta pages of a sound file: %v, %v", metas, err)
+	}
+	// The newest meta page is page txid%2; spoil its checksum only.
+	newest := int64(metas[0].txid % 2)
+	off := newest*int64(metas[0].pageSize) + pageHeaderSize + 56
+	if _, err := f.WriteAt([]byte{0xde, 0xad, 0xbe, 0xef}, off); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if rep, err := Check(path); err != nil || !rep.OK() {
+		t.Fatalf("db check of a file with a torn meta page: %v %v", err, rep.Problems)
+	}
+	db, err = Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("Open refused a file whose last commit was cut short: %v", err)
+	}
+	defer db.Close()
+	ps, err := db.Projects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Name == "last" {
+			t.Fatal("the commit whose meta page was torn is visible")
+		}
+	}
+}
