@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -54,14 +53,11 @@ type fileMeta struct {
 	txid     uint64
 }
 
-// readMeta reads both meta pages and returns the newer. Both must name
-// themselves: bbolt's Tx.Check asserts that each meta page does (page 0,
-// page 1) and panics otherwise, in a goroutine of its own where no recover
-// reaches, so an overwritten meta page is damage. A meta page that names
-// itself but fails its checksum is a commit cut short while its meta page
-// was written (a power loss): its fsync never returned, so no caller was
-// told it landed, and bbolt by design reads the other, previous commit. That
-// is accepted, as bbolt accepts it.
+// readMeta reads both meta pages and returns the newer. Both must be sound:
+// bbolt's Tx.Check asserts that each meta page names itself (page 0, page 1)
+// and panics otherwise, in a goroutine of its own where no recover reaches;
+// and with one meta page bad bbolt silently uses the other, whose tree is
+// one commit older, losing the last commit. So a bad meta page is damage.
 func readMeta(r io.ReaderAt, size int64) (fileMeta, error) {
 	metas, err := readMetas(r, size)
 	if err != nil {
@@ -82,8 +78,6 @@ func readMetas(r io.ReaderAt, size int64) ([]fileMeta, error) {
 		switch {
 		case err1 == nil && m1.pageSize != m0.pageSize:
 			return []fileMeta{m0}, fmt.Errorf("meta page 1 is overwritten: page size %d, meta page 0 says %d", m1.pageSize, m0.pageSize)
-		case errors.Is(err1, errTornMeta):
-			return []fileMeta{m0}, nil
 		case err1 != nil:
 			return []fileMeta{m0}, fmt.Errorf("meta page 1 is overwritten: %v", err1)
 		case m1.txid > m0.txid:
@@ -94,9 +88,6 @@ func readMetas(r io.ReaderAt, size int64) ([]fileMeta, error) {
 	// Page 0 is unreadable: find page 1 at the usual page sizes.
 	for _, ps := range []int64{4096, 16384, 65536, 8192, 32768, 2048, 1024} {
 		if m1, err := metaAt(r, ps, 1); err == nil && int64(m1.pageSize) == ps {
-			if errors.Is(err0, errTornMeta) {
-				return []fileMeta{m1}, nil
-			}
 			return []fileMeta{m1}, fmt.Errorf("meta page 0 is overwritten: %v", err0)
 		}
 	}
@@ -105,10 +96,6 @@ func readMetas(r io.ReaderAt, size int64) ([]fileMeta, error) {
 	}
 	return nil, fmt.Errorf("neither header (meta page) is valid: %v", err0)
 }
-
-// errTornMeta is a meta page that names itself, with the right magic and
-// version, but fails its checksum: see readMeta.
-var errTornMeta = errors.New("checksum mismatch (a commit cut short while its meta page was written)")
 
 // metaAt reads meta page id at off and checks what bbolt checks or asserts
 // of it: its header names page id with the meta flag (bbolt's
@@ -133,7 +120,7 @@ func metaAt(r io.ReaderAt, off int64, id uint64) (fileMeta, error) {
 	h := fnv.New64a()
 	h.Write(m[:56])
 	if h.Sum64() != le.Uint64(m[56:]) {
-		return fileMeta{}, fmt.Errorf("meta page at %d: %w", off, errTornMeta)
+		return fileMeta{}, fmt.Errorf("meta page at %d: checksum mismatch", off)
 	}
 	fm := fileMeta{pageSize: le.Uint32(m[8:]), root: le.Uint64(m[16:]), freelist: le.Uint64(m[32:]), hwm: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}
 	if fm.pageSize < 1024 || fm.pageSize > 1<<20 || fm.pageSize&(fm.pageSize-1) != 0 {
