@@ -9,6 +9,8 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,11 +47,14 @@ var (
 	metaOvershoots = []byte("overshoots") // 8 bytes: settlements above their reservation
 	metaOverAmount = []byte("over_usd")   // 8 bytes: nano-USD charged above reservations
 	metaFormat     = []byte("format")     // decimal FormatVersion; absent in files of hardcap before it
-	// Written by Salvage only, so that Check's sum of global committed
-	// spend against the records' charges holds in a salvaged file; see
+	// Written by Salvage and by carryGlobal, so that Check's sum of global
+	// committed spend against the records' charges holds; see
 	// checkCharges.
-	metaUnrecorded = []byte("unrecorded_usd") // 8 bytes: nano-USD committed whose records were lost
+	metaUnrecorded = []byte("unrecorded_usd") // 8 bytes: nano-USD committed that no record accounts for: records salvage lost, and charges carryGlobal counted again in a new window
 	metaUncounted  = []byte("uncounted_usd")  // 8 bytes: nano-USD recorded whose global counters were lost
+	// metaGlobalPeriod is the global budget's period at the last start, so
+	// that a change of it in the config is seen (see carryGlobal).
+	metaGlobalPeriod = []byte("global_period")
 )
 
 // Options configures a DB. The zero value is usable.
@@ -256,8 +261,10 @@ func (db *DB) openChecks() error {
 				}
 			}
 			var err error
-			db.recovered, err = db.recover(tx)
-			return err
+			if db.recovered, err = db.recover(tx); err != nil {
+				return err
+			}
+			return db.carryGlobal(tx)
 		})
 	})
 	if err != nil {
@@ -429,3 +436,53 @@ func (db *DB) WriteBackup(w io.Writer, size func(int64)) (int64, error) {
 var background = context.Background()
 
 var _ budget.Ledger = (*DB)(nil)
+
+// carryGlobal keeps a change of the global budget's period (the config
+// edited between two starts) from handing the global budget a fresh window:
+// from $100 a month with $90 spent today to $50 a day must not grant $50
+// more today. When the period differs from the one the last start recorded
+// (or none was recorded), the current window's committed becomes at least
+// the charges recorded since the window began (by end time, which can only
+// count more); what that adds is counted in unrecorded_usd, so the check of
+// global counters against the records still holds. Recovery has settled
+// every open reservation by now, so only committed spend needs carrying.
+func (db *DB) carryGlobal(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	p := db.global.Period
+	if p == "" {
+		p = budget.Total
+	}
+	if string(meta.Get(metaGlobalPeriod)) == string(p) {
+		return nil
+	}
+	now := db.now()
+	key := budget.Budget{Scope: budget.GlobalScope, Limit: db.global}.Key(now, db.loc)
+	var charged budget.Money
+	c := tx.Bucket(bucketRecords).Cursor()
+	k, v := c.First()
+	if start := p.Start(now, db.loc); start.UnixNano() > 0 {
+		seek := make([]byte, 8)
+		binary.BigEndian.PutUint64(seek, uint64(start.UnixNano()))
+		k, v = c.Seek(seek)
+	}
+	for ; k != nil; k, v = c.Next() {
+		var r budget.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("storage: record %x: %w", k, err)
+		}
+		var err error
+		if charged, err = charged.Add(r.Charged); err != nil {
+			return err
+		}
+	}
+	if sp := getSpend(tx, key); charged > sp.Committed {
+		if err := addCounter(meta, metaUnrecorded, uint64(charged-sp.Committed)); err != nil {
+			return err
+		}
+		sp.Committed = charged
+		if err := putSpend(tx, key, sp); err != nil {
+			return err
+		}
+	}
+	return meta.Put(metaGlobalPeriod, []byte(p))
+}
