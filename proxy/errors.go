@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -287,4 +288,15 @@ func writeError(w http.ResponseWriter, shape Kind, e *Error) {
 // databases and missing reservations do not.
 func retriable(err error) bool {
 	return !errors.Is(err, budget.ErrLedgerClosed) && !errors.Is(err, budget.ErrNotReserved)
+}
+
+// tokenLike matches what could be a hardcap token inside a path: a client
+// that puts its token in the URL must not find it in a log line or an
+// error.
+var tokenLike = regexp.MustCompile(`hc_[A-Za-z0-9]{6,}`)
+
+// safePath is a request path fit for a log line or an error: any
+// token-like text is replaced and the rest is clipped.
+func safePath(p string) string {
+	return budget.ClipTo(tokenLike.ReplaceAllString(p, "hc_[redacted]"), 200)
 }

@@ -217,7 +217,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if pe.Status >= 500 {
 			ev = p.log.Error().AnErr("cause", err)
 		}
-		ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+r.URL.Path).
+		ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+safePath(r.URL.Path)).
 			Int("status", pe.Status).Str("code", pe.Code).
 			Int64("latency_ms", p.now().Sub(start).Milliseconds()).Msg("refused")
 		writeError(w, p.shapeOf(r), pe)

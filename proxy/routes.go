@@ -91,11 +91,11 @@ func (p *Proxy) resolve(r *http.Request) (route, error) {
 	}
 	prov, ok := p.providers[provName]
 	if !ok {
-		return route{}, refuse(ErrUnknownRoute, "hardcap has no provider named %q.", provName)
+		return route{}, refuse(ErrUnknownRoute, "hardcap has no provider named %q.", safePath(provName))
 	}
 	rel, ok := strings.CutPrefix(path, "/v1")
 	if !ok {
-		return route{}, refuse(ErrUnknownRoute, "%s %s is not a route hardcap meters.", r.Method, r.URL.Path)
+		return route{}, refuse(ErrUnknownRoute, "%s %s is not a route hardcap meters.", r.Method, safePath(r.URL.Path))
 	}
 	for _, ep := range endpoints[prov.Kind] {
 		if ep.method != r.Method {
@@ -115,7 +115,7 @@ func (p *Proxy) resolve(r *http.Request) (route, error) {
 		}
 		return route{provider: prov, endpoint: ep, name: r.Method + " /v1" + ep.path}, nil
 	}
-	return route{}, refuse(ErrUnknownRoute, "%s %s is not a route hardcap meters.", r.Method, r.URL.Path)
+	return route{}, refuse(ErrUnknownRoute, "%s %s is not a route hardcap meters.", r.Method, safePath(r.URL.Path))
 }
 
 // defaultProvider names the provider a /v1/ request goes to: "anthropic"

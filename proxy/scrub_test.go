@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -53,5 +54,27 @@ func TestUpstreamErrorEchoingKeyIsScrubbed(t *testing.T) {
 	u, _ := db.Usage(storage.RecordFilter{})
 	if len(u.Records) != 1 || u.Records[0].Charged != 0 {
 		t.Fatalf("a refused upstream request must be released: %+v", u.Records)
+	}
+}
+
+// TestRefusal_TokenInPathIsRedacted: a client that puts its token in the
+// URL of an unmetered path does not find it in the error or the log.
+func TestRefusal_TokenInPathIsRedacted(t *testing.T) {
+	h := newHarness(t, harnessOptions{noSync: true})
+	for _, path := range []string{"/v1/" + h.token, "/p/" + h.token + "/v1/chat/completions"} {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+h.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(string(b), h.token) {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	if strings.Contains(h.logs.String(), h.token) {
+		t.Fatal("the token secret is in the log")
 	}
 }

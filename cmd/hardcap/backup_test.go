@@ -36,6 +36,10 @@ func TestDBBackup_RefusesALiveDatabase(t *testing.T) {
 		{"through ./", filepath.Join(s.dataDir, ".", "hardcap.db"), "is the database of the data dir itself"},
 		{"through a symlink", link, "is the database of the data dir itself"},
 		{"another server's database", filepath.Join(other.dataDir, "hardcap.db"), "is the database of a running hardcap"},
+		{"the admin token", filepath.Join(s.dataDir, "admin.token"), "one of hardcap's own files"},
+		{"the pid file", filepath.Join(s.dataDir, "hardcap.pid"), "one of hardcap's own files"},
+		{"another server's admin token", filepath.Join(other.dataDir, "admin.token"), "one of hardcap's own files"},
+		{"a directory", s.dataDir, "is a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

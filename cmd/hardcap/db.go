@@ -298,7 +298,35 @@ func checkBackupTarget(c *client, file string) error {
 	if held {
 		return usageError(fmt.Sprintf("db backup: %s is the database of a running hardcap (its lock is held); write the backup to another file, e.g. hardcap-backup.db", budget.Clip(file)))
 	}
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return usageError(fmt.Sprintf("db backup: %s is a directory; name the backup file, e.g. %s", budget.Clip(file), filepath.Join(budget.Clip(file), "hardcap-backup.db")))
+	}
+	// The other files hardcap keeps beside its database (the admin token,
+	// the pid file) must not be replaced by a backup either.
+	if ownedFiles[filepath.Base(file)] {
+		dir := filepath.Dir(file)
+		if inDataDir(dir, c) {
+			return usageError(fmt.Sprintf("db backup: %s is one of hardcap's own files in its data dir; write the backup to another file, e.g. hardcap-backup.db", budget.Clip(file)))
+		}
+	}
 	return nil
+}
+
+// ownedFiles are the names hardcap keeps in its data dir.
+var ownedFiles = map[string]bool{dbFile: true, dbFile + ".lock": true, "admin.token": true, "hardcap.pid": true, "prices": true}
+
+// inDataDir reports whether dir is the command's data dir or the data dir
+// of a running hardcap.
+func inDataDir(dir string, c *client) bool {
+	if live, err := dbPath(c.dataDir, c.config); err == nil {
+		di, derr := os.Stat(dir)
+		li, lerr := os.Stat(filepath.Dir(live))
+		if derr == nil && lerr == nil && os.SameFile(di, li) {
+			return true
+		}
+	}
+	held, _ := storage.Held(filepath.Join(dir, dbFile))
+	return held
 }
 
 // prepareDataDir creates the data directory private to its owner, or

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // backup sends a consistent copy of the whole database
@@ -20,11 +21,16 @@ import (
 // into a temporary file beside the database, at local disk speed, and only
 // that file is streamed to the client, with no transaction open.
 //
-// The headers (status, Content-Length) go out as soon as the transaction
-// has begun, so a client's header timeout measures the server's response
-// rather than the size of the ledger. A failure after that (say, no room
+// The headers (status, Content-Length) go out when the copy is done, or
+// after backupHeaderWait once the transaction has begun, so a client's
+// header timeout measures the server's response rather than the size of a
+// large ledger. A failure after the headers (say, no room
 // for the temporary copy) is logged with its cause and cuts the body short,
 // which the CLI refuses.
+// backupHeaderWait is how long the headers wait for the copy to finish, well
+// under the CLI's default 5 s header timeout.
+const backupHeaderWait = 2 * time.Second
+
 func (h *Handler) backup(w http.ResponseWriter, r *http.Request) {
 	dir := filepath.Dir(h.opts.DB.Path())
 	// CreateTemp makes the file 0600: the copy holds token hashes and
@@ -68,6 +74,20 @@ func (h *Handler) backup(w http.ResponseWriter, r *http.Request) {
 			// anything else it does after the transaction begins.
 			h.backupFailed(w, res)
 			return
+		}
+	}
+	if !finished {
+		// Most ledgers are copied well within this, and then a failure
+		// (no room for the copy) is still answered 503 rather than as a
+		// 200 with a short body; a larger one gets its headers on time.
+		select {
+		case res = <-copied:
+			finished = true
+			if res.err != nil {
+				h.backupFailed(w, res)
+				return
+			}
+		case <-time.After(backupHeaderWait):
 		}
 	}
 	hd := w.Header()
