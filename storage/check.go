@@ -273,20 +273,10 @@ func checkCharges(tx *bolt.Tx, recorded budget.Money, problems []string) []strin
 	}
 	unrecorded := budget.Money(getCounter(meta, metaUnrecorded))
 	uncounted := budget.Money(getCounter(meta, metaUncounted))
-	var committed budget.Money
-	overflow := false
-	_ = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
-		if globalKeys([]string{string(k)}) == 1 {
-			var err error
-			if committed, err = committed.Add(getSpend(tx, string(k)).Committed); err != nil {
-				overflow = true
-			}
-		}
-		return nil
-	})
+	committed, err0 := globalCommitted(tx)
 	c, err1 := committed.Add(uncounted)
 	r, err2 := recorded.Add(unrecorded)
-	if overflow || err1 != nil || err2 != nil {
+	if err0 != nil || err1 != nil || err2 != nil {
 		return appendProblem(problems, "the global spend counters overflow")
 	}
 	if c != r {

@@ -9,8 +9,6 @@ package storage
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -457,23 +455,9 @@ func (db *DB) carryGlobal(tx *bolt.Tx) error {
 	}
 	now := db.now()
 	key := budget.Budget{Scope: budget.GlobalScope, Limit: db.global}.Key(now, db.loc)
-	var charged budget.Money
-	c := tx.Bucket(bucketRecords).Cursor()
-	k, v := c.First()
-	if start := p.Start(now, db.loc); start.UnixNano() > 0 {
-		seek := make([]byte, 8)
-		binary.BigEndian.PutUint64(seek, uint64(start.UnixNano()))
-		k, v = c.Seek(seek)
-	}
-	for ; k != nil; k, v = c.Next() {
-		var r budget.Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("storage: record %x: %w", k, err)
-		}
-		var err error
-		if charged, err = charged.Add(r.Charged); err != nil {
-			return err
-		}
+	charged, err := chargedSince(tx, p.Start(now, db.loc), nil)
+	if err != nil {
+		return err
 	}
 	if sp := getSpend(tx, key); charged > sp.Committed {
 		if err := addCounter(meta, metaUnrecorded, uint64(charged-sp.Committed)); err != nil {

@@ -296,27 +296,11 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 // the open reservations need nothing: the next Open settles them, which
 // adds to both sides.
 func keepCharges(tx *bolt.Tx, rep *SalvageReport) error {
-	var recorded, committed budget.Money
-	err := tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
-		var r budget.Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		var err error
-		recorded, err = recorded.Add(r.Charged)
-		return err
-	})
+	recorded, err := chargedSince(tx, time.Time{}, nil)
 	if err != nil {
 		return err
 	}
-	err = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
-		if globalKeys([]string{string(k)}) == 0 {
-			return nil
-		}
-		var err error
-		committed, err = committed.Add(getSpend(tx, string(k)).Committed)
-		return err
-	})
+	committed, err := globalCommitted(tx)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
@@ -84,4 +85,46 @@ func getCounter(b *bolt.Bucket, key []byte) uint64 {
 		return binary.BigEndian.Uint64(v)
 	}
 	return 0
+}
+
+// chargedSince sums the charges of the usage records that ended at or after
+// start (the zero time: all of them) and that mine selects (nil: all).
+func chargedSince(tx *bolt.Tx, start time.Time, mine func(budget.Request) bool) (budget.Money, error) {
+	var charged budget.Money
+	c := tx.Bucket(bucketRecords).Cursor()
+	k, v := c.First()
+	if start.UnixNano() > 0 {
+		seek := make([]byte, 8)
+		binary.BigEndian.PutUint64(seek, uint64(start.UnixNano()))
+		k, v = c.Seek(seek)
+	}
+	for ; k != nil; k, v = c.Next() {
+		var r budget.Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return 0, fmt.Errorf("storage: record %x: %w", k, err)
+		}
+		if mine != nil && !mine(r.Request) {
+			continue
+		}
+		var err error
+		if charged, err = charged.Add(r.Charged); err != nil {
+			return 0, err
+		}
+	}
+	return charged, nil
+}
+
+// globalCommitted sums the committed spend of the global scope's counters,
+// every window: every charge is committed to exactly one of them.
+func globalCommitted(tx *bolt.Tx) (budget.Money, error) {
+	var committed budget.Money
+	err := tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		if globalKeys([]string{string(k)}) == 0 {
+			return nil
+		}
+		var err error
+		committed, err = committed.Add(getSpend(tx, string(k)).Committed)
+		return err
+	})
+	return committed, err
 }

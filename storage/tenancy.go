@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -508,26 +507,9 @@ func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) 
 	mine := func(r budget.Request) bool {
 		return budget.ProjectScope(r.Project) == scope || budget.TokenScope(r.TokenID) == scope
 	}
-	var charged budget.Money
-	c := tx.Bucket(bucketRecords).Cursor()
-	k, v := c.First()
-	if start := nu.Period.Start(now, db.loc); start.UnixNano() > 0 {
-		seek := make([]byte, 8)
-		binary.BigEndian.PutUint64(seek, uint64(start.UnixNano()))
-		k, v = c.Seek(seek)
-	}
-	for ; k != nil; k, v = c.Next() {
-		var r budget.Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("storage: record %x: %w", k, err)
-		}
-		if !mine(r.Request) {
-			continue
-		}
-		var err error
-		if charged, err = charged.Add(r.Charged); err != nil {
-			return err
-		}
+	charged, err := chargedSince(tx, nu.Period.Start(now, db.loc), mine)
+	if err != nil {
+		return err
 	}
 	sp := getSpend(tx, newKey)
 	sp.Committed = max(sp.Committed, charged)
@@ -536,7 +518,7 @@ func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) 
 		res budget.Reservation
 	}
 	var open []carried
-	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
+	err = tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
 		var res budget.Reservation
 		if err := json.Unmarshal(v, &res); err != nil {
 			return fmt.Errorf("storage: reservation %s: %w", k, err)
