@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/rs/zerolog"
 )
 
 // Defaults of the settlement retry backoff: a storage fault (a full disk)
@@ -171,4 +172,48 @@ func (p *Proxy) FlushSettlements(ctx context.Context) (n int, held budget.Money)
 	}
 	q.pass(ctx)
 	return q.waiting()
+}
+
+// record writes a settlement. One the ledger fails to write for a reason
+// that may pass (a full disk) is queued and retried until it lands; its
+// reservation stays held meanwhile.
+func (p *Proxy) record(res budget.Reservation, s budget.Settlement) {
+	rec, err := p.ledger.Settle(context.Background(), res.ID, s)
+	switch {
+	case err == nil:
+		p.logRecord(res, rec)
+	case retriable(err):
+		n, held := p.settles.waiting()
+		p.log.Error().Err(err).Str("reservation", res.ID).Str("token", res.Request.TokenID).Str("project", res.Request.Project).
+			Stringer("reserved_usd", res.Amount).Stringer("charged_usd", s.Charged).Int("waiting", n+1).Stringer("waiting_usd", held+res.Amount).
+			Msg("settlement not recorded: kept in memory and retried until it lands; its reservation stays held")
+		p.settles.add(res, s)
+	default:
+		// The reservation stays open and is charged in full on the next
+		// start: never less than the provider could bill.
+		p.log.Error().Err(err).Str("reservation", res.ID).Msg("settlement not recorded; the full reservation will be charged at the next start")
+		p.logRecord(res, budget.NewRecord(res, s))
+	}
+}
+
+// logRecord writes the request's log line, and alerts on a charge above
+// its reservation.
+func (p *Proxy) logRecord(res budget.Reservation, rec budget.Record) {
+	level := zerolog.InfoLevel
+	if rec.Charged > res.Amount {
+		level = zerolog.WarnLevel
+	}
+	ev := p.log.WithLevel(level).
+		Str("token", rec.TokenID).Str("project", rec.Project).
+		Str("provider", rec.Provider).Str("model", rec.Model).Str("route", rec.Route).
+		Int("status", rec.Status).Str("outcome", string(rec.Outcome)).
+		Int64("input_tokens", rec.Usage.InputTokens).Int64("output_tokens", rec.Usage.OutputTokens).
+		Stringer("reserved_usd", rec.Reserved).Stringer("charged_usd", rec.Charged).
+		Int64("latency_ms", rec.LatencyMS)
+	if rec.Charged > res.Amount {
+		ev.Msg("charge above reservation: the price data or the provider's usage is off")
+		p.alert(rec)
+		return
+	}
+	ev.Msg("request")
 }

@@ -170,8 +170,8 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 
 	held := map[string]budget.Money{}
 	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-		var res budget.Reservation
-		if err := decodeStrict(v, &res); err != nil {
+		res, err := decodeReservation(k, v, true)
+		if err != nil {
 			problems = appendProblem(problems, fmt.Sprintf("reservation %q does not decode: %v", truncate(k), err))
 			return nil
 		}
@@ -219,7 +219,6 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 		{bucketTokens, func() any { return new(tokens.Token) }},
 		// The stored form, not budget.Limit's API form: see storedLimit.
 		{bucketLimits, func() any { return new(storedLimit) }},
-		{bucketRecords, func() any { return new(budget.Record) }},
 	}
 	var recorded budget.Money
 	overflow := false
@@ -230,15 +229,20 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 				problems = appendProblem(problems, fmt.Sprintf("%s entry %q does not decode: %v", d.bucket, truncate(k), err))
 				return nil
 			}
-			if rec, ok := x.(*budget.Record); ok {
-				var err error
-				if recorded, err = recorded.Add(rec.Charged); err != nil || rec.Charged < 0 {
-					overflow = true
-				}
-			}
 			return nil
 		})
 	}
+	_ = tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+		rec, err := decodeRecord(k, v, true)
+		if err != nil {
+			problems = appendProblem(problems, fmt.Sprintf("%s entry %q does not decode: %v", bucketRecords, truncate(k), err))
+			return nil
+		}
+		if recorded, err = recorded.Add(rec.Charged); err != nil || rec.Charged < 0 {
+			overflow = true
+		}
+		return nil
+	})
 	if overflow {
 		problems = appendProblem(problems, "the records' charges are negative or overflow")
 	} else {

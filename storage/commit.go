@@ -201,3 +201,9 @@ func (db *DB) landed(txid int) bool {
 	})
 	return landed
 }
+
+// Flush waits until every write queued before it has been committed (or
+// refused): a reader that must see its own writes calls it first.
+func (db *DB) Flush(ctx context.Context) error {
+	return db.update(ctx, func(*bolt.Tx) error { return nil })
+}

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -94,7 +93,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 		Created:   now,
 		Request:   req,
 	}
-	if err := putJSON(rb, []byte(res.ID), res); err != nil {
+	if err := putReservation(tx, res); err != nil {
 		return budget.Reservation{}, err
 	}
 	return res, nil
@@ -137,8 +136,7 @@ func budgetsOf(tx *bolt.Tx, global budget.Limit, tok tokens.Token) ([]budget.Bud
 func (db *DB) Settle(ctx context.Context, id string, s budget.Settlement) (budget.Record, error) {
 	var rec budget.Record
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		var res budget.Reservation
-		ok, err := getJSON(tx.Bucket(bucketReservations), []byte(id), &res)
+		res, ok, err := getReservation(tx, id)
 		if err != nil {
 			return err
 		}
@@ -183,7 +181,7 @@ func settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (budget.Re
 		}
 	}
 	rec := budget.NewRecord(res, s)
-	if err := putJSON(tx.Bucket(bucketRecords), recordKey(rec), rec); err != nil {
+	if err := putRecord(tx, rec); err != nil {
 		return budget.Record{}, err
 	}
 	return rec, nil
@@ -201,9 +199,9 @@ func recordKey(r budget.Record) []byte {
 func (db *DB) recover(tx *bolt.Tx) ([]budget.Record, error) {
 	var open []budget.Reservation
 	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-		var res budget.Reservation
-		if err := json.Unmarshal(v, &res); err != nil {
-			return fmt.Errorf("storage: reservation %s: %w", k, err)
+		res, err := decodeReservation(k, v, false)
+		if err != nil {
+			return err
 		}
 		open = append(open, res)
 		return nil

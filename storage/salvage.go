@@ -155,8 +155,8 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 		"projects":     decodes[tokens.Project],
 		"tokens":       decodes[tokens.Token],
 		"limits":       decodes[storedLimit],
-		"records":      decodes[budget.Record],
-		"reservations": decodes[budget.Reservation],
+		"records":      func(v []byte) bool { _, err := decodeRecord(nil, v, true); return err == nil },
+		"reservations": func(v []byte) bool { _, err := decodeReservation(nil, v, true); return err == nil },
 		"spend":        func(v []byte) bool { return len(v) == 16 },
 	}
 	for _, name := range names {
@@ -238,8 +238,8 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 		}
 	}
 	err = rb.ForEach(func(k, v []byte) error {
-		var res budget.Reservation
-		if err := json.Unmarshal(v, &res); err != nil {
+		res, err := decodeReservation(k, v, false)
+		if err != nil {
 			return err
 		}
 		idSeq(res.ID)

@@ -62,6 +62,15 @@ func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 	return true, nil
 }
 
+// decodeEntry decodes the JSON entry v into dst, strictly (see
+// decodeStrict) when strict is set.
+func decodeEntry(v []byte, dst any, strict bool) error {
+	if strict {
+		return decodeStrict(v, dst)
+	}
+	return json.Unmarshal(v, dst)
+}
+
 func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -99,14 +108,13 @@ func chargedSince(tx *bolt.Tx, start time.Time, mine func(budget.Request) bool) 
 		k, v = c.Seek(seek)
 	}
 	for ; k != nil; k, v = c.Next() {
-		var r budget.Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return 0, fmt.Errorf("storage: record %x: %w", k, err)
+		r, err := decodeRecord(k, v, false)
+		if err != nil {
+			return 0, err
 		}
 		if mine != nil && !mine(r.Request) {
 			continue
 		}
-		var err error
 		if charged, err = charged.Add(r.Charged); err != nil {
 			return 0, err
 		}

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -519,9 +518,9 @@ func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) 
 	}
 	var open []carried
 	err = tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-		var res budget.Reservation
-		if err := json.Unmarshal(v, &res); err != nil {
-			return fmt.Errorf("storage: reservation %s: %w", k, err)
+		res, err := decodeReservation(k, v, false)
+		if err != nil {
+			return err
 		}
 		if !mine(res.Request) || slices.Contains(res.Keys, newKey) {
 			return nil
@@ -540,7 +539,7 @@ func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) 
 	// Every check has passed; from here on only writes.
 	for _, o := range open {
 		o.res.Keys = append(o.res.Keys, newKey)
-		if err := putJSON(tx.Bucket(bucketReservations), o.id, o.res); err != nil {
+		if err := putReservation(tx, o.res); err != nil {
 			return err
 		}
 	}

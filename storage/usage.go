@@ -60,9 +60,9 @@ func (db *DB) Usage(f RecordFilter) (Usage, error) {
 	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		for k, v := firstRecord(c, f.Since); k != nil; k, v = c.Next() {
-			var r budget.Record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("storage: record %x: %w", k, err)
+			r, err := decodeRecord(k, v, false)
+			if err != nil {
+				return err
 			}
 			if !f.match(r.Request) {
 				continue
@@ -79,9 +79,9 @@ func (db *DB) Usage(f RecordFilter) (Usage, error) {
 			u.Records = u.Records[len(u.Records)-f.Limit:]
 		}
 		err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-			var res budget.Reservation
-			if err := json.Unmarshal(v, &res); err != nil {
-				return fmt.Errorf("storage: reservation %s: %w", k, err)
+			res, err := decodeReservation(k, v, false)
+			if err != nil {
+				return err
 			}
 			if f.match(res.Request) {
 				u.Reserved += res.Amount
@@ -107,9 +107,9 @@ func (db *DB) OpenReservations() ([]budget.Reservation, error) {
 	var out []budget.Reservation
 	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-			var res budget.Reservation
-			if err := json.Unmarshal(v, &res); err != nil {
-				return fmt.Errorf("storage: reservation %s: %w", k, err)
+			res, err := decodeReservation(k, v, false)
+			if err != nil {
+				return err
 			}
 			out = append(out, res)
 			return nil
