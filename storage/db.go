@@ -106,8 +106,8 @@ type DB struct {
 	// dropCommits makes the writer roll back every transaction instead of
 	// committing it, as a crash before the commit would: a test hook.
 	dropCommits atomic.Bool
-	closeMu    sync.RWMutex
-	closed     bool
+	closeMu     sync.RWMutex
+	closed      bool
 	// broken is set when bbolt panicked inside Begin or Commit: its state
 	// is unknown from then on, so every later write is refused with it.
 	broken atomic.Pointer[error]
@@ -181,13 +181,13 @@ func open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{
-		path:       path,
-		log:        opts.Log,
-		now:        opts.Now,
-		loc:        opts.Location,
-		global:     opts.Global,
-		onLow:      opts.OnLow,
-		maxBatch:   opts.MaxBatch,
+		path:         path,
+		log:          opts.Log,
+		now:          opts.Now,
+		loc:          opts.Location,
+		global:       opts.Global,
+		onLow:        opts.OnLow,
+		maxBatch:     opts.MaxBatch,
 		ops:          make(chan *writeOp, 4096),
 		writerDone:   make(chan struct{}),
 		answers:      make(chan answered, 4096),
