@@ -343,3 +343,22 @@ func TestAuthenticate_SeesEveryChangeOnReturn(t *testing.T) {
 		db.broken.Store(nil)
 	})
 }
+
+// TestWindowKey_MatchesBudgetKey: the cached window key is Budget.Key at
+// every time, across day, week and month boundaries and period changes.
+func TestWindowKey_MatchesBudgetKey(t *testing.T) {
+	st := newState()
+	loc := time.FixedZone("UTC-5", -5*3600)
+	start := time.Date(2026, 12, 30, 22, 0, 0, 0, time.UTC)
+	scope := budget.ProjectScope("web")
+	for _, p := range []budget.Period{budget.Day, budget.Week, budget.Month, budget.Total, "", budget.Day} {
+		l := budget.Ceiling(1, p)
+		for step := range 96 {
+			now := start.Add(time.Duration(step) * 37 * time.Minute)
+			got := st.windowKey(scope, l, now, loc)
+			if want := (budget.Budget{Scope: scope, Limit: l}).Key(now, loc); got != want {
+				t.Fatalf("period %q at %s: got %q, want %q", p, now, got, want)
+			}
+		}
+	}
+}

@@ -345,11 +345,8 @@ func (db *DB) UpdateProject(ctx context.Context, name string, change LimitChange
 		if err := db.carrySpend(tx, scope, l, nl); err != nil {
 			return err
 		}
-		if err := db.setLimit(tx, scope, nl); err != nil {
-			return err
-		}
-		l = db.st.limits[scope]
-		return nil
+		l = nl
+		return db.setLimit(tx, scope, l)
 	})
 	return p, l, err
 }
@@ -410,7 +407,6 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 		if err := db.putToken(tx, t); err != nil {
 			return err
 		}
-		t = db.st.tokens[id]
 		return db.setLimit(tx, scope, nl)
 	})
 	return t, err
