@@ -144,7 +144,8 @@ func (db *DB) Settle(ctx context.Context, id string, s budget.Settlement) (budge
 // never drops below what the request may cost; a crash before the commit
 // leaves the reservation open and the next start charges it in full.
 // Flush waits for every settlement queued before it, callbacks included,
-// and Close commits every queued settlement.
+// and Close commits every queued settlement. done must not wait on the DB
+// itself (Flush, a Settle), since later callbacks wait for it.
 func (db *DB) SettleAsync(id string, s budget.Settlement, done func(budget.Record, error)) {
 	var rec budget.Record
 	op := &writeOp{
