@@ -192,6 +192,7 @@ func TestTorture_BudgetLoweredMidLoad(t *testing.T) {
 	if n := afterZero.Load(); n != 0 {
 		t.Fatalf("%d requests were served after the budget became zero", n)
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	if bs, _ := h.db.BudgetStatus(scope); bs.Committed > start || bs.Reserved != 0 {
 		t.Fatalf("end: committed %s, reserved %s", bs.Committed, bs.Reserved)
 	}

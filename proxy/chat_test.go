@@ -199,6 +199,7 @@ func TestChat_Refusals(t *testing.T) {
 			}
 		})
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	u, _ := h.db.Usage(storage.RecordFilter{})
 	if len(u.Records) != 0 || u.Reserved != 0 {
 		t.Fatalf("refusals left records or reservations: %+v", u)
@@ -493,6 +494,7 @@ func TestChat_HardStopUnderConcurrency(t *testing.T) {
 	for _, c := range h.up.Calls() {
 		billed += price(t, c.Usage.PromptTokens, c.Usage.CompletionTokens, miniIn, miniOut)
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	u, _ := h.db.Usage(storage.RecordFilter{})
 	t.Logf("200 requests: %d served, %d refused; upstream billed %s USD, recorded %s USD, limit %s USD; %d samples", ok.Load(), refused.Load(), billed, u.Spent, limit.Amount, samples)
 	if violations != 0 {

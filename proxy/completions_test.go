@@ -115,6 +115,7 @@ func TestRoutes_HardStopUnderConcurrency(t *testing.T) {
 			for _, c := range h.up.Calls() {
 				billed += tt.price(c.Usage)
 			}
+			flushLedger(t, h.db) // the settlement commits after the response ends
 			u, _ := h.db.Usage(storage.RecordFilter{})
 			t.Logf("%s: %d of 100 served, billed %s of %s USD", tt.route, len(h.up.Calls()), billed, tt.limit)
 			if billed > tt.limit || u.Spent > tt.limit || u.Spent != billed || len(h.up.Calls()) == 0 {

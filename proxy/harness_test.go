@@ -186,11 +186,24 @@ func readAll(t testing.TB, resp *http.Response) string {
 	return string(b)
 }
 
-// records waits until n usage records exist and returns them.
+// flushLedger waits for the settlements queued in db: a response ends
+// before its settlement commits (see storage.DB.SettleAsync), so a test that
+// reads usage or spend right after a response flushes first.
+func flushLedger(t testing.TB, db *storage.DB) {
+	t.Helper()
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// records waits until n usage records exist and returns them. A request
+// whose client went away may still be settling after its response ended,
+// so it polls; each poll flushes the settlements queued so far.
 func (h *harness) records(n int) []budget.Record {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		flushLedger(h.t, h.db)
 		u, err := h.db.Usage(storage.RecordFilter{})
 		if err != nil {
 			h.t.Fatal(err)

@@ -111,6 +111,7 @@ func TestMessages_CountTokensIsFreeButAuthenticated(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("without a token got %d, want 401", resp.StatusCode)
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	if u, _ := h.db.Usage(storage.RecordFilter{}); len(u.Records) != 0 {
 		t.Fatal("count_tokens was charged")
 	}
@@ -253,6 +254,7 @@ func TestMessages_HardStopUnderConcurrency(t *testing.T) {
 	for _, c := range h.ant.Calls() {
 		billed += haiku(c.Usage)
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	u, _ := h.db.Usage(storage.RecordFilter{})
 	if violations != 0 || billed > limit.Amount || u.Spent > limit.Amount || u.Spent != billed {
 		t.Fatalf("violations %d, billed %s, recorded %s, limit %s", violations, billed, u.Spent, limit.Amount)

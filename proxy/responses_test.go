@@ -189,6 +189,7 @@ func TestResponses_HardStopUnderConcurrency(t *testing.T) {
 	for _, c := range h.up.Calls() {
 		billed += mini(c.Usage)
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	u, _ := h.db.Usage(storage.RecordFilter{})
 	t.Logf("responses: %d of 100 served, billed %s of %s USD", len(h.up.Calls()), billed, limit)
 	if billed > limit || u.Spent > limit || u.Spent != billed || len(h.up.Calls()) == 0 {

@@ -155,6 +155,7 @@ func TestRoutes_FreeRoutes(t *testing.T) {
 			}
 		})
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	if u, _ := h.db.Usage(storage.RecordFilter{}); len(u.Records) != 0 {
 		t.Fatalf("free routes were charged: %d records", len(u.Records))
 	}

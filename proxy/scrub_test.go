@@ -51,6 +51,7 @@ func TestUpstreamErrorEchoingKeyIsScrubbed(t *testing.T) {
 	if resp.StatusCode != 401 || strings.Contains(body, realKey) || !strings.Contains(body, "[redacted]") {
 		t.Fatalf("got %d %q; want the upstream 401 with the key redacted", resp.StatusCode, body)
 	}
+	flushLedger(t, db) // the settlement commits after the response ends
 	u, _ := db.Usage(storage.RecordFilter{})
 	if len(u.Records) != 1 || u.Records[0].Charged != 0 {
 		t.Fatalf("a refused upstream request must be released: %+v", u.Records)

@@ -151,11 +151,17 @@ func (q *settleQueue) waiting() (int, budget.Money) {
 // reservations hold meanwhile.
 func (p *Proxy) SettlementsWaiting() (n int, held budget.Money) { return p.settles.waiting() }
 
-// FlushSettlements ends the retry loop and tries every waiting settlement
-// once more; call it at shutdown, after Wait and before the ledger closes.
-// It returns what still could not be written: those reservations stay
-// open, and the next start charges them in full.
+// FlushSettlements waits for the settlements queued in the ledger (so
+// that those it fails join the retry queue), ends the retry loop and tries
+// every waiting settlement once more; call it at shutdown, after Wait and
+// before the ledger closes. It returns what still could not be written:
+// those reservations stay open, and the next start charges them in full.
 func (p *Proxy) FlushSettlements(ctx context.Context) (n int, held budget.Money) {
+	if f, ok := p.ledger.(flusher); ok {
+		// An error (a closed or broken ledger) leaves the queued
+		// settlements to their callbacks, which log them.
+		_ = f.Flush(ctx)
+	}
 	q := p.settles
 	q.mu.Lock()
 	var done chan struct{}
@@ -174,11 +180,36 @@ func (p *Proxy) FlushSettlements(ctx context.Context) (n int, held budget.Money)
 	return q.waiting()
 }
 
-// record writes a settlement. One the ledger fails to write for a reason
-// that may pass (a full disk) is queued and retried until it lands; its
-// reservation stays held meanwhile.
+// asyncSettler is a ledger that can queue a settlement without waiting for
+// its commit (storage.DB): the response then ends when its body does, and
+// the settlement lands in the writer's next group commit while its
+// reservation stays held.
+type asyncSettler interface {
+	SettleAsync(id string, s budget.Settlement, done func(budget.Record, error))
+}
+
+// flusher is a ledger that can wait for the settlements queued in it.
+type flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// record writes a settlement: it queues it in a ledger that can settle
+// asynchronously (and returns once it is queued), else writes it and
+// waits. One the ledger fails to write for a reason that may pass (a full
+// disk) is queued and retried until it lands; its reservation stays held
+// meanwhile.
 func (p *Proxy) record(res budget.Reservation, s budget.Settlement) {
+	if a, ok := p.ledger.(asyncSettler); ok {
+		a.SettleAsync(res.ID, s, func(rec budget.Record, err error) { p.recorded(res, s, rec, err) })
+		return
+	}
 	rec, err := p.ledger.Settle(context.Background(), res.ID, s)
+	p.recorded(res, s, rec, err)
+}
+
+// recorded logs a settlement's result, and queues it for a retry when its
+// error may pass.
+func (p *Proxy) recorded(res budget.Reservation, s budget.Settlement, rec budget.Record, err error) {
 	switch {
 	case err == nil:
 		p.logRecord(res, rec)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,6 +96,7 @@ func TestSettleQueue_RetriesUntilLanded(t *testing.T) {
 		t.Fatalf("landed charged %s (%s), want the real usage's %s", rec.Charged, rec.Outcome, want)
 	}
 	waitFor(t, "the queue to empty", func() bool { n, _ := h.p.SettlementsWaiting(); return n == 0 })
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	if bs, _ := h.db.BudgetStatus(budget.ProjectScope(h.project)); bs.Reserved != 0 || bs.Committed != rec.Charged {
 		t.Fatalf("after landing reserved %s committed %s, want 0 and %s", bs.Reserved, bs.Committed, rec.Charged)
 	}
@@ -166,4 +168,87 @@ func TestSettleQueue_FlushAtShutdown(t *testing.T) {
 			t.Fatalf("the next start recovered %+v, want one reservation of %s charged in full", rec, held)
 		}
 	})
+}
+
+// heldSettleLedger queues settlements as storage.DB does but holds each
+// one until the test releases it: the commit that has not happened yet.
+type heldSettleLedger struct {
+	*storage.DB
+	mu      sync.Mutex
+	held    []func()
+	failAll atomic.Bool // answer every queued settlement with errDiskFull
+}
+
+func (l *heldSettleLedger) SettleAsync(id string, s budget.Settlement, done func(budget.Record, error)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held = append(l.held, func() {
+		if l.failAll.Load() {
+			done(budget.Record{}, errDiskFull)
+			return
+		}
+		l.DB.SettleAsync(id, s, done)
+	})
+}
+
+func (l *heldSettleLedger) release() {
+	l.mu.Lock()
+	held := l.held
+	l.held = nil
+	l.mu.Unlock()
+	for _, f := range held {
+		f()
+	}
+}
+
+// TestRecord_ResponseEndsBeforeTheSettlementCommits: with a ledger that
+// settles asynchronously, the response ends (and the request leaves the
+// in-flight set) while its settlement is still queued; its reservation
+// stays held until the settlement lands, which then logs the request's
+// line. A queued settlement the ledger fails for a reason that may pass
+// joins the retry queue and lands later.
+func TestRecord_ResponseEndsBeforeTheSettlementCommits(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fails=%v", fail), func(t *testing.T) {
+			hl := &heldSettleLedger{}
+			hl.failAll.Store(fail)
+			h := newHarness(t, harnessOptions{noSync: true, settleRetry: time.Millisecond, settleRetryMax: 4 * time.Millisecond,
+				ledger: func(l budget.Ledger) budget.Ledger { hl.DB = l.(*storage.DB); return hl }})
+			readAll(t, h.post("/v1/chat/completions", helloBody))
+			// The response is complete and the request has left the
+			// in-flight set, yet nothing has been settled.
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := h.p.Wait(wctx); err != nil {
+				t.Fatalf("the request stayed in flight: %v", err)
+			}
+			flushLedger(t, h.db)
+			bs, err := h.db.BudgetStatus(budget.ProjectScope(h.project))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bs.Reserved == 0 || bs.Committed != 0 {
+				t.Fatalf("while the settlement is queued: reserved %s committed %s; want the reservation held", bs.Reserved, bs.Committed)
+			}
+			if strings.Contains(h.logs.String(), `"message":"request"`) {
+				t.Fatal("the request's line was logged before its settlement landed")
+			}
+			hl.release()
+			if fail {
+				waitFor(t, "the retry to land", func() bool {
+					n, _ := h.p.SettlementsWaiting()
+					return n == 0 && strings.Contains(h.logs.String(), "settlement recorded after retrying")
+				})
+			}
+			rec := h.records(1)[0]
+			flushLedger(t, h.db)
+			bs, _ = h.db.BudgetStatus(budget.ProjectScope(h.project))
+			if bs.Reserved != 0 || bs.Committed != rec.Charged || rec.Outcome != budget.Complete {
+				t.Fatalf("after the settlement: reserved %s committed %s, record %+v; want the real charge", bs.Reserved, bs.Committed, rec)
+			}
+			if !strings.Contains(h.logs.String(), `"message":"request"`) {
+				t.Fatal("the request's line was not logged")
+			}
+		})
+	}
 }

@@ -218,6 +218,7 @@ func TestTorture(t *testing.T) {
 	for _, c := range h.ant.Calls() {
 		add(userOf(c.Body), haiku(c.Usage))
 	}
+	flushLedger(t, h.db) // the settlement commits after the response ends
 	st, _ := h.db.Status()
 	var overLimit int
 	projectBilled := map[string]budget.Money{}

@@ -260,7 +260,7 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 
 // checkCharges checks that the global spend counters hold exactly the
 // charges of the usage records. Every reservation holds one global counter
-// (budgetsOf lists the global budget first), and settle adds the charge to
+// (reserve lists the global budget first), and settle adds the charge to
 // each of its counters and writes the record in the same transaction
 // (recovery settles too); nothing else changes a global counter's
 // committed amount (carrySpend touches only project and token scopes) and

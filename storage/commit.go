@@ -15,8 +15,37 @@ import (
 // returns a plain error to refuse without writing. Once it has written, it
 // may only fail with a fatalError, which rolls back the batch.
 type writeOp struct {
-	fn   func(tx *bolt.Tx) error
+	fn func(tx *bolt.Tx) error
+	// The caller is answered on done, or, when then is set, by a call of
+	// then on the dispatcher goroutine (see SettleAsync).
 	done chan error
+	then func(error)
+}
+
+// answer tells op's caller its result. A callback goes to the dispatcher,
+// in order, so that the writer never runs the caller's code.
+func (db *DB) answer(op *writeOp, err error) {
+	if op.then != nil {
+		db.answers <- answered{op, err}
+		return
+	}
+	op.done <- err
+}
+
+// answered is an asynchronous operation's result on its way to its
+// callback.
+type answered struct {
+	op  *writeOp
+	err error
+}
+
+// dispatch runs the callbacks of asynchronous operations, one at a time in
+// the order the writer answered them, until the writer ends.
+func (db *DB) dispatch() {
+	defer close(db.dispatchDone)
+	for a := range db.answers {
+		a.op.then(a.err)
+	}
 }
 
 // update queues fn for the writer and waits until the transaction that ran it
@@ -30,6 +59,15 @@ type writeOp struct {
 // caller must know.
 func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	if err := db.enqueue(ctx, op); err != nil {
+		return err
+	}
+	return <-op.done
+}
+
+// enqueue hands op to the writer, or says why it cannot (closed, broken,
+// ctx done before the writer took it).
+func (db *DB) enqueue(ctx context.Context, op *writeOp) error {
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
@@ -46,7 +84,7 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 		db.closeMu.RUnlock()
 		return ctx.Err()
 	}
-	return <-op.done
+	return nil
 }
 
 // writer is the single goroutine that writes to bbolt. It takes every
@@ -54,6 +92,7 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // read-write transaction and commits once.
 func (db *DB) writer() {
 	defer close(db.writerDone)
+	defer close(db.answers)
 	// A fault reading a damaged page must become a panic that commitBatch
 	// recovers, not a crash of the process.
 	debug.SetPanicOnFault(true)
@@ -99,10 +138,11 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		if tx != nil && guard("rolling back", tx.Rollback) != nil {
 			db.wedged.Store(true)
 		}
-		answerAll(pending, err)
+		db.st.rollback()
+		db.answerAll(pending, err)
 	}()
 	if err := db.broken.Load(); err != nil {
-		answerAll(pending, *err)
+		db.answerAll(pending, *err)
 		return
 	}
 	for len(pending) > 0 {
@@ -110,7 +150,7 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		var err error
 		tx, err = db.bolt.Begin(true)
 		if err != nil {
-			answerAll(pending, fmt.Errorf("storage: begin: %w", err))
+			db.answerAll(pending, fmt.Errorf("storage: begin: %w", err))
 			return
 		}
 		bad := -1
@@ -123,7 +163,10 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			}
 		}
 		if bad >= 0 {
-			pending[bad].done <- results[bad]
+			// Memory goes back to what the disk holds: the batch runs
+			// again without the bad operation.
+			db.st.rollback()
+			db.answer(pending[bad], results[bad])
 			pending = append(pending[:bad:bad], pending[bad+1:]...)
 			if broken := db.broken.Load(); broken != nil {
 				// The operation faulted on the mapped file: nothing more may
@@ -134,7 +177,7 @@ func (db *DB) commitBatch(ops []*writeOp) {
 					db.wedged.Store(true)
 				}
 				tx = nil
-				answerAll(pending, *broken)
+				db.answerAll(pending, *broken)
 				pending = nil
 				return
 			}
@@ -143,9 +186,18 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			continue
 		}
 		txid := tx.ID()
+		if db.dropCommits.Load() {
+			// A test's crash: the transaction never reaches the disk.
+			err = tx.Rollback()
+			tx = nil
+			db.st.rollback()
+			db.answerAll(pending, errCrashed)
+			return
+		}
 		err = tx.Commit()
 		tx = nil
 		if err != nil {
+			db.st.rollback()
 			err = fmt.Errorf("storage: commit: %w", err)
 			if db.landed(txid) {
 				// The meta page reached the file and bbolt now reads the
@@ -158,13 +210,17 @@ func (db *DB) commitBatch(ops []*writeOp) {
 				db.broken.CompareAndSwap(nil, &err)
 				db.log.Error().Err(err).Msg("storage: a commit failed to sync; stop hardcap, check the disk, and run `hardcap db check`")
 			}
-			answerAll(pending, err)
+			db.answerAll(pending, err)
 			return
 		}
+		// Before anyone is answered: a revoke or kill that returns is
+		// seen by the next Authenticate.
+		db.publish()
+		db.st.committed()
 		db.stats.commits.Add(1)
 		db.stats.ops.Add(uint64(len(pending)))
 		for i, op := range pending {
-			op.done <- results[i]
+			db.answer(op, results[i])
 		}
 		pending = nil
 		return
@@ -182,9 +238,9 @@ func (db *DB) runOp(tx *bolt.Tx, fn func(*bolt.Tx) error) (err error) {
 	return fn(tx)
 }
 
-func answerAll(ops []*writeOp, err error) {
+func (db *DB) answerAll(ops []*writeOp, err error) {
 	for _, op := range ops {
-		op.done <- err
+		db.answer(op, err)
 	}
 }
 
@@ -203,7 +259,18 @@ func (db *DB) landed(txid int) bool {
 }
 
 // Flush waits until every write queued before it has been committed (or
-// refused): a reader that must see its own writes calls it first.
+// refused), and the callbacks of the settlements queued by SettleAsync
+// before it have run: a reader that must see its own writes calls it
+// first.
 func (db *DB) Flush(ctx context.Context) error {
-	return db.update(ctx, func(*bolt.Tx) error { return nil })
+	done := make(chan error, 1)
+	op := &writeOp{
+		fn: func(*bolt.Tx) error { return nil },
+		// Answered through the dispatcher, after every earlier callback.
+		then: func(err error) { done <- err },
+	}
+	if err := db.enqueue(ctx, op); err != nil {
+		return err
+	}
+	return <-done
 }

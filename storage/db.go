@@ -95,8 +95,19 @@ type DB struct {
 
 	ops        chan *writeOp
 	writerDone chan struct{}
-	closeMu    sync.RWMutex
-	closed     bool
+	// answers carries the results of asynchronous operations from the
+	// writer to the dispatcher, which runs their callbacks.
+	answers      chan answered
+	dispatchDone chan struct{}
+	// st is the writer's state in memory (see state); auth is the
+	// authentication view it publishes after each commit.
+	st   *state
+	auth *authView
+	// dropCommits makes the writer roll back every transaction instead of
+	// committing it, as a crash before the commit would: a test hook.
+	dropCommits atomic.Bool
+	closeMu     sync.RWMutex
+	closed      bool
 	// broken is set when bbolt panicked inside Begin or Commit: its state
 	// is unknown from then on, so every later write is refused with it.
 	broken atomic.Pointer[error]
@@ -170,15 +181,17 @@ func open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{
-		path:       path,
-		log:        opts.Log,
-		now:        opts.Now,
-		loc:        opts.Location,
-		global:     opts.Global,
-		onLow:      opts.OnLow,
-		maxBatch:   opts.MaxBatch,
-		ops:        make(chan *writeOp, 4096),
-		writerDone: make(chan struct{}),
+		path:         path,
+		log:          opts.Log,
+		now:          opts.Now,
+		loc:          opts.Location,
+		global:       opts.Global,
+		onLow:        opts.OnLow,
+		maxBatch:     opts.MaxBatch,
+		ops:          make(chan *writeOp, 4096),
+		writerDone:   make(chan struct{}),
+		answers:      make(chan answered, 4096),
+		dispatchDone: make(chan struct{}),
 	}
 	if db.now == nil {
 		db.now = time.Now
@@ -215,6 +228,7 @@ func open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	go db.writer()
+	go db.dispatch()
 	return db, nil
 }
 
@@ -259,6 +273,9 @@ func (db *DB) openChecks() error {
 				}
 			}
 			var err error
+			if db.st, err = loadState(tx); err != nil {
+				return err
+			}
 			if db.recovered, err = db.recover(tx); err != nil {
 				return err
 			}
@@ -268,6 +285,8 @@ func (db *DB) openChecks() error {
 	if err != nil {
 		return fmt.Errorf("storage: recovery: %w", err)
 	}
+	db.st.committed()
+	db.auth = newAuthView(db.st)
 	return nil
 }
 
@@ -347,7 +366,9 @@ func (db *DB) fault(what string, r any) error {
 	return err
 }
 
-// Close stops taking writes, commits what is queued, and closes the file.
+// Close stops taking writes, commits what is queued (settlements queued by
+// SettleAsync too, whose callbacks run before it returns), and closes the
+// file.
 func (db *DB) Close() error {
 	db.closeMu.Lock()
 	if db.closed {
@@ -360,6 +381,7 @@ func (db *DB) Close() error {
 	for done := false; !done; {
 		select {
 		case <-db.writerDone:
+			<-db.dispatchDone
 			done = true
 		case <-time.After(time.Second):
 			// A writer stuck on a lock a fault left held never returns.
@@ -459,12 +481,12 @@ func (db *DB) carryGlobal(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	if sp := getSpend(tx, key); charged > sp.Committed {
+	if sp := db.st.spend[key]; charged > sp.Committed {
 		if err := addCounter(meta, metaUnrecorded, uint64(charged-sp.Committed)); err != nil {
 			return err
 		}
 		sp.Committed = charged
-		if err := putSpend(tx, key, sp); err != nil {
+		if err := db.setSpend(tx, key, sp); err != nil {
 			return err
 		}
 	}

@@ -43,6 +43,10 @@ var (
 	ErrNotReserved = budget.ErrNotReserved
 )
 
+// errCrashed answers the operations of a transaction that the dropCommits
+// test hook kept from committing, as a crash would have.
+var errCrashed = errors.New("storage: the transaction was dropped before its commit (test crash)")
+
 // fatalError marks an error that happened after an operation began to write
 // inside a group-commit transaction. The whole batch is rolled back and run
 // again without the failing operation, because a half-applied operation must

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/tokens"
@@ -37,11 +40,12 @@ func (db *DB) Reserve(ctx context.Context, req budget.Request, q budget.Quote) (
 
 func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.Reservation, error) {
 	now := db.now()
-	tok, proj, err := loadTokenAndProject(tx, req.TokenID)
+	st := db.st
+	tok, proj, err := st.tokenAndProject(req.TokenID)
 	if err != nil {
 		return budget.Reservation{}, err
 	}
-	if err := checkUsable(tx, tok, proj, now); err != nil {
+	if err := checkUsable(tok, proj, now, st.killAll); err != nil {
 		return budget.Reservation{}, err
 	}
 	if !tok.Allows(req.Model) {
@@ -49,17 +53,21 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	req.Project = tok.Project
 
-	budgets, err := budgetsOf(tx, db.global, tok)
-	if err != nil {
-		return budget.Reservation{}, err
+	// The budgets a token's requests count against: global, project,
+	// token (check.go relies on the global one coming first).
+	ps, ts := st.tokenScopes(tok)
+	budgets := [3]budget.Budget{
+		{Scope: budget.GlobalScope, Limit: db.global},
+		{Scope: ps, Limit: st.limits[ps]},
+		{Scope: ts, Limit: st.limits[ts]},
 	}
 	headroom := budget.MaxMoney
 	tightest := 0
 	keys := make([]string, len(budgets))
-	spends := make([]budget.Spend, len(budgets))
+	var spends [len(budgets)]budget.Spend
 	for i, b := range budgets {
-		keys[i] = b.Key(now, db.loc)
-		spends[i] = getSpend(tx, keys[i])
+		keys[i] = st.windowKey(b.Scope, b.Limit, now, db.loc)
+		spends[i] = st.spend[keys[i]]
 		if h := spends[i].Headroom(b.Limit); h < headroom {
 			headroom, tightest = h, i
 		}
@@ -81,7 +89,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	for i := range keys {
 		spends[i].Reserved += amount
-		if err := putSpend(tx, keys[i], spends[i]); err != nil {
+		if err := db.setSpend(tx, keys[i], spends[i]); err != nil {
 			return budget.Reservation{}, err
 		}
 	}
@@ -90,10 +98,11 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 		Amount:    amount,
 		OutputCap: outputCap,
 		Keys:      keys,
-		Created:   now,
-		Request:   req,
+		// As the disk holds it (see encodeReservation).
+		Created: time.Unix(0, now.UnixNano()).UTC(),
+		Request: req,
 	}
-	if err := putReservation(tx, res); err != nil {
+	if err := db.setReservation(tx, res); err != nil {
 		return budget.Reservation{}, err
 	}
 	return res, nil
@@ -109,24 +118,6 @@ func reservationID(seq uint64) string {
 	return "r" + s
 }
 
-// budgetsOf lists the budgets a token's requests count against: global,
-// project, token.
-func budgetsOf(tx *bolt.Tx, global budget.Limit, tok tokens.Token) ([]budget.Budget, error) {
-	pl, err := getLimit(tx, budget.ProjectScope(tok.Project))
-	if err != nil {
-		return nil, err
-	}
-	tl, err := getLimit(tx, budget.TokenScope(tok.ID))
-	if err != nil {
-		return nil, err
-	}
-	return []budget.Budget{
-		{Scope: budget.GlobalScope, Limit: global},
-		{Scope: budget.ProjectScope(tok.Project), Limit: pl},
-		{Scope: budget.TokenScope(tok.ID), Limit: tl},
-	}, nil
-}
-
 // Settle replaces a reservation with the actual charge, exactly once: it
 // moves the reserved amount out of every window it was held in, commits the
 // charge there, deletes the reservation and writes the usage record, in one
@@ -136,41 +127,77 @@ func budgetsOf(tx *bolt.Tx, global budget.Limit, tok tokens.Token) ([]budget.Bud
 func (db *DB) Settle(ctx context.Context, id string, s budget.Settlement) (budget.Record, error) {
 	var rec budget.Record
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		res, ok, err := getReservation(tx, id)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w: %s", ErrNotReserved, id)
-		}
-		if s.Ended.IsZero() {
-			s.Ended = db.now()
-		}
-		rec, err = settle(tx, res, s)
+		var err error
+		rec, err = db.settleOp(tx, id, &s)
 		return err
 	})
 	return rec, err
 }
 
-func settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (budget.Record, error) {
+// SettleAsync is Settle without the wait: it queues the settlement for the
+// writer's next group commit and returns at once. done is called with the
+// record (or the error Settle would have returned) once the commit is on
+// disk or has failed, from a goroutine of its own that runs every such
+// callback in order (never the writer's: a slow callback delays the other
+// callbacks, not the commits). Until the settlement commits, its
+// reservation stays held, in memory and on disk, so committed + reserved
+// never drops below what the request may cost; a crash before the commit
+// leaves the reservation open and the next start charges it in full.
+// Flush waits for every settlement queued before it, callbacks included,
+// and Close commits every queued settlement. done must not wait on the DB
+// itself (Flush, a Settle), since later callbacks wait for it.
+func (db *DB) SettleAsync(id string, s budget.Settlement, done func(budget.Record, error)) {
+	var rec budget.Record
+	op := &writeOp{
+		fn: func(tx *bolt.Tx) error {
+			var err error
+			rec, err = db.settleOp(tx, id, &s)
+			return err
+		},
+		then: func(err error) {
+			if err != nil {
+				rec = budget.Record{}
+			}
+			done(rec, err)
+		},
+	}
+	if err := db.enqueue(background, op); err != nil {
+		done(budget.Record{}, err)
+	}
+}
+
+// settleOp settles the open reservation id, read from the writer's state.
+func (db *DB) settleOp(tx *bolt.Tx, id string, s *budget.Settlement) (budget.Record, error) {
+	res, ok := db.st.res[id]
+	if !ok {
+		return budget.Record{}, fmt.Errorf("%w: %s", ErrNotReserved, budget.Clip(id))
+	}
+	if s.Ended.IsZero() {
+		s.Ended = db.now()
+	}
+	return db.settle(tx, res, *s)
+}
+
+func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (budget.Record, error) {
 	if s.Charged < 0 {
 		return budget.Record{}, errors.New("storage: negative charge")
 	}
 	for _, k := range res.Keys {
-		sp := getSpend(tx, k)
+		sp := db.st.spend[k]
 		sp.Reserved -= res.Amount
 		if sp.Reserved < 0 {
 			// Only a corrupted file gets here; keep the books non-negative.
 			sp.Reserved = 0
 		}
 		sp.Committed += s.Charged
-		if err := putSpend(tx, k, sp); err != nil {
+		if err := db.setSpend(tx, k, sp); err != nil {
 			return budget.Record{}, err
 		}
 	}
 	if err := fatal(tx.Bucket(bucketReservations).Delete([]byte(res.ID))); err != nil {
 		return budget.Record{}, err
 	}
+	db.st.deleteRes(res.ID)
 	if s.Charged > res.Amount {
 		meta := tx.Bucket(bucketMeta)
 		if err := addCounter(meta, metaOvershoots, 1); err != nil {
@@ -195,24 +222,17 @@ func recordKey(r budget.Record) []byte {
 }
 
 // recover charges every open reservation in full. It runs inside Open,
-// before any request can be served.
+// before any request can be served, on the state just loaded.
 func (db *DB) recover(tx *bolt.Tx) ([]budget.Record, error) {
-	var open []budget.Reservation
-	err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-		res, err := decodeReservation(k, v, false)
-		if err != nil {
-			return err
-		}
+	open := make([]budget.Reservation, 0, len(db.st.res))
+	for _, res := range db.st.res {
 		open = append(open, res)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
+	slices.SortFunc(open, func(a, b budget.Reservation) int { return strings.Compare(a.ID, b.ID) })
 	now := db.now()
 	recs := make([]budget.Record, 0, len(open))
 	for _, res := range open {
-		rec, err := settle(tx, res, budget.Settlement{
+		rec, err := db.settle(tx, res, budget.Settlement{
 			Charged: res.Amount,
 			Outcome: budget.Recovered,
 			Latency: now.Sub(res.Created),

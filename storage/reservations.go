@@ -1,15 +1,66 @@
 package storage
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
 )
 
+// reservationV1 tags the binary form of a reservation. JSON, the form of
+// hardcap before it (which a file may still hold while its reservations
+// are open: recovery settles all of them at Open), never starts with this
+// byte, so both forms are read.
+const reservationV1 = 0x01
+
+// The binary form, after the tag: the id, the amount (varint, nano-USD),
+// the output cap (varint), the creation time (varint, Unix nanoseconds,
+// UTC), the number of spend keys (uvarint) and each key, then the request's
+// token id, project, provider, model, route and client IP. Every string is
+// a uvarint length and its bytes.
+//
+// Errors of decoding it.
+var (
+	errShort    = errors.New("ends early")
+	errTrailing = errors.New("data after the reservation")
+	errTag      = errors.New("unknown encoding")
+)
+
 // putReservation writes an open reservation.
 func putReservation(tx *bolt.Tx, res budget.Reservation) error {
-	return putJSON(tx.Bucket(bucketReservations), []byte(res.ID), res)
+	return fatal(tx.Bucket(bucketReservations).Put([]byte(res.ID), encodeReservation(res)))
+}
+
+// encodeReservation is the binary form of res.
+func encodeReservation(res budget.Reservation) []byte {
+	r := res.Request
+	n := 1 + 3*binary.MaxVarintLen64 + binary.MaxVarintLen64*(8+len(res.Keys)) + len(res.ID) +
+		len(r.TokenID) + len(r.Project) + len(r.Provider) + len(r.Model) + len(r.Route) + len(r.ClientIP)
+	for _, k := range res.Keys {
+		n += len(k)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, reservationV1)
+	b = appendString(b, res.ID)
+	b = binary.AppendVarint(b, int64(res.Amount))
+	b = binary.AppendVarint(b, res.OutputCap)
+	b = binary.AppendVarint(b, res.Created.UnixNano())
+	b = binary.AppendUvarint(b, uint64(len(res.Keys)))
+	for _, k := range res.Keys {
+		b = appendString(b, k)
+	}
+	for _, s := range [...]string{r.TokenID, r.Project, r.Provider, r.Model, r.Route, r.ClientIP} {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // getReservation reads the open reservation id; ok is false when there is
@@ -23,12 +74,98 @@ func getReservation(tx *bolt.Tx, id string) (res budget.Reservation, ok bool, er
 	return res, err == nil, err
 }
 
-// decodeReservation decodes a reservation entry; strict refuses what Check
-// refuses (see decodeStrict).
+// decodeReservation decodes a reservation entry, binary or JSON; strict
+// refuses what Check refuses (see decodeStrict; in the binary form, data
+// after the last field). Bad lengths are refused either way.
 func decodeReservation(k, v []byte, strict bool) (budget.Reservation, error) {
 	var res budget.Reservation
-	if err := decodeEntry(v, &res, strict); err != nil {
-		return budget.Reservation{}, fmt.Errorf("storage: reservation %s: %w", k, err)
+	var err error
+	if len(v) > 0 && v[0] == reservationV1 {
+		res, err = decodeReservationV1(v[1:], strict)
+	} else if len(v) > 0 && v[0] < ' ' && v[0] != '\t' && v[0] != '\n' && v[0] != '\r' {
+		err = fmt.Errorf("%w %#x", errTag, v[0])
+	} else {
+		err = decodeEntry(v, &res, strict)
+	}
+	if err != nil {
+		return budget.Reservation{}, fmt.Errorf("storage: reservation %s: %w", budget.Clip(string(k)), err)
 	}
 	return res, nil
+}
+
+func decodeReservationV1(v []byte, strict bool) (budget.Reservation, error) {
+	d := decoder{b: v}
+	var res budget.Reservation
+	res.ID = d.string()
+	res.Amount = budget.Money(d.varint())
+	res.OutputCap = d.varint()
+	res.Created = time.Unix(0, d.varint()).UTC()
+	if n := d.uvarint(); d.err == nil {
+		// Each key takes at least its length byte: a count above what is
+		// left is damage, not an allocation to make.
+		if n > uint64(len(d.b)) {
+			return res, errShort
+		}
+		res.Keys = make([]string, n)
+		for i := range res.Keys {
+			res.Keys[i] = d.string()
+		}
+	}
+	r := &res.Request
+	for _, s := range [...]*string{&r.TokenID, &r.Project, &r.Provider, &r.Model, &r.Route, &r.ClientIP} {
+		*s = d.string()
+	}
+	if d.err != nil {
+		return budget.Reservation{}, d.err
+	}
+	if strict && len(d.b) > 0 {
+		return budget.Reservation{}, errTrailing
+	}
+	return res, nil
+}
+
+// decoder reads the fields of a binary entry; its first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	x, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errShort
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
 }

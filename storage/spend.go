@@ -29,6 +29,43 @@ func putSpend(tx *bolt.Tx, key string, s budget.Spend) error {
 	return fatal(tx.Bucket(bucketSpend).Put([]byte(key), v[:]))
 }
 
+// setSpend writes a window's spend to tx and to the writer's state.
+func (db *DB) setSpend(tx *bolt.Tx, key string, s budget.Spend) error {
+	if err := putSpend(tx, key, s); err != nil {
+		return err
+	}
+	db.st.setSpend(key, s)
+	return nil
+}
+
+// setReservation writes an open reservation to tx and to the writer's
+// state.
+func (db *DB) setReservation(tx *bolt.Tx, res budget.Reservation) error {
+	if err := putReservation(tx, res); err != nil {
+		return err
+	}
+	db.st.setRes(res)
+	return nil
+}
+
+// setLimit writes a scope's limit to tx and to the writer's state.
+func (db *DB) setLimit(tx *bolt.Tx, scope budget.Scope, l budget.Limit) error {
+	if err := putLimit(tx, scope, l); err != nil {
+		return err
+	}
+	// The state holds what the disk gives back.
+	v, err := encodeLimit(l)
+	if err != nil {
+		return fatal(err)
+	}
+	back, err := decodeLimit(v)
+	if err != nil {
+		return fatal(err)
+	}
+	db.st.setLimit(scope, back, true)
+	return nil
+}
+
 // getLimit reads the limit of a project or token scope; no record is no
 // limit. See decodeLimit for the stored form.
 func getLimit(tx *bolt.Tx, scope budget.Scope) (budget.Limit, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -20,14 +21,15 @@ func (db *DB) CreateProject(ctx context.Context, name string, limit budget.Limit
 	}
 	p := tokens.Project{Name: name, Created: db.now().UTC()}
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketProjects)
-		if b.Get([]byte(name)) != nil {
+		if _, ok := db.st.projects[name]; ok {
 			return fmt.Errorf("%w: %s", tokens.ErrProjectExists, budget.Clip(name))
 		}
-		if err := putJSON(b, []byte(name), p); err != nil {
+		stored, err := putJSONState(tx.Bucket(bucketProjects), []byte(name), p)
+		if err != nil {
 			return err
 		}
-		return putLimit(tx, budget.ProjectScope(name), limit)
+		db.st.setProject(stored)
+		return db.setLimit(tx, budget.ProjectScope(name), limit)
 	})
 	return p, err
 }
@@ -84,16 +86,19 @@ func (db *DB) CreateToken(ctx context.Context, spec TokenSpec) (tokens.Token, st
 		Created: db.now().UTC(),
 	}
 	err = db.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketProjects).Get([]byte(spec.Project)) == nil {
+		if _, ok := db.st.projects[spec.Project]; !ok {
 			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(spec.Project))
 		}
-		if err := putJSON(tx.Bucket(bucketTokens), []byte(id), tok); err != nil {
+		stored, err := putJSONState(tx.Bucket(bucketTokens), []byte(id), tok)
+		if err != nil {
 			return err
 		}
+		db.st.setToken(stored)
 		if err := fatal(tx.Bucket(bucketTokenHashes).Put(hash[:], []byte(id))); err != nil {
 			return err
 		}
-		return putLimit(tx, budget.TokenScope(id), spec.Limit)
+		db.st.setHash(hash, id)
+		return db.setLimit(tx, budget.TokenScope(id), spec.Limit)
 	})
 	if err != nil {
 		return tokens.Token{}, "", err
@@ -150,92 +155,70 @@ func (db *DB) Limit(scope budget.Scope) (budget.Limit, error) {
 func (db *DB) RevokeToken(ctx context.Context, id string) (tokens.Token, error) {
 	var t tokens.Token
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTokens)
-		ok, err := getJSON(b, []byte(id), &t)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		var ok bool
+		if t, ok = db.st.tokens[id]; !ok {
 			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
 		}
 		if !t.Revoked.IsZero() {
 			return nil
 		}
 		t.Revoked = db.now().UTC()
-		return putJSON(b, []byte(id), t)
+		return db.putToken(tx, t)
 	})
 	return t, err
 }
 
 // Authenticate finds the live token whose secret is presented. The secret
-// is checked for form first, then looked up by its SHA-256, so the stored
-// hash is compared, never the secret. It returns tokens.ErrMalformed,
-// ErrUnknown, ErrRevoked, ErrExpired or ErrKilled (token, project or global
-// kill switch).
+// is checked for form first, then looked up by its SHA-256 in the view the
+// writer keeps in memory (see authView), so the stored hash is compared,
+// never the secret, and a request costs no read of the file. It returns
+// tokens.ErrMalformed, ErrUnknown, ErrRevoked, ErrExpired or ErrKilled
+// (token, project or global kill switch); ErrClosed once Close has begun
+// and the error of a broken database, as every other call does.
 func (db *DB) Authenticate(secret string) (tokens.Token, error) {
 	if err := tokens.Parse(secret); err != nil {
 		return tokens.Token{}, err
 	}
 	hash := tokens.HashOf(secret)
-	var tok tokens.Token
-	err := db.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketTokenHashes).Get(hash[:])
-		if id == nil {
-			return tokens.ErrUnknown
-		}
-		var proj tokens.Project
-		var err error
-		tok, proj, err = loadTokenAndProject(tx, string(id))
-		if err != nil {
-			return err
-		}
-		stored, err := parseHash(tok.Hash)
-		if err != nil || !stored.Equal(hash) {
-			return tokens.ErrUnknown
-		}
-		return checkUsable(tx, tok, proj, db.now())
-	})
-	if err != nil {
+	db.closeMu.RLock()
+	closed := db.closed
+	db.closeMu.RUnlock()
+	if closed {
+		return tokens.Token{}, ErrClosed
+	}
+	if err := db.broken.Load(); err != nil {
+		return tokens.Token{}, *err
+	}
+	a := db.auth
+	a.mu.RLock()
+	tok, ok := a.byHash[hash]
+	proj, pok := a.projects[tok.Project]
+	killAll := a.killAll
+	a.mu.RUnlock()
+	switch {
+	case !ok:
+		return tokens.Token{}, tokens.ErrUnknown
+	case !tok.Revoked.IsZero():
+		return tokens.Token{}, tokens.ErrRevoked
+	case !pok:
+		return tokens.Token{}, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(tok.Project))
+	}
+	if err := checkUsable(tok, proj, db.now(), killAll); err != nil {
 		return tokens.Token{}, err
 	}
 	return tok, nil
 }
 
-func loadTokenAndProject(tx *bolt.Tx, id string) (tokens.Token, tokens.Project, error) {
-	var tok tokens.Token
-	var proj tokens.Project
-	ok, err := getJSON(tx.Bucket(bucketTokens), []byte(id), &tok)
-	if err != nil {
-		return tok, proj, err
-	}
-	if !ok {
-		return tok, proj, tokens.ErrUnknown
-	}
-	if !tok.Revoked.IsZero() {
-		// A revoked token's project may be gone (project delete revokes
-		// them); it is refused as revoked either way.
-		return tok, proj, tokens.ErrRevoked
-	}
-	ok, err = getJSON(tx.Bucket(bucketProjects), []byte(tok.Project), &proj)
-	if err != nil {
-		return tok, proj, err
-	}
-	if !ok {
-		return tok, proj, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(tok.Project))
-	}
-	return tok, proj, nil
-}
-
 // checkUsable applies the token's own state and the project's and global
 // kill switches.
-func checkUsable(tx *bolt.Tx, tok tokens.Token, proj tokens.Project, now time.Time) error {
+func checkUsable(tok tokens.Token, proj tokens.Project, now time.Time, killAll bool) error {
 	if err := tok.Usable(now); err != nil {
 		return err
 	}
 	if proj.Killed {
 		return fmt.Errorf("%w for project %s", tokens.ErrKilled, proj.Name)
 	}
-	if killedAll(tx) {
+	if killAll {
 		return fmt.Errorf("%w for everything", tokens.ErrKilled)
 	}
 	return nil
@@ -243,6 +226,26 @@ func checkUsable(tx *bolt.Tx, tok tokens.Token, proj tokens.Project, now time.Ti
 
 func killedAll(tx *bolt.Tx) bool {
 	return string(tx.Bucket(bucketMeta).Get(metaKillAll)) == "1"
+}
+
+// putToken writes a token to tx and to the writer's state.
+func (db *DB) putToken(tx *bolt.Tx, t tokens.Token) error {
+	stored, err := putJSONState(tx.Bucket(bucketTokens), []byte(t.ID), t)
+	if err != nil {
+		return err
+	}
+	db.st.setToken(stored)
+	return nil
+}
+
+// putProject writes a project to tx and to the writer's state.
+func (db *DB) putProject(tx *bolt.Tx, p tokens.Project) error {
+	stored, err := putJSONState(tx.Bucket(bucketProjects), []byte(p.Name), p)
+	if err != nil {
+		return err
+	}
+	db.st.setProject(stored)
+	return nil
 }
 
 func parseHash(s string) (tokens.Hash, error) {
@@ -272,35 +275,29 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 	return db.update(ctx, func(tx *bolt.Tx) error {
 		switch {
 		case target.Token != "":
-			b := tx.Bucket(bucketTokens)
-			var t tokens.Token
-			ok, err := getJSON(b, []byte(target.Token), &t)
-			if err != nil {
-				return err
-			}
+			t, ok := db.st.tokens[target.Token]
 			if !ok {
 				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(target.Token))
 			}
 			t.Killed = on
-			return putJSON(b, []byte(target.Token), t)
+			return db.putToken(tx, t)
 		case target.Project != "":
-			b := tx.Bucket(bucketProjects)
-			var p tokens.Project
-			ok, err := getJSON(b, []byte(target.Project), &p)
-			if err != nil {
-				return err
-			}
+			p, ok := db.st.projects[target.Project]
 			if !ok {
 				return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(target.Project))
 			}
 			p.Killed = on
-			return putJSON(b, []byte(target.Project), p)
+			return db.putProject(tx, p)
 		default:
 			v := []byte("0")
 			if on {
 				v = []byte("1")
 			}
-			return fatal(tx.Bucket(bucketMeta).Put(metaKillAll, v))
+			if err := fatal(tx.Bucket(bucketMeta).Put(metaKillAll, v)); err != nil {
+				return err
+			}
+			db.st.setKillAll(on)
+			return nil
 		}
 	})
 }
@@ -338,23 +335,18 @@ func (db *DB) UpdateProject(ctx context.Context, name string, change LimitChange
 	var p tokens.Project
 	var l budget.Limit
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bucketProjects), []byte(name), &p)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		var ok bool
+		if p, ok = db.st.projects[name]; !ok {
 			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(name))
 		}
 		scope := budget.ProjectScope(name)
-		if l, err = getLimit(tx, scope); err != nil {
-			return err
-		}
+		l = db.st.limits[scope]
 		nl := change.apply(l)
 		if err := db.carrySpend(tx, scope, l, nl); err != nil {
 			return err
 		}
 		l = nl
-		return putLimit(tx, scope, l)
+		return db.setLimit(tx, scope, l)
 	})
 	return p, l, err
 }
@@ -387,22 +379,15 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 	}
 	var t tokens.Token
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTokens)
-		ok, err := getJSON(b, []byte(id), &t)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		var ok bool
+		if t, ok = db.st.tokens[id]; !ok {
 			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
 		}
 		if !t.Revoked.IsZero() {
 			return fmt.Errorf("%w: %s cannot be changed", tokens.ErrRevoked, t.ID)
 		}
 		scope := budget.TokenScope(id)
-		l, err := getLimit(tx, scope)
-		if err != nil {
-			return err
-		}
+		l := db.st.limits[scope]
 		if change.Name != nil {
 			t.Name = *change.Name
 		}
@@ -419,10 +404,10 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 		if err := db.carrySpend(tx, scope, l, nl); err != nil {
 			return err
 		}
-		if err := putJSON(b, []byte(id), t); err != nil {
+		if err := db.putToken(tx, t); err != nil {
 			return err
 		}
-		return putLimit(tx, scope, nl)
+		return db.setLimit(tx, scope, nl)
 	})
 	return t, err
 }
@@ -440,45 +425,44 @@ func (db *DB) DeleteProject(ctx context.Context, name string, revokeTokens bool)
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		revoked = revoked[:0]
 		pb := tx.Bucket(bucketProjects)
-		if pb.Get([]byte(name)) == nil {
+		if _, ok := db.st.projects[name]; !ok {
 			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(name))
 		}
 		now := db.now()
-		tb := tx.Bucket(bucketTokens)
 		var open []tokens.Token
 		live := 0
-		err := tb.ForEach(func(k, v []byte) error {
-			var t tokens.Token
-			if _, err := getJSON(tb, k, &t); err != nil {
-				return err
-			}
+		for _, t := range db.st.tokens {
 			if t.Project != name || !t.Revoked.IsZero() {
-				return nil
+				continue
 			}
 			if t.Expires.IsZero() || now.Before(t.Expires) {
 				live++
 			}
 			open = append(open, t)
-			return nil
-		})
-		if err != nil {
-			return err
 		}
+		// In id order, as the bucket lists them.
+		slices.SortFunc(open, func(a, b tokens.Token) int { return strings.Compare(a.ID, b.ID) })
 		if live > 0 && !revokeTokens {
 			return fmt.Errorf("%w: project %s has %d; revoke them first or delete with --revoke-tokens", tokens.ErrProjectHasTokens, name, live)
 		}
 		// Every check has passed; from here on only writes.
 		for _, t := range open {
 			t.Revoked = now.UTC()
-			if err := putJSON(tb, []byte(t.ID), t); err != nil {
+			if err := db.putToken(tx, t); err != nil {
 				return err
 			}
 			revoked = append(revoked, t.ID)
 		}
-		if err := fatal(tx.Bucket(bucketLimits).Delete([]byte(budget.ProjectScope(name)))); err != nil {
+		scope := budget.ProjectScope(name)
+		if err := fatal(tx.Bucket(bucketLimits).Delete([]byte(scope))); err != nil {
 			return err
 		}
-		return fatal(pb.Delete([]byte(name)))
+		db.st.setLimit(scope, budget.Limit{}, false)
+		if err := fatal(pb.Delete([]byte(name))); err != nil {
+			return err
+		}
+		db.st.deleteProject(name)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -510,38 +494,27 @@ func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) 
 	if err != nil {
 		return err
 	}
-	sp := getSpend(tx, newKey)
+	sp := db.st.spend[newKey]
 	sp.Committed = max(sp.Committed, charged)
-	type carried struct {
-		id  []byte
-		res budget.Reservation
-	}
-	var open []carried
-	err = tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-		res, err := decodeReservation(k, v, false)
-		if err != nil {
-			return err
+	var open []budget.Reservation
+	for _, res := range db.st.res {
+		if mine(res.Request) && !slices.Contains(res.Keys, newKey) {
+			open = append(open, res)
 		}
-		if !mine(res.Request) || slices.Contains(res.Keys, newKey) {
-			return nil
-		}
-		open = append(open, carried{append([]byte(nil), k...), res})
-		return nil
-	})
-	if err != nil {
-		return err
 	}
-	for _, o := range open {
-		if sp.Reserved, err = sp.Reserved.Add(o.res.Amount); err != nil {
+	slices.SortFunc(open, func(a, b budget.Reservation) int { return strings.Compare(a.ID, b.ID) })
+	for _, res := range open {
+		if sp.Reserved, err = sp.Reserved.Add(res.Amount); err != nil {
 			return err
 		}
 	}
 	// Every check has passed; from here on only writes.
-	for _, o := range open {
-		o.res.Keys = append(o.res.Keys, newKey)
-		if err := putReservation(tx, o.res); err != nil {
+	for _, res := range open {
+		// A new slice: the old one is the state's until the commit.
+		res.Keys = append(slices.Clip(res.Keys), newKey)
+		if err := db.setReservation(tx, res); err != nil {
 			return err
 		}
 	}
-	return putSpend(tx, newKey, sp)
+	return db.setSpend(tx, newKey, sp)
 }

@@ -190,6 +190,9 @@ func (h *Handler) createProject(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) listProjects(w http.ResponseWriter, r *http.Request) {
+	if !h.flushed(w, r) {
+		return
+	}
 	ps, err := h.opts.DB.Projects()
 	if err != nil {
 		h.writeDomainError(w, err)
@@ -259,6 +262,9 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request) {
+	if !h.flushed(w, r) {
+		return
+	}
 	ts, err := h.opts.DB.Tokens(r.URL.Query().Get("project"))
 	if err != nil {
 		h.writeDomainError(w, err)
@@ -293,6 +299,9 @@ func (h *Handler) revokeToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
+	if !h.flushed(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	f := storage.RecordFilter{Project: q.Get("project"), TokenID: q.Get("token")}
 	if s := q.Get("since"); s != "" {
@@ -364,6 +373,9 @@ func (h *Handler) kill(on bool) http.HandlerFunc {
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	if !h.flushed(w, r) {
+		return
+	}
 	st, err := h.opts.DB.Status()
 	if err != nil {
 		h.writeDomainError(w, err)
@@ -406,6 +418,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// flushed waits for the writes queued before the request (settlements of
+// responses already sent commit in the writer's next group commit), so
+// that a read right after a request sees it; it answers the error and
+// returns false when the database refuses.
+func (h *Handler) flushed(w http.ResponseWriter, r *http.Request) bool {
+	if err := h.opts.DB.Flush(r.Context()); err != nil {
+		h.writeDomainError(w, err)
+		return false
+	}
+	return true
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

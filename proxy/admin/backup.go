@@ -32,6 +32,9 @@ import (
 const backupHeaderWait = 2 * time.Second
 
 func (h *Handler) backup(w http.ResponseWriter, r *http.Request) {
+	if !h.flushed(w, r) {
+		return
+	}
 	dir := filepath.Dir(h.opts.DB.Path())
 	// CreateTemp makes the file 0600: the copy holds token hashes and
 	// client IPs, like the database.

@@ -19,6 +19,9 @@ type DailyView struct {
 // parameters are optional: no provider means every provider, no since means
 // every record.
 func (h *Handler) daily(w http.ResponseWriter, r *http.Request) {
+	if !h.flushed(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	f := storage.DailyFilter{Provider: q.Get("provider")}
 	if s := q.Get("since"); s != "" {

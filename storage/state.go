@@ -1,0 +1,426 @@
+package storage
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/tokens"
+	bolt "go.etcd.io/bbolt"
+)
+
+// state is the writer's copy in memory of what reserve, settle and the
+// tenancy changes read: tokens, token hashes, projects, limits, spend
+// counters, the global kill switch and the open reservations. Only the
+// writer goroutine touches it (and Open, before the writer starts), so it
+// needs no lock, and a reservation costs no JSON decode and no bbolt read.
+//
+// Every change goes to bbolt first and to the state second, and is noted
+// in an undo log: when the transaction is rolled back (an operation failed
+// with a fatalError and the batch runs again without it, or Commit failed)
+// the log is played backwards, so that memory equals what is on disk;
+// after a commit the log is dropped. Later operations of one batch see the
+// changes of earlier ones, as they see them in the transaction.
+type state struct {
+	tokens   map[string]tokens.Token
+	hashes   map[tokens.Hash]string // sha256 of the secret -> token id
+	projects map[string]tokens.Project
+	limits   map[budget.Scope]budget.Limit // no entry: no limit (budget.Limit{})
+	spend    map[string]budget.Spend       // no entry: a window never charged
+	res      map[string]budget.Reservation
+	killAll  bool
+
+	undo []undo
+	// The tokens and projects changed since the last commit, and whether
+	// the global kill switch was: what the authentication view must take
+	// after the commit (see DB.publish).
+	dirtyTokens   []string
+	dirtyProjects []string
+	dirtyKill     bool
+
+	// windows caches each scope's current window key (Budget.Key), which
+	// would otherwise be formatted for every budget of every reservation.
+	windows map[budget.Scope]window
+	// scopes caches a token's project and token scopes, by token id.
+	scopes map[string][2]budget.Scope
+}
+
+// window is a cached budget window key and the times it is the key for.
+type window struct {
+	period      budget.Period
+	from, until time.Time // until zero: forever (a total budget)
+	key         string
+}
+
+type undoKind uint8
+
+const (
+	undoSpend undoKind = iota
+	undoRes
+	undoFunc
+)
+
+// undo restores one entry of the state. Spend and reservations, changed by
+// every request, are restored without a closure; the rare tenancy changes
+// use fn.
+type undo struct {
+	kind  undoKind
+	had   bool
+	key   string
+	spend budget.Spend
+	res   budget.Reservation
+	fn    func()
+}
+
+func newState() *state {
+	return &state{
+		tokens:   map[string]tokens.Token{},
+		hashes:   map[tokens.Hash]string{},
+		projects: map[string]tokens.Project{},
+		limits:   map[budget.Scope]budget.Limit{},
+		spend:    map[string]budget.Spend{},
+		res:      map[string]budget.Reservation{},
+		windows:  map[budget.Scope]window{},
+		scopes:   map[string][2]budget.Scope{},
+	}
+}
+
+// loadState reads the state from the buckets of tx.
+func loadState(tx *bolt.Tx) (*state, error) {
+	st := newState()
+	err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+		var t tokens.Token
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("storage: token %s: %w", budget.Clip(string(k)), err)
+		}
+		st.tokens[string(k)] = t
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketTokenHashes).ForEach(func(k, v []byte) error {
+		var h tokens.Hash
+		if len(k) != len(h) {
+			return nil // never a secret's hash: no secret finds it
+		}
+		copy(h[:], k)
+		st.hashes[h] = string(v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketProjects).ForEach(func(k, v []byte) error {
+		var p tokens.Project
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("storage: project %s: %w", budget.Clip(string(k)), err)
+		}
+		st.projects[string(k)] = p
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketLimits).ForEach(func(k, v []byte) error {
+		l, err := decodeLimit(v)
+		if err != nil {
+			return fmt.Errorf("storage: limit of %s: %w", budget.Clip(string(k)), err)
+		}
+		st.limits[budget.Scope(k)] = l
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketSpend).ForEach(func(k, v []byte) error {
+		if len(v) == 16 {
+			st.spend[string(k)] = getSpend(tx, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
+		res, err := decodeReservation(k, v, false)
+		if err != nil {
+			return err
+		}
+		st.res[string(k)] = res
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.killAll = killedAll(tx)
+	return st, nil
+}
+
+// rollback undoes every change since the last commit.
+func (st *state) rollback() {
+	for i := len(st.undo) - 1; i >= 0; i-- {
+		u := &st.undo[i]
+		switch u.kind {
+		case undoSpend:
+			if u.had {
+				st.spend[u.key] = u.spend
+			} else {
+				delete(st.spend, u.key)
+			}
+		case undoRes:
+			if u.had {
+				st.res[u.key] = u.res
+			} else {
+				delete(st.res, u.key)
+			}
+		case undoFunc:
+			u.fn()
+		}
+	}
+	st.forget()
+}
+
+// committed drops the undo log once the transaction is on disk.
+func (st *state) committed() { st.forget() }
+
+func (st *state) forget() {
+	clear(st.undo) // let go of the reservations and closures it holds
+	st.undo = st.undo[:0]
+	st.dirtyTokens = st.dirtyTokens[:0]
+	st.dirtyProjects = st.dirtyProjects[:0]
+	st.dirtyKill = false
+}
+
+func (st *state) setSpend(key string, sp budget.Spend) {
+	old, had := st.spend[key]
+	st.undo = append(st.undo, undo{kind: undoSpend, key: key, had: had, spend: old})
+	st.spend[key] = sp
+}
+
+func (st *state) setRes(res budget.Reservation) {
+	old, had := st.res[res.ID]
+	st.undo = append(st.undo, undo{kind: undoRes, key: res.ID, had: had, res: old})
+	st.res[res.ID] = res
+}
+
+func (st *state) deleteRes(id string) {
+	old, had := st.res[id]
+	st.undo = append(st.undo, undo{kind: undoRes, key: id, had: had, res: old})
+	delete(st.res, id)
+}
+
+func (st *state) setToken(t tokens.Token) {
+	old, had := st.tokens[t.ID]
+	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
+		if had {
+			st.tokens[t.ID] = old
+		} else {
+			delete(st.tokens, t.ID)
+		}
+	}})
+	st.tokens[t.ID] = t
+	st.dirtyTokens = append(st.dirtyTokens, t.ID)
+}
+
+func (st *state) setHash(h tokens.Hash, id string) {
+	old, had := st.hashes[h]
+	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
+		if had {
+			st.hashes[h] = old
+		} else {
+			delete(st.hashes, h)
+		}
+	}})
+	st.hashes[h] = id
+	st.dirtyTokens = append(st.dirtyTokens, id)
+}
+
+func (st *state) setProject(p tokens.Project) {
+	old, had := st.projects[p.Name]
+	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
+		if had {
+			st.projects[p.Name] = old
+		} else {
+			delete(st.projects, p.Name)
+		}
+	}})
+	st.projects[p.Name] = p
+	st.dirtyProjects = append(st.dirtyProjects, p.Name)
+}
+
+func (st *state) deleteProject(name string) {
+	old, had := st.projects[name]
+	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
+		if had {
+			st.projects[name] = old
+		}
+	}})
+	delete(st.projects, name)
+	st.dirtyProjects = append(st.dirtyProjects, name)
+}
+
+func (st *state) setLimit(scope budget.Scope, l budget.Limit, present bool) {
+	old, had := st.limits[scope]
+	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
+		if had {
+			st.limits[scope] = old
+		} else {
+			delete(st.limits, scope)
+		}
+	}})
+	if present {
+		st.limits[scope] = l
+	} else {
+		delete(st.limits, scope)
+	}
+}
+
+func (st *state) setKillAll(on bool) {
+	old := st.killAll
+	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() { st.killAll = old }})
+	st.killAll = on
+	st.dirtyKill = true
+}
+
+// tokenAndProject finds a token and its project, with the errors of
+// authentication.
+func (st *state) tokenAndProject(id string) (tokens.Token, tokens.Project, error) {
+	tok, ok := st.tokens[id]
+	if !ok {
+		return tok, tokens.Project{}, tokens.ErrUnknown
+	}
+	if !tok.Revoked.IsZero() {
+		// A revoked token's project may be gone (project delete revokes
+		// them); it is refused as revoked either way.
+		return tok, tokens.Project{}, tokens.ErrRevoked
+	}
+	proj, ok := st.projects[tok.Project]
+	if !ok {
+		return tok, proj, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(tok.Project))
+	}
+	return tok, proj, nil
+}
+
+// tokenScopes is the project and token scope of a token, formatted once.
+func (st *state) tokenScopes(tok tokens.Token) (budget.Scope, budget.Scope) {
+	s, ok := st.scopes[tok.ID]
+	if !ok || s[0] != budget.ProjectScope(tok.Project) {
+		s = [2]budget.Scope{budget.ProjectScope(tok.Project), budget.TokenScope(tok.ID)}
+		st.scopes[tok.ID] = s
+	}
+	return s[0], s[1]
+}
+
+// windowKey is Budget{scope, l}.Key(now, loc), from the cache while now is
+// in the cached window.
+func (st *state) windowKey(scope budget.Scope, l budget.Limit, now time.Time, loc *time.Location) string {
+	p := l.Period
+	if p == "" {
+		p = budget.Total
+	}
+	if w, ok := st.windows[scope]; ok && w.period == p && !now.Before(w.from) && (w.until.IsZero() || now.Before(w.until)) {
+		return w.key
+	}
+	w := window{period: p, key: budget.Budget{Scope: scope, Limit: l}.Key(now, loc)}
+	if p != budget.Total {
+		w.from, w.until = p.Start(now, loc), p.End(now, loc)
+		if w.until.IsZero() {
+			// An unknown period: never cache it.
+			return w.key
+		}
+	}
+	st.windows[scope] = w
+	return w.key
+}
+
+// authView is what Authenticate reads: a copy of the tokens (by the hash of
+// their secret), the projects and the global kill switch, safe for
+// concurrent readers. The writer updates it after each commit and before it
+// answers the commit's callers (see DB.publish), so a revoke or kill is
+// seen by the next authentication once its call returns.
+type authView struct {
+	mu       sync.RWMutex
+	byHash   map[tokens.Hash]tokens.Token
+	projects map[string]tokens.Project
+	killAll  bool
+}
+
+// newAuthView builds the view of st.
+func newAuthView(st *state) *authView {
+	a := &authView{byHash: map[tokens.Hash]tokens.Token{}, projects: map[string]tokens.Project{}}
+	for h, id := range st.hashes {
+		a.setToken(st, h, id)
+	}
+	for name, p := range st.projects {
+		a.projects[name] = p
+	}
+	a.killAll = st.killAll
+	return a
+}
+
+// setToken copies token id into the view under hash h, if it is the
+// token's hash.
+func (a *authView) setToken(st *state, h tokens.Hash, id string) {
+	t, ok := st.tokens[id]
+	if !ok {
+		delete(a.byHash, h)
+		return
+	}
+	stored, err := parseHash(t.Hash)
+	if err != nil || stored != h {
+		delete(a.byHash, h)
+		return
+	}
+	t.Models = slices.Clone(t.Models) // never shared with the writer's copy
+	a.byHash[h] = t
+}
+
+// publish brings the authentication view up to date with what the last
+// commit changed. It runs on the writer after Commit returned and before
+// any caller of the batch is answered.
+func (db *DB) publish() {
+	st := db.st
+	if len(st.dirtyTokens) == 0 && len(st.dirtyProjects) == 0 && !st.dirtyKill {
+		return
+	}
+	a := db.auth
+	a.mu.Lock()
+	for _, id := range st.dirtyTokens {
+		if t, ok := st.tokens[id]; ok {
+			if h, err := parseHash(t.Hash); err == nil && st.hashes[h] == id {
+				a.setToken(st, h, id)
+			}
+		}
+	}
+	for _, name := range st.dirtyProjects {
+		if p, ok := st.projects[name]; ok {
+			a.projects[name] = p
+		} else {
+			delete(a.projects, name)
+		}
+	}
+	a.killAll = st.killAll
+	a.mu.Unlock()
+}
+
+// putJSONState writes v as JSON under key and returns what reading it back
+// gives, so that the state holds exactly what the disk does (times in UTC,
+// without a monotonic reading).
+func putJSONState[T any](b *bolt.Bucket, key []byte, v T) (T, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return v, fatal(err)
+	}
+	if err := fatal(b.Put(key, raw)); err != nil {
+		return v, err
+	}
+	var back T
+	if err := json.Unmarshal(raw, &back); err != nil {
+		return v, fatal(err)
+	}
+	return back, nil
+}
