@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -194,7 +195,9 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			db.answerAll(pending, errCrashed)
 			return
 		}
+		began := time.Now()
 		err = tx.Commit()
+		took := time.Since(began)
 		tx = nil
 		if err != nil {
 			db.st.rollback()
@@ -217,8 +220,7 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		// seen by the next Authenticate.
 		db.publish()
 		db.st.committed()
-		db.stats.commits.Add(1)
-		db.stats.ops.Add(uint64(len(pending)))
+		db.stats.commit(len(pending), took)
 		for i, op := range pending {
 			db.answer(op, results[i])
 		}

@@ -116,7 +116,7 @@ type DB struct {
 	wedged atomic.Bool
 
 	recovered []budget.Record
-	stats     struct{ commits, ops atomic.Uint64 }
+	stats     writerStats
 }
 
 // Open opens the database at path, creating a new ledger only when the

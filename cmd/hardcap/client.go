@@ -564,6 +564,10 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			line += ": the ledger could not write them (full disk?); they are retried until they land"
 		}
 		fmt.Fprintln(stdout, line)
+		if wr := st.Writer; wr.Commits > 0 {
+			fmt.Fprintf(stdout, "ledger writer: %d commits carrying %d operations (%.1f per commit); commit time mean %s, p50 <= %s, p99 <= %s, max %s\n",
+				wr.Commits, wr.Ops, float64(wr.Ops)/float64(wr.Commits), micros(wr.CommitMeanUS), micros(wr.CommitP50US), micros(wr.CommitP99US), micros(wr.CommitMaxUS))
+		}
 		for _, p := range st.Prices {
 			line := fmt.Sprintf("prices: %s from %s", p.Name, p.Origin)
 			if p.AsOf != "" {
@@ -695,4 +699,17 @@ type statusJSON struct {
 	// reservations hold meanwhile.
 	SettlementsWaiting    int    `json:"settlements_waiting"`
 	SettlementsWaitingUSD string `json:"settlements_waiting_usd"`
+	Writer                struct {
+		Commits      uint64 `json:"commits"`
+		Ops          uint64 `json:"ops"`
+		CommitMeanUS int64  `json:"commit_mean_us"`
+		CommitP50US  int64  `json:"commit_p50_us"`
+		CommitP99US  int64  `json:"commit_p99_us"`
+		CommitMaxUS  int64  `json:"commit_max_us"`
+	} `json:"writer"`
+}
+
+// micros formats a duration given in microseconds for the status line.
+func micros(us int64) string {
+	return (time.Duration(us) * time.Microsecond).String()
 }

@@ -19,3 +19,30 @@ func TestStatus_SettlementsWaiting(t *testing.T) {
 		t.Fatalf("status --json got settlements_waiting %v, settlements_waiting_usd %v; want 0 and \"0.000000\"", st["settlements_waiting"], st["settlements_waiting_usd"])
 	}
 }
+
+// TestStatus_Writer: status reports the ledger writer's commits and commit
+// latencies, in text and in JSON.
+func TestStatus_Writer(t *testing.T) {
+	s := startServer(t, "")
+	s.mustCLI("project", "create", "web", "--budget", "5")
+	out := s.mustCLI("status")
+	if !strings.Contains(out, "ledger writer: ") || !strings.Contains(out, "commit time mean ") {
+		t.Fatalf("status got %q, want a ledger writer line", out)
+	}
+	var st struct {
+		Writer struct {
+			Commits   uint64            `json:"commits"`
+			Ops       uint64            `json:"ops"`
+			P99       int64             `json:"commit_p99_us"`
+			BatchSize map[string]uint64 `json:"batch_size"`
+		} `json:"writer"`
+	}
+	decodeJSON(t, s.mustCLI("status", "--json"), &st)
+	var batches uint64
+	for _, n := range st.Writer.BatchSize {
+		batches += n
+	}
+	if st.Writer.Commits == 0 || st.Writer.Ops < st.Writer.Commits || st.Writer.P99 <= 0 || batches != st.Writer.Commits {
+		t.Fatalf("status --json writer = %+v", st.Writer)
+	}
+}

@@ -393,6 +393,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		"overshoot_usd":           st.OvershootUSD,
 		"settlements_waiting":     waiting,
 		"settlements_waiting_usd": held,
+		"writer":                  writerView(h.opts.DB.WriterStats()),
 	}
 	if h.opts.Status != nil {
 		for k, v := range h.opts.Status() {
@@ -453,4 +454,44 @@ func (h *Handler) writeDomainError(w http.ResponseWriter, err error) {
 	}
 	h.opts.Log.Error().Err(err).Int("status", c.Status).Str("code", c.Code).Msg("admin request failed")
 	writeError(w, c.Status, c.Code, "hardcap could not read or write its database, so nothing was changed; see the server log for the cause, and retry once it is fixed.")
+}
+
+// WriterView is the ledger writer's figures in the status answer: commits,
+// the operations they carried, and commit latencies in microseconds
+// (quantiles are bucket upper bounds, see storage.CommitLatencyBounds).
+type WriterView struct {
+	Commits      uint64 `json:"commits"`
+	Ops          uint64 `json:"ops"`
+	CommitMeanUS int64  `json:"commit_mean_us"`
+	CommitP50US  int64  `json:"commit_p50_us"`
+	CommitP99US  int64  `json:"commit_p99_us"`
+	CommitMaxUS  int64  `json:"commit_max_us"`
+	// BatchSize counts commits by operations carried, keyed by the
+	// bucket's upper bound ("1", "2", "4", ... "1024", "more").
+	BatchSize map[string]uint64 `json:"batch_size"`
+}
+
+func writerView(s storage.WriterStats) WriterView {
+	v := WriterView{
+		Commits:     s.Commits,
+		Ops:         s.Ops,
+		CommitP50US: s.Quantile(0.5).Microseconds(),
+		CommitP99US: s.Quantile(0.99).Microseconds(),
+		CommitMaxUS: s.CommitMax.Microseconds(),
+		BatchSize:   map[string]uint64{},
+	}
+	if s.Commits > 0 {
+		v.CommitMeanUS = (s.CommitTime / time.Duration(s.Commits)).Microseconds()
+	}
+	for i, n := range s.BatchSize {
+		if n == 0 {
+			continue
+		}
+		k := "more"
+		if i < len(storage.BatchSizeBounds) {
+			k = strconv.FormatUint(storage.BatchSizeBounds[i], 10)
+		}
+		v.BatchSize[k] = n
+	}
+	return v
 }
