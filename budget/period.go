@@ -55,15 +55,24 @@ func (p Period) Start(t time.Time, loc *time.Location) time.Time {
 
 // End returns the start of the window after the one that contains t. For
 // Total it returns the zero time.
+//
+// It is the next window's Start, computed from its calendar date: adding a
+// day to a Start that a skipped midnight moved to 01:00 (Africa/Cairo on
+// the day summer time begins) would end the window at 01:00 of the next
+// day, an hour into a window that starts at its midnight.
 func (p Period) End(t time.Time, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
 	s := p.Start(t, loc)
+	y, m, d := s.In(loc).Date()
 	switch p {
 	case Day:
-		return s.AddDate(0, 0, 1)
+		return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
 	case Week:
-		return s.AddDate(0, 0, 7)
+		return time.Date(y, m, d+7, 0, 0, 0, 0, loc)
 	case Month:
-		return s.AddDate(0, 1, 0)
+		return time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
 	}
 	return time.Time{}
 }

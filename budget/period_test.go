@@ -61,3 +61,34 @@ func TestParsePeriod(t *testing.T) {
 		t.Error("ParsePeriod(year) = nil, want an error")
 	}
 }
+
+// TestPeriod_EndIsNextStart: a window ends where the next one starts, also
+// where a day's midnight does not exist (Africa/Cairo skips from 00:00 to
+// 01:00 on 2024-04-26, when summer time begins).
+func TestPeriod_EndIsNextStart(t *testing.T) {
+	cairo, err := time.LoadLocation("Africa/Cairo")
+	if err != nil {
+		t.Skipf("no time zone data for Africa/Cairo: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    Period
+		at   time.Time
+	}{
+		{"day without midnight", Day, time.Date(2024, 4, 26, 12, 0, 0, 0, cairo)},
+		{"day before it", Day, time.Date(2024, 4, 25, 12, 0, 0, 0, cairo)},
+		{"week", Week, time.Date(2024, 4, 24, 12, 0, 0, 0, cairo)},
+		{"month", Month, time.Date(2024, 4, 10, 12, 0, 0, 0, cairo)},
+		{"utc day", Day, time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			end := tc.p.End(tc.at, tc.at.Location())
+			if next := tc.p.Start(end, tc.at.Location()); !next.Equal(end) {
+				t.Errorf("End = %v, but the window there starts at %v", end, next)
+			}
+			if before := end.Add(-time.Nanosecond); tc.p.Window(before, tc.at.Location()) != tc.p.Window(tc.at, tc.at.Location()) {
+				t.Errorf("the instant before End (%v) is in window %s, want %s", before, tc.p.Window(before, tc.at.Location()), tc.p.Window(tc.at, tc.at.Location()))
+			}
+		})
+	}
+}

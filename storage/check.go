@@ -175,6 +175,11 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 			problems = appendProblem(problems, fmt.Sprintf("reservation %q does not decode: %v", truncate(k), err))
 			return nil
 		}
+		if res.ID != string(k) {
+			// Settling deletes the entry by the id it holds: a mismatch
+			// would leave it open, to be charged again at every start.
+			problems = appendProblem(problems, fmt.Sprintf("reservation %q holds the id %q", truncate(k), truncate([]byte(res.ID))))
+		}
 		if n := globalKeys(res.Keys); n != 1 {
 			// Settling it would charge the global counters n times, not
 			// once, and break the sum checkCharges verifies.

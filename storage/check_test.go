@@ -737,3 +737,29 @@ func TestOpen_GlobalPeriodChangeKeepsSpend(t *testing.T) {
 		t.Fatalf("db check after global period changes: %v %v", err, rep.Problems)
 	}
 }
+
+// TestCheck_ReservationUnderAnotherKey: a reservation filed under a key
+// that is not its id would never be deleted by its settlement (which
+// deletes by id) and so be charged at every start.
+func TestCheck_ReservationUnderAnotherKey(t *testing.T) {
+	path := filledDB(t)
+	withBolt(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReservations)
+		k, v := b.Cursor().First()
+		if k == nil {
+			t.Fatal("no open reservation to move")
+		}
+		v = append([]byte(nil), v...)
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		return b.Put([]byte("rzzzzzzzzzz"), v)
+	})
+	rep, err := Check(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(rep.Problems, "\n"), `reservation "rzzzzzzzzzz" holds the id`) {
+		t.Fatalf("Check found %q, want the moved reservation", rep.Problems)
+	}
+}

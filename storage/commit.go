@@ -69,12 +69,18 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 // enqueue hands op to the writer, or says why it cannot (closed, broken,
 // ctx done before the writer took it).
 func (db *DB) enqueue(ctx context.Context, op *writeOp) error {
+	return db.enqueueOp(ctx, op, false)
+}
+
+// enqueueOp is enqueue; evenBroken queues op on a broken database too (the
+// writer answers it with the fault in order, after everything before it).
+func (db *DB) enqueueOp(ctx context.Context, op *writeOp, evenBroken bool) error {
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
 		return ErrClosed
 	}
-	if err := db.broken.Load(); err != nil {
+	if err := db.broken.Load(); err != nil && !evenBroken {
 		db.closeMu.RUnlock()
 		return *err
 	}
@@ -271,8 +277,19 @@ func (db *DB) Flush(ctx context.Context) error {
 		// Answered through the dispatcher, after every earlier callback.
 		then: func(err error) { done <- err },
 	}
-	if err := db.enqueue(ctx, op); err != nil {
+	// Queued even on a broken database: the callbacks queued before it
+	// must still have run when it returns.
+	if db.wedged.Load() {
+		// A fault left a bbolt lock held: the writer may never answer.
+		return *db.broken.Load()
+	}
+	if err := db.enqueueOp(ctx, op, true); err != nil {
 		return err
 	}
-	return <-done
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestWriterStats_CountCommitsOpsAndLatency(t *testing.T) {
@@ -70,5 +71,34 @@ func TestWriterStats_Quantile(t *testing.T) {
 				t.Errorf("Quantile(%v) = %v, want %v", tc.q, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFlush_WaitsForCallbacksOnABrokenDB: a Flush on a database that broke
+// while settlements were queued returns only after their callbacks ran.
+func TestFlush_WaitsForCallbacksOnABrokenDB(t *testing.T) {
+	db := openTest(t, Options{})
+	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
+	res, err := reserve(db, tok, flat(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	go db.update(ctx, func(*bolt.Tx) error { <-release; return nil })
+	time.Sleep(10 * time.Millisecond) // let the writer take the stalling op
+	called := make(chan struct{})
+	db.SettleAsync(res.ID, budget.Settlement{Charged: 1, Outcome: budget.Complete}, func(budget.Record, error) { close(called) })
+	broken := error(ErrDamaged)
+	db.broken.Store(&broken)
+	flushed := make(chan error, 1)
+	go func() { flushed <- db.Flush(ctx) }()
+	close(release)
+	if err := <-flushed; err == nil {
+		t.Error("Flush on a broken database returned nil")
+	}
+	select {
+	case <-called:
+	default:
+		t.Fatal("Flush returned before the callback of a settlement queued before it ran")
 	}
 }
