@@ -2,7 +2,6 @@ package storage
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -38,12 +37,14 @@ type DailyUsage struct {
 	Charged budget.Money `json:"charged_usd"`
 }
 
-// dailyRecord is the part of a budget.Record that Daily reads.
-type dailyRecord struct {
-	Time     time.Time    `json:"time"`
-	Provider string       `json:"provider"`
-	Model    string       `json:"model"`
-	Charged  budget.Money `json:"charged_usd"`
+// firstRecord positions c on the first record that ended at or after
+// since (the first record when since is zero); records are keyed by their
+// end time.
+func firstRecord(c *bolt.Cursor, since time.Time) (k, v []byte) {
+	if since.IsZero() {
+		return c.First()
+	}
+	return c.Seek(timeKey(since))
 }
 
 // Daily sums the usage records f selects per UTC day, provider and model,
@@ -67,10 +68,11 @@ func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
 			})
 			clear(rows)
 		}
+		d := newDict(tx)
 		for k, v := firstRecord(c, f.Since); k != nil; k, v = c.Next() {
-			var r dailyRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("storage: record %x: %w", k, err)
+			r, err := decodeRecord(d, k, v, false)
+			if err != nil {
+				return err
 			}
 			if f.Provider != "" && r.Provider != f.Provider {
 				continue

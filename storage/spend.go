@@ -107,8 +107,17 @@ func chargedSince(tx *bolt.Tx, start time.Time, mine func(budget.Request) bool) 
 		binary.BigEndian.PutUint64(seek, uint64(start.UnixNano()))
 		k, v = c.Seek(seek)
 	}
+	d := newDict(tx)
 	for ; k != nil; k, v = c.Next() {
-		r, err := decodeRecord(k, v, false)
+		if c, ok := recordCharged(v); ok && mine == nil {
+			// The binary form's charge comes first: no need to decode.
+			var err error
+			if charged, err = charged.Add(c); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		r, err := decodeRecord(d, k, v, false)
 		if err != nil {
 			return 0, err
 		}
