@@ -14,7 +14,7 @@ var metaMigrated = []byte("records_migrated")
 
 // migrateBatch is how many records one migration transaction visits: a
 // crash loses at most one batch's work, and no transaction grows large.
-const migrateBatch = 8192
+var migrateBatch = 8192
 
 // formatOf is the format version meta records; 1 when it records none.
 func formatOf(meta *bolt.Bucket) int {

@@ -151,7 +151,8 @@ func (p plan) charged(tx *bolt.Tx, d *dict, k, v []byte) (budget.Money, error) {
 
 // totals counts and sums the records of f: from the hour totals, and the
 // entries of the hour since begins in, so that the cost grows with the
-// number of hours, not of records. A filter by token and project checks
+// number of hours, not of records; a token's from its index entries'
+// charges, without reading a record. A filter by token and project checks
 // each of the token's records.
 func (p plan) totals(tx *bolt.Tx, f RecordFilter) (int, budget.Money, error) {
 	if p.none {
@@ -167,16 +168,25 @@ func (p plan) totals(tx *bolt.Tx, f RecordFilter) (int, budget.Money, error) {
 		return err
 	}
 	c := tx.Bucket(p.bucket).Cursor()
-	if p.both {
+	if p.kind == scopeToken {
+		// The token's index entries hold the charges; with a project too,
+		// each record says whether it is the project's.
 		for k, v := c.Seek(p.lo); in(k, p.lo, p.end); k, v = c.Next() {
-			r, _, err := p.recordAt(tx, d, k, v)
+			ch, err := p.charged(tx, d, k, v)
 			if err != nil {
 				return 0, 0, err
 			}
-			if r.Project == f.Project {
-				if err := add(r.Charged); err != nil {
+			if p.both {
+				r, _, err := p.recordAt(tx, d, k, v)
+				if err != nil {
 					return 0, 0, err
 				}
+				if r.Project != f.Project {
+					continue
+				}
+			}
+			if err := add(ch); err != nil {
+				return 0, 0, err
 			}
 		}
 		return n, sum, nil
