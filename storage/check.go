@@ -256,6 +256,14 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 		}
 		return nil
 	})
+	// Records rolled up past the retention are records still.
+	rolledN, rolled, err := rolledCharges(tx)
+	if err != nil {
+		problems = appendProblem(problems, fmt.Sprintf("%s: %v", bucketRollup, err))
+	} else if recorded, err = recorded.Add(rolled); err != nil {
+		overflow = true
+	}
+	records += int(rolledN)
 	if overflow {
 		problems = appendProblem(problems, "the records' charges are negative or overflow")
 	} else {

@@ -3,6 +3,7 @@ package storage
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -67,6 +68,36 @@ func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
 				return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
 			})
 			clear(rows)
+		}
+		// Days rolled up past the retention come first: every record
+		// left ended after them.
+		type rolled struct {
+			day             uint32
+			provider, model string
+		}
+		sums := map[rolled]*DailyUsage{}
+		err := eachRollup(tx, "", f.Since, func(r rollupRow) error {
+			if f.Provider != "" && r.provider != f.Provider {
+				return nil
+			}
+			g := rolled{r.day, r.provider, r.model}
+			row := sums[g]
+			if row == nil {
+				day := time.Unix(int64(r.day)*86400, 0).UTC().Format(DayLayout)
+				row = &DailyUsage{Day: day, Provider: r.provider, Model: r.model}
+				sums[g] = row
+			}
+			sum, err := row.Charged.Add(r.charged)
+			row.Charged, row.Requests = sum, row.Requests+int64(r.n)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, g := range slices.SortedFunc(maps.Keys(sums), func(a, b rolled) int {
+			return cmp.Or(cmp.Compare(a.day, b.day), cmp.Compare(a.provider, b.provider), cmp.Compare(a.model, b.model))
+		}) {
+			out = append(out, *sums[g])
 		}
 		d := newDict(tx)
 		for k, v := firstRecord(c, f.Since); k != nil; k, v = c.Next() {

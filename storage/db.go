@@ -36,7 +36,7 @@ var (
 	bucketReservations = []byte("reservations") // id -> budget.Reservation
 	bucketRecords      = []byte("records")      // end time ns + reservation id -> binary record (records.go)
 	bucketMeta         = []byte("meta")         // see meta keys
-	allBuckets         = append([][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}, recordBuckets...)
+	allBuckets         = append([][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}, append(recordBuckets, bucketRollup)...)
 )
 
 // Meta keys.
@@ -79,6 +79,10 @@ type Options struct {
 	// the database before it returns ErrLocked; default 500ms, so a second
 	// hardcap on the same data directory is told within a second.
 	LockTimeout time.Duration
+	// Retention is how long usage records are kept one by one; older ones
+	// are rolled up into daily totals (see Compact) by a background task
+	// that runs at Open and then hourly. Zero keeps every record.
+	Retention time.Duration
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
@@ -225,6 +229,9 @@ func open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	go db.writer()
+	if opts.Retention > 0 {
+		go db.retain(opts.Retention, time.Hour)
+	}
 	return db, nil
 }
 

@@ -189,11 +189,23 @@ func (p plan) totals(tx *bolt.Tx, f RecordFilter) (int, budget.Money, error) {
 				return 0, 0, err
 			}
 		}
-		return n, sum, nil
+		err := eachRollup(tx, f.TokenID, f.Since, func(r rollupRow) error {
+			if p.both && r.project != f.Project {
+				return nil
+			}
+			n += int(r.n)
+			var err error
+			sum, err = sum.Add(r.charged)
+			return err
+		})
+		return n, sum, err
 	}
 	first := uint32(0)
-	if !f.Since.IsZero() {
-		h := hourOf(f.Since.UnixNano())
+	rolled := rolledUpUntil(tx)
+	if h := hourOf(f.Since.UnixNano()); !f.Since.IsZero() && int64(h)*int64(time.Hour) < rolled.UnixNano() {
+		// Since falls in rolled-up history, which counts by the hour.
+		first = h
+	} else if !f.Since.IsZero() {
 		first = h + 1
 		// The part of since's hour from since on, entry by entry.
 		next := append(bytes.Clone(p.prefix), binary.BigEndian.AppendUint64(nil, uint64(first)*uint64(time.Hour))...)

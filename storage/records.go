@@ -276,6 +276,7 @@ var (
 	errRecordTrailing = errors.New("data after the record")
 	errRecordString   = errors.New("record names a string the dictionary lacks")
 	errRecordKey      = errors.New("record key is not an end time and an id")
+	errRollup         = errors.New("a rollup entry does not decode or names a string the dictionary lacks")
 )
 
 // decodeRecord decodes a usage record entry, in either form: the binary one

@@ -163,6 +163,7 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 		"records":      nil, // checked with the key below
 		"reservations": func(v []byte) bool { _, err := decodeReservation(nil, v, true); return err == nil },
 		"spend":        func(v []byte) bool { return len(v) == 16 },
+		"usage_rollup": func(v []byte) bool { return len(v) == 16 },
 	}
 	for _, name := range names {
 		fb := found[name]

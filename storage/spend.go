@@ -128,7 +128,16 @@ func chargedSince(tx *bolt.Tx, start time.Time, mine func(budget.Request) bool) 
 			return 0, err
 		}
 	}
-	return charged, nil
+	// Records rolled up past the retention count too, by the whole day.
+	err := eachRollup(tx, "", start, func(r rollupRow) error {
+		if mine != nil && !mine(budget.Request{TokenID: r.token, Project: r.project, Provider: r.provider, Model: r.model}) {
+			return nil
+		}
+		var err error
+		charged, err = charged.Add(r.charged)
+		return err
+	})
+	return charged, err
 }
 
 // globalCommitted sums the committed spend of the global scope's counters,
