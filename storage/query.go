@@ -121,11 +121,19 @@ func in(k, lo, hi []byte) bool {
 // recordAt reads the record of an entry of p's bucket: an index entry
 // names the record's key after its prefix.
 func (p plan) recordAt(tx *bolt.Tx, d *dict, k, v []byte) (budget.Record, bool, error) {
+	return p.readRecord(tx, d, k, v, nil)
+}
+
+// readRecord is recordAt noting the pages it read in rel.
+func (p plan) readRecord(tx *bolt.Tx, d *dict, k, v []byte, rel *releaser) (budget.Record, bool, error) {
+	rel.touch(k)
+	rel.touch(v)
 	if p.prefix != nil {
 		rk := k[len(p.prefix):]
 		if v = tx.Bucket(bucketRecords).Get(rk); v == nil {
 			return budget.Record{}, false, fmt.Errorf("%w: index entry %x names a missing record", ErrDamaged, k)
 		}
+		rel.touch(v)
 		k = rk
 	}
 	r, err := decodeRecord(d, k, v, false)
@@ -300,13 +308,17 @@ func (db *DB) StreamUsage(f RecordFilter, head func(Usage) error, each func(budg
 	}
 	recs := make([]budget.Record, 0, streamPage)
 	for pos := start; pos != nil; {
+		t0 := time.Now()
+		commits, _ := db.CommitStats()
 		recs = recs[:0]
 		err := db.view(func(tx *bolt.Tx) error {
 			d := newDict(tx)
+			rel := newReleaser(db, tx)
+			defer rel.release()
 			c := tx.Bucket(p.bucket).Cursor()
 			k, v := c.Seek(pos)
 			for i := 0; i < streamPage && in(k, pos, p.hi); i++ {
-				r, _, err := p.recordAt(tx, d, k, v)
+				r, _, err := p.readRecord(tx, d, k, v, rel)
 				if err != nil {
 					return err
 				}
@@ -329,9 +341,21 @@ func (db *DB) StreamUsage(f RecordFilter, head func(Usage) error, each func(budg
 				return err
 			}
 		}
+		if now, _ := db.CommitStats(); now != commits && pos != nil {
+			// Requests are being settled: yield to them. An export is
+			// bulk work and the request path is not; on a small machine
+			// a full-speed export takes a share of the cores that
+			// requests would have had. Pausing twice as long as the page
+			// took keeps an export to a third of one core while
+			// requests flow, and at full speed when none do.
+			exportPause(2 * time.Since(t0))
+		}
 	}
 	return nil
 }
+
+// exportPause is how StreamUsage yields between pages; tests replace it.
+var exportPause = time.Sleep
 
 // window narrows p.hi to the newest entry there is now (so the stream ends
 // where the totals did) and returns the first entry to stream: the

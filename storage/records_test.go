@@ -50,7 +50,7 @@ func genRecord(i, tokens int, base time.Time, step time.Duration) budget.Record 
 // uncounted_usd, since no budget counter holds them, so Check holds.
 func writeRecords(tb testing.TB, path string, n int, gen func(int) budget.Record, v1 bool) {
 	tb.Helper()
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true, NoFreelistSync: true})
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true, NoFreelistSync: true, Timeout: 5 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -298,5 +298,40 @@ func TestSalvage_RebuildsRecordIndexes(t *testing.T) {
 	u, err := db.Usage(RecordFilter{TokenID: "t1"})
 	if err != nil || u.Matched != 75 || len(u.Records) != 75 || u.Records[0] != gen(1) {
 		t.Fatalf("token t1 in the copy: matched %d, %d records, %v; want 75", u.Matched, len(u.Records), err)
+	}
+}
+
+// TestStreamUsage_YieldsToWrites: a stream pauses between its pages while
+// the writer commits (requests being settled), and never when it does not.
+func TestStreamUsage_YieldsToWrites(t *testing.T) {
+	defer func(f func(time.Duration)) { exportPause = f }(exportPause)
+	pauses := 0
+	exportPause = func(time.Duration) { pauses++ }
+	gen := func(i int) budget.Record { return genRecord(i, 3, genBase, time.Second) }
+	path := emptyLedger(t)
+	writeRecords(t, path, 5*streamPage, gen, false)
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, writing := range []bool{false, true} {
+		pauses = 0
+		n := 0
+		err := db.StreamUsage(RecordFilter{}, func(Usage) error { return nil }, func(budget.Record) error {
+			if n++; writing && n%streamPage == 1 {
+				if _, err := db.CreateProject(ctx, fmt.Sprintf("p%d", n), budget.Limit{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || n != 5*streamPage {
+			t.Fatalf("streamed %d (%v), want %d", n, err, 5*streamPage)
+		}
+		// No pause after the last page: nothing is left to yield for.
+		if want := map[bool]int{false: 0, true: 4}[writing]; pauses != want {
+			t.Errorf("writing %v: %d pauses, want %d", writing, pauses, want)
+		}
 	}
 }

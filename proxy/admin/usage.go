@@ -96,7 +96,10 @@ type usageWriter interface {
 	end(w io.Writer) error
 }
 
-type jsonUsage struct{ n int }
+type jsonUsage struct {
+	n   int
+	buf []byte
+}
 
 func (*jsonUsage) contentType() string { return "application/json" }
 
@@ -111,19 +114,13 @@ func (j *jsonUsage) head(w io.Writer, u storage.Usage) error {
 }
 
 func (j *jsonUsage) record(w io.Writer, r budget.Record) error {
-	raw, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	sep := ",\n"
+	j.buf = append(j.buf[:0], ",\n"...)
 	if j.n == 0 {
-		sep = "\n"
+		j.buf = j.buf[1:]
 	}
 	j.n++
-	if _, err := io.WriteString(w, sep); err != nil {
-		return err
-	}
-	_, err = w.Write(raw)
+	j.buf = appendRecordJSON(j.buf, r)
+	_, err := w.Write(j.buf)
 	return err
 }
 
@@ -132,17 +129,14 @@ func (j *jsonUsage) end(w io.Writer) error {
 	return err
 }
 
-type ndjsonUsage struct{}
+type ndjsonUsage struct{ buf []byte }
 
-func (ndjsonUsage) contentType() string                 { return "application/x-ndjson" }
-func (ndjsonUsage) head(io.Writer, storage.Usage) error { return nil }
-func (ndjsonUsage) end(io.Writer) error                 { return nil }
+func (*ndjsonUsage) contentType() string                 { return "application/x-ndjson" }
+func (*ndjsonUsage) head(io.Writer, storage.Usage) error { return nil }
+func (*ndjsonUsage) end(io.Writer) error                 { return nil }
 
-func (ndjsonUsage) record(w io.Writer, r budget.Record) error {
-	raw, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(raw, '\n'))
+func (n *ndjsonUsage) record(w io.Writer, r budget.Record) error {
+	n.buf = append(appendRecordJSON(n.buf[:0], r), '\n')
+	_, err := w.Write(n.buf)
 	return err
 }
