@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -100,7 +101,9 @@ func (db *DB) Compact(ctx context.Context, retention time.Duration) (int, error)
 		err := db.update(ctx, func(tx *bolt.Tx) error {
 			var err error
 			n, more, err = rollUp(tx, cutoff, rollupBatch)
-			return err
+			// Fatal: a batch that failed half way must not commit with
+			// the requests' operations beside it (see fatalError).
+			return fatal(err)
 		})
 		total += n
 		if err != nil || !more {
@@ -117,7 +120,7 @@ func (db *DB) Compact(ctx context.Context, retention time.Duration) (int, error)
 func (db *DB) retain(retention, interval time.Duration) {
 	for {
 		if n, err := db.Compact(background, retention); err != nil {
-			if err == ErrClosed {
+			if errors.Is(err, ErrClosed) {
 				return
 			}
 			db.log.Error().Err(err).Msg("rolling up old usage records failed; retried later")
