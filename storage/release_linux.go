@@ -19,10 +19,23 @@ import (
 // next read of one, by any goroutine, maps it again from the page cache.
 // It runs inside the read transaction, whose hold on bbolt's mmap lock
 // keeps the mapping from being remapped under it.
+//
+// Pages are released in aligned blocks of releaseBlock bytes: a fault on a
+// file mapping maps the pages around it too (the kernel's fault-around, 64
+// KiB by default), pages of other buckets among them, and those count in
+// RSS just the same.
 type releaser struct {
 	lo, hi uintptr // the mapped file, as far as tx can read it
-	pages  []unsafe.Pointer
+	blocks []uintptr
+	// base is a pointer into the mapping (the first one noted), from which
+	// the blocks' pointers are made: Go pointers must not be made from
+	// integers.
+	base     unsafe.Pointer
+	baseAddr uintptr
 }
+
+// releaseBlock is the kernel's default fault_around_bytes.
+const releaseBlock = 64 << 10
 
 var osPage = uintptr(os.Getpagesize())
 
@@ -31,7 +44,7 @@ func newReleaser(db *DB, tx *bolt.Tx) *releaser {
 	return &releaser{lo: lo, hi: lo + uintptr(tx.Size())}
 }
 
-// touch notes the page b begins in, if b is inside the mapping.
+// touch notes the block b begins in, if b is inside the mapping.
 func (r *releaser) touch(b []byte) {
 	if r == nil || len(b) == 0 {
 		return
@@ -41,36 +54,35 @@ func (r *releaser) touch(b []byte) {
 	if a < r.lo || a >= r.hi {
 		return
 	}
-	p = unsafe.Add(p, -int(a%osPage))
-	if n := len(r.pages); n > 0 && r.pages[n-1] == p {
+	if r.base == nil {
+		r.base, r.baseAddr = p, a
+	}
+	blk := a &^ (releaseBlock - 1)
+	if n := len(r.blocks); n > 0 && r.blocks[n-1] == blk {
 		return
 	}
-	r.pages = append(r.pages, p)
+	r.blocks = append(r.blocks, blk)
 }
 
-// release drops the pages noted, a run of adjacent pages at a time.
+// release drops the blocks noted, a run of adjacent blocks at a time, each
+// clipped to the mapping.
 func (r *releaser) release() {
-	if r == nil || len(r.pages) == 0 {
+	if r == nil || len(r.blocks) == 0 {
 		return
 	}
-	slices.SortFunc(r.pages, func(a, b unsafe.Pointer) int {
-		switch {
-		case uintptr(a) < uintptr(b):
-			return -1
-		case uintptr(a) > uintptr(b):
-			return 1
-		}
-		return 0
-	})
-	r.pages = slices.Compact(r.pages)
-	for i := 0; i < len(r.pages); {
+	slices.Sort(r.blocks)
+	r.blocks = slices.Compact(r.blocks)
+	end := (r.hi + osPage - 1) &^ (osPage - 1)
+	for i := 0; i < len(r.blocks); {
 		j := i + 1
-		for j < len(r.pages) && uintptr(r.pages[j]) == uintptr(r.pages[j-1])+osPage {
+		for j < len(r.blocks) && r.blocks[j] == r.blocks[j-1]+releaseBlock {
 			j++
 		}
+		from := max(r.blocks[i], r.lo)
+		to := min(r.blocks[j-1]+releaseBlock, end)
 		// An error (the kernel refusing) only leaves the pages resident.
-		_ = syscall.Madvise(unsafe.Slice((*byte)(r.pages[i]), uintptr(j-i)*osPage), syscall.MADV_DONTNEED)
+		_ = syscall.Madvise(unsafe.Slice((*byte)(unsafe.Add(r.base, int(from)-int(r.baseAddr))), to-from), syscall.MADV_DONTNEED)
 		i = j
 	}
-	r.pages = r.pages[:0]
+	r.blocks = r.blocks[:0]
 }
