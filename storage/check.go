@@ -20,7 +20,11 @@ import (
 // FormatVersion is the layout version hardcap writes into the meta bucket.
 // A file without one was written before versions were recorded, has the
 // same layout, and counts as version 1; Open writes the version into it.
-const FormatVersion = 1
+//
+// Version 2 stores usage records in a binary form with interned strings,
+// indexes by token and project, and hour totals (see records.go); Open
+// migrates a version-1 file's JSON records (see migrateRecords).
+const FormatVersion = 2
 
 // v1Buckets are the buckets every version-1 file has; a file without one of
 // them is damaged. Buckets added later are not listed here: Open creates
@@ -237,21 +241,41 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 			return nil
 		})
 	}
+	d := newDict(tx)
+	records := 0
 	_ = tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
-		rec, err := decodeRecord(k, v, true)
+		if format >= 2 && (len(v) == 0 || v[0] != recordV1) {
+			// Format 2 files hold only the binary form: migrateRecords
+			// rewrote every JSON record before it wrote the version.
+			problems = appendProblem(problems, fmt.Sprintf("%s entry %q is not in the binary form of format %d", bucketRecords, truncate(k), format))
+			return nil
+		}
+		rec, err := decodeRecord(d, k, v, true)
 		if err != nil {
 			problems = appendProblem(problems, fmt.Sprintf("%s entry %q does not decode: %v", bucketRecords, truncate(k), err))
 			return nil
 		}
+		records++
 		if recorded, err = recorded.Add(rec.Charged); err != nil || rec.Charged < 0 {
 			overflow = true
 		}
 		return nil
 	})
+	// Records rolled up past the retention are records still.
+	rolledN, rolled, err := rolledCharges(tx)
+	if err != nil {
+		problems = appendProblem(problems, fmt.Sprintf("%s: %v", bucketRollup, err))
+	} else if recorded, err = recorded.Add(rolled); err != nil {
+		overflow = true
+	}
+	records += int(rolledN)
 	if overflow {
 		problems = appendProblem(problems, "the records' charges are negative or overflow")
 	} else {
 		problems = checkCharges(tx, recorded, problems)
+		if format >= 2 {
+			problems = checkRecordTotals(tx, records, recorded, problems)
+		}
 	}
 	toks := tx.Bucket(bucketTokens)
 	_ = tx.Bucket(bucketTokenHashes).ForEach(func(k, v []byte) error {
@@ -338,4 +362,37 @@ func summarize(problems []string) string {
 		return problems[0]
 	}
 	return fmt.Sprintf("%s (and %d more problems)", problems[0], len(problems)-1)
+}
+
+// checkRecordTotals checks what queries read instead of the records: the
+// hour totals of every record must count and charge what the records do,
+// and the dictionary's two directions must agree. A query answered from a
+// spoiled total would report spend that is not on record.
+func checkRecordTotals(tx *bolt.Tx, records int, recorded budget.Money, problems []string) []string {
+	var n uint64
+	var sum budget.Money
+	c := tx.Bucket(bucketUsageHours).Cursor()
+	for k, v := c.Seek([]byte{scopeAll}); k != nil && k[0] == scopeAll; k, v = c.Next() {
+		if len(k) != 9 || len(v) != 16 {
+			return appendProblem(problems, fmt.Sprintf("hour total %x is %d bytes, want 16", k, len(v)))
+		}
+		cnt, ch := hourTotal(v)
+		n += cnt
+		sum += ch
+	}
+	if n != uint64(records) || sum != recorded {
+		problems = appendProblem(problems, fmt.Sprintf("the hour totals count %d records charging %s USD but the records are %d charging %s USD", n, sum, records, recorded))
+	}
+	b := tx.Bucket(bucketStrings)
+	_ = b.ForEach(func(k, v []byte) error {
+		if len(k) == 5 && k[0] == 'i' && bytes.Equal(b.Get(append([]byte{'s'}, v...)), k[1:]) {
+			return nil
+		}
+		if len(k) > 1 && k[0] == 's' && len(v) == 4 && string(b.Get(append([]byte{'i'}, v...))) == string(k[1:]) {
+			return nil
+		}
+		problems = appendProblem(problems, fmt.Sprintf("string dictionary entry %q does not match its pair", truncate(k)))
+		return nil
+	})
+	return problems
 }

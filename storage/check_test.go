@@ -2,11 +2,13 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,7 +189,14 @@ func TestOpen_RefusesDamagedFiles(t *testing.T) {
 			withBolt(t, path, func(tx *bolt.Tx) error {
 				b := tx.Bucket(bucketRecords)
 				k, v := b.Cursor().Last()
-				return b.Put(k, bytes.Replace(v, []byte(`"charged_usd":"0.00000001"`), []byte(`"charged_usd":"0.00000002"`), 1))
+				// The binary form's charge is the zigzag varint after the
+				// tag: 10 nano-USD (20) becomes 20 nano-USD (40).
+				if v[0] != recordV1 || v[1] != 20 {
+					t.Fatalf("record %x is not a binary one charging 10 nano-USD", v)
+				}
+				nv := bytes.Clone(v)
+				nv[1] = 40
+				return b.Put(k, nv)
 			})
 		}, ErrDamaged, "the global spend counters hold 0.00000594 USD committed but the usage records charge 0.00000595 USD"},
 		{"reservation without its global counter", func(t *testing.T, path string) {
@@ -267,12 +276,13 @@ func TestOpen_FormatVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK() || rep.Format != 1 || rep.Entries["records"] != 600 || rep.Entries["reservations"] != 0 {
-		t.Fatalf("got %+v, want a sound version 1 file with 600 records", rep)
+	// Read as version 1, then migrated to the current version.
+	if !rep.OK() || rep.Format != FormatVersion || rep.Entries["records"] != 600 || rep.Entries["reservations"] != 0 {
+		t.Fatalf("got %+v, want a sound version %d file with 600 records", rep, FormatVersion)
 	}
 	withBolt(t, path, func(tx *bolt.Tx) error {
-		if v := string(tx.Bucket(bucketMeta).Get(metaFormat)); v != "1" {
-			t.Errorf("format version %q, want 1 written", v)
+		if v := string(tx.Bucket(bucketMeta).Get(metaFormat)); v != strconv.Itoa(FormatVersion) {
+			t.Errorf("format version %q, want %d written", v, FormatVersion)
 		}
 		return nil
 	})
@@ -611,9 +621,18 @@ func TestCheck_EntriesDecodeStrictly(t *testing.T) {
 		{"limit field renamed", bucketLimits, func(v []byte) []byte {
 			return bytes.Replace(v, []byte(`"period"`), []byte(`"perIod!"`), 1)
 		}, "unknown field"},
-		{"record field renamed", bucketRecords, func(v []byte) []byte {
-			return bytes.Replace(v, []byte(`"charged_usd"`), []byte(`"charged_usb"`), 1)
-		}, "unknown field"},
+		{"record with data after it", bucketRecords, func(v []byte) []byte { return append(v, 0) }, "data after the record"},
+		{"record cut short", bucketRecords, func(v []byte) []byte { return v[:len(v)-2] }, "record ends early"},
+		{"record names a lost string", bucketRecords, func(v []byte) []byte {
+			// The token is the third field, after the two charges.
+			_, n1 := binary.Varint(v[1:])
+			_, n2 := binary.Varint(v[1+n1:])
+			v[1+n1+n2] = 0x7e // id 63, interned (low bit clear), never given
+			return v
+		}, "record names a string the dictionary lacks"},
+		{"record in JSON in a format 2 file", bucketRecords, func(v []byte) []byte {
+			return []byte(`{"time":"2026-01-01T00:00:00Z","id":"r1"}`)
+		}, "is not in the binary form of format 2"},
 		{"data after a reservation", bucketReservations, func(v []byte) []byte { return append(v, 0) }, "data after the reservation"},
 		{"data after a token", bucketTokens, func(v []byte) []byte { return append(v, []byte(`{}`)...) }, "data after the JSON value"},
 	}

@@ -1,9 +1,10 @@
 package storage
 
 import (
+	"bytes"
 	"cmp"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -38,68 +39,140 @@ type DailyUsage struct {
 	Charged budget.Money `json:"charged_usd"`
 }
 
-// dailyRecord is the part of a budget.Record that Daily reads.
-type dailyRecord struct {
-	Time     time.Time    `json:"time"`
-	Provider string       `json:"provider"`
-	Model    string       `json:"model"`
-	Charged  budget.Money `json:"charged_usd"`
+// firstRecord positions c on the first record that ended at or after
+// since (the first record when since is zero); records are keyed by their
+// end time.
+func firstRecord(c *bolt.Cursor, since time.Time) (k, v []byte) {
+	if since.IsZero() {
+		return c.First()
+	}
+	return c.Seek(timeKey(since))
 }
 
+// dailyPage is how many records one read transaction of Daily visits (see
+// streamPage).
+const dailyPage = 4096
+
 // Daily sums the usage records f selects per UTC day, provider and model,
-// sorted by day, provider and model. It walks the records in key (end time)
-// order and holds only the current day's rows, so memory grows with the
+// sorted by day, provider and model; days rolled up past the retention
+// come first. It walks the records in key (end time) order, in read
+// transactions of dailyPage records with the position carried between
+// them, and holds only the current day's rows, so memory grows with the
 // number of models in a day, not with the number of records.
 func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
 	out := []DailyUsage{}
 	err := db.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		type group struct{ provider, model string }
-		day := ""
-		rows := map[group]*DailyUsage{}
-		flush := func() {
-			start := len(out)
-			for _, r := range rows {
-				out = append(out, *r)
-			}
-			slices.SortFunc(out[start:], func(a, b DailyUsage) int {
-				return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
-			})
-			clear(rows)
-		}
-		for k, v := firstRecord(c, f.Since); k != nil; k, v = c.Next() {
-			var r dailyRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("storage: record %x: %w", k, err)
-			}
-			if f.Provider != "" && r.Provider != f.Provider {
-				continue
-			}
-			// Keys are end times in ns, so days come in order: a new day
-			// closes the previous one.
-			d := r.Time.UTC().Format(DayLayout)
-			if d != day {
-				flush()
-				day = d
-			}
-			g := group{r.Provider, r.Model}
-			row := rows[g]
-			if row == nil {
-				row = &DailyUsage{Day: d, Provider: r.Provider, Model: r.Model}
-				rows[g] = row
-			}
-			sum, err := row.Charged.Add(r.Charged)
-			if err != nil {
-				return fmt.Errorf("storage: daily usage of %s %s on %s: %w", r.Provider, r.Model, d, err)
-			}
-			row.Requests++
-			row.Charged = sum
-		}
-		flush()
-		return nil
+		var err error
+		out, err = dailyRollup(tx, f, out)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	type group struct{ provider, model string }
+	day := ""
+	rows := map[group]*DailyUsage{}
+	flush := func() {
+		start := len(out)
+		for _, r := range rows {
+			out = append(out, *r)
+		}
+		slices.SortFunc(out[start:], func(a, b DailyUsage) int {
+			return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
+		})
+		clear(rows)
+	}
+	add := func(r budget.Record) error {
+		if f.Provider != "" && r.Provider != f.Provider {
+			return nil
+		}
+		// Keys are end times in ns, so days come in order: a new day
+		// closes the previous one.
+		d := r.Time.UTC().Format(DayLayout)
+		if d != day {
+			flush()
+			day = d
+		}
+		g := group{r.Provider, r.Model}
+		row := rows[g]
+		if row == nil {
+			row = &DailyUsage{Day: d, Provider: r.Provider, Model: r.Model}
+			rows[g] = row
+		}
+		sum, err := row.Charged.Add(r.Charged)
+		if err != nil {
+			return fmt.Errorf("storage: daily usage of %s %s on %s: %w", r.Provider, r.Model, d, err)
+		}
+		row.Requests++
+		row.Charged = sum
+		return nil
+	}
+	var pos []byte
+	for started := false; !started || pos != nil; started = true {
+		err := db.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketRecords).Cursor()
+			var k, v []byte
+			if started {
+				k, v = c.Seek(pos)
+			} else {
+				k, v = firstRecord(c, f.Since)
+			}
+			dict := newDict(tx)
+			rel := newReleaser(db, tx)
+			defer rel.release()
+			for i := 0; k != nil && i < dailyPage; i++ {
+				rel.touch(k)
+				rel.touch(v)
+				r, err := decodeRecord(dict, k, v, false)
+				if err != nil {
+					return err
+				}
+				if err := add(r); err != nil {
+					return err
+				}
+				k, v = c.Next()
+			}
+			pos = bytes.Clone(k)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	flush()
+	return out, nil
+}
+
+// dailyRollup appends to out the rows of the days rolled up past the
+// retention that f selects, sorted by day, provider and model.
+func dailyRollup(tx *bolt.Tx, f DailyFilter, out []DailyUsage) ([]DailyUsage, error) {
+	type rolled struct {
+		day             uint32
+		provider, model string
+	}
+	sums := map[rolled]*DailyUsage{}
+	err := eachRollup(tx, "", f.Since, func(r rollupRow) error {
+		if f.Provider != "" && r.provider != f.Provider {
+			return nil
+		}
+		g := rolled{r.day, r.provider, r.model}
+		row := sums[g]
+		if row == nil {
+			day := time.Unix(int64(r.day)*86400, 0).UTC().Format(DayLayout)
+			row = &DailyUsage{Day: day, Provider: r.provider, Model: r.model}
+			sums[g] = row
+		}
+		sum, err := row.Charged.Add(r.charged)
+		row.Charged, row.Requests = sum, row.Requests+int64(r.n)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range slices.SortedFunc(maps.Keys(sums), func(a, b rolled) int {
+		return cmp.Or(cmp.Compare(a.day, b.day), cmp.Compare(a.provider, b.provider), cmp.Compare(a.model, b.model))
+	}) {
+		out = append(out, *sums[g])
 	}
 	return out, nil
 }

@@ -87,3 +87,43 @@ func TestDaily_Closed(t *testing.T) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
+
+// TestDaily_AcrossPages: a history longer than one read transaction's page
+// sums as the records do, day by day, provider and model.
+func TestDaily_AcrossPages(t *testing.T) {
+	const n = 3*dailyPage + 17
+	gen := func(i int) budget.Record { return genRecord(i, 7, genBase, 97*time.Second) }
+	path := emptyLedger(t)
+	writeRecords(t, path, n, gen, false)
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	type key struct{ day, model string }
+	want := map[key]DailyUsage{}
+	for i := range n {
+		r := gen(i)
+		k := key{r.Time.UTC().Format(DayLayout), r.Model}
+		row := want[k]
+		row.Day, row.Provider, row.Model = k.day, r.Provider, r.Model
+		row.Requests++
+		row.Charged += r.Charged
+		want[k] = row
+	}
+	days, err := db.Daily(DailyFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(days) != len(want) {
+		t.Fatalf("%d rows, want %d", len(days), len(want))
+	}
+	for i, d := range days {
+		if w := want[key{d.Day, d.Model}]; d != w {
+			t.Errorf("row %d: got %+v, want %+v", i, d, w)
+		}
+		if i > 0 && days[i-1].Day > d.Day {
+			t.Errorf("row %d: day %s after %s", i, d.Day, days[i-1].Day)
+		}
+	}
+}

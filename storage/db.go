@@ -34,9 +34,9 @@ var (
 	bucketLimits       = []byte("limits")       // scope -> budget.Limit
 	bucketSpend        = []byte("spend")        // budget key -> 16 bytes: committed, reserved
 	bucketReservations = []byte("reservations") // id -> budget.Reservation
-	bucketRecords      = []byte("records")      // end time ns + seq -> budget.Record
+	bucketRecords      = []byte("records")      // end time ns + reservation id -> binary record (records.go)
 	bucketMeta         = []byte("meta")         // see meta keys
-	allBuckets         = [][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}
+	allBuckets         = append([][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}, append(recordBuckets, bucketRollup)...)
 )
 
 // Meta keys.
@@ -79,6 +79,10 @@ type Options struct {
 	// the database before it returns ErrLocked; default 500ms, so a second
 	// hardcap on the same data directory is told within a second.
 	LockTimeout time.Duration
+	// Retention is how long usage records are kept one by one; older ones
+	// are rolled up into daily totals (see Compact) by a background task
+	// that runs at Open and then hourly. Zero keeps every record.
+	Retention time.Duration
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
@@ -205,7 +209,7 @@ func open(path string, opts Options) (*DB, error) {
 	if db.maxBatch <= 0 {
 		db.maxBatch = 1024
 	}
-	err = guard("opening "+path, func() error {
+	mapFile := func() error {
 		bdb, err := bolt.Open(path, 0o600, &bolt.Options{
 			Timeout:      opts.LockTimeout,
 			FreelistType: bolt.FreelistMapType,
@@ -219,16 +223,29 @@ func open(path string, opts Options) (*DB, error) {
 		}
 		db.bolt = bdb
 		return nil
-	})
-	if err != nil {
+	}
+	if err := guard("opening "+path, mapFile); err != nil {
 		return nil, err
 	}
 	if err := db.openChecks(); err != nil {
 		_ = guard("closing", db.bolt.Close)
 		return nil, err
 	}
+	// The deep check read every page of the file through bbolt's shared
+	// mapping, and those pages would stay resident (and counted in the
+	// process's RSS) for as long as it is mapped: a fresh mapping holds only
+	// what requests touch. The file lock stays held meanwhile.
+	if err := guard("closing "+path, db.bolt.Close); err != nil {
+		return nil, err
+	}
+	if err := guard("opening "+path, mapFile); err != nil {
+		return nil, err
+	}
 	go db.writer()
 	go db.dispatch()
+	if opts.Retention > 0 {
+		go db.retain(opts.Retention, time.Hour)
+	}
 	return db, nil
 }
 
@@ -268,7 +285,9 @@ func (db *DB) openChecks() error {
 				}
 			}
 			if tx.Bucket(bucketMeta).Get(metaFormat) == nil {
-				if err := tx.Bucket(bucketMeta).Put(metaFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
+				// A file from before versions has format 1's layout;
+				// migrateRecords moves it on.
+				if err := tx.Bucket(bucketMeta).Put(metaFormat, []byte("1")); err != nil {
 					return err
 				}
 			}
@@ -287,6 +306,9 @@ func (db *DB) openChecks() error {
 	}
 	db.st.committed()
 	db.auth = newAuthView(db.st)
+	if err := db.migrateRecords(); err != nil {
+		return fmt.Errorf("storage: migrating usage records to format %d: %w", FormatVersion, err)
+	}
 	return nil
 }
 

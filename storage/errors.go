@@ -34,6 +34,13 @@ var (
 	ErrExists = errors.New("output file exists")
 )
 
+// Errors of usage queries.
+var (
+	// ErrBadCursor is returned by Usage and StreamUsage for a Cursor that no
+	// answer gave out.
+	ErrBadCursor = errors.New("invalid usage cursor")
+)
+
 // Errors of settlement.
 var (
 	// ErrNotReserved is returned when settling a reservation that does not

@@ -44,21 +44,21 @@ func encodeReservation(res budget.Reservation) []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, reservationV1)
-	b = appendString(b, res.ID)
+	b = appendLenString(b, res.ID)
 	b = binary.AppendVarint(b, int64(res.Amount))
 	b = binary.AppendVarint(b, res.OutputCap)
 	b = binary.AppendVarint(b, res.Created.UnixNano())
 	b = binary.AppendUvarint(b, uint64(len(res.Keys)))
 	for _, k := range res.Keys {
-		b = appendString(b, k)
+		b = appendLenString(b, k)
 	}
 	for _, s := range [...]string{r.TokenID, r.Project, r.Provider, r.Model, r.Route, r.ClientIP} {
-		b = appendString(b, s)
+		b = appendLenString(b, s)
 	}
 	return b
 }
 
-func appendString(b []byte, s string) []byte {
+func appendLenString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }

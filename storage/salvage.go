@@ -151,13 +151,19 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 			names = append(names, string(b))
 		}
 	}
+	// The dictionary first: whether a record decodes depends on it.
+	if err := salvageStrings(tx, found[string(bucketStrings)], rep); err != nil {
+		return err
+	}
+	dict := newDict(tx)
 	valid := map[string]func([]byte) bool{
 		"projects":     decodes[tokens.Project],
 		"tokens":       decodes[tokens.Token],
 		"limits":       decodes[storedLimit],
-		"records":      func(v []byte) bool { _, err := decodeRecord(nil, v, true); return err == nil },
+		"records":      nil, // checked with the key below
 		"reservations": func(v []byte) bool { _, err := decodeReservation(nil, v, true); return err == nil },
 		"spend":        func(v []byte) bool { return len(v) == 16 },
+		"usage_rollup": func(v []byte) bool { return len(v) == 16 },
 	}
 	for _, name := range names {
 		fb := found[name]
@@ -168,12 +174,23 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 		if err := b.SetSequence(fb.sequence); err != nil {
 			return err
 		}
-		if name == "token_hashes" {
-			// Rebuilt below from the tokens, which hold their hashes.
+		if name == "token_hashes" || derivedFromRecords(name) {
+			// Rebuilt below: the hashes from the tokens, which hold them;
+			// the dictionary above; the indexes and hour totals from the
+			// records copied.
 			continue
 		}
 		ok := valid[name]
+		if name == string(bucketRecords) {
+			ok = nil
+		}
 		for _, e := range fb.entries {
+			if name == string(bucketRecords) {
+				if _, err := decodeRecord(dict, e.key, e.value, true); err != nil {
+					rep.Dropped[name]++
+					continue
+				}
+			}
 			if ok != nil && !ok(e.value) {
 				rep.Dropped[name]++
 				continue
@@ -188,6 +205,9 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 		if err := tx.Bucket(bucketMeta).Put(metaFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
 			return err
 		}
+	}
+	if err := reindexRecords(tx); err != nil {
+		return err
 	}
 	return rebuild(tx, found["token_hashes"], rep)
 }

@@ -144,8 +144,17 @@ func chargedSince(tx *bolt.Tx, start time.Time, mine func(budget.Request) bool) 
 		binary.BigEndian.PutUint64(seek, uint64(start.UnixNano()))
 		k, v = c.Seek(seek)
 	}
+	d := newDict(tx)
 	for ; k != nil; k, v = c.Next() {
-		r, err := decodeRecord(k, v, false)
+		if c, ok := recordCharged(v); ok && mine == nil {
+			// The binary form's charge comes first: no need to decode.
+			var err error
+			if charged, err = charged.Add(c); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		r, err := decodeRecord(d, k, v, false)
 		if err != nil {
 			return 0, err
 		}
@@ -156,7 +165,16 @@ func chargedSince(tx *bolt.Tx, start time.Time, mine func(budget.Request) bool) 
 			return 0, err
 		}
 	}
-	return charged, nil
+	// Records rolled up past the retention count too, by the whole day.
+	err := eachRollup(tx, "", start, func(r rollupRow) error {
+		if mine != nil && !mine(budget.Request{TokenID: r.token, Project: r.project, Provider: r.provider, Model: r.model}) {
+			return nil
+		}
+		var err error
+		charged, err = charged.Add(r.charged)
+		return err
+	})
+	return charged, err
 }
 
 // globalCommitted sums the committed spend of the global scope's counters,

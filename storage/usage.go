@@ -1,106 +1,12 @@
 package storage
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
-	"github.com/hardcap/hardcap/tokens"
 	bolt "go.etcd.io/bbolt"
 )
-
-// RecordFilter selects usage records. Empty fields select everything.
-type RecordFilter struct {
-	Project string
-	TokenID string
-	// Since drops records that ended before it.
-	Since time.Time
-	// Limit, when positive, keeps only the newest Limit records; the
-	// totals still cover every record selected.
-	Limit int
-}
-
-func (f RecordFilter) match(r budget.Request) bool {
-	return (f.Project == "" || r.Project == f.Project) && (f.TokenID == "" || r.TokenID == f.TokenID)
-}
-
-// Usage is a selection of usage records with its totals.
-type Usage struct {
-	// Spent is the sum of the records' charges, in nano-USD.
-	Spent budget.Money `json:"spent_usd"`
-	// Reserved is the sum of the open reservations the filter selects.
-	Reserved budget.Money `json:"reserved_usd"`
-	// Matched counts the records the filter selects, before Limit.
-	Matched int `json:"matched"`
-	// Records are the settled requests, oldest first: the newest Limit of
-	// them when the filter has a Limit.
-	Records []budget.Record `json:"records"`
-}
-
-// firstRecord positions c on the first record that ended at or after
-// since (the first record when since is zero); records are keyed by their
-// end time.
-func firstRecord(c *bolt.Cursor, since time.Time) (k, v []byte) {
-	if since.IsZero() {
-		return c.First()
-	}
-	var seek [8]byte
-	binary.BigEndian.PutUint64(seek[:], uint64(since.UnixNano()))
-	return c.Seek(seek[:])
-}
-
-// Usage returns the records and open reservations that f selects. A
-// filter naming a project or token that does not exist, and that no record
-// names either (a deleted project's records stay), fails with
-// tokens.ErrProjectNotFound or ErrTokenNotFound.
-func (db *DB) Usage(f RecordFilter) (Usage, error) {
-	u := Usage{Records: []budget.Record{}}
-	err := db.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := firstRecord(c, f.Since); k != nil; k, v = c.Next() {
-			r, err := decodeRecord(k, v, false)
-			if err != nil {
-				return err
-			}
-			if !f.match(r.Request) {
-				continue
-			}
-			u.Matched++
-			u.Spent += r.Charged
-			u.Records = append(u.Records, r)
-			if f.Limit > 0 && len(u.Records) > 2*f.Limit {
-				// Keep memory bounded by the limit, not the selection.
-				u.Records = append(u.Records[:0], u.Records[len(u.Records)-f.Limit:]...)
-			}
-		}
-		if f.Limit > 0 && len(u.Records) > f.Limit {
-			u.Records = u.Records[len(u.Records)-f.Limit:]
-		}
-		err := tx.Bucket(bucketReservations).ForEach(func(k, v []byte) error {
-			res, err := decodeReservation(k, v, false)
-			if err != nil {
-				return err
-			}
-			if f.match(res.Request) {
-				u.Reserved += res.Amount
-			}
-			return nil
-		})
-		if err != nil || u.Matched > 0 {
-			return err
-		}
-		if f.Project != "" && tx.Bucket(bucketProjects).Get([]byte(f.Project)) == nil {
-			return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(f.Project))
-		}
-		if f.TokenID != "" && tx.Bucket(bucketTokens).Get([]byte(f.TokenID)) == nil {
-			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(f.TokenID))
-		}
-		return nil
-	})
-	return u, err
-}
 
 // OpenReservations returns every reservation not yet settled.
 func (db *DB) OpenReservations() ([]budget.Reservation, error) {

@@ -57,6 +57,40 @@ func TestCLI_EndToEnd(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "time,id,token_id") {
 		t.Fatalf("usage --csv got %q", csv)
 	}
+	// A second request, then the pages of one record each: the newest
+	// first with a cursor to the older one, which ends the pages.
+	if code, body := chat(t, s.url, created.Token, hello); code != 200 {
+		t.Fatalf("chat got %d: %s", code, body)
+	}
+	var page struct {
+		Matched    int    `json:"matched"`
+		NextCursor string `json:"next_cursor"`
+		Records    []struct {
+			ID string `json:"id"`
+		} `json:"records"`
+	}
+	decodeJSON(t, s.mustCLI("usage", "--json", "--limit", "1"), &page)
+	newest := page
+	if page.Matched != 2 || len(page.Records) != 1 || page.NextCursor == "" {
+		t.Fatalf("usage --json --limit 1 got %+v, want 1 of 2 records and a cursor", page)
+	}
+	if out := s.mustCLI("usage", "--limit", "1"); !strings.Contains(out, "older: --cursor "+page.NextCursor) {
+		t.Fatalf("usage --limit 1 printed %q, want the cursor", out)
+	}
+	page = struct {
+		Matched    int    `json:"matched"`
+		NextCursor string `json:"next_cursor"`
+		Records    []struct {
+			ID string `json:"id"`
+		} `json:"records"`
+	}{}
+	decodeJSON(t, s.mustCLI("usage", "--json", "--limit", "1", "--cursor", newest.NextCursor), &page)
+	if len(page.Records) != 1 || page.Records[0].ID == newest.Records[0].ID || page.NextCursor != "" {
+		t.Fatalf("the older page got %+v, want the other record and no cursor", page)
+	}
+	if _, err := s.cli("usage", "--cursor", "not-one"); err == nil || !strings.Contains(err.Error(), "invalid_request") {
+		t.Fatalf("usage --cursor not-one: got %v, want invalid_request", err)
+	}
 	if out := s.mustCLI("token", "list", "--project", "web"); !strings.Contains(out, created.ID) || !strings.Contains(out, "active") {
 		t.Fatalf("token list got %q", out)
 	}

@@ -213,6 +213,30 @@ func (c *client) call(ctx context.Context, method, path string, body any, v any)
 	return nil
 }
 
+// stream copies the body of a GET to w as it arrives, for answers too long
+// to hold (a usage export); an error answer is reported as call reports it.
+func (c *client) stream(ctx context.Context, path string, w io.Writer) error {
+	resp, err := c.send(ctx, "GET", path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err := apiError(raw); err != nil {
+			if c.json {
+				c.out.Write(raw)
+			}
+			return err
+		}
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("the answer was cut short: %w", err)
+	}
+	return nil
+}
+
 // httpClient waits at most c.timeout to connect and for the answer's
 // headers; the body (a long CSV export, a backup) may take longer.
 func (c *client) httpClient() *http.Client {
@@ -472,6 +496,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		token := fs.String("token", "", "only this token id")
 		since := fs.String("since", "", "only the last DURATION, e.g. 24h or 7d")
 		csvOut := fs.Bool("csv", false, "print CSV")
+		cursor := fs.String("cursor", "", "only records older than the page that printed this cursor (next_cursor)")
 		limit := fs.Int("limit", 0, "show only the newest N records (default 100 on a terminal, all with --json or --csv; 0 is all)")
 		_, c, err := prepare(args, 0)
 		if err != nil {
@@ -484,7 +509,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageError("usage: --limit must not be negative")
 		}
 		q := url.Values{}
-		for k, v := range map[string]string{"project": *project, "token": *token, "since": *since} {
+		for k, v := range map[string]string{"project": *project, "token": *token, "since": *since, "cursor": *cursor} {
 			if v != "" {
 				q.Set(k, v)
 			}
@@ -496,10 +521,13 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if n > 0 {
 			q.Set("limit", strconv.Itoa(n))
 		}
-		if *csvOut {
-			q.Set("format", "csv")
-			c.json = false
-			return c.call(ctx, "GET", "/admin/v1/usage?"+q.Encode(), nil, stdout)
+		if *csvOut || c.json {
+			// Copied through as the server writes it: an export of every
+			// record is never held whole, here or there.
+			if *csvOut {
+				q.Set("format", "csv")
+			}
+			return c.stream(ctx, "/admin/v1/usage?"+q.Encode(), stdout)
 		}
 		var u usageJSON
 		if err := c.call(ctx, "GET", "/admin/v1/usage?"+q.Encode(), nil, &u); err != nil || c.json {
@@ -519,6 +547,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			shown = fmt.Sprintf(" (newest %d shown; --limit 0 shows all)", len(u.Records))
 		}
 		fmt.Fprintf(stdout, "\n%d requests%s, spent %s USD, %s USD reserved in flight\n", u.Matched, shown, u.Spent, u.Reserved)
+		if u.NextCursor != "" {
+			fmt.Fprintf(stdout, "older: --cursor %s\n", u.NextCursor)
+		}
 		return nil
 	case "kill ", "resume ":
 		project := fs.String("project", "", "only this project")
@@ -658,10 +689,11 @@ type tokenJSON struct {
 }
 
 type usageJSON struct {
-	Matched  int    `json:"matched"`
-	Spent    string `json:"spent_usd"`
-	Reserved string `json:"reserved_usd"`
-	Records  []struct {
+	Matched    int    `json:"matched"`
+	NextCursor string `json:"next_cursor"`
+	Spent      string `json:"spent_usd"`
+	Reserved   string `json:"reserved_usd"`
+	Records    []struct {
 		Time    time.Time `json:"time"`
 		TokenID string    `json:"token_id"`
 		Project string    `json:"project"`

@@ -18,6 +18,8 @@ import (
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
 	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/proxy/admin"
+	"github.com/hardcap/hardcap/storage"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -53,6 +55,7 @@ type Config struct {
 	// IP; default 1024 (on loopback every local app shares 127.0.0.1).
 	MaxConnectionsPerIP int          `yaml:"max_connections_per_ip"`
 	Alerts              AlertsConfig `yaml:"alerts"`
+	Usage               UsageConfig  `yaml:"usage"`
 	// AllowInsecureListen allows a listen address other than loopback.
 	// hardcap has no TLS yet, so tokens and the admin token would cross the
 	// network in clear; default false.
@@ -182,6 +185,16 @@ type LogConfig struct {
 	Format string `yaml:"format"`
 }
 
+// UsageConfig sets how the usage history is kept.
+type UsageConfig struct {
+	// Retention is how long usage records are kept one by one, as a
+	// duration ("400d", "8760h"); older ones are rolled up into daily
+	// totals per token, model and outcome, which usage totals, budgets and
+	// hardcap reconcile go on counting. "0" or "off" keeps every record;
+	// default 400d. At least 1d.
+	Retention string `yaml:"retention"`
+}
+
 // AlertsConfig is accepted so that configs written for a later version
 // load; this version logs a warning instead of sending alerts.
 type AlertsConfig struct {
@@ -245,6 +258,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.Prices = file.Prices
 	cfg.Log = file.Log
 	cfg.Alerts = file.Alerts
+	cfg.Usage = file.Usage
 	cfg.AllowInsecureListen = file.AllowInsecureListen
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
@@ -276,6 +290,8 @@ type settings struct {
 	onLow     budget.OnLow
 	location  *time.Location
 	providers []*proxy.Provider
+	// retention is usage.retention; 0 keeps every record.
+	retention time.Duration
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -298,6 +314,9 @@ func (cfg Config) check() (settings, error) {
 		if s.location, err = time.LoadLocation(cfg.Budget.Timezone); err != nil {
 			return s, fmt.Errorf("config: budget.timezone: %w", err)
 		}
+	}
+	if s.retention, err = parseRetention(cfg.Usage.Retention); err != nil {
+		return s, err
 	}
 	names := make([]string, 0, len(cfg.Providers))
 	for name := range cfg.Providers {
@@ -507,4 +526,20 @@ func yamlError(err error) error {
 		return fmt.Errorf("config: %s: a value has the wrong type (the value is not shown)", where)
 	}
 	return fmt.Errorf("config: %s: invalid YAML (the text is not shown)", where)
+}
+
+// parseRetention reads usage.retention: empty is storage.DefaultRetention,
+// "0" or "off" is none (0).
+func parseRetention(v string) (time.Duration, error) {
+	switch v {
+	case "":
+		return storage.DefaultRetention, nil
+	case "0", "off":
+		return 0, nil
+	}
+	d, err := admin.ParseDuration(v)
+	if err != nil || d < 24*time.Hour {
+		return 0, errors.New(`config: usage.retention must be a duration of at least 1d such as 400d or 8760h, or "off" (0) to keep every record`)
+	}
+	return d, nil
 }

@@ -76,6 +76,31 @@ func TestConfig_Defaults(t *testing.T) {
 	}
 }
 
+// TestConfig_UsageRetention: usage.retention defaults to 400 days; "0"
+// and "off" keep every record; a duration sets it.
+func TestConfig_UsageRetention(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"", 400 * 24 * time.Hour},
+		{"usage: {retention: off}\n", 0},
+		{"usage: {retention: \"0\"}\n", 0},
+		{"usage: {retention: 30d}\n", 30 * 24 * time.Hour},
+		{"usage: {retention: 36h}\n", 36 * time.Hour},
+	}
+	for _, tt := range tests {
+		cfg, err := parseConfig([]byte(tt.yaml), defaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := cfg.check()
+		if err != nil || set.retention != tt.want {
+			t.Errorf("%q: retention %s (%v), want %s", tt.yaml, set.retention, err, tt.want)
+		}
+	}
+}
+
 func TestConfig_Errors(t *testing.T) {
 	tests := map[string]string{
 		"unknown key":       "budjet: {}\n",
@@ -92,6 +117,8 @@ func TestConfig_Errors(t *testing.T) {
 		"negative timeout":  "upstream_timeout: -1s\n",
 		"unknown allowance": "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web: \"1\"}}\n",
 		"bad allowance":     "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, allowances: {web_search: \"-1\"}}\n",
+		"bad retention":     "usage: {retention: forever}\n",
+		"short retention":   "usage: {retention: 2h}\n",
 	}
 	for name, yaml := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -24,7 +24,7 @@ Usage:
                        [--expires DURATION|never] [--rpm N]
   hardcap token list [--project NAME]
   hardcap token revoke ID
-  hardcap usage [--project NAME] [--token ID] [--since DURATION] [--limit N] [--csv]
+  hardcap usage [--project NAME] [--token ID] [--since DURATION] [--limit N] [--cursor C] [--csv]
   hardcap kill [--project NAME | --token ID]
   hardcap resume [--project NAME | --token ID]
   hardcap status
@@ -77,8 +77,8 @@ var commandDocs = map[string]commandDoc{
 		"hardcap token set tok_123 --budget 10 --rpm 60"},
 	"token list":   {"token list [--project NAME]", "Lists tokens with their state, budget and spend.", "hardcap token list --project web"},
 	"token revoke": {"token revoke ID", "Revokes a token at once; its in-flight requests are cut.", "hardcap token revoke tok_123"},
-	"usage": {"usage [--project NAME] [--token ID] [--since DURATION] [--limit N] [--csv]",
-		"Prints usage records and totals. On a terminal the newest 100 are shown unless --limit is given;\n--json and --csv print every record unless --limit is given (0 is all).",
+	"usage": {"usage [--project NAME] [--token ID] [--since DURATION] [--limit N] [--cursor C] [--csv]",
+		"Prints usage records and totals. On a terminal the newest 100 are shown unless --limit is given;\n--json and --csv print every record unless --limit is given (0 is all), streamed as the server reads\nthem. When --limit leaves older records out, the cursor printed (next_cursor in --json) pages on.",
 		"hardcap usage --project web --since 7d"},
 	"kill":          {"kill [--project NAME | --token ID]", "Turns the kill switch on (no flag: everything); in-flight requests are cut.", "hardcap kill --project web"},
 	"resume":        {"resume [--project NAME | --token ID]", "Turns the kill switch off.", "hardcap resume --project web"},

@@ -82,6 +82,7 @@ func (m *Main) Open() error {
 	}
 	m.db, err = m.openStorage(storage.Options{
 		Now: m.Now, Location: set.location, Global: set.global, OnLow: set.onLow,
+		Retention: set.retention,
 	})
 	if err != nil {
 		return err

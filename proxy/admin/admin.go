@@ -8,7 +8,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -296,43 +295,6 @@ func (h *Handler) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
-}
-
-func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
-	if !h.flushed(w, r) {
-		return
-	}
-	q := r.URL.Query()
-	f := storage.RecordFilter{Project: q.Get("project"), TokenID: q.Get("token")}
-	if s := q.Get("since"); s != "" {
-		d, err := ParseDuration(s)
-		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("since %q is not a positive duration such as 24h or 7d", budget.Clip(s)))
-			return
-		}
-		f.Since = h.opts.Now().Add(-d)
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit %q is not a whole number of records (0 means all)", budget.Clip(s)))
-			return
-		}
-		f.Limit = n
-	}
-	u, err := h.opts.DB.Usage(f)
-	if err != nil {
-		h.writeDomainError(w, err)
-		return
-	}
-	if q.Get("format") == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		if err := WriteCSV(w, u.Records); err != nil {
-			h.opts.Log.Error().Err(err).Msg("writing usage csv")
-		}
-		return
-	}
-	writeJSON(w, http.StatusOK, u)
 }
 
 type killRequest struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/storage"
 )
 
 // csvHeader names the columns of `hardcap usage --csv`.
@@ -22,18 +23,39 @@ func WriteCSV(w io.Writer, recs []budget.Record) error {
 	if err := cw.Write(csvHeader); err != nil {
 		return err
 	}
-	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	for _, r := range recs {
-		u := r.Usage
-		if err := cw.Write([]string{
-			r.Time.UTC().Format(time.RFC3339Nano), r.ReservationID, r.TokenID, r.Project, r.Provider, r.Model, r.Route, r.ClientIP,
-			strconv.Itoa(r.Status), string(r.Outcome),
-			i(u.InputTokens), i(u.CacheReadTokens), i(u.CacheWriteTokens), i(u.CacheWrite1hTokens), i(u.OutputTokens), i(u.ReasoningTokens),
-			r.Reserved.String(), r.Charged.String(), i(r.LatencyMS),
-		}); err != nil {
+		if err := cw.Write(csvRow(r)); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+func csvRow(r budget.Record) []string {
+	i := func(n int64) string { return strconv.FormatInt(n, 10) }
+	u := r.Usage
+	return []string{
+		r.Time.UTC().Format(time.RFC3339Nano), r.ReservationID, r.TokenID, r.Project, r.Provider, r.Model, r.Route, r.ClientIP,
+		strconv.Itoa(r.Status), string(r.Outcome),
+		i(u.InputTokens), i(u.CacheReadTokens), i(u.CacheWriteTokens), i(u.CacheWrite1hTokens), i(u.OutputTokens), i(u.ReasoningTokens),
+		r.Reserved.String(), r.Charged.String(), i(r.LatencyMS),
+	}
+}
+
+// csvUsage streams the usage answer as CSV (see WriteCSV).
+type csvUsage struct{ cw *csv.Writer }
+
+func (*csvUsage) contentType() string { return "text/csv; charset=utf-8" }
+
+func (c *csvUsage) head(w io.Writer, _ storage.Usage) error {
+	c.cw = csv.NewWriter(w)
+	return c.cw.Write(csvHeader)
+}
+
+func (c *csvUsage) record(_ io.Writer, r budget.Record) error { return c.cw.Write(csvRow(r)) }
+
+func (c *csvUsage) end(io.Writer) error {
+	c.cw.Flush()
+	return c.cw.Error()
 }

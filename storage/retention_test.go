@@ -1,0 +1,107 @@
+package storage
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestCompact_RollsUpOldRecords: with a 30-day retention on an injected
+// clock, the records of the days before it are rolled up in small batches
+// and deleted, and every total that counted them still does: Usage over
+// everything, a token, a project, since a day in the rolled-up past; Daily;
+// chargedSince (budgets); and Check's charges. A second run finds nothing.
+func TestCompact_RollsUpOldRecords(t *testing.T) {
+	defer func(n int) { rollupBatch = n }(rollupBatch)
+	rollupBatch = 37
+	const n = 600
+	base := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
+	gen := func(i int) budget.Record { return genRecord(i, 6, base, 2*time.Hour+17*time.Minute) } // about 57 days
+	path := emptyLedger(t)
+	writeRecords(t, path, n, gen, false)
+	now := base.Add(60 * 24 * time.Hour)
+	clk := &clock{t: now}
+	db, err := Open(path, Options{NoSync: true, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rolledDay := now.Add(-45 * 24 * time.Hour).Truncate(24 * time.Hour)
+	filters := []RecordFilter{
+		{}, {TokenID: "t1"}, {Project: "p0"}, {TokenID: "t2", Project: "p0"},
+		{Since: rolledDay}, {Since: rolledDay, TokenID: "t3"}, {Since: rolledDay, Project: "p1"},
+	}
+	type totals struct {
+		matched int
+		spent   budget.Money
+	}
+	read := func() ([]totals, []DailyUsage, [2]budget.Money) {
+		t.Helper()
+		var got []totals
+		for _, f := range filters {
+			u, err := db.Usage(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, totals{u.Matched, u.Spent})
+		}
+		days, err := db.Daily(DailyFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var charged [2]budget.Money
+		err = db.view(func(tx *bolt.Tx) error {
+			var err error
+			if charged[0], err = chargedSince(tx, time.Time{}, nil); err != nil {
+				return err
+			}
+			charged[1], err = chargedSince(tx, rolledDay, func(r budget.Request) bool { return r.TokenID == "t4" })
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, days, charged
+	}
+	wantTotals, wantDays, wantCharged := read()
+
+	rolled, err := db.Compact(context.Background(), 30*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutoff := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
+	left := 0
+	for i := range n {
+		if !gen(i).Time.Before(cutoff) {
+			left++
+		}
+	}
+	if rolled != n-left || rolled == 0 {
+		t.Fatalf("rolled up %d records, want %d", rolled, n-left)
+	}
+	u, err := db.Usage(RecordFilter{})
+	if err != nil || len(u.Records) != left || u.Records[0].Time.Before(cutoff) {
+		t.Fatalf("%d records left (%v), want %d, none before %s", len(u.Records), err, left, cutoff)
+	}
+	gotTotals, gotDays, gotCharged := read()
+	if !reflect.DeepEqual(gotTotals, wantTotals) {
+		t.Errorf("totals after the rollup %v, want %v", gotTotals, wantTotals)
+	}
+	if !reflect.DeepEqual(gotDays, wantDays) {
+		t.Errorf("daily after the rollup differs: %d rows, want %d", len(gotDays), len(wantDays))
+	}
+	if gotCharged != wantCharged {
+		t.Errorf("chargedSince after the rollup %v, want %v", gotCharged, wantCharged)
+	}
+	if again, err := db.Compact(context.Background(), 30*24*time.Hour); again != 0 || err != nil {
+		t.Fatalf("a second run rolled up %d (%v), want 0", again, err)
+	}
+	db.Close()
+	if rep, err := Check(path); err != nil || !rep.OK() {
+		t.Fatalf("after the rollup: %v %v", rep.Problems, err)
+	}
+}

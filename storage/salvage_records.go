@@ -1,0 +1,92 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"github.com/hardcap/hardcap/budget"
+	bolt "go.etcd.io/bbolt"
+)
+
+// derivedFromRecords reports whether bucket name holds what the records
+// and the dictionary determine, which Salvage writes again rather than copy.
+func derivedFromRecords(name string) bool {
+	for _, b := range recordBuckets {
+		if name == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// salvageStrings copies the dictionary's id -> string entries that are
+// whole, and writes each string -> id entry again from them, so the two
+// directions agree whatever was lost. The sequence starts after the
+// highest id kept: an id a lost header forgot must never be given twice.
+func salvageStrings(tx *bolt.Tx, fb fileBucket, rep *SalvageReport) error {
+	b, err := tx.CreateBucketIfNotExists(bucketStrings)
+	if err != nil {
+		return err
+	}
+	seq := fb.sequence
+	for _, e := range fb.entries {
+		if e.key[0] != 'i' {
+			continue
+		}
+		if len(e.key) != 5 || len(e.value) == 0 || len(e.value) > maxInterned {
+			rep.Dropped[string(bucketStrings)]++
+			continue
+		}
+		id := binary.BigEndian.Uint32(e.key[1:])
+		seq = max(seq, uint64(id))
+		if err := b.Put(bytes.Clone(e.key), bytes.Clone(e.value)); err != nil {
+			return err
+		}
+		rev := append([]byte{'s'}, e.value...)
+		if b.Get(rev) == nil {
+			if err := b.Put(rev, bytes.Clone(e.key[1:])); err != nil {
+				return err
+			}
+		}
+		rep.Copied[string(bucketStrings)]++
+	}
+	return b.SetSequence(seq)
+}
+
+// reindexRecords writes the index entries and hour totals of every record
+// in the binary form. JSON records (a format-1 file) get theirs when Open
+// migrates them.
+func reindexRecords(tx *bolt.Tx) error {
+	for _, name := range recordBuckets[1:] {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	d := newDict(tx)
+	c := tx.Bucket(bucketRecords).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(v) == 0 || v[0] != recordV1 {
+			continue
+		}
+		rec, err := decodeRecord(d, k, v, false)
+		if err != nil {
+			return err
+		}
+		if err := indexRecord(tx, k, rec, internedIDs(tx, rec)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// internedIDs are the ids of rec's token and project, as putRecord passes
+// them to indexRecord.
+func internedIDs(tx *bolt.Tx, rec budget.Record) map[string]uint32 {
+	ids := map[string]uint32{}
+	for _, s := range []string{rec.TokenID, rec.Project} {
+		if id, ok := lookupID(tx, s); ok && s != "" {
+			ids[s] = id
+		}
+	}
+	return ids
+}
