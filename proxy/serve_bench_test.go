@@ -31,10 +31,11 @@ import (
 //
 //   - bolt: a real storage.DB with NoSync (no fsync: the disk is not what
 //     is measured; everything else of a reservation and its settlement is);
+//
 //   - mem: an in-memory ledger and token store, which leaves the proxy's
 //     share alone.
 //
-//	go test -run '^$' -bench ServeHTTP -benchmem ./proxy/
+//     go test -run '^$' -bench ServeHTTP -benchmem ./proxy/
 func BenchmarkServeHTTP(b *testing.B) {
 	for _, ledger := range []string{"bolt", "mem"} {
 		for _, tc := range serveBenchCases {
