@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
@@ -273,54 +272,6 @@ func setCap(fields map[string]json.RawMessage, outputCap int64, names ...string)
 	for _, name := range names {
 		if _, ok := fields[name]; ok {
 			fields[name] = v
-		}
-	}
-}
-
-// checkKeys refuses a body with an object that repeats a key, exactly or in
-// another case.
-func checkKeys(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type frame struct {
-		object bool
-		keys   map[string]bool
-		key    bool // the next string token is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // the body already parsed; the end of input ends the scan
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '{':
-				stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
-				continue
-			case '[':
-				stack = append(stack, &frame{})
-				continue
-			default:
-				stack = stack[:len(stack)-1]
-			}
-		case string:
-			if top != nil && top.object && top.key {
-				k := strings.ToLower(v)
-				if top.keys[k] {
-					return refuse(ErrBadRequest, "The key %q appears twice in one object.", v)
-				}
-				top.keys[k] = true
-				top.key = false
-				continue
-			}
-		}
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
 		}
 	}
 }

@@ -108,6 +108,9 @@ var responsesItems = map[string]bool{
 const minResponsesCap = 16
 
 type responsesRequest struct {
+	// body is the client's body; fields its top-level members, which
+	// parse and rewrite edit and rewrite patches into body.
+	body   []byte
 	fields map[string]json.RawMessage
 	name   string
 	b      bounds
@@ -136,7 +139,7 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &responsesRequest{fields: fields, prov: prov, b: bounds{choices: 1, minOutput: minResponsesCap}, granted: map[string]bool{}}
+	r := &responsesRequest{body: body, fields: fields, prov: prov, b: bounds{choices: 1, minOutput: minResponsesCap}, granted: map[string]bool{}}
 	if r.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
@@ -411,7 +414,7 @@ func (r *responsesRequest) bounds() bounds { return r.b }
 // rewrite sets max_output_tokens to the reserved cap.
 func (r *responsesRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) {
 	setCapField(r.fields, "max_output_tokens", outputCap)
-	return json.Marshal(r.fields)
+	return marshalPatched(r.body, r.fields)
 }
 
 func (r *responsesRequest) tracker() usageTracker { return &responsesTracker{} }
