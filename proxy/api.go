@@ -175,9 +175,10 @@ func quote(b bounds, m pricing.Model) (budget.Quote, error) {
 
 // usageTracker reads the usage of one response, streamed or whole.
 type usageTracker interface {
-	// event meters one stream event of the given type ("" when the event
-	// has no event: line) and reports whether the client must not see it.
-	event(typ string, data []byte) (hide bool)
+	// event meters one stream event of the given type (empty when the
+	// event has no event: line) and reports whether the client must not
+	// see it. Neither slice may be kept: both alias the stream's buffer.
+	event(typ, data []byte) (hide bool)
 	// whole meters a complete JSON response body.
 	whole(body []byte)
 	// result is the usage to charge and whether it can be trusted as the

@@ -349,7 +349,7 @@ type openAITracker struct {
 	placed bool
 }
 
-func (t *openAITracker) event(_ string, data []byte) bool {
+func (t *openAITracker) event(_, data []byte) bool {
 	if bytes.Equal(bytes.TrimSpace(data), doneMarker) {
 		t.final = t.usage != nil
 		return false

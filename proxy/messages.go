@@ -400,7 +400,12 @@ type anthropicTracker struct {
 	final   bool
 }
 
-func (t *anthropicTracker) event(_ string, data []byte) bool {
+func (t *anthropicTracker) event(_, data []byte) bool {
+	// Only message_start and message_delta carry usage; the content
+	// events in between, most of a stream, are not decoded.
+	if !mayHoldUsage(data) {
+		return false
+	}
 	var ev struct {
 		Type    string `json:"type"`
 		Message *struct {

@@ -356,7 +356,8 @@ func (b *meteredBody) oversized() {
 // tracker hides it (a usage chunk the client did not ask for).
 func (b *meteredBody) event(ev []byte) {
 	if typ, data, ok := eventFields(ev); ok {
-		b.lastData = data
+		// data aliases the stream's buffer, which later reads overwrite.
+		b.lastData = append(b.lastData[:0], data...)
 		if b.usage.event(typ, data) {
 			return
 		}

@@ -496,7 +496,7 @@ func (t *responsesTracker) take(r *responsesResult) {
 // outputItemDone marks the stream event that ends one output item.
 var outputItemDone = []byte(`"response.output_item.done"`)
 
-func (t *responsesTracker) event(_ string, data []byte) bool {
+func (t *responsesTracker) event(_, data []byte) bool {
 	if bytes.Contains(data, outputItemDone) {
 		var ev struct {
 			Type string `json:"type"`
@@ -516,7 +516,7 @@ func (t *responsesTracker) event(_ string, data []byte) bool {
 		Type     string           `json:"type"`
 		Response *responsesResult `json:"response"`
 	}
-	if !bytes.Contains(data, usageKey) || json.Unmarshal(data, &ev) != nil || ev.Response == nil {
+	if !mayHoldUsage(data) || json.Unmarshal(data, &ev) != nil || ev.Response == nil {
 		return false
 	}
 	switch ev.Type {

@@ -60,14 +60,37 @@ func openAIUsageFromJSON(body []byte) (u budget.Usage, placed, ok bool) {
 	return u, v.Usage.writesPlaced(), ok
 }
 
-var usageKey = []byte(`"usage"`)
+// mayHoldUsage reports whether a stream event's data may carry a usage
+// object, so that events which cannot are not decoded. encoding/json
+// matches keys regardless of case and resolves escapes, so an event is
+// passed over only when no "usage" appears in any case and no \u escape
+// could spell one.
+func mayHoldUsage(data []byte) bool {
+	return containsFoldASCII(data, "usage") || bytes.Contains(data, []byte(`\u`))
+}
+
+// containsFoldASCII reports whether data contains the lower-case ASCII
+// word in any case. Go's decoder also folds the Kelvin sign and the long
+// s, which "usage" does not contain.
+func containsFoldASCII(data []byte, word string) bool {
+	for i := 0; i+len(word) <= len(data); i++ {
+		j := 0
+		for j < len(word) && lowerASCII(data[i+j]) == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
+}
 
 // openAIUsageFromChunk extracts the usage of one stream chunk, whether it
 // places cache writes, and whether the chunk is the usage-only chunk
 // include_usage adds (no choices), which is hidden from clients that did
 // not ask for it.
 func openAIUsageFromChunk(data []byte) (u budget.Usage, placed, found, usageOnly bool) {
-	if !bytes.Contains(data, usageKey) {
+	if !mayHoldUsage(data) {
 		return budget.Usage{}, false, false, false
 	}
 	var v struct {
