@@ -288,7 +288,65 @@ func unmarshalField(fields map[string]json.RawMessage, name string, v any) error
 	if !ok || !isSet(raw) {
 		return nil
 	}
+	if decodeScalar(bytes.TrimSpace(raw), v) {
+		return nil
+	}
 	return json.Unmarshal(raw, v)
+}
+
+// decodeScalar decodes the commonest field values without reflection: a
+// string without escapes, a boolean, an integer of digits. It reports false
+// for anything else, which json.Unmarshal then decodes (or refuses) as
+// before.
+func decodeScalar(raw []byte, v any) bool {
+	switch v := v.(type) {
+	case *string:
+		if len(raw) >= 2 && raw[0] == '"' {
+			if end, plain := scanString(raw, 0); end == len(raw) && plain {
+				*v = string(raw[1 : len(raw)-1])
+				return true
+			}
+		}
+	case *bool:
+		switch string(raw) {
+		case "true":
+			*v = true
+			return true
+		case "false":
+			*v = false
+			return true
+		}
+	case **int64:
+		if n, ok := digits(raw); ok {
+			*v = &n
+			return true
+		}
+	case *int64:
+		if n, ok := digits(raw); ok {
+			*v = n
+			return true
+		}
+	}
+	return false
+}
+
+// digits parses a JSON integer written as digits (an optional minus, no
+// fraction or exponent) that fits an int64.
+func digits(raw []byte) (int64, bool) {
+	s := raw
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return n, err == nil
 }
 
 func isSet(raw json.RawMessage) bool {

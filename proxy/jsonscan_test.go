@@ -265,3 +265,32 @@ func decodeAny(t *testing.T, b []byte) any {
 	}
 	return v
 }
+
+// FuzzDecodeScalar: the fast paths of unmarshalField decode exactly what
+// json.Unmarshal decodes.
+func FuzzDecodeScalar(f *testing.F) {
+	for _, s := range []string{`"gpt-4o"`, `"a\"b"`, `true`, `false`, `16`, `-3`, `0`, `1e3`, `99999999999999999999`, `"é"`, `1.0`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) {
+			return
+		}
+		raw = bytes.TrimSpace(raw)
+		var s, s2 string
+		var b, b2 bool
+		var n, n2 int64
+		var p, p2 *int64
+		for _, c := range []struct{ fast, slow any }{{&s, &s2}, {&b, &b2}, {&n, &n2}, {&p, &p2}} {
+			if !decodeScalar(raw, c.fast) {
+				continue
+			}
+			if err := json.Unmarshal(raw, c.slow); err != nil {
+				t.Fatalf("%s: decoded fast, but json.Unmarshal: %v", raw, err)
+			}
+			if !reflect.DeepEqual(c.fast, c.slow) {
+				t.Fatalf("%s: fast %v, json %v", raw, c.fast, c.slow)
+			}
+		}
+	})
+}
