@@ -497,31 +497,34 @@ func (t *responsesTracker) take(r *responsesResult) {
 var outputItemDone = []byte(`"response.output_item.done"`)
 
 func (t *responsesTracker) event(_, data []byte) bool {
-	if bytes.Contains(data, outputItemDone) {
-		var ev struct {
+	// Only output_item.done events (tool calls are counted from them) and
+	// the final response (usage) are decoded; the text deltas, most of a
+	// stream, are passed over unless an escape could spell either.
+	if !bytes.Contains(data, outputItemDone) && !mayHoldUsage(data) {
+		return false
+	}
+	var ev struct {
+		Type string `json:"type"`
+		Item *struct {
 			Type string `json:"type"`
-			Item *struct {
-				Type string `json:"type"`
-			} `json:"item"`
-		}
-		if json.Unmarshal(data, &ev) == nil && ev.Type == "response.output_item.done" && ev.Item != nil {
+		} `json:"item"`
+		Response *responsesResult `json:"response"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return false
+	}
+	switch ev.Type {
+	case "response.output_item.done":
+		if ev.Item != nil {
 			if t.streamed == nil {
 				t.streamed = map[string]int64{}
 			}
 			t.streamed[ev.Item.Type]++
 		}
-		return false
-	}
-	var ev struct {
-		Type     string           `json:"type"`
-		Response *responsesResult `json:"response"`
-	}
-	if !mayHoldUsage(data) || json.Unmarshal(data, &ev) != nil || ev.Response == nil {
-		return false
-	}
-	switch ev.Type {
 	case "response.completed", "response.incomplete", "response.failed":
-		t.take(ev.Response)
+		if ev.Response != nil {
+			t.take(ev.Response)
+		}
 	}
 	return false
 }

@@ -142,3 +142,17 @@ func TestServe_ReleasesContextOnSettle(t *testing.T) {
 		t.Errorf("got %d releases at settlement, want 1", released)
 	}
 }
+
+// TestResponsesTracker_EscapedItemType: an output_item.done event whose
+// type is spelled with an escape still counts its tool call; the cheap
+// search for the type must not pass it over.
+func TestResponsesTracker_EscapedItemType(t *testing.T) {
+	tr := &responsesTracker{}
+	tr.event(nil, []byte(`{"type":"response.output_item.done","item":{"type":"web_search_call"}}`))
+	tr.event(nil, []byte(`{"type":"response.output\u005fitem.done","item":{"type":"web_search_call"}}`))
+	tr.event(nil, []byte(`{"type":"response.output_text.delta","delta":"no usage here"}`))
+	calls, seen := tr.toolCalls()
+	if !seen || calls["web_search_call"] != 2 {
+		t.Errorf("got %v, %v; want 2 web_search_call", calls, seen)
+	}
+}
