@@ -49,7 +49,48 @@ func (u *openAIUsage) writesPlaced() bool {
 
 // openAIUsageFromJSON extracts the usage of a whole chat or completions
 // body, and whether it places cache writes.
+//
+// Only the top-level "usage" member is decoded, not the choices around it.
+// A body where that member is not plain to find (a key with escapes or
+// non-ASCII, which the decoder may fold to "usage", or "usage" twice) is
+// decoded whole, as before, so the result is always the decoder's.
 func openAIUsageFromJSON(body []byte) (u budget.Usage, placed, ok bool) {
+	if !json.Valid(body) {
+		return budget.Usage{}, false, false
+	}
+	body = bytes.TrimSpace(body)
+	var value []byte
+	found, plain := 0, true
+	if !objectMembers(body, func(m member) bool {
+		if !m.key.plain {
+			plain = false
+			return false
+		}
+		if equalFoldASCII(body[m.key.start:m.key.end], []byte("usage")) {
+			found++
+			value = body[m.start:m.end]
+		}
+		return true
+	}) {
+		// Not an object: null has no usage; anything else never decoded.
+		return budget.Usage{}, false, false
+	}
+	if !plain || found > 1 {
+		return openAIUsageFromWhole(body)
+	}
+	if found == 0 {
+		return budget.Usage{}, false, false
+	}
+	var usage *openAIUsage
+	if json.Unmarshal(value, &usage) != nil {
+		return budget.Usage{}, false, false
+	}
+	u, ok = usage.normalize()
+	return u, usage.writesPlaced(), ok
+}
+
+// openAIUsageFromWhole is openAIUsageFromJSON by decoding the whole body.
+func openAIUsageFromWhole(body []byte) (u budget.Usage, placed, ok bool) {
 	var v struct {
 		Usage *openAIUsage `json:"usage"`
 	}

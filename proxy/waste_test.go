@@ -156,3 +156,24 @@ func TestResponsesTracker_EscapedItemType(t *testing.T) {
 		t.Errorf("got %v, %v; want 2 web_search_call", calls, seen)
 	}
 }
+
+// FuzzOpenAIUsageFromJSON: reading only the usage member of a whole body
+// gives what decoding the whole body gives.
+func FuzzOpenAIUsageFromJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"x","choices":[{"message":{"content":"usage"}}],"usage":{"prompt_tokens":9,"completion_tokens":6}}`,
+		`{"USAGE":{"prompt_tokens":9,"completion_tokens":6,"prompt_tokens_details":{"cached_tokens":1,"cache_write_tokens":2}}}`,
+		`{"usage":{"prompt_tokens":1,"completion_tokens":1},"Usage":{"prompt_tokens":5}}`,
+		`{"\u0075sage":{"prompt_tokens":9,"completion_tokens":6}}`,
+		`{"usage":null}`, `null`, `[1]`, `{"usage":{"prompt_tokens":"9"}}`, `{"usage":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		u, placed, ok := openAIUsageFromJSON(body)
+		wu, wplaced, wok := openAIUsageFromWhole(body)
+		if u != wu || placed != wplaced || ok != wok {
+			t.Fatalf("%s: member %+v %v %v; whole %+v %v %v", body, u, placed, ok, wu, wplaced, wok)
+		}
+	})
+}
