@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
@@ -176,9 +175,10 @@ func quote(b bounds, m pricing.Model) (budget.Quote, error) {
 
 // usageTracker reads the usage of one response, streamed or whole.
 type usageTracker interface {
-	// event meters one stream event of the given type ("" when the event
-	// has no event: line) and reports whether the client must not see it.
-	event(typ string, data []byte) (hide bool)
+	// event meters one stream event of the given type (empty when the
+	// event has no event: line) and reports whether the client must not
+	// see it. Neither slice may be kept: both alias the stream's buffer.
+	event(typ, data []byte) (hide bool)
 	// whole meters a complete JSON response body.
 	whole(body []byte)
 	// result is the usage to charge and whether it can be trusted as the
@@ -277,54 +277,6 @@ func setCap(fields map[string]json.RawMessage, outputCap int64, names ...string)
 	}
 }
 
-// checkKeys refuses a body with an object that repeats a key, exactly or in
-// another case.
-func checkKeys(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type frame struct {
-		object bool
-		keys   map[string]bool
-		key    bool // the next string token is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // the body already parsed; the end of input ends the scan
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '{':
-				stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
-				continue
-			case '[':
-				stack = append(stack, &frame{})
-				continue
-			default:
-				stack = stack[:len(stack)-1]
-			}
-		case string:
-			if top != nil && top.object && top.key {
-				k := strings.ToLower(v)
-				if top.keys[k] {
-					return refuse(ErrBadRequest, "The key %q appears twice in one object.", v)
-				}
-				top.keys[k] = true
-				top.key = false
-				continue
-			}
-		}
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
-		}
-	}
-}
-
 type errString string
 
 func (e errString) Error() string { return string(e) }
@@ -336,7 +288,65 @@ func unmarshalField(fields map[string]json.RawMessage, name string, v any) error
 	if !ok || !isSet(raw) {
 		return nil
 	}
+	if decodeScalar(bytes.TrimSpace(raw), v) {
+		return nil
+	}
 	return json.Unmarshal(raw, v)
+}
+
+// decodeScalar decodes the commonest field values without reflection: a
+// string without escapes, a boolean, an integer of digits. It reports false
+// for anything else, which json.Unmarshal then decodes (or refuses) as
+// before.
+func decodeScalar(raw []byte, v any) bool {
+	switch v := v.(type) {
+	case *string:
+		if len(raw) >= 2 && raw[0] == '"' {
+			if end, plain := scanString(raw, 0); end == len(raw) && plain {
+				*v = string(raw[1 : len(raw)-1])
+				return true
+			}
+		}
+	case *bool:
+		switch string(raw) {
+		case "true":
+			*v = true
+			return true
+		case "false":
+			*v = false
+			return true
+		}
+	case **int64:
+		if n, ok := digits(raw); ok {
+			*v = &n
+			return true
+		}
+	case *int64:
+		if n, ok := digits(raw); ok {
+			*v = n
+			return true
+		}
+	}
+	return false
+}
+
+// digits parses a JSON integer written as digits (an optional minus, no
+// fraction or exponent) that fits an int64.
+func digits(raw []byte) (int64, bool) {
+	s := raw
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return n, err == nil
 }
 
 func isSet(raw json.RawMessage) bool {

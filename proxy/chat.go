@@ -16,6 +16,9 @@ type chatAPI struct{}
 
 // chatRequest is a parsed chat completions body.
 type chatRequest struct {
+	// body is the client's body; fields its top-level members, which
+	// parse and rewrite edit and rewrite patches into body.
+	body   []byte
 	fields map[string]json.RawMessage
 	name   string
 	// stream is true for "stream": true.
@@ -68,7 +71,7 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &chatRequest{fields: fields, b: bounds{choices: 1}}
+	req := &chatRequest{body: body, fields: fields, b: bounds{choices: 1}}
 	if req.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
@@ -297,7 +300,7 @@ func (r *chatRequest) rewrite(outputCap int64, prov *Provider) ([]byte, error) {
 	if err := r.askForUsage(); err != nil {
 		return nil, err
 	}
-	return json.Marshal(r.fields)
+	return marshalPatched(r.body, r.fields)
 }
 
 // askForUsage turns on stream_options.include_usage for streams whose
@@ -308,11 +311,14 @@ func (r *chatRequest) askForUsage() error {
 	}
 	var opts map[string]json.RawMessage
 	_ = unmarshalField(r.fields, "stream_options", &opts)
+	orig := []byte("{}")
 	if opts == nil {
 		opts = map[string]json.RawMessage{}
+	} else {
+		orig = r.fields["stream_options"]
 	}
 	opts["include_usage"] = json.RawMessage("true")
-	b, err := json.Marshal(opts)
+	b, err := marshalPatched(orig, opts)
 	if err != nil {
 		return err
 	}
@@ -343,7 +349,7 @@ type openAITracker struct {
 	placed bool
 }
 
-func (t *openAITracker) event(_ string, data []byte) bool {
+func (t *openAITracker) event(_, data []byte) bool {
 	if bytes.Equal(bytes.TrimSpace(data), doneMarker) {
 		t.final = t.usage != nil
 		return false

@@ -32,7 +32,7 @@ func (completionsAPI) parse(body []byte, prov *Provider) (meteredRequest, error)
 	if err != nil {
 		return nil, err
 	}
-	req := &completionsRequest{chatRequest{fields: fields}}
+	req := &completionsRequest{chatRequest{body: body, fields: fields}}
 	if req.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
@@ -105,5 +105,5 @@ func (r *completionsRequest) rewrite(outputCap int64, _ *Provider) ([]byte, erro
 	if err := r.askForUsage(); err != nil {
 		return nil, err
 	}
-	return json.Marshal(r.fields)
+	return marshalPatched(r.body, r.fields)
 }

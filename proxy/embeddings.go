@@ -54,7 +54,7 @@ func (r *embeddingsRequest) tracker() usageTracker { return &embeddingsTracker{}
 // embeddingsTracker reads {"usage":{"prompt_tokens":N,"total_tokens":N}}.
 type embeddingsTracker struct{ usage *budget.Usage }
 
-func (t *embeddingsTracker) event(string, []byte) bool { return false }
+func (t *embeddingsTracker) event(_, _ []byte) bool { return false }
 
 func (t *embeddingsTracker) whole(body []byte) {
 	var v struct {

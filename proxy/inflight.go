@@ -34,6 +34,8 @@ func (f *inflight) add(m *meter) bool {
 	return true
 }
 
+// remove takes m out of the set and ends its upstream context (its
+// release), once m has settled or was refused.
 func (f *inflight) remove(m *meter) {
 	f.mu.Lock()
 	if _, ok := f.meters[m]; ok {
@@ -41,6 +43,9 @@ func (f *inflight) remove(m *meter) {
 		f.wg.Done()
 	}
 	f.mu.Unlock()
+	if m.release != nil {
+		m.release()
+	}
 }
 
 // CutTarget selects requests to cut: all when both fields are empty, else

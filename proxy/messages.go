@@ -52,6 +52,9 @@ var messagesBlocks = map[string]bool{
 }
 
 type messagesRequest struct {
+	// body is the client's body; fields its top-level members, which
+	// parse and rewrite edit and rewrite patches into body.
+	body   []byte
 	fields map[string]json.RawMessage
 	name   string
 	b      bounds
@@ -64,7 +67,7 @@ func (messagesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &messagesRequest{fields: fields, b: bounds{choices: 1}}
+	req := &messagesRequest{body: body, fields: fields, b: bounds{choices: 1}}
 	if req.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
@@ -283,15 +286,16 @@ func (r *messagesRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) 
 		if unmarshalField(thinking, "budget_tokens", &budgetTokens) == nil && budgetTokens >= outputCap {
 			// Clamping keeps outputCap at minThinkingCap or more, so this
 			// stays at or above the API's minimum budget of 1,024.
+			orig := r.fields["thinking"]
 			setCapField(thinking, "budget_tokens", outputCap-1)
-			b, err := json.Marshal(thinking)
+			b, err := marshalPatched(orig, thinking)
 			if err != nil {
 				return nil, err
 			}
 			r.fields["thinking"] = b
 		}
 	}
-	return json.Marshal(r.fields)
+	return marshalPatched(r.body, r.fields)
 }
 
 func (r *messagesRequest) tracker() usageTracker {
@@ -396,7 +400,12 @@ type anthropicTracker struct {
 	final   bool
 }
 
-func (t *anthropicTracker) event(_ string, data []byte) bool {
+func (t *anthropicTracker) event(_, data []byte) bool {
+	// Only message_start and message_delta carry usage; the content
+	// events in between, most of a stream, are not decoded.
+	if !mayHoldUsage(data) {
+		return false
+	}
 	var ev struct {
 		Type    string `json:"type"`
 		Message *struct {

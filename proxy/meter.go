@@ -51,6 +51,9 @@ type meter struct {
 	unplacedWrites bool
 	// cut ends the upstream request (kill switch, shutdown).
 	cut context.CancelCauseFunc
+	// release ends the upstream context and its deadline; inflight.remove
+	// calls it when the request settles.
+	release func()
 
 	// tokenID and project select the request for Cut; they are set before
 	// the request is registered and never change.
@@ -176,9 +179,8 @@ type meteredBody struct {
 	sse    bool
 
 	mu     sync.Mutex // Read and Close may race when the client leaves
-	buf    *[]byte    // read buffer from bufPool, returned when done
 	raw    []byte     // sse: bytes not yet framed into events
-	out    []byte     // bytes ready for the client
+	out    []byte     // sse: bytes ready for the client
 	whole  []byte     // json: the body so far, up to maxMeteredJSON
 	tooBig bool       // a body or an event too large to meter: charge in full
 	// scan frames raw without rescanning it; maxEvent bounds how much of
@@ -196,37 +198,93 @@ type meteredBody struct {
 	doneErr error
 }
 
-// bufPool recycles read buffers: one per response would otherwise be the
-// largest allocation on the request path.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBufSize is the size of the buffers ReverseProxy copies response
+// bodies with, and of the one a background drain reads with.
+const copyBufSize = 32 << 10
+
+// copyBuffers recycles copy buffers: one per response would otherwise be
+// the largest allocation on the request path. It holds array pointers, so
+// Get and Put allocate nothing.
+type copyBuffers struct{ pool sync.Pool }
+
+// Get returns a buffer of copyBufSize bytes.
+func (c *copyBuffers) Get() []byte {
+	if a, ok := c.pool.Get().(*[copyBufSize]byte); ok {
+		return a[:]
+	}
+	return new([copyBufSize]byte)[:]
+}
+
+// Put returns a buffer from Get; others are left to the collector.
+func (c *copyBuffers) Put(b []byte) {
+	if cap(b) >= copyBufSize {
+		c.pool.Put((*[copyBufSize]byte)(b[:copyBufSize]))
+	}
+}
+
+// bufPool serves ReverseProxy (its BufferPool) and background drains.
+var bufPool copyBuffers
+
+// keepBuf is the most capacity raw and out keep between reads once they
+// are empty: an idle stream holds its unframed tail, not a read buffer.
+const keepBuf = 4 << 10
 
 func newMeteredBody(m *meter, resp *http.Response, sse bool, usage usageTracker) *meteredBody {
-	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, usage: usage, buf: bufPool.Get().(*[]byte), maxEvent: maxMeteredEvent}
+	return &meteredBody{m: m, src: resp.Body, status: resp.StatusCode, sse: sse, usage: usage, maxEvent: maxMeteredEvent}
 }
 
 // Read returns the next bytes for the client. Stream events are returned
-// whole, as soon as they arrive.
+// whole, as soon as they arrive. Upstream is read into p, the caller's own
+// buffer (ReverseProxy's pooled copy buffer), so a response holds no read
+// buffer of its own between reads.
 func (b *meteredBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !b.sse {
+		// A JSON body reaches the client as it comes: only a copy for
+		// its usage is kept.
+		if b.done {
+			return 0, b.doneErr
+		}
+		if n := b.pull(p); n > 0 || !b.done {
+			return n, nil
+		}
+		return 0, b.doneErr
+	}
 	for len(b.out) == 0 {
 		if b.done {
 			return 0, b.doneErr
 		}
-		b.pull()
+		b.pull(p)
 	}
 	n := copy(p, b.out)
 	b.out = b.out[n:]
+	if len(b.out) == 0 {
+		b.out = trimmed(b.out)
+	}
 	return n, nil
 }
 
-// pull reads once from upstream and processes what came.
-func (b *meteredBody) pull() {
-	n, err := b.src.Read(*b.buf)
-	b.process((*b.buf)[:n])
+// trimmed empties buf, and lets go of its memory when it grew past keepBuf.
+func trimmed(buf []byte) []byte {
+	if cap(buf) > keepBuf {
+		return nil
+	}
+	return buf[:0]
+}
+
+// pull reads once from upstream into p and processes what came; it returns
+// how many bytes were read.
+func (b *meteredBody) pull(p []byte) int {
+	n, err := b.src.Read(p)
+	b.process(p[:n])
 	if err != nil {
 		b.finish(err)
 	}
+	return n
 }
 
 func (b *meteredBody) process(chunk []byte) {
@@ -234,7 +292,6 @@ func (b *meteredBody) process(chunk []byte) {
 		return
 	}
 	if !b.sse {
-		b.out = append(b.out, chunk...)
 		if !b.tooBig {
 			if len(b.whole)+len(chunk) > maxMeteredJSON {
 				b.tooBig, b.whole = true, nil
@@ -278,7 +335,9 @@ func (b *meteredBody) process(chunk []byte) {
 	}
 	// Only the unframed tail stays; it is moved to the front so the
 	// buffer does not grow with the stream.
-	if start > 0 {
+	if start == len(b.raw) {
+		b.raw = trimmed(b.raw)
+	} else if start > 0 {
 		b.raw = b.raw[:copy(b.raw, b.raw[start:])]
 	}
 }
@@ -297,7 +356,8 @@ func (b *meteredBody) oversized() {
 // tracker hides it (a usage chunk the client did not ask for).
 func (b *meteredBody) event(ev []byte) {
 	if typ, data, ok := eventFields(ev); ok {
-		b.lastData = data
+		// data aliases the stream's buffer, which later reads overwrite.
+		b.lastData = append(b.lastData[:0], data...)
 		if b.usage.event(typ, data) {
 			return
 		}
@@ -311,8 +371,6 @@ func (b *meteredBody) finish(err error) {
 		return
 	}
 	b.done = true
-	bufPool.Put(b.buf)
-	b.buf = nil
 	if errors.Is(err, io.EOF) {
 		b.doneErr = io.EOF
 	} else {
@@ -378,9 +436,11 @@ func (b *meteredBody) Close() error {
 	go func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
+		buf := bufPool.Get()
+		defer bufPool.Put(buf)
 		for !b.done {
 			b.out = b.out[:0]
-			b.pull()
+			b.pull(buf)
 		}
 		b.out = nil
 		_ = b.src.Close()

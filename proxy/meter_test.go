@@ -127,7 +127,7 @@ func TestNextEvent(t *testing.T) {
 			t.Errorf("nextEvent(%q) = %q, %q, %v; want %q, %q, %v", tt.in, ev, rest, ok, tt.event, tt.rest, tt.ok)
 		}
 	}
-	if typ, data, ok := eventFields([]byte("event: x\ndata: a\ndata:b\r\n\r\n")); typ != "x" || string(data) != "a\nb" || !ok {
+	if typ, data, ok := eventFields([]byte("event: x\ndata: a\ndata:b\r\n\r\n")); string(typ) != "x" || string(data) != "a\nb" || !ok {
 		t.Errorf("eventFields = %q, %q, %v; want x, %q", typ, data, ok, "a\nb")
 	}
 }

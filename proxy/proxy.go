@@ -161,6 +161,7 @@ func New(opts Options) *Proxy {
 		ErrorHandler:   p.errorHandler,
 		Transport:      transport,
 		ErrorLog:       log.New(debugLog{p.log}, "", 0),
+		BufferPool:     &bufPool,
 	}
 	return p
 }
@@ -317,9 +318,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	ctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(r.Context()), p.timeout)
 	ctx, cut := context.WithCancelCause(ctx)
 	m := &meter{p: p, prices: model.Prices, start: start, cut: cut, settled: make(chan struct{}), tokenID: tok.ID, project: tok.Project}
+	// The deadline must outlive the handler while a drain reads on: it
+	// ends when the request leaves the in-flight set (inflight.remove),
+	// with no goroutine waiting for it.
+	m.release = func() { cancelTimeout(); cut(nil) }
 	if !p.inflight.add(m) {
-		cancelTimeout()
-		cut(nil)
+		m.release()
 		return tok, refuse(ErrShuttingDown, "hardcap is shutting down.")
 	}
 	reserved := false
@@ -329,8 +333,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		// start); the request must not keep shutdown waiting.
 		if !reserved {
 			p.inflight.remove(m)
-			cancelTimeout()
-			cut(nil)
 		}
 	}()
 	res, err := p.ledger.Reserve(r.Context(), budget.Request{
@@ -357,8 +359,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 			// request over (a panic in between): charge it in full.
 			m.settle(nil, http.StatusBadGateway, budget.UsageMissing)
 		}
-		// The deadline must outlive the handler while a drain reads on.
-		go func() { <-m.settled; cancelTimeout(); cut(nil) }()
 	}()
 	if errors.Is(context.Cause(ctx), ErrCut) {
 		m.attached = true

@@ -108,6 +108,9 @@ var responsesItems = map[string]bool{
 const minResponsesCap = 16
 
 type responsesRequest struct {
+	// body is the client's body; fields its top-level members, which
+	// parse and rewrite edit and rewrite patches into body.
+	body   []byte
 	fields map[string]json.RawMessage
 	name   string
 	b      bounds
@@ -136,7 +139,7 @@ func (responsesAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &responsesRequest{fields: fields, prov: prov, b: bounds{choices: 1, minOutput: minResponsesCap}, granted: map[string]bool{}}
+	r := &responsesRequest{body: body, fields: fields, prov: prov, b: bounds{choices: 1, minOutput: minResponsesCap}, granted: map[string]bool{}}
 	if r.name, err = modelField(fields); err != nil {
 		return nil, err
 	}
@@ -411,7 +414,7 @@ func (r *responsesRequest) bounds() bounds { return r.b }
 // rewrite sets max_output_tokens to the reserved cap.
 func (r *responsesRequest) rewrite(outputCap int64, _ *Provider) ([]byte, error) {
 	setCapField(r.fields, "max_output_tokens", outputCap)
-	return json.Marshal(r.fields)
+	return marshalPatched(r.body, r.fields)
 }
 
 func (r *responsesRequest) tracker() usageTracker { return &responsesTracker{} }
@@ -493,32 +496,35 @@ func (t *responsesTracker) take(r *responsesResult) {
 // outputItemDone marks the stream event that ends one output item.
 var outputItemDone = []byte(`"response.output_item.done"`)
 
-func (t *responsesTracker) event(_ string, data []byte) bool {
-	if bytes.Contains(data, outputItemDone) {
-		var ev struct {
+func (t *responsesTracker) event(_, data []byte) bool {
+	// Only output_item.done events (tool calls are counted from them) and
+	// the final response (usage) are decoded; the text deltas, most of a
+	// stream, are passed over unless an escape could spell either.
+	if !bytes.Contains(data, outputItemDone) && !mayHoldUsage(data) {
+		return false
+	}
+	var ev struct {
+		Type string `json:"type"`
+		Item *struct {
 			Type string `json:"type"`
-			Item *struct {
-				Type string `json:"type"`
-			} `json:"item"`
-		}
-		if json.Unmarshal(data, &ev) == nil && ev.Type == "response.output_item.done" && ev.Item != nil {
+		} `json:"item"`
+		Response *responsesResult `json:"response"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return false
+	}
+	switch ev.Type {
+	case "response.output_item.done":
+		if ev.Item != nil {
 			if t.streamed == nil {
 				t.streamed = map[string]int64{}
 			}
 			t.streamed[ev.Item.Type]++
 		}
-		return false
-	}
-	var ev struct {
-		Type     string           `json:"type"`
-		Response *responsesResult `json:"response"`
-	}
-	if !bytes.Contains(data, usageKey) || json.Unmarshal(data, &ev) != nil || ev.Response == nil {
-		return false
-	}
-	switch ev.Type {
 	case "response.completed", "response.incomplete", "response.failed":
-		t.take(ev.Response)
+		if ev.Response != nil {
+			t.take(ev.Response)
+		}
 	}
 	return false
 }

@@ -72,10 +72,13 @@ func (s *eventScanner) drop(k int) {
 // scanned is how many bytes of the buffer the scanner has looked at.
 func (s *eventScanner) scanned() int { return s.seen }
 
-// eventFields returns an event's type (its "event:" field, "" when absent)
-// and its joined data lines ("data:" fields, one optional leading space
-// removed, joined with "\n"); ok is false when the event has no data.
-func eventFields(event []byte) (typ string, data []byte, ok bool) {
+// eventFields returns an event's type (its "event:" field, empty when
+// absent) and its joined data lines ("data:" fields, one optional leading
+// space removed, joined with "\n"); ok is false when the event has no data.
+// Both alias event unless the data has more than one line: the usual event
+// costs no allocation.
+func eventFields(event []byte) (typ, data []byte, ok bool) {
+	lines := 0
 	for len(event) > 0 {
 		var line []byte
 		i := bytes.IndexAny(event, "\r\n")
@@ -89,7 +92,7 @@ func eventFields(event []byte) (typ string, data []byte, ok bool) {
 			event = event[i+1:]
 		}
 		if v, found := bytes.CutPrefix(line, []byte("event:")); found {
-			typ = string(bytes.TrimPrefix(v, []byte(" ")))
+			typ = bytes.TrimPrefix(v, []byte(" "))
 			continue
 		}
 		v, found := bytes.CutPrefix(line, []byte("data:"))
@@ -97,10 +100,14 @@ func eventFields(event []byte) (typ string, data []byte, ok bool) {
 			continue
 		}
 		v = bytes.TrimPrefix(v, []byte(" "))
-		if ok {
-			data = append(data, '\n')
+		switch lines++; lines {
+		case 1:
+			data = v[:len(v):len(v)] // an append must not write into event
+		case 2:
+			data = append(append(append([]byte(nil), data...), '\n'), v...)
+		default:
+			data = append(append(data, '\n'), v...)
 		}
-		data = append(data, v...)
 		ok = true
 	}
 	return typ, data, ok

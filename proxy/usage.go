@@ -49,7 +49,48 @@ func (u *openAIUsage) writesPlaced() bool {
 
 // openAIUsageFromJSON extracts the usage of a whole chat or completions
 // body, and whether it places cache writes.
+//
+// Only the top-level "usage" member is decoded, not the choices around it.
+// A body where that member is not plain to find (a key with escapes or
+// non-ASCII, which the decoder may fold to "usage", or "usage" twice) is
+// decoded whole, as before, so the result is always the decoder's.
 func openAIUsageFromJSON(body []byte) (u budget.Usage, placed, ok bool) {
+	if !json.Valid(body) {
+		return budget.Usage{}, false, false
+	}
+	body = bytes.TrimSpace(body)
+	var value []byte
+	found, plain := 0, true
+	if !objectMembers(body, func(m member) bool {
+		if !m.key.plain {
+			plain = false
+			return false
+		}
+		if equalFoldASCII(body[m.key.start:m.key.end], []byte("usage")) {
+			found++
+			value = body[m.start:m.end]
+		}
+		return true
+	}) {
+		// Not an object: null has no usage; anything else never decoded.
+		return budget.Usage{}, false, false
+	}
+	if !plain || found > 1 {
+		return openAIUsageFromWhole(body)
+	}
+	if found == 0 {
+		return budget.Usage{}, false, false
+	}
+	var usage *openAIUsage
+	if json.Unmarshal(value, &usage) != nil {
+		return budget.Usage{}, false, false
+	}
+	u, ok = usage.normalize()
+	return u, usage.writesPlaced(), ok
+}
+
+// openAIUsageFromWhole is openAIUsageFromJSON by decoding the whole body.
+func openAIUsageFromWhole(body []byte) (u budget.Usage, placed, ok bool) {
 	var v struct {
 		Usage *openAIUsage `json:"usage"`
 	}
@@ -60,14 +101,37 @@ func openAIUsageFromJSON(body []byte) (u budget.Usage, placed, ok bool) {
 	return u, v.Usage.writesPlaced(), ok
 }
 
-var usageKey = []byte(`"usage"`)
+// mayHoldUsage reports whether a stream event's data may carry a usage
+// object, so that events which cannot are not decoded. encoding/json
+// matches keys regardless of case and resolves escapes, so an event is
+// passed over only when no "usage" appears in any case and no \u escape
+// could spell one.
+func mayHoldUsage(data []byte) bool {
+	return containsFoldASCII(data, "usage") || bytes.Contains(data, []byte(`\u`))
+}
+
+// containsFoldASCII reports whether data contains the lower-case ASCII
+// word in any case. Go's decoder also folds the Kelvin sign and the long
+// s, which "usage" does not contain.
+func containsFoldASCII(data []byte, word string) bool {
+	for i := 0; i+len(word) <= len(data); i++ {
+		j := 0
+		for j < len(word) && lowerASCII(data[i+j]) == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
+}
 
 // openAIUsageFromChunk extracts the usage of one stream chunk, whether it
 // places cache writes, and whether the chunk is the usage-only chunk
 // include_usage adds (no choices), which is hidden from clients that did
 // not ask for it.
 func openAIUsageFromChunk(data []byte) (u budget.Usage, placed, found, usageOnly bool) {
-	if !bytes.Contains(data, usageKey) {
+	if !mayHoldUsage(data) {
 		return budget.Usage{}, false, false, false
 	}
 	var v struct {

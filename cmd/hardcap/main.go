@@ -110,6 +110,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.AllowInsecureListen = true
 	}
 	m := &Main{Config: cfg, DataDir: dir, Demo: *demoMode, LogOutput: stderr}
+	defer m.closeLog()
 	if err := m.Open(); err != nil {
 		return err
 	}

@@ -44,6 +44,7 @@ type Main struct {
 	LogOutput io.Writer
 
 	log      zerolog.Logger
+	logBuf   *logBuffer // nil unless logs go to a file; see newLogger
 	db       *storage.DB
 	proxy    *proxy.Proxy
 	server   *http.Server
@@ -65,7 +66,7 @@ func (m *Main) Open() error {
 		m.LogOutput = os.Stderr
 	}
 	var err error
-	if m.log, err = newLogger(m.Config.Log, m.LogOutput); err != nil {
+	if m.log, m.logBuf, err = newLogger(m.Config.Log, m.LogOutput); err != nil {
 		return err
 	}
 	set, err := m.Config.check()
@@ -245,6 +246,8 @@ func (m *Main) Close() error {
 		return err
 	}
 	m.log.Info().Msg("stopped")
+	// Lines after this one (Run returning) are written through.
+	m.closeLog()
 	return nil
 }
 
@@ -356,32 +359,55 @@ func adminTokenProblem(t string) string {
 }
 
 // newLogger builds the logger: console format on a terminal, JSON
-// otherwise, unless the config says which.
-func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, error) {
+// otherwise, unless the config says which. Output to a file (stderr
+// redirected, not a terminal) goes through a logBuffer, returned so the
+// caller closes it (flushing its last lines); nil otherwise.
+func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, *logBuffer, error) {
 	level := zerolog.InfoLevel
 	if lc.Level != "" {
 		var err error
 		if level, err = zerolog.ParseLevel(lc.Level); err != nil {
-			return zerolog.Logger{}, fmt.Errorf("config: log.level: %w", err)
+			return zerolog.Logger{}, nil, fmt.Errorf("config: log.level: %w", err)
+		}
+	}
+	terminal, file := false, false
+	if f, ok := out.(*os.File); ok {
+		file = true
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			terminal = true
 		}
 	}
 	format := lc.Format
 	if format == "" || format == "auto" {
 		format = "json"
-		if f, ok := out.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				format = "console"
-			}
+		if terminal {
+			format = "console"
 		}
 	}
 	switch format {
-	case "console":
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
-	case "json":
+	case "console", "json":
 	default:
-		return zerolog.Logger{}, fmt.Errorf("config: log.format: %q (want auto, console or json)", format)
+		return zerolog.Logger{}, nil, fmt.Errorf("config: log.format: %q (want auto, console or json)", format)
 	}
-	return zerolog.New(out).Level(level).With().Timestamp().Logger(), nil
+	// A write syscall per line costs more than the rest of a request's
+	// line; a person watching a terminal wants each line as it comes.
+	var buffered *logBuffer
+	if file && !terminal {
+		buffered = newLogBuffer(out, logFlushEvery)
+		out = buffered
+	}
+	if format == "console" {
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger(), buffered, nil
+}
+
+// closeLog flushes and stops the log buffer, if there is one: the last
+// lines reach the output before the process exits.
+func (m *Main) closeLog() {
+	if m.logBuf != nil {
+		_ = m.logBuf.Close()
+	}
 }
 
 // logWriter sends the standard library's server errors to zerolog. Most
