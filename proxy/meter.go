@@ -200,7 +200,7 @@ type meteredBody struct {
 
 // copyBufSize is the size of the buffers ReverseProxy copies response
 // bodies with, and of the one a background drain reads with.
-const copyBufSize = 32 << 10
+const copyBufSize = 8 << 10
 
 // copyBuffers recycles copy buffers: one per response would otherwise be
 // the largest allocation on the request path. It holds array pointers, so

@@ -21,6 +21,10 @@ type writeOp struct {
 	// then on the dispatcher goroutine (see SettleAsync).
 	done chan error
 	then func(error)
+	// lazy says nobody waits for this operation's commit (SettleAsync):
+	// a batch of only such operations waits up to Options.SettleLinger for
+	// one that somebody does wait for, and shares its commit.
+	lazy bool
 }
 
 // answer tells op's caller its result. A callback goes to the dispatcher,
@@ -104,26 +108,68 @@ func (db *DB) writer() {
 	// recovers, not a crash of the process.
 	debug.SetPanicOnFault(true)
 	batch := make([]*writeOp, 0, db.maxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		op, ok := <-db.ops
 		if !ok {
 			return
 		}
 		batch = append(batch[:0], op)
-	fill:
-		for len(batch) < db.maxBatch {
-			select {
-			case op, ok := <-db.ops:
-				if !ok {
-					break fill
+		more := db.fill(&batch)
+		if more && db.linger > 0 && allLazy(batch) {
+			// Only settlements, which nobody waits for: wait a little for a
+			// reservation (whose caller does wait) to share the commit, so
+			// that a request's settlement does not cost a commit, and an
+			// fsync, of its own that the next reservation would queue
+			// behind. The reservations stay held meanwhile.
+			linger.Reset(db.linger)
+		wait:
+			for len(batch) < db.maxBatch {
+				select {
+				case op, ok := <-db.ops:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, op)
+					if !op.lazy {
+						db.fill(&batch)
+						break wait
+					}
+				case <-linger.C:
+					break wait
 				}
-				batch = append(batch, op)
-			default:
-				break fill
 			}
+			linger.Stop()
 		}
 		db.commitBatch(batch)
 	}
+}
+
+// fill adds to batch every operation queued at the moment, up to
+// maxBatch; it reports false when the queue is closed.
+func (db *DB) fill(batch *[]*writeOp) bool {
+	for len(*batch) < db.maxBatch {
+		select {
+		case op, ok := <-db.ops:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, op)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+func allLazy(batch []*writeOp) bool {
+	for _, op := range batch {
+		if !op.lazy {
+			return false
+		}
+	}
+	return true
 }
 
 // commitBatch runs ops in one transaction. An operation that fails with a

@@ -55,6 +55,11 @@ var (
 	metaGlobalPeriod = []byte("global_period")
 )
 
+// DefaultSettleLinger is how long a batch of only asynchronous settlements
+// waits to share its commit with a reservation: about the time between two
+// requests at a few hundred a second, short against any request.
+const DefaultSettleLinger = 5 * time.Millisecond
+
 // Options configures a DB. The zero value is usable.
 type Options struct {
 	// Now returns the current time; default time.Now. Tests inject a clock.
@@ -75,6 +80,10 @@ type Options struct {
 	// Log receives storage faults (at error level, with their cause) and
 	// the permissions Open tightens (at warn level); default no log.
 	Log zerolog.Logger
+	// SettleLinger is how long a batch of only SettleAsync settlements
+	// waits for a write somebody waits for (a reservation) to share its
+	// commit; default DefaultSettleLinger, negative for none.
+	SettleLinger time.Duration
 	// LockTimeout is how long Open waits for another process to let go of
 	// the database before it returns ErrLocked; default 500ms, so a second
 	// hardcap on the same data directory is told within a second.
@@ -96,6 +105,7 @@ type DB struct {
 	global   budget.Limit
 	onLow    budget.OnLow
 	maxBatch int
+	linger   time.Duration
 
 	ops        chan *writeOp
 	writerDone chan struct{}
@@ -192,6 +202,7 @@ func open(path string, opts Options) (*DB, error) {
 		global:       opts.Global,
 		onLow:        opts.OnLow,
 		maxBatch:     opts.MaxBatch,
+		linger:       opts.SettleLinger,
 		ops:          make(chan *writeOp, 4096),
 		writerDone:   make(chan struct{}),
 		answers:      make(chan answered, 4096),
@@ -208,6 +219,9 @@ func open(path string, opts Options) (*DB, error) {
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 1024
+	}
+	if db.linger == 0 {
+		db.linger = DefaultSettleLinger
 	}
 	mapFile := func() error {
 		bdb, err := bolt.Open(path, 0o600, &bolt.Options{

@@ -160,6 +160,7 @@ func (db *DB) SettleAsync(id string, s budget.Settlement, done func(budget.Recor
 			}
 			done(rec, err)
 		},
+		lazy: true,
 	}
 	if err := db.enqueue(background, op); err != nil {
 		done(budget.Record{}, err)

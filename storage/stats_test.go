@@ -102,3 +102,42 @@ func TestFlush_WaitsForCallbacksOnABrokenDB(t *testing.T) {
 		t.Fatal("Flush returned before the callback of a settlement queued before it ran")
 	}
 }
+
+// TestSettleAsync_SharesTheNextReservationsCommit: a settlement nobody
+// waits for is committed with the next reservation, not in a commit (and
+// an fsync) of its own; alone, it still commits after the linger.
+func TestSettleAsync_SharesTheNextReservationsCommit(t *testing.T) {
+	db := openTest(t, Options{SettleLinger: time.Minute})
+	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
+	first, err := reserve(db, tok, flat(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled := make(chan error, 1)
+	db.SettleAsync(first.ID, budget.Settlement{Charged: 1, Outcome: budget.Complete}, func(_ budget.Record, err error) { settled <- err })
+	before := db.WriterStats()
+	if _, err := reserve(db, tok, flat(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-settled; err != nil {
+		t.Fatal(err)
+	}
+	after := db.WriterStats()
+	if got := after.Commits - before.Commits; got != 1 {
+		t.Errorf("the settlement and the next reservation took %d commits, want 1", got)
+	}
+	if got := after.Ops - before.Ops; got != 2 {
+		t.Errorf("that commit carried %d operations, want 2", got)
+	}
+
+	alone := openTest(t, Options{SettleLinger: time.Millisecond})
+	tok = newToken(t, alone, "web", budget.Limit{}, budget.Limit{})
+	res, err := reserve(alone, tok, flat(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone.SettleAsync(res.ID, budget.Settlement{Charged: 1, Outcome: budget.Complete}, func(_ budget.Record, err error) { settled <- err })
+	if err := <-settled; err != nil { // no Flush, no other write: the linger ends it
+		t.Fatal(err)
+	}
+}
