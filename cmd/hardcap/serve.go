@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -188,6 +189,10 @@ func (m *Main) Addr() string { return m.listener.Addr().String() }
 func (m *Main) Run(ctx context.Context) error {
 	m.log.Info().Str("listen", "http://"+m.Addr()).Str("data_dir", m.DataDir).Bool("demo", m.Demo).
 		Str("version", version).Msg("hardcap serving")
+	// Loading the price data and checking the database made garbage
+	// that would otherwise stay mapped until the runtime's scavenger
+	// returns it, minutes later: give it back before serving.
+	debug.FreeOSMemory()
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
 	select {
