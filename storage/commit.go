@@ -239,6 +239,10 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			continue
 		}
 		txid := tx.ID()
+		// What the operations changed in memory only (spend counters, hour
+		// totals) goes into the transaction now, once. A failure is the
+		// commit's: it cannot be put on one operation.
+		flushErr := db.st.flush(tx)
 		if db.dropCommits.Load() {
 			// A test's crash: the transaction never reaches the disk.
 			err = tx.Rollback()
@@ -248,7 +252,11 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			return
 		}
 		began := time.Now()
-		err = tx.Commit()
+		if err = flushErr; err == nil {
+			err = tx.Commit()
+		} else {
+			_ = tx.Rollback()
+		}
 		took := time.Since(began)
 		tx = nil
 		if err != nil {

@@ -89,7 +89,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	for i := range keys {
 		spends[i].Reserved += amount
-		if err := db.setSpend(tx, keys[i], spends[i]); err != nil {
+		if err := db.setSpend(keys[i], spends[i]); err != nil {
 			return budget.Reservation{}, err
 		}
 	}
@@ -191,7 +191,7 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 			sp.Reserved = 0
 		}
 		sp.Committed += s.Charged
-		if err := db.setSpend(tx, k, sp); err != nil {
+		if err := db.setSpend(k, sp); err != nil {
 			return budget.Record{}, err
 		}
 	}
@@ -209,7 +209,7 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 		}
 	}
 	rec := budget.NewRecord(res, s)
-	if err := putRecord(tx, rec); err != nil {
+	if err := writeRecord(tx, db.st, rec); err != nil {
 		return budget.Record{}, err
 	}
 	return rec, nil
@@ -217,8 +217,12 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 
 // recordKey orders records by end time; the reservation id makes it unique.
 func recordKey(r budget.Record) []byte {
-	k := make([]byte, 8, 8+len(r.ReservationID))
-	binary.BigEndian.PutUint64(k, uint64(r.Time.UnixNano()))
+	return appendRecordKey(make([]byte, 0, 8+len(r.ReservationID)), r)
+}
+
+// appendRecordKey appends r's record key to k.
+func appendRecordKey(k []byte, r budget.Record) []byte {
+	k = binary.BigEndian.AppendUint64(k, uint64(r.Time.UnixNano()))
 	return append(k, r.ReservationID...)
 }
 

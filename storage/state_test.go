@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/tokens"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // stateJSON renders what a state holds (not its caches and undo log) in a
@@ -61,7 +63,19 @@ func requireStateMatchesDisk(t *testing.T, db *DB) {
 		// beside it.
 		run = func(_ context.Context, fn func(*bolt.Tx) error) error { return db.bolt.View(fn) }
 	}
+	var pending, stale []string
 	err := run(ctx, func(tx *bolt.Tx) error {
+		// Alone in its batch (the tests run one call at a time): nothing
+		// may wait for a flush an earlier batch should have made.
+		pending = append(pending, db.st.spendOrder...)
+		for _, k := range db.st.hourOrder {
+			pending = append(pending, fmt.Sprintf("hour %x", k))
+		}
+		for s, id := range db.st.strs {
+			if got, ok := lookupID(tx, s); !ok || got != id {
+				stale = append(stale, fmt.Sprintf("%q: cached %d, on disk %d (%v)", s, id, got, ok))
+			}
+		}
 		fromDisk, err := loadState(tx)
 		if err != nil {
 			return err
@@ -73,11 +87,31 @@ func requireStateMatchesDisk(t *testing.T, db *DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(pending) > 0 {
+		t.Fatalf("changes left unflushed after their commit: %v", pending)
+	}
+	if len(stale) > 0 {
+		t.Fatalf("the dictionary cache differs from disk: %v", stale)
+	}
 	if mem != disk {
 		t.Fatalf("memory differs from disk:\nmemory %s\ndisk   %s", mem, disk)
 	}
 	if memAuth != diskAuth {
 		t.Fatalf("authentication view differs from disk:\nmemory %s\ndisk   %s", memAuth, diskAuth)
+	}
+	// The counters against the open reservations, the hour totals against
+	// the records, every record's strings in the dictionary.
+	var problems []string
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		_, problems, err = checkLedger(tx, true, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("the file fails its check: %v", problems)
 	}
 }
 
@@ -103,7 +137,12 @@ func TestCommitBatch_RollbackLeavesMemoryEqualToDisk(t *testing.T) {
 				if err := db.putToken(tx, tok); err != nil {
 					return err
 				}
-				if err := db.setSpend(tx, open.Keys[0], budget.Spend{Committed: 1}); err != nil {
+				if err := db.setSpend(open.Keys[0], budget.Spend{Committed: 1}); err != nil {
+					return err
+				}
+				// A counter no other operation changes: the batch run
+				// again must not write it.
+				if err := db.setSpend("token:only-the-bad-op:total", budget.Spend{Committed: 1}); err != nil {
 					return err
 				}
 				db.st.deleteRes(open.ID)
@@ -123,6 +162,22 @@ func TestCommitBatch_RollbackLeavesMemoryEqualToDisk(t *testing.T) {
 					return err
 				}
 				panic("a hardcap bug")
+			}
+		}, true},
+		{"key too large after writing", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				// The token's first record: it interns the token's strings
+				// and adds to the hour totals.
+				if _, err := db.settle(tx, open, budget.Settlement{Charged: 5, Ended: db.now()}); err != nil {
+					return err
+				}
+				// bbolt would refuse the key at the flush: refused here,
+				// with only this operation.
+				err := db.setSpend(strings.Repeat("k", bolt.MaxKeySize+1), budget.Spend{Committed: 1})
+				if !errors.Is(err, berrors.ErrKeyTooLarge) {
+					t.Errorf("setSpend of a key too large: got %v, want ErrKeyTooLarge", err)
+				}
+				return err
 			}
 		}, true},
 		{"commit fails", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {
