@@ -29,11 +29,6 @@ var (
 	errTag      = errors.New("unknown encoding")
 )
 
-// putReservation writes an open reservation.
-func putReservation(tx *bolt.Tx, res budget.Reservation) error {
-	return fatal(tx.Bucket(bucketReservations).Put([]byte(res.ID), encodeReservation(res)))
-}
-
 // encodeReservation is the binary form of res.
 func encodeReservation(res budget.Reservation) []byte {
 	r := res.Request
