@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -265,7 +266,11 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		return
 	}
 	for len(pending) > 0 {
-		results := make([]error, len(pending))
+		// The writer's own slice, cleared: a batch's results are dropped
+		// once answered.
+		results := slices.Grow(db.results[:0], len(pending))[:len(pending)]
+		clear(results)
+		db.results = results
 		var err error
 		tx, err = db.bolt.Begin(true)
 		if err != nil {
@@ -275,6 +280,9 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		bad := -1
 		for i, op := range pending {
 			results[i] = db.runOp(tx, op)
+			if results[i] == nil {
+				continue // the common case, without errors.As's allocation
+			}
 			var fe fatalError
 			if errors.As(results[i], &fe) {
 				bad = i
@@ -350,6 +358,7 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		for i, op := range pending {
 			db.answer(op, results[i])
 		}
+		clear(results) // keeps no error alive until the next batch
 		pending = nil
 		return
 	}

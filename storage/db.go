@@ -131,6 +131,8 @@ type DB struct {
 
 	recovered []budget.Record
 	stats     writerStats
+	// results is the writer's slice of a batch's results, reused.
+	results []error
 }
 
 // Open opens the database at path, creating a new ledger only when the

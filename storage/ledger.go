@@ -62,7 +62,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	headroom := budget.MaxMoney
 	tightest := 0
-	keys := make([]string, len(budgets))
+	keys := st.keySlice(len(budgets))
 	var spends [len(budgets)]budget.Spend
 	for i, b := range budgets {
 		keys[i] = st.windowKey(b.Scope, b.Limit, now, db.loc)
@@ -191,7 +191,7 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 			return budget.Record{}, err
 		}
 	}
-	if err := fatal(tx.Bucket(bucketReservations).Delete(db.st.key(res.ID))); err != nil {
+	if err := fatal(db.st.deleteReservation(tx, res.ID)); err != nil {
 		return budget.Record{}, err
 	}
 	db.st.deleteRes(res.ID)

@@ -86,15 +86,21 @@ func putRecord(tx *bolt.Tx, rec budget.Record) error {
 // goes to tx at once.
 func writeRecord(tx *bolt.Tx, st *state, rec budget.Record) error {
 	var ids recordIDs
-	v, err := encodeRecord(tx, st, rec, &ids)
-	if err != nil {
-		return fatal(err)
-	}
-	var key []byte
+	var v, key []byte
+	var err error
 	if st != nil {
+		// Encoded in scratch, kept in the batch's value memory.
+		if st.recBuf, err = appendRecord(st.recBuf[:0], tx, st, rec, &ids); err != nil {
+			return fatal(err)
+		}
+		v = st.value(len(st.recBuf))
+		copy(v, st.recBuf)
 		key = appendRecordKey(st.keyBuf[:0], rec)
 		st.keyBuf = key
 	} else {
+		if v, err = encodeRecord(tx, nil, rec, &ids); err != nil {
+			return fatal(err)
+		}
 		key = recordKey(rec)
 	}
 	b := tx.Bucket(bucketRecords)
@@ -118,14 +124,17 @@ type recordIDs struct {
 func indexRecord(tx *bolt.Tx, st *state, key []byte, rec budget.Record, ids recordIDs) error {
 	charged := max(rec.Charged, 0)
 	// One value for both entries: bbolt keeps it until the commit, and
-	// neither changes it.
-	val := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64), uint64(charged))
-	// Index keys are a string id and the record key; bbolt copies keys,
-	// so one buffer serves both.
-	ik := make([]byte, 4, 4+len(key))
+	// neither changes it. Index keys are a string id and the record key;
+	// bbolt copies keys, so one buffer serves both.
+	var val, ik []byte
 	if st != nil {
+		val = st.value(binary.MaxVarintLen64)[:0]
 		ik = st.indexKey(len(key))
+	} else {
+		val = make([]byte, 0, binary.MaxVarintLen64)
+		ik = make([]byte, 4, 4+len(key))
 	}
+	val = binary.AppendUvarint(val, uint64(charged))
 	ik = append(ik[:4], key...)
 	for _, ix := range [...]struct {
 		ok     bool
@@ -201,7 +210,11 @@ func hourTotal(v []byte) (n uint64, charged budget.Money) {
 // encodeRecord is rec's stored value; the ids of its token and project
 // are set in ids. st, if not nil, is the writer's (see writeRecord).
 func encodeRecord(tx *bolt.Tx, st *state, rec budget.Record, ids *recordIDs) ([]byte, error) {
-	v := make([]byte, 0, 64)
+	return appendRecord(make([]byte, 0, 64), tx, st, rec, ids)
+}
+
+// appendRecord appends rec's stored value to v (see encodeRecord).
+func appendRecord(v []byte, tx *bolt.Tx, st *state, rec budget.Record, ids *recordIDs) ([]byte, error) {
 	v = append(v, recordV1)
 	v = binary.AppendVarint(v, int64(rec.Charged))
 	v = binary.AppendVarint(v, int64(rec.Reserved))

@@ -55,7 +55,9 @@ func (db *DB) setSpend(key string, s budget.Spend) error {
 // setReservation writes an open reservation to tx and to the writer's
 // state.
 func (db *DB) setReservation(tx *bolt.Tx, res budget.Reservation) error {
-	if err := fatal(tx.Bucket(bucketReservations).Put(db.st.key(res.ID), encodeReservation(res))); err != nil {
+	st := db.st
+	v := appendReservation(st.value(reservationSize(res))[:0], res)
+	if err := fatal(tx.Bucket(bucketReservations).Put(st.key(res.ID), v)); err != nil {
 		return err
 	}
 	db.st.setRes(res)

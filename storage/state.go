@@ -68,9 +68,24 @@ type state struct {
 	// interns outside the cache, and the dictionary never changes an id).
 	strs map[string]uint32
 	// keyBuf and ixBuf are scratch for bbolt keys, which Put and Delete
-	// copy or only read during the call.
-	keyBuf, ixBuf []byte
+	// copy or only read during the call; recBuf for a record's encoding.
+	keyBuf, ixBuf, recBuf []byte
+	// vals is the memory the writer's bbolt values are cut from (see
+	// value), keySlab that of reservations' key lists (see keySlice).
+	vals    []byte
+	keySlab []string
+	// resCursor deletes settled reservations in resTx, the transaction it
+	// was made in: one cursor for the batch instead of one a call.
+	resCursor *bolt.Cursor
+	resTx     *bolt.Tx
 }
+
+// valueChunk is the size of the chunks value cuts from: about 40
+// reservations and records.
+const valueChunk = 8 << 10
+
+// keySlabLen is how many key lists of three keySlice cuts from one slab.
+const keySlabLen = 256
 
 // hourKeyT is an hour total's key (see hourKey).
 type hourKeyT [9]byte
@@ -240,6 +255,7 @@ func (st *state) forget() {
 	st.spendOrder = st.spendOrder[:0]
 	clear(st.hours)
 	st.hourOrder = st.hourOrder[:0]
+	st.resCursor, st.resTx = nil, nil
 }
 
 // setSpend changes a window's spend in memory and marks it for flush.
@@ -276,6 +292,45 @@ func (st *state) key(k string) []byte {
 	return st.keyBuf
 }
 
+// value is n bytes of memory of their own for a bbolt value: bbolt keeps
+// a value (not a key) until the commit, so each needs memory no later
+// write touches. They are cut from chunks, one allocation for many
+// values; a chunk is never handed out twice, so it stays valid for as long
+// as anything refers to it, and the collector frees it after.
+func (st *state) value(n int) []byte {
+	if cap(st.vals)-len(st.vals) < n {
+		st.vals = make([]byte, 0, max(valueChunk, n))
+	}
+	i := len(st.vals)
+	st.vals = st.vals[:i+n]
+	return st.vals[i : i+n : i+n]
+}
+
+// keySlice is a list of n keys for a reservation, cut from a slab as value
+// cuts bytes. Its capacity is n, so an append (carrySpend's) copies it.
+func (st *state) keySlice(n int) []string {
+	if cap(st.keySlab)-len(st.keySlab) < n {
+		st.keySlab = make([]string, 0, max(3*keySlabLen, n))
+	}
+	i := len(st.keySlab)
+	st.keySlab = st.keySlab[:i+n]
+	return st.keySlab[i : i+n : i+n]
+}
+
+// deleteReservation deletes the entry of reservation id from tx, as
+// Bucket.Delete does (nothing when there is none), with a cursor kept for
+// the transaction.
+func (st *state) deleteReservation(tx *bolt.Tx, id string) error {
+	if st.resTx != tx {
+		st.resCursor, st.resTx = tx.Bucket(bucketReservations).Cursor(), tx
+	}
+	k, _ := st.resCursor.Seek(st.key(id))
+	if string(k) != id {
+		return nil
+	}
+	return st.resCursor.Delete()
+}
+
 // indexKey is the scratch buffer of an index key: 4 bytes for the string
 // id, with room for a record key of n bytes after them.
 func (st *state) indexKey(n int) []byte {
@@ -299,14 +354,7 @@ func (st *state) flush(tx *bolt.Tx) error {
 		// An operation closed the transaction (a test's failed commit).
 		return berrors.ErrTxClosed
 	}
-	// One slab for every value: bbolt keeps a value (not a key) until the
-	// commit, so each needs memory of its own.
-	vals := make([]byte, 16*(len(st.spendOrder)+len(st.hourOrder)))
-	next := func() []byte {
-		v := vals[:16:16]
-		vals = vals[16:]
-		return v
-	}
+	next := func() []byte { return st.value(16) }
 	if len(st.spendOrder) > 0 {
 		b := tx.Bucket(bucketSpend)
 		for _, k := range st.spendOrder {

@@ -417,3 +417,78 @@ func TestWindowKey_MatchesBudgetKey(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitBatch_ManyChangesOfOneCounterFlushOnce: a batch whose
+// operations change the same spend counters and hour totals many times
+// (reservations and settlements of two tokens of one project, a request
+// refused between them) commits each counter's final value and totals
+// that count every record, and the next batch starts with nothing left to
+// flush.
+func TestCommitBatch_ManyChangesOfOneCounterFlushOnce(t *testing.T) {
+	db := openTest(t, Options{NoSync: true, Now: func() time.Time { return testNow }})
+	a := newToken(t, db, "p", budget.NoLimit(""), budget.Ceiling(25, ""))
+	b := newToken(t, db, "p", budget.NoLimit(""), budget.NoLimit(""))
+	const n = 5
+	var ress []budget.Reservation
+	var ops []*writeOp
+	for i := range 2 * n {
+		tok := a
+		if i%2 == 1 {
+			tok = b
+		}
+		ops = append(ops, op(func(tx *bolt.Tx) error {
+			res, err := db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10))
+			if err == nil {
+				ress = append(ress, res)
+			}
+			return err
+		}))
+	}
+	db.commitBatch(ops)
+	refused := 0
+	for _, o := range ops {
+		if err := <-o.done; errors.Is(err, budget.ErrExhausted) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a's cap of 25 nano-USD holds two reservations of 10 and a clamped 5,
+	// then refuses the rest.
+	if refused != 2 {
+		t.Fatalf("refused %d reservations, want 2", refused)
+	}
+	requireStateMatchesDisk(t, db)
+	var reserved budget.Money
+	for _, res := range ress {
+		reserved += res.Amount
+	}
+	global := ress[0].Keys[0]
+	if got := spendOnDisk(t, db, global); got.Reserved != reserved || got.Committed != 0 {
+		t.Fatalf("global counter on disk %+v, want reserved %d", got, reserved)
+	}
+	ops = ops[:0]
+	for _, res := range ress {
+		ops = append(ops, op(func(tx *bolt.Tx) error {
+			_, err := db.settleOp(tx, res.ID, &budget.Settlement{Charged: 3, Ended: testNow})
+			return err
+		}))
+	}
+	db.commitBatch(ops)
+	for _, o := range ops {
+		if err := <-o.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	requireStateMatchesDisk(t, db)
+	if got, want := spendOnDisk(t, db, global), (budget.Spend{Committed: budget.Money(3 * len(ress))}); got != want {
+		t.Fatalf("global counter on disk %+v, want %+v", got, want)
+	}
+	u, err := db.Usage(RecordFilter{Project: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Matched != len(ress) || u.Spent != budget.Money(3*len(ress)) {
+		t.Fatalf("usage of the project: %d records charging %d, want %d charging %d", u.Matched, u.Spent, len(ress), 3*len(ress))
+	}
+}
