@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
+	"sync"
 	"time"
 
+	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -15,22 +18,71 @@ import (
 // An operation checks everything it needs before its first write and
 // returns a plain error to refuse without writing. Once it has written, it
 // may only fail with a fatalError, which rolls back the batch.
+//
+// Reserve and Settle, which every request makes, are operations of their
+// own kind, with their arguments and results in the struct and the struct
+// taken from a pool: a closure, its captured variables and a channel per
+// request were a good part of the writer's garbage.
 type writeOp struct {
+	kind opKind
+	// fn is an opFunc's work.
 	fn func(tx *bolt.Tx) error
-	// The caller is answered on done, or, when then is set, by a call of
-	// then on the dispatcher goroutine (see SettleAsync).
-	done chan error
-	then func(error)
+	// An opReserve's quote and request, and the reservation it took.
+	req budget.Request
+	q   budget.Quote
+	res budget.Reservation
+	// An opSettle's reservation and settlement, and the record it wrote.
+	id  string
+	s   budget.Settlement
+	rec budget.Record
+	// The caller is answered on done, or, when then or settled is set, by
+	// a call of it on the dispatcher goroutine (see SettleAsync).
+	done    chan error
+	then    func(error)
+	settled func(budget.Record, error)
 	// lazy says nobody waits for this operation's commit (SettleAsync):
 	// a batch of only such operations waits up to Options.SettleLinger for
 	// one that somebody does wait for, and shares its commit.
 	lazy bool
+	// pooled says the operation goes back to opPool once answered.
+	pooled bool
+}
+
+// opKind says what a writeOp does.
+type opKind uint8
+
+const (
+	opFunc opKind = iota
+	opReserve
+	opSettle
+)
+
+// opPool recycles Reserve's and Settle's operations, each with its
+// channel. An operation goes back only once its answer was taken: the
+// writer never touches an operation after answering it.
+var opPool = sync.Pool{New: func() any { return &writeOp{done: make(chan error, 1), pooled: true} }}
+
+// newOp takes an operation of kind from the pool.
+func newOp(kind opKind) *writeOp {
+	op := opPool.Get().(*writeOp)
+	op.kind = kind
+	return op
+}
+
+// release gives a pooled operation back, cleared, so that it keeps no
+// request, reservation or callback alive.
+func release(op *writeOp) {
+	if !op.pooled {
+		return
+	}
+	*op = writeOp{done: op.done, pooled: true}
+	opPool.Put(op)
 }
 
 // answer tells op's caller its result. A callback goes to the dispatcher,
 // in order, so that the writer never runs the caller's code.
 func (db *DB) answer(op *writeOp, err error) {
-	if op.then != nil {
+	if op.then != nil || op.settled != nil {
 		db.answers <- answered{op, err}
 		return
 	}
@@ -49,7 +101,17 @@ type answered struct {
 func (db *DB) dispatch() {
 	defer close(db.dispatchDone)
 	for a := range db.answers {
-		a.op.then(a.err)
+		op := a.op
+		if op.settled == nil {
+			op.then(a.err)
+			continue
+		}
+		rec, done := op.rec, op.settled
+		if a.err != nil {
+			rec = budget.Record{}
+		}
+		release(op)
+		done(rec, a.err)
 	}
 }
 
@@ -64,6 +126,11 @@ func (db *DB) dispatch() {
 // caller must know.
 func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	return db.run(ctx, op)
+}
+
+// run queues op and waits for its answer, as update does.
+func (db *DB) run(ctx context.Context, op *writeOp) error {
 	if err := db.enqueue(ctx, op); err != nil {
 		return err
 	}
@@ -199,7 +266,11 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		return
 	}
 	for len(pending) > 0 {
-		results := make([]error, len(pending))
+		// The writer's own slice, cleared: a batch's results are dropped
+		// once answered.
+		results := slices.Grow(db.results[:0], len(pending))[:len(pending)]
+		clear(results)
+		db.results = results
 		var err error
 		tx, err = db.bolt.Begin(true)
 		if err != nil {
@@ -208,7 +279,10 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		}
 		bad := -1
 		for i, op := range pending {
-			results[i] = db.runOp(tx, op.fn)
+			results[i] = db.runOp(tx, op)
+			if results[i] == nil {
+				continue // the common case, without errors.As's allocation
+			}
 			var fe fatalError
 			if errors.As(results[i], &fe) {
 				bad = i
@@ -239,6 +313,10 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			continue
 		}
 		txid := tx.ID()
+		// What the operations changed in memory only (spend counters, hour
+		// totals) goes into the transaction now, once. A failure is the
+		// commit's: it cannot be put on one operation.
+		flushErr := db.st.flush(tx)
 		if db.dropCommits.Load() {
 			// A test's crash: the transaction never reaches the disk.
 			err = tx.Rollback()
@@ -248,7 +326,11 @@ func (db *DB) commitBatch(ops []*writeOp) {
 			return
 		}
 		began := time.Now()
-		err = tx.Commit()
+		if err = flushErr; err == nil {
+			err = tx.Commit()
+		} else {
+			_ = tx.Rollback()
+		}
 		took := time.Since(began)
 		tx = nil
 		if err != nil {
@@ -276,20 +358,31 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		for i, op := range pending {
 			db.answer(op, results[i])
 		}
+		clear(results) // keeps no error alive until the next batch
 		pending = nil
 		return
 	}
 }
 
 // runOp runs one operation; a panic in it (a hardcap bug or a damaged
-// page) is logged and fails only this operation.
-func (db *DB) runOp(tx *bolt.Tx, fn func(*bolt.Tx) error) (err error) {
+// page) is logged and fails only this operation. A batch run again runs
+// its operations again: each result is overwritten.
+func (db *DB) runOp(tx *bolt.Tx, op *writeOp) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fatalError{db.fault("a write", r)}
 		}
 	}()
-	return fn(tx)
+	switch op.kind {
+	case opReserve:
+		op.res, err = db.reserve(tx, op.req, op.q)
+	case opSettle:
+		// &op.s: a run again settles with the end time the first run set.
+		op.rec, err = db.settleOp(tx, op.id, &op.s)
+	default:
+		err = op.fn(tx)
+	}
+	return err
 }
 
 func (db *DB) answerAll(ops []*writeOp, err error) {

@@ -131,6 +131,8 @@ type DB struct {
 
 	recovered []budget.Record
 	stats     writerStats
+	// results is the writer's slice of a batch's results, reused.
+	results []error
 }
 
 // Open opens the database at path, creating a new ledger only when the
@@ -312,7 +314,10 @@ func (db *DB) openChecks() error {
 			if db.recovered, err = db.recover(tx); err != nil {
 				return err
 			}
-			return db.carryGlobal(tx)
+			if err := db.carryGlobal(tx); err != nil {
+				return err
+			}
+			return db.st.flush(tx)
 		})
 	})
 	if err != nil {
@@ -522,7 +527,7 @@ func (db *DB) carryGlobal(tx *bolt.Tx) error {
 			return err
 		}
 		sp.Committed = charged
-		if err := db.setSpend(tx, key, sp); err != nil {
+		if err := db.setSpend(key, sp); err != nil {
 			return err
 		}
 	}

@@ -26,12 +26,11 @@ import (
 // worst case does not fit, the quote is clamped or refused per
 // Options.OnLow; the returned reservation carries the output cap to use.
 func (db *DB) Reserve(ctx context.Context, req budget.Request, q budget.Quote) (budget.Reservation, error) {
-	var res budget.Reservation
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		var err error
-		res, err = db.reserve(tx, req, q)
-		return err
-	})
+	op := newOp(opReserve)
+	op.req, op.q = req, q
+	err := db.run(ctx, op)
+	res := op.res
+	release(op)
 	if err != nil {
 		return budget.Reservation{}, err
 	}
@@ -63,7 +62,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	headroom := budget.MaxMoney
 	tightest := 0
-	keys := make([]string, len(budgets))
+	keys := st.keySlice(len(budgets))
 	var spends [len(budgets)]budget.Spend
 	for i, b := range budgets {
 		keys[i] = st.windowKey(b.Scope, b.Limit, now, db.loc)
@@ -89,7 +88,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	for i := range keys {
 		spends[i].Reserved += amount
-		if err := db.setSpend(tx, keys[i], spends[i]); err != nil {
+		if err := db.setSpend(keys[i], spends[i]); err != nil {
 			return budget.Reservation{}, err
 		}
 	}
@@ -111,11 +110,18 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 // reservationID formats a sequence number so that ids sort in the order
 // they were taken.
 func reservationID(seq uint64) string {
-	s := strconv.FormatUint(seq, 36)
-	for len(s) < 10 {
-		s = "0" + s
+	// "r" and at least 10 base-36 digits, zero-padded; a uint64 has at
+	// most 13. One allocation: the string.
+	var digits [13]byte
+	d := strconv.AppendUint(digits[:0], seq, 36)
+	var id [14]byte
+	id[0] = 'r'
+	n := 1
+	for ; n+len(d) < 11; n++ {
+		id[n] = '0'
 	}
-	return "r" + s
+	n += copy(id[n:], d)
+	return string(id[:n])
 }
 
 // Settle replaces a reservation with the actual charge, exactly once: it
@@ -125,13 +131,15 @@ func reservationID(seq uint64) string {
 // nothing. A charge above the reservation is still committed in full and
 // counted as an overshoot (see Status).
 func (db *DB) Settle(ctx context.Context, id string, s budget.Settlement) (budget.Record, error) {
-	var rec budget.Record
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		var err error
-		rec, err = db.settleOp(tx, id, &s)
-		return err
-	})
-	return rec, err
+	op := newOp(opSettle)
+	op.id, op.s = id, s
+	err := db.run(ctx, op)
+	rec := op.rec
+	release(op)
+	if err != nil {
+		return budget.Record{}, err
+	}
+	return rec, nil
 }
 
 // SettleAsync is Settle without the wait: it queues the settlement for the
@@ -147,22 +155,10 @@ func (db *DB) Settle(ctx context.Context, id string, s budget.Settlement) (budge
 // and Close commits every queued settlement. done must not wait on the DB
 // itself (Flush, a Settle), since later callbacks wait for it.
 func (db *DB) SettleAsync(id string, s budget.Settlement, done func(budget.Record, error)) {
-	var rec budget.Record
-	op := &writeOp{
-		fn: func(tx *bolt.Tx) error {
-			var err error
-			rec, err = db.settleOp(tx, id, &s)
-			return err
-		},
-		then: func(err error) {
-			if err != nil {
-				rec = budget.Record{}
-			}
-			done(rec, err)
-		},
-		lazy: true,
-	}
+	op := newOp(opSettle)
+	op.id, op.s, op.settled, op.lazy = id, s, done, true
 	if err := db.enqueue(background, op); err != nil {
+		release(op)
 		done(budget.Record{}, err)
 	}
 }
@@ -191,11 +187,11 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 			sp.Reserved = 0
 		}
 		sp.Committed += s.Charged
-		if err := db.setSpend(tx, k, sp); err != nil {
+		if err := db.setSpend(k, sp); err != nil {
 			return budget.Record{}, err
 		}
 	}
-	if err := fatal(tx.Bucket(bucketReservations).Delete([]byte(res.ID))); err != nil {
+	if err := fatal(db.st.deleteReservation(tx, res.ID)); err != nil {
 		return budget.Record{}, err
 	}
 	db.st.deleteRes(res.ID)
@@ -209,7 +205,7 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 		}
 	}
 	rec := budget.NewRecord(res, s)
-	if err := putRecord(tx, rec); err != nil {
+	if err := writeRecord(tx, db.st, rec); err != nil {
 		return budget.Record{}, err
 	}
 	return rec, nil
@@ -217,8 +213,12 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 
 // recordKey orders records by end time; the reservation id makes it unique.
 func recordKey(r budget.Record) []byte {
-	k := make([]byte, 8, 8+len(r.ReservationID))
-	binary.BigEndian.PutUint64(k, uint64(r.Time.UnixNano()))
+	return appendRecordKey(make([]byte, 0, 8+len(r.ReservationID)), r)
+}
+
+// appendRecordKey appends r's record key to k.
+func appendRecordKey(k []byte, r budget.Record) []byte {
+	k = binary.BigEndian.AppendUint64(k, uint64(r.Time.UnixNano()))
 	return append(k, r.ReservationID...)
 }
 

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -372,4 +373,31 @@ func BenchmarkReserveSettle(b *testing.B) {
 	})
 	commits, ops := db.CommitStats()
 	b.ReportMetric(float64(ops)/float64(max(commits, 1)), "ops/commit")
+}
+
+// TestReservationID_Form: ids are "r" and at least ten base-36 digits,
+// zero-padded, so that they sort in the order they were taken.
+func TestReservationID_Form(t *testing.T) {
+	tests := []struct {
+		seq  uint64
+		want string
+	}{
+		{0, "r0000000000"},
+		{1, "r0000000001"},
+		{35, "r000000000z"},
+		{36, "r0000000010"},
+		{36*36*36*36*36*36*36*36*36*36 - 1, "rzzzzzzzzzz"},
+		{36 * 36 * 36 * 36 * 36 * 36 * 36 * 36 * 36 * 36, "r10000000000"},
+		{math.MaxUint64, "r3w5e11264sgsf"},
+	}
+	for _, tt := range tests {
+		if got := reservationID(tt.seq); got != tt.want {
+			t.Errorf("reservationID(%d) = %q, want %q", tt.seq, got, tt.want)
+		}
+	}
+	for seq := uint64(1); seq < 5000; seq += 7 {
+		if a, b := reservationID(seq), reservationID(seq+1); a >= b {
+			t.Fatalf("reservationID(%d) = %q does not sort before reservationID(%d) = %q", seq, a, seq+1, b)
+		}
+	}
 }

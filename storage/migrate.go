@@ -79,8 +79,8 @@ func migrateBatchTx(tx *bolt.Tx) (bool, error) {
 		k, v = c.Next()
 	}
 	for _, o := range batch {
-		ids := map[string]uint32{}
-		nv, err := encodeRecord(tx, o.rec, ids)
+		var ids recordIDs
+		nv, err := encodeRecord(tx, nil, o.rec, &ids)
 		if err != nil {
 			return false, err
 		}
@@ -89,7 +89,7 @@ func migrateBatchTx(tx *bolt.Tx) (bool, error) {
 		if err := tx.Bucket(bucketRecords).Put(o.k, nv); err != nil {
 			return false, err
 		}
-		if err := indexRecord(tx, o.k, o.rec, ids); err != nil {
+		if err := indexRecord(tx, nil, o.k, o.rec, ids); err != nil {
 			return false, err
 		}
 	}

@@ -231,8 +231,9 @@ func (p plan) totals(tx *bolt.Tx, f RecordFilter) (int, budget.Money, error) {
 		}
 	}
 	hc := tx.Bucket(bucketUsageHours).Cursor()
-	prefix := hourKey(p.kind, p.id, 0)[:5]
-	for k, v := hc.Seek(hourKey(p.kind, p.id, first)); k != nil && bytes.HasPrefix(k, prefix); k, v = hc.Next() {
+	from := hourKey(p.kind, p.id, first)
+	prefix := from[:5]
+	for k, v := hc.Seek(from[:]); k != nil && bytes.HasPrefix(k, prefix); k, v = hc.Next() {
 		cnt, ch := hourTotal(v)
 		var err error
 		if sum, err = sum.Add(ch); err != nil {

@@ -18,8 +18,8 @@ import (
 //	charged, reserved        zigzag varints, nano-USD (charged first, so a
 //	                         sum reads two bytes past the tag: recordCharged)
 //	token, project, provider, model, route, outcome
-//	                         strings (see appendString)
-//	client_ip                string, never interned (see appendString)
+//	                         strings (see encodeRecord)
+//	client_ip                string, never interned (see encodeRecord)
 //	status, input, cache_read, cache_write, cache_write_1h, output,
 //	reasoning, latency_ms    zigzag varints
 //
@@ -73,58 +73,107 @@ const (
 )
 
 // putRecord writes a usage record, its index entries and its hour totals,
-// interning its strings (new ones in this same transaction).
+// interning its strings (new ones in this same transaction), straight to
+// tx: for what runs outside the writer. The writer uses writeRecord with
+// its state.
 func putRecord(tx *bolt.Tx, rec budget.Record) error {
-	ids := map[string]uint32{}
-	v, err := encodeRecord(tx, rec, ids)
-	if err != nil {
-		return fatal(err)
+	return writeRecord(tx, nil, rec)
+}
+
+// writeRecord is putRecord. With the writer's state st, known strings come
+// from its dictionary cache, the hour totals are added in memory for its
+// flush, and keys are built in its scratch buffer; with st nil everything
+// goes to tx at once.
+func writeRecord(tx *bolt.Tx, st *state, rec budget.Record) error {
+	var ids recordIDs
+	var v, key []byte
+	var err error
+	if st != nil {
+		// Encoded in scratch, kept in the batch's value memory.
+		if st.recBuf, err = appendRecord(st.recBuf[:0], tx, st, rec, &ids); err != nil {
+			return fatal(err)
+		}
+		v = st.value(len(st.recBuf))
+		copy(v, st.recBuf)
+		key = appendRecordKey(st.keyBuf[:0], rec)
+		st.keyBuf = key
+	} else {
+		if v, err = encodeRecord(tx, nil, rec, &ids); err != nil {
+			return fatal(err)
+		}
+		key = recordKey(rec)
 	}
-	key := recordKey(rec)
 	b := tx.Bucket(bucketRecords)
 	b.FillPercent = appendFill
 	if err := b.Put(key, v); err != nil {
 		return fatal(err)
 	}
-	return fatal(indexRecord(tx, key, rec, ids))
+	return fatal(indexRecord(tx, st, key, rec, ids))
+}
+
+// recordIDs are the string ids encodeRecord gave a record's token and
+// project; has is false for an empty or an inline string, which has no
+// index entries.
+type recordIDs struct {
+	token, project       uint32
+	hasToken, hasProject bool
 }
 
 // indexRecord writes the index entries and hour totals of the record at
-// key; ids holds the string ids encodeRecord gave its token and project.
-func indexRecord(tx *bolt.Tx, key []byte, rec budget.Record, ids map[string]uint32) error {
-	tid, tok := ids[rec.TokenID]
-	pid, proj := ids[rec.Project]
-	charged := binary.AppendUvarint(nil, uint64(max(rec.Charged, 0)))
-	for _, ix := range []struct {
+// key (with st, the hour totals go to its flush; see writeRecord).
+func indexRecord(tx *bolt.Tx, st *state, key []byte, rec budget.Record, ids recordIDs) error {
+	charged := max(rec.Charged, 0)
+	// One value for both entries: bbolt keeps it until the commit, and
+	// neither changes it. Index keys are a string id and the record key;
+	// bbolt copies keys, so one buffer serves both.
+	var val, ik []byte
+	if st != nil {
+		val = st.value(binary.MaxVarintLen64)[:0]
+		ik = st.indexKey(len(key))
+	} else {
+		val = make([]byte, 0, binary.MaxVarintLen64)
+		ik = make([]byte, 4, 4+len(key))
+	}
+	val = binary.AppendUvarint(val, uint64(charged))
+	ik = append(ik[:4], key...)
+	for _, ix := range [...]struct {
 		ok     bool
 		bucket []byte
 		id     uint32
-	}{{tok, bucketByToken, tid}, {proj, bucketByProject, pid}} {
+	}{{ids.hasToken, bucketByToken, ids.token}, {ids.hasProject, bucketByProject, ids.project}} {
 		if !ix.ok {
 			continue
 		}
 		b := tx.Bucket(ix.bucket)
 		b.FillPercent = indexFill
-		if err := b.Put(append(idPrefix(ix.id), key...), charged); err != nil {
+		binary.BigEndian.PutUint32(ik[:4], ix.id)
+		if err := b.Put(ik, val); err != nil {
 			return err
 		}
 	}
 	h := hourOf(rec.Time.UnixNano())
+	if st != nil {
+		st.addHour(hourKey(scopeAll, 0, h), charged)
+		if ids.hasProject {
+			st.addHour(hourKey(scopeProject, ids.project, h), charged)
+		}
+		return nil
+	}
 	hb := tx.Bucket(bucketUsageHours)
 	hb.FillPercent = appendFill
 	add := func(kind byte, id uint32) error {
 		k := hourKey(kind, id, h)
-		n, sum := hourTotal(hb.Get(k))
-		var v [16]byte
+		n, sum := hourTotal(hb.Get(k[:]))
+		v := make([]byte, 16)
 		binary.BigEndian.PutUint64(v[:8], n+1)
-		binary.BigEndian.PutUint64(v[8:], uint64(sum+max(rec.Charged, 0)))
-		return hb.Put(k, v[:])
+		binary.BigEndian.PutUint64(v[8:], uint64(sum+charged))
+		return hb.Put(k[:], v)
 	}
 	if err := add(scopeAll, 0); err != nil {
 		return err
 	}
-	if proj {
-		if err := add(scopeProject, pid); err != nil {
+	if ids.hasProject {
+		if err := add(scopeProject, ids.project); err != nil {
 			return err
 		}
 	}
@@ -142,8 +191,8 @@ func hourOf(ns int64) uint32 {
 	return uint32(min(max(h, 0), 1<<32-1))
 }
 
-func hourKey(kind byte, id, hour uint32) []byte {
-	k := make([]byte, 9)
+func hourKey(kind byte, id, hour uint32) hourKeyT {
+	var k hourKeyT
 	k[0] = kind
 	binary.BigEndian.PutUint32(k[1:5], id)
 	binary.BigEndian.PutUint32(k[5:], hour)
@@ -158,46 +207,68 @@ func hourTotal(v []byte) (n uint64, charged budget.Money) {
 	return binary.BigEndian.Uint64(v[:8]), budget.Money(binary.BigEndian.Uint64(v[8:]))
 }
 
-// encodeRecord is rec's stored value; the ids of the strings it interned
-// are added to ids.
-func encodeRecord(tx *bolt.Tx, rec budget.Record, ids map[string]uint32) ([]byte, error) {
-	v := make([]byte, 0, 64)
+// encodeRecord is rec's stored value; the ids of its token and project
+// are set in ids. st, if not nil, is the writer's (see writeRecord).
+func encodeRecord(tx *bolt.Tx, st *state, rec budget.Record, ids *recordIDs) ([]byte, error) {
+	return appendRecord(make([]byte, 0, 64), tx, st, rec, ids)
+}
+
+// appendRecord appends rec's stored value to v (see encodeRecord).
+func appendRecord(v []byte, tx *bolt.Tx, st *state, rec budget.Record, ids *recordIDs) ([]byte, error) {
 	v = append(v, recordV1)
 	v = binary.AppendVarint(v, int64(rec.Charged))
 	v = binary.AppendVarint(v, int64(rec.Reserved))
-	for _, s := range []string{rec.TokenID, rec.Project, rec.Provider, rec.Model, rec.Route, string(rec.Outcome)} {
-		var err error
-		if v, err = appendString(tx, v, s, ids); err != nil {
+	for i, s := range [...]string{rec.TokenID, rec.Project, rec.Provider, rec.Model, rec.Route, string(rec.Outcome)} {
+		if len(s) > maxInterned {
+			v = appendInline(v, s)
+			continue
+		}
+		id, err := internWith(tx, st, s)
+		if err != nil {
 			return nil, err
 		}
+		switch {
+		case s == "":
+		case i == 0:
+			ids.token, ids.hasToken = id, true
+		case i == 1:
+			ids.project, ids.hasProject = id, true
+		}
+		// Interned: uvarint(id<<1) (the empty string is id 0 and never
+		// stored); inline: uvarint(len<<1|1) and the bytes.
+		v = binary.AppendUvarint(v, uint64(id)<<1)
 	}
 	v = appendInline(v, rec.ClientIP)
 	u := rec.Usage
-	for _, n := range []int64{int64(rec.Status), u.InputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, u.OutputTokens, u.ReasoningTokens, rec.LatencyMS} {
+	for _, n := range [...]int64{int64(rec.Status), u.InputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, u.OutputTokens, u.ReasoningTokens, rec.LatencyMS} {
 		v = binary.AppendVarint(v, n)
 	}
 	return v, nil
 }
 
-// appendString appends s as uvarint(id<<1) when it is interned (the empty
-// string is id 0 and never stored) or as uvarint(len<<1|1) and its bytes.
-func appendString(tx *bolt.Tx, v []byte, s string, ids map[string]uint32) ([]byte, error) {
-	if len(s) > maxInterned {
-		return appendInline(v, s), nil
-	}
-	id, err := intern(tx, s)
-	if err != nil {
-		return nil, err
-	}
-	if s != "" {
-		ids[s] = id
-	}
-	return binary.AppendUvarint(v, uint64(id)<<1), nil
-}
-
 func appendInline(v []byte, s string) []byte {
 	v = binary.AppendUvarint(v, uint64(len(s))<<1|1)
 	return append(v, s...)
+}
+
+// internWith is intern, through the writer's dictionary cache when st is
+// not nil: a string it holds costs no read of the file.
+func internWith(tx *bolt.Tx, st *state, s string) (uint32, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if st == nil {
+		return intern(tx, s)
+	}
+	if id, ok := st.strs[s]; ok {
+		return id, nil
+	}
+	id, err := intern(tx, s)
+	if err != nil {
+		return 0, err
+	}
+	st.addString(s, id)
+	return id, nil
 }
 
 // intern returns s's id, adding it to the dictionary when it is new.

@@ -29,20 +29,25 @@ var (
 	errTag      = errors.New("unknown encoding")
 )
 
-// putReservation writes an open reservation.
-func putReservation(tx *bolt.Tx, res budget.Reservation) error {
-	return fatal(tx.Bucket(bucketReservations).Put([]byte(res.ID), encodeReservation(res)))
-}
-
 // encodeReservation is the binary form of res.
 func encodeReservation(res budget.Reservation) []byte {
+	return appendReservation(make([]byte, 0, reservationSize(res)), res)
+}
+
+// reservationSize is the most bytes the binary form of res takes.
+func reservationSize(res budget.Reservation) int {
 	r := res.Request
 	n := 1 + 3*binary.MaxVarintLen64 + binary.MaxVarintLen64*(8+len(res.Keys)) + len(res.ID) +
 		len(r.TokenID) + len(r.Project) + len(r.Provider) + len(r.Model) + len(r.Route) + len(r.ClientIP)
 	for _, k := range res.Keys {
 		n += len(k)
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendReservation appends the binary form of res to b.
+func appendReservation(b []byte, res budget.Reservation) []byte {
+	r := res.Request
 	b = append(b, reservationV1)
 	b = appendLenString(b, res.ID)
 	b = binary.AppendVarint(b, int64(res.Amount))

@@ -72,7 +72,7 @@ func reindexRecords(tx *bolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		if err := indexRecord(tx, k, rec, internedIDs(tx, rec)); err != nil {
+		if err := indexRecord(tx, nil, k, rec, internedIDs(tx, rec)); err != nil {
 			return err
 		}
 	}
@@ -81,12 +81,13 @@ func reindexRecords(tx *bolt.Tx) error {
 
 // internedIDs are the ids of rec's token and project, as putRecord passes
 // them to indexRecord.
-func internedIDs(tx *bolt.Tx, rec budget.Record) map[string]uint32 {
-	ids := map[string]uint32{}
-	for _, s := range []string{rec.TokenID, rec.Project} {
-		if id, ok := lookupID(tx, s); ok && s != "" {
-			ids[s] = id
-		}
+func internedIDs(tx *bolt.Tx, rec budget.Record) recordIDs {
+	var ids recordIDs
+	if rec.TokenID != "" {
+		ids.token, ids.hasToken = lookupID(tx, rec.TokenID)
+	}
+	if rec.Project != "" {
+		ids.project, ids.hasProject = lookupID(tx, rec.Project)
 	}
 	return ids
 }

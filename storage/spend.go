@@ -8,6 +8,7 @@ import (
 
 	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // getSpend reads one budget window's spend; a window never charged is zero.
@@ -22,17 +23,30 @@ func getSpend(tx *bolt.Tx, key string) budget.Spend {
 	}
 }
 
+// putSpend writes one budget window's spend straight to tx: for what runs
+// outside the writer (Salvage). The writer changes spend with setSpend.
 func putSpend(tx *bolt.Tx, key string, s budget.Spend) error {
-	var v [16]byte
-	binary.BigEndian.PutUint64(v[:8], uint64(s.Committed))
-	binary.BigEndian.PutUint64(v[8:], uint64(s.Reserved))
-	return fatal(tx.Bucket(bucketSpend).Put([]byte(key), v[:]))
+	v := make([]byte, 16)
+	encodeSpend(v, s)
+	return fatal(tx.Bucket(bucketSpend).Put([]byte(key), v))
 }
 
-// setSpend writes a window's spend to tx and to the writer's state.
-func (db *DB) setSpend(tx *bolt.Tx, key string, s budget.Spend) error {
-	if err := putSpend(tx, key, s); err != nil {
-		return err
+// encodeSpend writes the stored form of s into v (16 bytes).
+func encodeSpend(v []byte, s budget.Spend) {
+	binary.BigEndian.PutUint64(v[:8], uint64(s.Committed))
+	binary.BigEndian.PutUint64(v[8:16], uint64(s.Reserved))
+}
+
+// setSpend changes a window's spend in the writer's state; the state's
+// flush writes it to the transaction just before the commit, once however
+// many operations of the batch changed it. A key bbolt would refuse fails
+// here, as its Put did, so that only the operation that made it fails.
+func (db *DB) setSpend(key string, s budget.Spend) error {
+	switch {
+	case len(key) == 0:
+		return fatal(berrors.ErrKeyRequired)
+	case len(key) > bolt.MaxKeySize:
+		return fatal(berrors.ErrKeyTooLarge)
 	}
 	db.st.setSpend(key, s)
 	return nil
@@ -41,7 +55,9 @@ func (db *DB) setSpend(tx *bolt.Tx, key string, s budget.Spend) error {
 // setReservation writes an open reservation to tx and to the writer's
 // state.
 func (db *DB) setReservation(tx *bolt.Tx, res budget.Reservation) error {
-	if err := putReservation(tx, res); err != nil {
+	st := db.st
+	v := appendReservation(st.value(reservationSize(res))[:0], res)
+	if err := fatal(tx.Bucket(bucketReservations).Put(st.key(res.ID), v)); err != nil {
 		return err
 	}
 	db.st.setRes(res)

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/tokens"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // stateJSON renders what a state holds (not its caches and undo log) in a
@@ -61,7 +63,19 @@ func requireStateMatchesDisk(t *testing.T, db *DB) {
 		// beside it.
 		run = func(_ context.Context, fn func(*bolt.Tx) error) error { return db.bolt.View(fn) }
 	}
+	var pending, stale []string
 	err := run(ctx, func(tx *bolt.Tx) error {
+		// Alone in its batch (the tests run one call at a time): nothing
+		// may wait for a flush an earlier batch should have made.
+		pending = append(pending, db.st.spendOrder...)
+		for _, k := range db.st.hourOrder {
+			pending = append(pending, fmt.Sprintf("hour %x", k))
+		}
+		for s, id := range db.st.strs {
+			if got, ok := lookupID(tx, s); !ok || got != id {
+				stale = append(stale, fmt.Sprintf("%q: cached %d, on disk %d (%v)", s, id, got, ok))
+			}
+		}
 		fromDisk, err := loadState(tx)
 		if err != nil {
 			return err
@@ -73,11 +87,31 @@ func requireStateMatchesDisk(t *testing.T, db *DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(pending) > 0 {
+		t.Fatalf("changes left unflushed after their commit: %v", pending)
+	}
+	if len(stale) > 0 {
+		t.Fatalf("the dictionary cache differs from disk: %v", stale)
+	}
 	if mem != disk {
 		t.Fatalf("memory differs from disk:\nmemory %s\ndisk   %s", mem, disk)
 	}
 	if memAuth != diskAuth {
 		t.Fatalf("authentication view differs from disk:\nmemory %s\ndisk   %s", memAuth, diskAuth)
+	}
+	// The counters against the open reservations, the hour totals against
+	// the records, every record's strings in the dictionary.
+	var problems []string
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		_, problems, err = checkLedger(tx, true, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("the file fails its check: %v", problems)
 	}
 }
 
@@ -103,7 +137,12 @@ func TestCommitBatch_RollbackLeavesMemoryEqualToDisk(t *testing.T) {
 				if err := db.putToken(tx, tok); err != nil {
 					return err
 				}
-				if err := db.setSpend(tx, open.Keys[0], budget.Spend{Committed: 1}); err != nil {
+				if err := db.setSpend(open.Keys[0], budget.Spend{Committed: 1}); err != nil {
+					return err
+				}
+				// A counter no other operation changes: the batch run
+				// again must not write it.
+				if err := db.setSpend("token:only-the-bad-op:total", budget.Spend{Committed: 1}); err != nil {
 					return err
 				}
 				db.st.deleteRes(open.ID)
@@ -123,6 +162,22 @@ func TestCommitBatch_RollbackLeavesMemoryEqualToDisk(t *testing.T) {
 					return err
 				}
 				panic("a hardcap bug")
+			}
+		}, true},
+		{"key too large after writing", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				// The token's first record: it interns the token's strings
+				// and adds to the hour totals.
+				if _, err := db.settle(tx, open, budget.Settlement{Charged: 5, Ended: db.now()}); err != nil {
+					return err
+				}
+				// bbolt would refuse the key at the flush: refused here,
+				// with only this operation.
+				err := db.setSpend(strings.Repeat("k", bolt.MaxKeySize+1), budget.Spend{Committed: 1})
+				if !errors.Is(err, berrors.ErrKeyTooLarge) {
+					t.Errorf("setSpend of a key too large: got %v, want ErrKeyTooLarge", err)
+				}
+				return err
 			}
 		}, true},
 		{"commit fails", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {
@@ -360,5 +415,80 @@ func TestWindowKey_MatchesBudgetKey(t *testing.T) {
 				t.Fatalf("period %q at %s: got %q, want %q", p, now, got, want)
 			}
 		}
+	}
+}
+
+// TestCommitBatch_ManyChangesOfOneCounterFlushOnce: a batch whose
+// operations change the same spend counters and hour totals many times
+// (reservations and settlements of two tokens of one project, a request
+// refused between them) commits each counter's final value and totals
+// that count every record, and the next batch starts with nothing left to
+// flush.
+func TestCommitBatch_ManyChangesOfOneCounterFlushOnce(t *testing.T) {
+	db := openTest(t, Options{NoSync: true, Now: func() time.Time { return testNow }})
+	a := newToken(t, db, "p", budget.NoLimit(""), budget.Ceiling(25, ""))
+	b := newToken(t, db, "p", budget.NoLimit(""), budget.NoLimit(""))
+	const n = 5
+	var ress []budget.Reservation
+	var ops []*writeOp
+	for i := range 2 * n {
+		tok := a
+		if i%2 == 1 {
+			tok = b
+		}
+		ops = append(ops, op(func(tx *bolt.Tx) error {
+			res, err := db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10))
+			if err == nil {
+				ress = append(ress, res)
+			}
+			return err
+		}))
+	}
+	db.commitBatch(ops)
+	refused := 0
+	for _, o := range ops {
+		if err := <-o.done; errors.Is(err, budget.ErrExhausted) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a's cap of 25 nano-USD holds two reservations of 10 and a clamped 5,
+	// then refuses the rest.
+	if refused != 2 {
+		t.Fatalf("refused %d reservations, want 2", refused)
+	}
+	requireStateMatchesDisk(t, db)
+	var reserved budget.Money
+	for _, res := range ress {
+		reserved += res.Amount
+	}
+	global := ress[0].Keys[0]
+	if got := spendOnDisk(t, db, global); got.Reserved != reserved || got.Committed != 0 {
+		t.Fatalf("global counter on disk %+v, want reserved %d", got, reserved)
+	}
+	ops = ops[:0]
+	for _, res := range ress {
+		ops = append(ops, op(func(tx *bolt.Tx) error {
+			_, err := db.settleOp(tx, res.ID, &budget.Settlement{Charged: 3, Ended: testNow})
+			return err
+		}))
+	}
+	db.commitBatch(ops)
+	for _, o := range ops {
+		if err := <-o.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	requireStateMatchesDisk(t, db)
+	if got, want := spendOnDisk(t, db, global), (budget.Spend{Committed: budget.Money(3 * len(ress))}); got != want {
+		t.Fatalf("global counter on disk %+v, want %+v", got, want)
+	}
+	u, err := db.Usage(RecordFilter{Project: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Matched != len(ress) || u.Spent != budget.Money(3*len(ress)) {
+		t.Fatalf("usage of the project: %d records charging %d, want %d charging %d", u.Matched, u.Spent, len(ress), 3*len(ress))
 	}
 }

@@ -516,5 +516,5 @@ func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) 
 			return err
 		}
 	}
-	return db.setSpend(tx, newKey, sp)
+	return db.setSpend(newKey, sp)
 }
