@@ -171,6 +171,11 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 		if err != nil {
 			return err
 		}
+		if name == string(bucketStrings) {
+			// salvageStrings set the sequence past every id it kept;
+			// the header's, which may be older, must not undo that.
+			continue
+		}
 		if err := b.SetSequence(fb.sequence); err != nil {
 			return err
 		}
@@ -185,6 +190,11 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 			ok = nil
 		}
 		for _, e := range fb.entries {
+			if len(e.key) == 0 || len(e.key) > bolt.MaxKeySize {
+				// A damaged leaf's key: bbolt would refuse to write it.
+				rep.Dropped[name]++
+				continue
+			}
 			if name == string(bucketRecords) {
 				if _, err := decodeRecord(dict, e.key, e.value, true); err != nil {
 					rep.Dropped[name]++

@@ -30,6 +30,11 @@ func salvageStrings(tx *bolt.Tx, fb fileBucket, rep *SalvageReport) error {
 	}
 	seq := fb.sequence
 	for _, e := range fb.entries {
+		if len(e.key) == 0 {
+			// A damaged leaf can hold an entry with no key (ks=0).
+			rep.Dropped[string(bucketStrings)]++
+			continue
+		}
 		if e.key[0] != 'i' {
 			continue
 		}
