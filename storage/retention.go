@@ -3,9 +3,12 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
@@ -160,7 +163,7 @@ func rollUp(tx *bolt.Tx, cutoff time.Time, limit int) (n int, more bool, err err
 	for _, o := range batch {
 		ids := [5]uint32{}
 		for i, s := range []string{o.rec.TokenID, o.rec.Project, o.rec.Provider, o.rec.Model, string(o.rec.Outcome)} {
-			if ids[i], err = intern(tx, s); err != nil {
+			if ids[i], err = intern(tx, rollupString(s)); err != nil {
 				return 0, false, err
 			}
 		}
@@ -196,6 +199,25 @@ func rollUp(tx *bolt.Tx, cutoff time.Time, limit int) (n int, more bool, err err
 		}
 	}
 	return len(batch), more, nil
+}
+
+// rollupString is s as a rollup row names it. A rollup key holds string
+// ids only, so a string too long to intern (see maxInterned: a model name a
+// client made up, up to the size of a request) is rolled up under its
+// first bytes and a hash of the whole: interned within the limit, so the
+// dictionary's keys stay below bbolt's and Salvage keeps it, and two long
+// names still roll up apart.
+func rollupString(s string) string {
+	if len(s) <= maxInterned {
+		return s
+	}
+	h := sha256.Sum256([]byte(s))
+	tag := "…#" + hex.EncodeToString(h[:8])
+	n := maxInterned - len(tag)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // whole characters only
+	}
+	return s[:n] + tag
 }
 
 // eachRollup calls fn with every rollup row of days at or after since's

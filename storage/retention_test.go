@@ -2,9 +2,12 @@ package storage
 
 import (
 	"context"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
@@ -103,5 +106,56 @@ func TestCompact_RollsUpOldRecords(t *testing.T) {
 	db.Close()
 	if rep, err := Check(path); err != nil || !rep.OK() {
 		t.Fatalf("after the rollup: %v %v", rep.Problems, err)
+	}
+}
+
+// TestCompact_LongStrings: a model name too long to intern (one above
+// bbolt's key limit, one above maxInterned) is rolled up under a name
+// within the limit, so Compact succeeds (and again later), the copy
+// Salvage makes keeps every string, and the charges still add up.
+func TestCompact_LongStrings(t *testing.T) {
+	base := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
+	huge, long := "gpt-4o"+strings.Repeat("x", 40000), "gpt-4o"+strings.Repeat("é", 500)
+	gen := func(i int) budget.Record {
+		r := genRecord(i, 3, base, time.Hour)
+		switch i {
+		case 5:
+			r.Model = huge
+		case 6:
+			r.Model = long
+		}
+		return r
+	}
+	path := emptyLedger(t)
+	writeRecords(t, path, 100, gen, false)
+	now := base.Add(60 * 24 * time.Hour)
+	db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.Compact(ctx, 30*24*time.Hour); n != 100 || err != nil {
+		t.Fatalf("Compact rolled up %d of 100 records: %v", n, err)
+	}
+	days, err := db.Daily(DailyFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var models []string
+	for _, d := range days {
+		if len(d.Model) > 20 {
+			models = append(models, d.Model)
+			if len(d.Model) > maxInterned || !utf8.ValidString(d.Model) || !strings.HasPrefix(d.Model, "gpt-4o") {
+				t.Errorf("a long model rolled up as %d bytes %q", len(d.Model), budget.Clip(d.Model))
+			}
+		}
+	}
+	if len(models) != 2 || models[0] == models[1] {
+		t.Errorf("the two long models rolled up as %d names, want 2 distinct", len(models))
+	}
+	db.Close()
+	dst := filepath.Join(t.TempDir(), "copy.db")
+	srep, err := Salvage(path, dst)
+	if err != nil || srep.Dropped["strings"] != 0 || srep.Dropped["usage_rollup"] != 0 {
+		t.Fatalf("Salvage dropped %v: %v", srep.Dropped, err)
 	}
 }
