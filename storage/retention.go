@@ -36,7 +36,8 @@ var (
 	// Token first, so a token's rows are one cursor range.
 	bucketRollup = []byte("usage_rollup")
 	// metaRolledUp is the end (ns, 8 bytes) of the history rolled up:
-	// every record before it is in bucketRollup.
+	// every record before it is in bucketRollup. rollUp moves it with
+	// each batch; Daily watches it to notice a batch beside it.
 	metaRolledUp = []byte("rolled_up_until")
 )
 
@@ -193,10 +194,21 @@ func rollUp(tx *bolt.Tx, cutoff time.Time, limit int) (n int, more bool, err err
 			}
 		}
 	}
-	if !more && rolledUpUntil(tx).Before(cutoff) {
-		if err := tx.Bucket(bucketMeta).Put(metaRolledUp, timeKey(cutoff)); err != nil {
-			return 0, false, err
-		}
+	// The mark moves with each batch, in its transaction: a query whose
+	// since falls in an hour this batch rolled up must read that hour's
+	// totals, not the records left of it. Past the last record rolled
+	// (every record rolled is before it; only one at its very nanosecond
+	// may be left, and that hour's totals count it anyway), or at the
+	// cutoff once none is left.
+	mark := cutoff
+	if more && len(batch) > 0 {
+		mark = batch[len(batch)-1].rec.Time.Add(time.Nanosecond)
+	}
+	if (more && len(batch) == 0) || !rolledUpUntil(tx).Before(mark) {
+		return len(batch), more, nil
+	}
+	if err := tx.Bucket(bucketMeta).Put(metaRolledUp, timeKey(mark)); err != nil {
+		return 0, false, err
 	}
 	return len(batch), more, nil
 }

@@ -159,3 +159,51 @@ func TestCompact_LongStrings(t *testing.T) {
 		t.Fatalf("Salvage dropped %v: %v", srep.Dropped, err)
 	}
 }
+
+// TestCompact_MarkMovesWithEachBatch: between two batches of a Compact
+// (or after one cut short), a since in an hour the first batch rolled up
+// counts the whole hour from the hour totals, as it does once Compact is
+// done, and never fewer records than before the rollup began.
+func TestCompact_MarkMovesWithEachBatch(t *testing.T) {
+	base := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	gen := func(i int) budget.Record { return genRecord(i, 3, base, time.Minute) } // one a minute, about 3.5 days
+	path := emptyLedger(t)
+	writeRecords(t, path, 5000, gen, false)
+	now := base.Add(33 * 24 * time.Hour)
+	db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	since := base.Add(10*time.Hour + 30*time.Minute) // in the first batch's range
+	filters := []RecordFilter{{Since: since}, {Since: since, Project: "p1"}}
+	usage := func() []Usage {
+		t.Helper()
+		var out []Usage
+		for _, f := range filters {
+			u, err := db.Usage(RecordFilter{Since: f.Since, Project: f.Project, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, u)
+		}
+		return out
+	}
+	before := usage()
+	cutoff := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
+	err = db.update(ctx, func(tx *bolt.Tx) error { _, _, err := rollUp(tx, cutoff, 1000); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := usage()
+	if _, err := db.Compact(ctx, 30*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	after := usage()
+	for i, f := range filters {
+		if mid[i].Matched < before[i].Matched || mid[i].Matched != after[i].Matched || mid[i].Spent != after[i].Spent {
+			t.Errorf("%+v: between two batches %d records %s USD; before %d, after %d %s USD",
+				f, mid[i].Matched, mid[i].Spent, before[i].Matched, after[i].Matched, after[i].Spent)
+		}
+	}
+}
