@@ -43,9 +43,10 @@ type DailyUsage struct {
 // streamPage); a variable so that tests can page small histories.
 var dailyPage = 4096
 
-// dailyBetweenPages runs between two of Daily's read transactions; tests
-// run a Compact batch there.
-var dailyBetweenPages = func() {}
+// betweenReads runs between two read transactions of a walk that reads
+// in several (Daily, a token's totals, a stream's window); tests run a
+// Compact batch there.
+var betweenReads = func() {}
 
 // Daily sums the usage records f selects per UTC day, provider and model,
 // sorted by day, provider and model; days rolled up past the retention
@@ -129,7 +130,7 @@ func (db *DB) daily(f DailyFilter) (out []DailyUsage, again bool, err error) {
 	}
 	for started := false; !started || pos != nil; started = true {
 		if started {
-			dailyBetweenPages()
+			betweenReads()
 		}
 		err := db.view(func(tx *bolt.Tx) error {
 			if m := rolledUpUntil(tx); !m.Equal(mark) && bytes.Compare(timeKey(m), pos) > 0 {

@@ -135,7 +135,7 @@ func TestDaily_AcrossPages(t *testing.T) {
 // once. A batch that moves only records read already changes nothing.
 func TestDaily_BesideCompact(t *testing.T) {
 	defer func(n int) { dailyPage = n }(dailyPage)
-	defer func(f func()) { dailyBetweenPages = f }(dailyBetweenPages)
+	defer func(f func()) { betweenReads = f }(betweenReads)
 	dailyPage = 10
 	const n = 300
 	base := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
@@ -155,7 +155,7 @@ func TestDaily_BesideCompact(t *testing.T) {
 			defer db.Close()
 			cutoff := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
 			calls := 0
-			dailyBetweenPages = func() {
+			betweenReads = func() {
 				if calls++; calls != 1 {
 					return
 				}
