@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +212,52 @@ func TestSalvage_DropsBadRollupRows(t *testing.T) {
 	}
 	if srep.Dropped["usage_rollup"] != 2 || srep.Unrecorded != lost {
 		t.Errorf("dropped %d rollup rows, unrecorded %s USD; want 2 and %s", srep.Dropped["usage_rollup"], srep.Unrecorded, lost)
+	}
+}
+
+// TestCheck_IndexesAndProjectTotals: Check compares the token and project
+// indexes' charges and the projects' hour totals with the records (and
+// the rolled-up ones), which a token's or a project's totals are read from.
+func TestCheck_IndexesAndProjectTotals(t *testing.T) {
+	bump := func(bucket []byte, first []byte, fn func(v []byte) []byte) func(tx *bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucket)
+			k, v := b.Cursor().Seek(first)
+			return b.Put(bytes.Clone(k), fn(bytes.Clone(v)))
+		}
+	}
+	moreCharged := func(v []byte) []byte {
+		binary.BigEndian.PutUint64(v[8:], binary.BigEndian.Uint64(v[8:])+5_000_000)
+		return v
+	}
+	for _, tc := range []struct {
+		name, want string
+		damage     func(tx *bolt.Tx) error
+	}{
+		{"project hour total", `the hour totals of project "p`, bump(bucketUsageHours, []byte{scopeProject}, moreCharged)},
+		{"token index charge", `the records_by_token entries of "t`, bump(bucketByToken, nil, func([]byte) []byte { return binary.AppendUvarint(nil, 9_000_000) })},
+		{"project index entry lost", `the records_by_project entries of "p`, func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketByProject).Cursor()
+			c.First()
+			return c.Delete()
+		}},
+		{"token index entry added", `the records_by_token entries of string id 4000 count 1 records`, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketByToken).Put(append(append(idPrefix(4000), timeKey(genBase)...), "r1"...), []byte{0})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := compacted(t)
+			if rep, err := Check(path); err != nil || !rep.OK() {
+				t.Fatalf("sound file: %v %v", rep.Problems, err)
+			}
+			withBolt(t, path, tc.damage)
+			rep, err := Check(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Problems) == 0 || !strings.Contains(strings.Join(rep.Problems, "\n"), tc.want) {
+				t.Errorf("problems %q, want one saying %q", rep.Problems, tc.want)
+			}
+		})
 	}
 }
