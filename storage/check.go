@@ -2,11 +2,14 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +58,9 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // bbolt's own consistency check, the format version, the buckets, the
 // strict encoding of every entry, token hashes against tokens, the spend
 // counters against the open reservations, and the global spend counters
-// against the records' charges (see checkCharges). It takes a shared lock, so it
+// against the records' charges (see checkCharges), and the hour totals and
+// indexes queries read against the records (see checkRecordTotals and
+// indexCheck). It takes a shared lock, so it
 // returns ErrLocked while a server holds the file. Its error says only that
 // it could not check; what is wrong with the file is in Report.Problems.
 func Check(path string) (Report, error) {
@@ -243,6 +248,7 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 	}
 	d := newDict(tx)
 	records := 0
+	idx := newIndexCheck()
 	_ = tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
 		if format >= 2 && (len(v) == 0 || v[0] != recordV1) {
 			// Format 2 files hold only the binary form: migrateRecords
@@ -256,6 +262,9 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 			return nil
 		}
 		records++
+		if format >= 2 {
+			idx.record(tx, rec)
+		}
 		if recorded, err = recorded.Add(rec.Charged); err != nil || rec.Charged < 0 {
 			overflow = true
 		}
@@ -275,6 +284,7 @@ func checkLedger(tx *bolt.Tx, deep bool, problems []string) (int, []string, erro
 		problems = checkCharges(tx, recorded, problems)
 		if format >= 2 {
 			problems = checkRecordTotals(tx, records, recorded, problems)
+			problems = idx.check(tx, problems)
 		}
 	}
 	toks := tx.Bucket(bucketTokens)
@@ -394,5 +404,115 @@ func checkRecordTotals(tx *bolt.Tx, records int, recorded budget.Money, problems
 		problems = appendProblem(problems, fmt.Sprintf("string dictionary entry %q does not match its pair", truncate(k)))
 		return nil
 	})
+	return problems
+}
+
+// indexCheck checks the indexes and the projects' hour totals against the
+// records (format 2): a token's totals are summed from its index entries'
+// charges and a project's from its hour totals, so a spoiled entry would
+// report spend that is not on record, or hide spend that is. It compares
+// sums per token and project, walking each index in key order, so that a
+// start (Open checks deeply) pays two map updates a record and no lookup.
+type indexCheck struct {
+	ids map[string]indexed
+	// need are the records' counts and charges per index (token,
+	// project) and string id.
+	need [2]map[uint32]hourSum
+}
+
+type indexed struct {
+	id uint32
+	ok bool
+}
+
+type hourSum struct {
+	n   uint64
+	sum budget.Money
+}
+
+func (h hourSum) add(n uint64, charged budget.Money) hourSum {
+	return hourSum{h.n + n, h.sum + charged}
+}
+
+func newIndexCheck() *indexCheck {
+	return &indexCheck{ids: map[string]indexed{}, need: [2]map[uint32]hourSum{{}, {}}}
+}
+
+// indexedID is the id under which putRecord indexed s: an interned string
+// (see appendString); ok is false for one it wrote inline, and for "".
+func (c *indexCheck) indexedID(tx *bolt.Tx, s string) (uint32, bool) {
+	if s == "" || len(s) > maxInterned {
+		return 0, false
+	}
+	x, seen := c.ids[s]
+	if !seen {
+		x.id, x.ok = lookupID(tx, s)
+		c.ids[s] = x
+	}
+	return x.id, x.ok
+}
+
+// record counts the record in what the indexes must hold.
+func (c *indexCheck) record(tx *bolt.Tx, rec budget.Record) {
+	for i, s := range []string{rec.TokenID, rec.Project} {
+		if id, ok := c.indexedID(tx, s); ok {
+			c.need[i][id] = c.need[i][id].add(1, max(rec.Charged, 0))
+		}
+	}
+}
+
+// check compares what the records need with the indexes and the projects'
+// hour totals.
+func (c *indexCheck) check(tx *bolt.Tx, problems []string) []string {
+	d := newDict(tx)
+	compare := func(what string, got, want map[uint32]hourSum) {
+		for _, id := range slices.Sorted(maps.Keys(want)) {
+			if g, w := got[id], want[id]; g != w {
+				name, _ := d.str(id)
+				problems = appendProblem(problems, fmt.Sprintf("the %s %q count %d records charging %s USD but its records are %d charging %s USD", what, truncate([]byte(name)), g.n, g.sum, w.n, w.sum))
+			}
+			delete(got, id)
+		}
+		for _, id := range slices.Sorted(maps.Keys(got)) {
+			problems = appendProblem(problems, fmt.Sprintf("the %s string id %d count %d records, but no record is its", what, id, got[id].n))
+		}
+	}
+	for i, b := range [][]byte{bucketByToken, bucketByProject} {
+		got := map[uint32]hourSum{}
+		ic := tx.Bucket(b).Cursor()
+		for k, v := ic.First(); k != nil; k, v = ic.Next() {
+			ch, w := binary.Uvarint(v)
+			if len(k) < 4+9 || w <= 0 || w != len(v) {
+				problems = appendProblem(problems, fmt.Sprintf("%s entry %x does not decode", b, truncate(k)))
+				continue
+			}
+			id := binary.BigEndian.Uint32(k)
+			got[id] = got[id].add(1, budget.Money(ch))
+		}
+		compare(string(b)+" entries of", got, c.need[i])
+	}
+	want := maps.Clone(c.need[1])
+	rc := tx.Bucket(bucketRollup).Cursor()
+	for k, v := rc.First(); k != nil; k, v = rc.Next() {
+		if len(k) != 24 || len(v) != 16 {
+			continue // rolledCharges reports it
+		}
+		if id := binary.BigEndian.Uint32(k[8:]); id != 0 {
+			n, ch := hourTotal(v)
+			want[id] = want[id].add(n, ch)
+		}
+	}
+	got := map[uint32]hourSum{}
+	hc := tx.Bucket(bucketUsageHours).Cursor()
+	for k, v := hc.Seek([]byte{scopeProject}); k != nil && k[0] == scopeProject; k, v = hc.Next() {
+		if len(k) != 9 || len(v) != 16 {
+			problems = appendProblem(problems, fmt.Sprintf("hour total %x is %d bytes, want 16", k, len(v)))
+			continue
+		}
+		n, ch := hourTotal(v)
+		id := binary.BigEndian.Uint32(k[1:5])
+		got[id] = got[id].add(n, ch)
+	}
+	compare("hour totals of project", got, want)
 	return problems
 }

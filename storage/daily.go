@@ -39,19 +39,14 @@ type DailyUsage struct {
 	Charged budget.Money `json:"charged_usd"`
 }
 
-// firstRecord positions c on the first record that ended at or after
-// since (the first record when since is zero); records are keyed by their
-// end time.
-func firstRecord(c *bolt.Cursor, since time.Time) (k, v []byte) {
-	if since.IsZero() {
-		return c.First()
-	}
-	return c.Seek(timeKey(since))
-}
-
 // dailyPage is how many records one read transaction of Daily visits (see
-// streamPage).
-const dailyPage = 4096
+// streamPage); a variable so that tests can page small histories.
+var dailyPage = 4096
+
+// betweenReads runs between two read transactions of a walk that reads
+// in several (Daily, a token's totals, a stream's window); tests run a
+// Compact batch there.
+var betweenReads = func() {}
 
 // Daily sums the usage records f selects per UTC day, provider and model,
 // sorted by day, provider and model; days rolled up past the retention
@@ -59,15 +54,36 @@ const dailyPage = 4096
 // transactions of dailyPage records with the position carried between
 // them, and holds only the current day's rows, so memory grows with the
 // number of models in a day, not with the number of records.
+//
+// A Compact batch between two of those transactions moves records into
+// the rollup Daily read first, and they would be counted nowhere: each
+// transaction reads rolled_up_until, and when it moved past a record not
+// read yet, Daily starts again (a batch that moved only records read
+// already changes nothing: they are counted as records). Compact works
+// oldest first and stops at its cutoff, so a start again is rare and
+// Daily soon gets ahead of it.
 func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
-	out := []DailyUsage{}
-	err := db.view(func(tx *bolt.Tx) error {
+	for {
+		out, again, err := db.daily(f)
+		if err != nil || !again {
+			return out, err
+		}
+	}
+}
+
+// daily is one attempt of Daily; again says a Compact batch moved records
+// it had yet to read.
+func (db *DB) daily(f DailyFilter) (out []DailyUsage, again bool, err error) {
+	out = []DailyUsage{}
+	var mark time.Time
+	err = db.view(func(tx *bolt.Tx) error {
 		var err error
+		mark = rolledUpUntil(tx)
 		out, err = dailyRollup(tx, f, out)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	type group struct{ provider, model string }
 	day := ""
@@ -107,16 +123,22 @@ func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
 		row.Charged = sum
 		return nil
 	}
-	var pos []byte
+	// pos is the first key not read yet.
+	pos := timeKey(f.Since)
+	if f.Since.IsZero() {
+		pos = []byte{}
+	}
 	for started := false; !started || pos != nil; started = true {
+		if started {
+			betweenReads()
+		}
 		err := db.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketRecords).Cursor()
-			var k, v []byte
-			if started {
-				k, v = c.Seek(pos)
-			} else {
-				k, v = firstRecord(c, f.Since)
+			if m := rolledUpUntil(tx); !m.Equal(mark) && bytes.Compare(timeKey(m), pos) > 0 {
+				again = true
+				return nil
 			}
+			c := tx.Bucket(bucketRecords).Cursor()
+			k, v := c.Seek(pos)
 			dict := newDict(tx)
 			rel := newReleaser(db, tx)
 			defer rel.release()
@@ -135,12 +157,12 @@ func (db *DB) Daily(f DailyFilter) ([]DailyUsage, error) {
 			pos = bytes.Clone(k)
 			return nil
 		})
-		if err != nil {
-			return nil, err
+		if err != nil || again {
+			return nil, again, err
 		}
 	}
 	flush()
-	return out, nil
+	return out, false, nil
 }
 
 // dailyRollup appends to out the rows of the days rolled up past the

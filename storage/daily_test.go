@@ -8,6 +8,7 @@ import (
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/tokens"
+	bolt "go.etcd.io/bbolt"
 )
 
 // settled writes one usage record that ended at ended and charged charged.
@@ -91,7 +92,7 @@ func TestDaily_Closed(t *testing.T) {
 // TestDaily_AcrossPages: a history longer than one read transaction's page
 // sums as the records do, day by day, provider and model.
 func TestDaily_AcrossPages(t *testing.T) {
-	const n = 3*dailyPage + 17
+	n := 3*dailyPage + 17
 	gen := func(i int) budget.Record { return genRecord(i, 7, genBase, 97*time.Second) }
 	path := emptyLedger(t)
 	writeRecords(t, path, n, gen, false)
@@ -125,5 +126,60 @@ func TestDaily_AcrossPages(t *testing.T) {
 		if i > 0 && days[i-1].Day > d.Day {
 			t.Errorf("row %d: day %s after %s", i, d.Day, days[i-1].Day)
 		}
+	}
+}
+
+// TestDaily_BesideCompact: a Compact batch between two of Daily's read
+// transactions moves records Daily had yet to read into the rollup it had
+// read already; Daily notices and starts again, so it counts every record
+// once. A batch that moves only records read already changes nothing.
+func TestDaily_BesideCompact(t *testing.T) {
+	defer func(n int) { dailyPage = n }(dailyPage)
+	defer func(f func()) { betweenReads = f }(betweenReads)
+	dailyPage = 10
+	const n = 300
+	base := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	gen := func(i int) budget.Record { return genRecord(i, 4, base, 17*time.Minute) } // about 3.5 days
+	for _, tc := range []struct {
+		name  string
+		batch int
+	}{{"moves records not read yet", 50}, {"moves records read already", 5}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := emptyLedger(t)
+			writeRecords(t, path, n, gen, false)
+			now := base.Add(40 * 24 * time.Hour)
+			db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			cutoff := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
+			calls := 0
+			betweenReads = func() {
+				if calls++; calls != 1 {
+					return
+				}
+				err := db.update(ctx, func(tx *bolt.Tx) error { _, _, err := rollUp(tx, cutoff, tc.batch); return err })
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			got, err := db.Daily(DailyFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var req int64
+			var sum, want budget.Money
+			for _, d := range got {
+				req += d.Requests
+				sum += d.Charged
+			}
+			for i := range n {
+				want += gen(i).Charged
+			}
+			if req != n || sum != want {
+				t.Errorf("Daily beside a Compact batch counted %d records charging %s USD, want %d charging %s", req, sum, n, want)
+			}
+		})
 	}
 }

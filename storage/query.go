@@ -51,7 +51,7 @@ type Usage struct {
 // StreamUsage visits. Small, so that the writer's remap when the file grows
 // never waits long for a reader (a read transaction holds bbolt's mmap
 // lock), and a page of records is all an export holds in memory.
-const streamPage = 512
+var streamPage = 512
 
 // plan is where a filter's records are: a key range of the records bucket
 // or of one index.
@@ -157,11 +157,10 @@ func (p plan) charged(tx *bolt.Tx, d *dict, k, v []byte) (budget.Money, error) {
 	return r.Charged, err
 }
 
-// totals counts and sums the records of f: from the hour totals, and the
-// entries of the hour since begins in, so that the cost grows with the
-// number of hours, not of records; a token's from its index entries'
-// charges, without reading a record. A filter by token and project checks
-// each of the token's records.
+// totals counts and sums the records of f over every record or a
+// project's: from the hour totals, and the entries of the hour since begins
+// in, so that the cost grows with the number of hours, not of records. A
+// token's are tokenTotals'.
 func (p plan) totals(tx *bolt.Tx, f RecordFilter) (int, budget.Money, error) {
 	if p.none {
 		return 0, 0, nil
@@ -176,38 +175,6 @@ func (p plan) totals(tx *bolt.Tx, f RecordFilter) (int, budget.Money, error) {
 		return err
 	}
 	c := tx.Bucket(p.bucket).Cursor()
-	if p.kind == scopeToken {
-		// The token's index entries hold the charges; with a project too,
-		// each record says whether it is the project's.
-		for k, v := c.Seek(p.lo); in(k, p.lo, p.end); k, v = c.Next() {
-			ch, err := p.charged(tx, d, k, v)
-			if err != nil {
-				return 0, 0, err
-			}
-			if p.both {
-				r, _, err := p.recordAt(tx, d, k, v)
-				if err != nil {
-					return 0, 0, err
-				}
-				if r.Project != f.Project {
-					continue
-				}
-			}
-			if err := add(ch); err != nil {
-				return 0, 0, err
-			}
-		}
-		err := eachRollup(tx, f.TokenID, f.Since, func(r rollupRow) error {
-			if p.both && r.project != f.Project {
-				return nil
-			}
-			n += int(r.n)
-			var err error
-			sum, err = sum.Add(r.charged)
-			return err
-		})
-		return n, sum, err
-	}
 	first := uint32(0)
 	rolled := rolledUpUntil(tx)
 	if h := hourOf(f.Since.UnixNano()); !f.Since.IsZero() && int64(h)*int64(time.Hour) < rolled.UnixNano() {
@@ -244,6 +211,83 @@ func (p plan) totals(tx *bolt.Tx, f RecordFilter) (int, budget.Money, error) {
 	return n, sum, nil
 }
 
+// tokenTotals counts and sums a token's records (with f.Project, only
+// the project's): its rollup rows, and its index entries' charges without
+// reading a record (a filter by project too reads each). The entries are
+// walked in read transactions of streamPage entries with the position
+// carried between them, so that a token with a long history never holds a
+// read transaction long. last is the last entry counted (nil for none):
+// the stream ends there, so the records agree with the totals. A Compact
+// batch between two of the transactions that moved entries not read yet
+// into the rollup read already (rolled_up_until moved past the position)
+// starts the count again, as in Daily.
+func (db *DB) tokenTotals(p plan, f RecordFilter) (n int, sum budget.Money, last []byte, err error) {
+	for {
+		var again bool
+		if n, sum, last, again, err = db.tokenTotalsOnce(p, f); err != nil || !again {
+			return n, sum, last, err
+		}
+	}
+}
+
+// tokenTotalsOnce is one attempt of tokenTotals; again says a Compact
+// batch moved entries it had yet to read.
+func (db *DB) tokenTotalsOnce(p plan, f RecordFilter) (n int, sum budget.Money, last []byte, again bool, err error) {
+	var mark time.Time
+	err = db.view(func(tx *bolt.Tx) error {
+		mark = rolledUpUntil(tx)
+		return eachRollup(tx, f.TokenID, f.Since, func(r rollupRow) error {
+			if p.both && r.project != f.Project {
+				return nil
+			}
+			n += int(r.n)
+			var err error
+			sum, err = sum.Add(r.charged)
+			return err
+		})
+	})
+	for pos := p.lo; err == nil && !again && pos != nil; {
+		betweenReads()
+		err = db.view(func(tx *bolt.Tx) error {
+			if m := rolledUpUntil(tx); !m.Equal(mark) && bytes.Compare(timeKey(m), pos[len(p.prefix):]) > 0 {
+				again = true
+				return nil
+			}
+			d := newDict(tx)
+			c := tx.Bucket(p.bucket).Cursor()
+			k, v := c.Seek(pos)
+			count := func(k, v []byte) error {
+				ch, err := p.charged(tx, d, k, v)
+				if err != nil {
+					return err
+				}
+				if p.both {
+					r, _, err := p.recordAt(tx, d, k, v)
+					if err != nil || r.Project != f.Project {
+						return err
+					}
+				}
+				n++
+				sum, err = sum.Add(ch)
+				last = bytes.Clone(k)
+				return err
+			}
+			for i := 0; i < streamPage && in(k, p.lo, p.end); i++ {
+				if err := count(k, v); err != nil {
+					return err
+				}
+				k, v = c.Next()
+			}
+			pos = nil
+			if in(k, p.lo, p.end) {
+				pos = bytes.Clone(k)
+			}
+			return nil
+		})
+	}
+	return n, sum, last, again, err
+}
+
 // Usage returns the records and open reservations that f selects. A
 // filter naming a project or token that does not exist, and that no record
 // names either (a deleted project's records stay), fails with
@@ -265,27 +309,23 @@ func (db *DB) Usage(f RecordFilter) (Usage, error) {
 // StreamUsage answers f as Usage does, but hands head the totals (Records
 // empty) and then each record, oldest first, as it reads them: in read
 // transactions of streamPage entries each, with the position carried
-// between them, and with nothing held but one page. Records written after
-// StreamUsage began are left out, so the records agree with the totals.
-// head and each run outside any transaction: a slow client holds up
-// neither the writer nor bbolt's remap.
+// between them, and with nothing held but one page. The stream ends at the
+// newest record the totals counted, so the records agree with the totals,
+// except for a record committed behind that end while the walk ran (a
+// settlement commits up to a few milliseconds after the end time its key
+// holds) or one a Compact rolled up meanwhile. head and each run outside
+// any transaction: a slow client holds up neither the writer nor bbolt's
+// remap.
 func (db *DB) StreamUsage(f RecordFilter, head func(Usage) error, each func(budget.Record) error) error {
 	var (
 		u     Usage
 		p     plan
 		start []byte
 	)
-	err := db.view(func(tx *bolt.Tx) error {
-		var err error
-		if p, err = makePlan(tx, f); err != nil {
-			return err
-		}
-		if u.Matched, u.Spent, err = p.totals(tx, f); err != nil {
-			return err
-		}
-		if u.Reserved, err = reserved(tx, f); err != nil {
-			return err
-		}
+	w := windowWalk{f: f, u: &u}
+	// found checks that a filter matching nothing names something that
+	// exists, and takes the window's first step.
+	found := func(tx *bolt.Tx) error {
 		if u.Matched == 0 {
 			if f.Project != "" && tx.Bucket(bucketProjects).Get([]byte(f.Project)) == nil {
 				return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(f.Project))
@@ -298,12 +338,43 @@ func (db *DB) StreamUsage(f RecordFilter, head func(Usage) error, each func(budg
 			p.none = true
 			return nil
 		}
-		start, err = p.window(tx, f, &u)
-		return err
+		w.p = &p
+		return w.step(tx)
+	}
+	token := false
+	err := db.view(func(tx *bolt.Tx) error {
+		var err error
+		if p, err = makePlan(tx, f); err != nil {
+			return err
+		}
+		if u.Reserved, err = reserved(tx, f); err != nil {
+			return err
+		}
+		if token = p.kind == scopeToken && !p.none; token {
+			return nil // tokenTotals reads in transactions of its own
+		}
+		if u.Matched, u.Spent, err = p.totals(tx, f); err != nil {
+			return err
+		}
+		return found(tx)
 	})
+	if err == nil && token {
+		var last []byte
+		if u.Matched, u.Spent, last, err = db.tokenTotals(p, f); err == nil {
+			if end := append(last, 0); last != nil && (p.hi == nil || bytes.Compare(end, p.hi) < 0) {
+				p.hi = end // where the totals ended
+			}
+			err = db.view(found)
+		}
+	}
+	for err == nil && !p.none && !w.done {
+		betweenReads()
+		err = db.view(w.step)
+	}
 	if err != nil {
 		return err
 	}
+	start = w.start
 	if err := head(u); err != nil || p.none || start == nil {
 		return err
 	}
@@ -359,55 +430,88 @@ func (db *DB) StreamUsage(f RecordFilter, head func(Usage) error, each func(budg
 // exportPause is how StreamUsage yields between pages; tests replace it.
 var exportPause = time.Sleep
 
-// window narrows p.hi to the newest entry there is now (so the stream ends
-// where the totals did) and returns the first entry to stream: the
-// Limit-th newest match, or the first of the range. It sets u.NextCursor
-// when older matches remain. nil is nothing to stream.
-func (p *plan) window(tx *bolt.Tx, f RecordFilter, u *Usage) ([]byte, error) {
+// windowWalk finds the window of a stream: it narrows p.hi to the newest
+// entry there is now (so the stream ends where the totals did) and finds
+// the first entry to stream: the Limit-th newest match, or the first of
+// the range, and sets u.NextCursor when older matches remain. It walks back
+// from the newest entry in read transactions of streamPage entries (one
+// step each), with the position carried between them, so a large Limit
+// never holds a read transaction long.
+type windowWalk struct {
+	p *plan
+	f RecordFilter
+	u *Usage
+	// pos is the exclusive end of the entries still to walk back over;
+	// nil before the first step.
+	pos     []byte
+	stepped bool
+	n       int
+	// start is the first entry to stream; nil is nothing to stream.
+	start []byte
+	done  bool
+}
+
+// step takes one step of the walk in tx.
+func (w *windowWalk) step(tx *bolt.Tx) error {
+	p := w.p
 	c := tx.Bucket(p.bucket).Cursor()
+	end := w.pos
+	if !w.stepped {
+		end = p.hi
+	}
 	var k, v []byte
-	if p.hi == nil {
+	if end == nil {
 		k, v = c.Last()
-	} else if k, v = c.Seek(p.hi); k == nil {
+	} else if k, v = c.Seek(end); k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()
 	}
-	if !in(k, p.lo, p.hi) {
-		return nil, nil
+	if !w.stepped {
+		w.stepped = true
+		if !in(k, p.lo, p.hi) {
+			w.done = true
+			return nil
+		}
+		p.hi = append(bytes.Clone(k), 0)
+		if w.f.Limit <= 0 {
+			k, _ = c.Seek(p.lo)
+			w.start, w.done = bytes.Clone(k), true
+			return nil
+		}
 	}
-	p.hi = append(bytes.Clone(k), 0)
 	d := newDict(tx)
-	matches := func(k, v []byte) (bool, error) {
-		if !p.both {
-			return true, nil
+	for i := 0; i < streamPage; i++ {
+		if !in(k, p.lo, p.hi) {
+			w.done = true
+			return nil
 		}
-		r, _, err := p.recordAt(tx, d, k, v)
-		return err == nil && r.Project == f.Project, err
+		ok := !p.both
+		if p.both {
+			r, _, err := p.recordAt(tx, d, k, v)
+			if err != nil {
+				return err
+			}
+			ok = r.Project == w.f.Project
+		}
+		if ok {
+			if w.n == w.f.Limit {
+				// One more match than the page holds: a next page
+				// exists, and starts before the oldest record of this
+				// one.
+				w.u.NextCursor = hex.EncodeToString(w.start[len(p.prefix):])
+				w.done = true
+				return nil
+			}
+			w.n++
+			w.start = bytes.Clone(k)
+		}
+		k, v = c.Prev()
 	}
-	if f.Limit <= 0 {
-		k, _ = c.Seek(p.lo)
-		return bytes.Clone(k), nil
-	}
-	var start []byte
-	for n := 0; in(k, p.lo, p.hi); k, v = c.Prev() {
-		ok, err := matches(k, v)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		if n == f.Limit {
-			// One more match than the page holds: a next page exists,
-			// and starts before the oldest record of this one.
-			u.NextCursor = hex.EncodeToString(start[len(p.prefix):])
-			break
-		}
-		n++
-		start = bytes.Clone(k)
-	}
-	return start, nil
+	// The next step walks back from k, which it has yet to look at.
+	w.pos = append(bytes.Clone(k), 0)
+	w.done = k == nil
+	return nil
 }
 
 // reserved sums the open reservations f selects.

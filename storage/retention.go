@@ -3,9 +3,12 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
@@ -33,7 +36,8 @@ var (
 	// Token first, so a token's rows are one cursor range.
 	bucketRollup = []byte("usage_rollup")
 	// metaRolledUp is the end (ns, 8 bytes) of the history rolled up:
-	// every record before it is in bucketRollup.
+	// every record before it is in bucketRollup. rollUp moves it with
+	// each batch; Daily watches it to notice a batch beside it.
 	metaRolledUp = []byte("rolled_up_until")
 )
 
@@ -160,7 +164,7 @@ func rollUp(tx *bolt.Tx, cutoff time.Time, limit int) (n int, more bool, err err
 	for _, o := range batch {
 		ids := [5]uint32{}
 		for i, s := range []string{o.rec.TokenID, o.rec.Project, o.rec.Provider, o.rec.Model, string(o.rec.Outcome)} {
-			if ids[i], err = intern(tx, s); err != nil {
+			if ids[i], err = intern(tx, rollupString(s)); err != nil {
 				return 0, false, err
 			}
 		}
@@ -190,12 +194,42 @@ func rollUp(tx *bolt.Tx, cutoff time.Time, limit int) (n int, more bool, err err
 			}
 		}
 	}
-	if !more && rolledUpUntil(tx).Before(cutoff) {
-		if err := tx.Bucket(bucketMeta).Put(metaRolledUp, timeKey(cutoff)); err != nil {
-			return 0, false, err
-		}
+	// The mark moves with each batch, in its transaction: a query whose
+	// since falls in an hour this batch rolled up must read that hour's
+	// totals, not the records left of it. Past the last record rolled
+	// (every record rolled is before it; only one at its very nanosecond
+	// may be left, and that hour's totals count it anyway), or at the
+	// cutoff once none is left.
+	mark := cutoff
+	if more && len(batch) > 0 {
+		mark = batch[len(batch)-1].rec.Time.Add(time.Nanosecond)
+	}
+	if (more && len(batch) == 0) || !rolledUpUntil(tx).Before(mark) {
+		return len(batch), more, nil
+	}
+	if err := tx.Bucket(bucketMeta).Put(metaRolledUp, timeKey(mark)); err != nil {
+		return 0, false, err
 	}
 	return len(batch), more, nil
+}
+
+// rollupString is s as a rollup row names it. A rollup key holds string
+// ids only, so a string too long to intern (see maxInterned: a model name a
+// client made up, up to the size of a request) is rolled up under its
+// first bytes and a hash of the whole: interned within the limit, so the
+// dictionary's keys stay below bbolt's and Salvage keeps it, and two long
+// names still roll up apart.
+func rollupString(s string) string {
+	if len(s) <= maxInterned {
+		return s
+	}
+	h := sha256.Sum256([]byte(s))
+	tag := "…#" + hex.EncodeToString(h[:8])
+	n := maxInterned - len(tag)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // whole characters only
+	}
+	return s[:n] + tag
 }
 
 // eachRollup calls fn with every rollup row of days at or after since's

@@ -2,9 +2,12 @@ package storage
 
 import (
 	"context"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hardcap/hardcap/budget"
 	bolt "go.etcd.io/bbolt"
@@ -103,5 +106,104 @@ func TestCompact_RollsUpOldRecords(t *testing.T) {
 	db.Close()
 	if rep, err := Check(path); err != nil || !rep.OK() {
 		t.Fatalf("after the rollup: %v %v", rep.Problems, err)
+	}
+}
+
+// TestCompact_LongStrings: a model name too long to intern (one above
+// bbolt's key limit, one above maxInterned) is rolled up under a name
+// within the limit, so Compact succeeds (and again later), the copy
+// Salvage makes keeps every string, and the charges still add up.
+func TestCompact_LongStrings(t *testing.T) {
+	base := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
+	huge, long := "gpt-4o"+strings.Repeat("x", 40000), "gpt-4o"+strings.Repeat("é", 500)
+	gen := func(i int) budget.Record {
+		r := genRecord(i, 3, base, time.Hour)
+		switch i {
+		case 5:
+			r.Model = huge
+		case 6:
+			r.Model = long
+		}
+		return r
+	}
+	path := emptyLedger(t)
+	writeRecords(t, path, 100, gen, false)
+	now := base.Add(60 * 24 * time.Hour)
+	db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.Compact(ctx, 30*24*time.Hour); n != 100 || err != nil {
+		t.Fatalf("Compact rolled up %d of 100 records: %v", n, err)
+	}
+	days, err := db.Daily(DailyFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var models []string
+	for _, d := range days {
+		if len(d.Model) > 20 {
+			models = append(models, d.Model)
+			if len(d.Model) > maxInterned || !utf8.ValidString(d.Model) || !strings.HasPrefix(d.Model, "gpt-4o") {
+				t.Errorf("a long model rolled up as %d bytes %q", len(d.Model), budget.Clip(d.Model))
+			}
+		}
+	}
+	if len(models) != 2 || models[0] == models[1] {
+		t.Errorf("the two long models rolled up as %d names, want 2 distinct", len(models))
+	}
+	db.Close()
+	dst := filepath.Join(t.TempDir(), "copy.db")
+	srep, err := Salvage(path, dst)
+	if err != nil || srep.Dropped["strings"] != 0 || srep.Dropped["usage_rollup"] != 0 {
+		t.Fatalf("Salvage dropped %v: %v", srep.Dropped, err)
+	}
+}
+
+// TestCompact_MarkMovesWithEachBatch: between two batches of a Compact
+// (or after one cut short), a since in an hour the first batch rolled up
+// counts the whole hour from the hour totals, as it does once Compact is
+// done, and never fewer records than before the rollup began.
+func TestCompact_MarkMovesWithEachBatch(t *testing.T) {
+	base := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	gen := func(i int) budget.Record { return genRecord(i, 3, base, time.Minute) } // one a minute, about 3.5 days
+	path := emptyLedger(t)
+	writeRecords(t, path, 5000, gen, false)
+	now := base.Add(33 * 24 * time.Hour)
+	db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	since := base.Add(10*time.Hour + 30*time.Minute) // in the first batch's range
+	filters := []RecordFilter{{Since: since}, {Since: since, Project: "p1"}}
+	usage := func() []Usage {
+		t.Helper()
+		var out []Usage
+		for _, f := range filters {
+			u, err := db.Usage(RecordFilter{Since: f.Since, Project: f.Project, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, u)
+		}
+		return out
+	}
+	before := usage()
+	cutoff := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
+	err = db.update(ctx, func(tx *bolt.Tx) error { _, _, err := rollUp(tx, cutoff, 1000); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := usage()
+	if _, err := db.Compact(ctx, 30*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	after := usage()
+	for i, f := range filters {
+		if mid[i].Matched < before[i].Matched || mid[i].Matched != after[i].Matched || mid[i].Spent != after[i].Spent {
+			t.Errorf("%+v: between two batches %d records %s USD; before %d, after %d %s USD",
+				f, mid[i].Matched, mid[i].Spent, before[i].Matched, after[i].Matched, after[i].Spent)
+		}
 	}
 }

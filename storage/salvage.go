@@ -163,13 +163,19 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 		"records":      nil, // checked with the key below
 		"reservations": func(v []byte) bool { _, err := decodeReservation(nil, v, true); return err == nil },
 		"spend":        func(v []byte) bool { return len(v) == 16 },
-		"usage_rollup": func(v []byte) bool { return len(v) == 16 },
+		"usage_rollup": nil, // checked with the key below
 	}
+	var rolled budget.Money
 	for _, name := range names {
 		fb := found[name]
 		b, err := tx.CreateBucketIfNotExists([]byte(name))
 		if err != nil {
 			return err
+		}
+		if name == string(bucketStrings) {
+			// salvageStrings set the sequence past every id it kept;
+			// the header's, which may be older, must not undo that.
+			continue
 		}
 		if err := b.SetSequence(fb.sequence); err != nil {
 			return err
@@ -185,24 +191,58 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 			ok = nil
 		}
 		for _, e := range fb.entries {
-			if name == string(bucketRecords) {
-				if _, err := decodeRecord(dict, e.key, e.value, true); err != nil {
+			if len(e.key) == 0 || len(e.key) > bolt.MaxKeySize {
+				// A damaged leaf's key: bbolt would refuse to write it.
+				rep.Dropped[name]++
+				continue
+			}
+			value := e.value
+			switch name {
+			case string(bucketRecords):
+				rec, err := decodeRecord(dict, e.key, e.value, true)
+				if err != nil {
 					rep.Dropped[name]++
 					continue
 				}
+				if len(value) == 0 || value[0] != recordV1 {
+					// A JSON record (format 1, or a file whose format
+					// was lost) is written in the binary form, so the
+					// copy is the format 2 it is marked below.
+					if value, err = encodeRecord(tx, rec, map[string]uint32{}); err != nil {
+						return err
+					}
+				}
+			case string(bucketRollup):
+				// A row that does not decode, names a string the
+				// dictionary lost or would overflow the sum is dropped;
+				// keepCharges then counts its charge in unrecorded_usd,
+				// as for a lost record.
+				r, ok := decodeRollup(dict, e.key, e.value)
+				sum, err := rolled.Add(r.charged)
+				if !ok || r.charged < 0 || err != nil {
+					rep.Dropped[name]++
+					continue
+				}
+				rolled = sum
 			}
 			if ok != nil && !ok(e.value) {
 				rep.Dropped[name]++
 				continue
 			}
-			if err := b.Put(e.key, e.value); err != nil {
+			if err := b.Put(e.key, value); err != nil {
 				return err
 			}
 			rep.Copied[name]++
 		}
 	}
-	if tx.Bucket(bucketMeta).Get(metaFormat) == nil {
-		if err := tx.Bucket(bucketMeta).Put(metaFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
+	if meta := tx.Bucket(bucketMeta); formatOf(meta) < FormatVersion {
+		// Every record copied is in the binary form and reindexRecords
+		// writes the indexes and totals: the copy is format 2 whatever the
+		// file said (nothing, a version-1 mark, a migration half done).
+		if err := meta.Put(metaFormat, []byte(strconv.Itoa(FormatVersion))); err != nil {
+			return err
+		}
+		if err := meta.Delete(metaMigrated); err != nil {
 			return err
 		}
 	}

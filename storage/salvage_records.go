@@ -30,6 +30,11 @@ func salvageStrings(tx *bolt.Tx, fb fileBucket, rep *SalvageReport) error {
 	}
 	seq := fb.sequence
 	for _, e := range fb.entries {
+		if len(e.key) == 0 {
+			// A damaged leaf can hold an entry with no key (ks=0).
+			rep.Dropped[string(bucketStrings)]++
+			continue
+		}
 		if e.key[0] != 'i' {
 			continue
 		}
@@ -54,7 +59,8 @@ func salvageStrings(tx *bolt.Tx, fb fileBucket, rep *SalvageReport) error {
 }
 
 // reindexRecords writes the index entries and hour totals of every record
-// in the binary form. JSON records (a format-1 file) get theirs when Open
+// in the binary form, and the hour totals of the rolled-up records (see
+// rollupHours). JSON records (a format-1 file) get theirs when Open
 // migrates them.
 func reindexRecords(tx *bolt.Tx) error {
 	for _, name := range recordBuckets[1:] {
@@ -74,6 +80,40 @@ func reindexRecords(tx *bolt.Tx) error {
 		}
 		if err := indexRecord(tx, nil, k, rec, internedIDs(tx, rec)); err != nil {
 			return err
+		}
+	}
+	return rollupHours(tx)
+}
+
+// rollupHours adds the rolled-up records to the hour totals (every record
+// and the project's), which count them as records still (see Retention).
+// A rollup row knows its day, not its hours, so its records are counted in
+// the day's last hour: a since inside a rolled-up day then counts the whole
+// day, as chargedSince and a token's totals do.
+func rollupHours(tx *bolt.Tx) error {
+	hb := tx.Bucket(bucketUsageHours)
+	hb.FillPercent = appendFill
+	add := func(k []byte, n uint64, charged budget.Money) error {
+		cnt, sum := hourTotal(hb.Get(k))
+		var v [16]byte
+		binary.BigEndian.PutUint64(v[:8], cnt+n)
+		binary.BigEndian.PutUint64(v[8:], uint64(sum+charged))
+		return hb.Put(k, v[:])
+	}
+	c := tx.Bucket(bucketRollup).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != 24 || len(v) != 16 {
+			return errRollup // salvageInto copied only rows that decode
+		}
+		n, charged := hourTotal(v)
+		hour := uint32(min(uint64(binary.BigEndian.Uint32(k[4:]))*24+23, 1<<32-1))
+		if err := add(hourKey(scopeAll, 0, hour), n, charged); err != nil {
+			return err
+		}
+		if pid := binary.BigEndian.Uint32(k[8:]); pid != 0 {
+			if err := add(hourKey(scopeProject, pid, hour), n, charged); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
