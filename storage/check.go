@@ -417,7 +417,7 @@ type indexCheck struct {
 	ids map[string]indexed
 	// need are the records' counts and charges per index (token,
 	// project) and string id.
-	need [2]map[uint32]hourSum
+	need [2]map[uint32]hourCount
 }
 
 type indexed struct {
@@ -425,17 +425,17 @@ type indexed struct {
 	ok bool
 }
 
-type hourSum struct {
+type hourCount struct {
 	n   uint64
 	sum budget.Money
 }
 
-func (h hourSum) add(n uint64, charged budget.Money) hourSum {
-	return hourSum{h.n + n, h.sum + charged}
+func (h hourCount) add(n uint64, charged budget.Money) hourCount {
+	return hourCount{h.n + n, h.sum + charged}
 }
 
 func newIndexCheck() *indexCheck {
-	return &indexCheck{ids: map[string]indexed{}, need: [2]map[uint32]hourSum{{}, {}}}
+	return &indexCheck{ids: map[string]indexed{}, need: [2]map[uint32]hourCount{{}, {}}}
 }
 
 // indexedID is the id under which putRecord indexed s: an interned string
@@ -465,7 +465,7 @@ func (c *indexCheck) record(tx *bolt.Tx, rec budget.Record) {
 // hour totals.
 func (c *indexCheck) check(tx *bolt.Tx, problems []string) []string {
 	d := newDict(tx)
-	compare := func(what string, got, want map[uint32]hourSum) {
+	compare := func(what string, got, want map[uint32]hourCount) {
 		for _, id := range slices.Sorted(maps.Keys(want)) {
 			if g, w := got[id], want[id]; g != w {
 				name, _ := d.str(id)
@@ -478,7 +478,7 @@ func (c *indexCheck) check(tx *bolt.Tx, problems []string) []string {
 		}
 	}
 	for i, b := range [][]byte{bucketByToken, bucketByProject} {
-		got := map[uint32]hourSum{}
+		got := map[uint32]hourCount{}
 		ic := tx.Bucket(b).Cursor()
 		for k, v := ic.First(); k != nil; k, v = ic.Next() {
 			ch, w := binary.Uvarint(v)
@@ -502,7 +502,7 @@ func (c *indexCheck) check(tx *bolt.Tx, problems []string) []string {
 			want[id] = want[id].add(n, ch)
 		}
 	}
-	got := map[uint32]hourSum{}
+	got := map[uint32]hourCount{}
 	hc := tx.Bucket(bucketUsageHours).Cursor()
 	for k, v := hc.Seek([]byte{scopeProject}); k != nil && k[0] == scopeProject; k, v = hc.Next() {
 		if len(k) != 9 || len(v) != 16 {

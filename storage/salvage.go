@@ -208,7 +208,7 @@ func salvageInto(tx *bolt.Tx, found map[string]fileBucket, rep *SalvageReport) e
 					// A JSON record (format 1, or a file whose format
 					// was lost) is written in the binary form, so the
 					// copy is the format 2 it is marked below.
-					if value, err = encodeRecord(tx, rec, map[string]uint32{}); err != nil {
+					if value, err = encodeRecord(tx, nil, rec, &recordIDs{}); err != nil {
 						return err
 					}
 				}

@@ -107,11 +107,13 @@ func rollupHours(tx *bolt.Tx) error {
 		}
 		n, charged := hourTotal(v)
 		hour := uint32(min(uint64(binary.BigEndian.Uint32(k[4:]))*24+23, 1<<32-1))
-		if err := add(hourKey(scopeAll, 0, hour), n, charged); err != nil {
+		all := hourKey(scopeAll, 0, hour)
+		if err := add(all[:], n, charged); err != nil {
 			return err
 		}
 		if pid := binary.BigEndian.Uint32(k[8:]); pid != 0 {
-			if err := add(hourKey(scopeProject, pid, hour), n, charged); err != nil {
+			pk := hourKey(scopeProject, pid, hour)
+			if err := add(pk[:], n, charged); err != nil {
 				return err
 			}
 		}
