@@ -272,6 +272,9 @@ var cacheRetentions = map[string]bool{"in_memory": true, "in-memory": true, "24h
 // checkCacheRetention reads prompt_cache_retention (chat and Responses). A
 // value OpenAI may add later, with a price of its own, is refused.
 func checkCacheRetention(fields map[string]json.RawMessage) error {
+	if !isSet(fields["prompt_cache_retention"]) {
+		return nil
+	}
 	var v string
 	if err := unmarshalField(fields, "prompt_cache_retention", &v); err != nil {
 		return refuse(ErrBadRequest, "\"prompt_cache_retention\" must be a string.")

@@ -270,11 +270,18 @@ func checkChatUnbounded(fields map[string]json.RawMessage, searchModel bool) err
 	if isSet(fields["prediction"]) {
 		return refuse(ErrUnbounded, "Predicted outputs are billed beyond the output cap and cannot be bounded.")
 	}
-	var modalities []string
-	if err := unmarshalField(fields, "modalities", &modalities); err != nil {
-		return refuse(ErrBadRequest, "\"modalities\" must be an array of strings.")
+	if isSet(fields["modalities"]) {
+		// Declared here, so a body without modalities does not pay for
+		// the variable json.Unmarshal needs on the heap.
+		var modalities []string
+		if err := unmarshalField(fields, "modalities", &modalities); err != nil {
+			return refuse(ErrBadRequest, "\"modalities\" must be an array of strings.")
+		}
+		if slices.Contains(modalities, "audio") {
+			return refuse(ErrUnbounded, "Audio output is not metered by this version of hardcap.")
+		}
 	}
-	if isSet(fields["audio"]) || slices.Contains(modalities, "audio") {
+	if isSet(fields["audio"]) {
 		return refuse(ErrUnbounded, "Audio output is not metered by this version of hardcap.")
 	}
 	return nil
@@ -285,11 +292,15 @@ func checkChatUnbounded(fields map[string]json.RawMessage, searchModel bool) err
 // default, which may be a dearer tier: hardcap writes "default" there.
 func checkServiceTier(fields map[string]json.RawMessage, prov *Provider) error {
 	var tier string
-	_ = unmarshalField(fields, "service_tier", &tier)
+	if raw := bytes.TrimSpace(fields["service_tier"]); isSet(raw) {
+		if s, ok := jsonString(raw); ok {
+			tier = string(s)
+		}
+	}
 	switch tier {
 	case "", "auto":
 		if prov.Prices == "openai" {
-			fields["service_tier"] = json.RawMessage(`"default"`)
+			fields["service_tier"] = defaultTier
 		}
 	case "default", "flex":
 	default:
@@ -297,6 +308,10 @@ func checkServiceTier(fields map[string]json.RawMessage, prov *Provider) error {
 	}
 	return nil
 }
+
+// defaultTier is the service_tier hardcap writes for OpenAI's "auto"; shared,
+// never written to.
+var defaultTier = json.RawMessage(`"default"`)
 
 // checkChatContent accepts a message content that is a string, null, or an
 // array of text and image parts, and returns how many images it holds.
@@ -331,6 +346,9 @@ func checkChatContent(raw json.RawMessage) (images int64, err error) {
 func (r *chatRequest) readStream() error {
 	if err := unmarshalField(r.fields, "stream", &r.stream); err != nil {
 		return refuse(ErrBadRequest, "\"stream\" must be a boolean.")
+	}
+	if !isSet(r.fields["stream_options"]) {
+		return nil
 	}
 	var opts map[string]json.RawMessage
 	if err := unmarshalField(r.fields, "stream_options", &opts); err != nil {
