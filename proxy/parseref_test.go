@@ -235,3 +235,28 @@ func sameRefusal(t *testing.T, what string, got, want error) {
 		t.Fatalf("%s: %v, decoded: %v", what, got, want)
 	}
 }
+
+// TestChatParse_Allocs: parsing a plain chat body costs a handful of
+// allocations (the request, its fields map, the model name), not one per
+// key and value as decoding into maps did (41 for this body). A count of
+// allocations, not a timing: it is the same on every run.
+func TestChatParse_Allocs(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Hello there"},{"role":"user","content":[{"type":"text","text":"x"}]}]}`)
+	prov := &Provider{Name: "p", CapField: "max_completion_tokens", Prices: "openai"}
+	const most = 8
+	got := testing.AllocsPerRun(100, func() {
+		if _, err := (chatAPI{}).parse(body, prov); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%v allocations per parse", got)
+	if got > most {
+		t.Errorf("got %v allocations per parse, want at most %d", got, most)
+	}
+	if _, err := chatParseDecoder(body, prov); err != nil {
+		t.Fatal(err)
+	}
+	if ref := testing.AllocsPerRun(100, func() { _, _ = chatParseDecoder(body, prov) }); ref <= most {
+		t.Errorf("the map-decoding reference takes %v allocations, want it above %d (else this test shows nothing)", ref, most)
+	}
+}

@@ -197,6 +197,10 @@ type forward struct {
 	key    string
 	body   []byte
 	meter  *meter // nil for free routes
+	// url is where target points and rd the reader of body: held here so
+	// a request allocates one struct for them, not two more.
+	url url.URL
+	rd  bytes.Reader
 }
 
 type forwardKey struct{}
@@ -250,11 +254,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	}
 	// Not URL.JoinPath: on a base URL without a path it makes a relative
 	// path ("v1/messages").
-	target := *rt.provider.BaseURL
-	target.Path = strings.TrimSuffix(target.Path, "/") + rt.endpoint.upstream
-	target.RawPath = ""
-	target.RawQuery = r.URL.RawQuery
-	fw := &forward{target: &target, prov: rt.provider}
+	fw := &forward{url: *rt.provider.BaseURL, prov: rt.provider}
+	fw.url.Path = strings.TrimSuffix(fw.url.Path, "/") + rt.endpoint.upstream
+	fw.url.RawPath = ""
+	fw.url.RawQuery = r.URL.RawQuery
+	fw.target = &fw.url
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
 	if err != nil {
@@ -403,7 +407,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set("Content-Type", "application/json")
 	}
 	if len(fw.body) > 0 {
-		pr.Out.Body = io.NopCloser(bytes.NewReader(fw.body))
+		// io.NopCloser of a *bytes.Reader, as net/http recognises an
+		// in-memory body by (it then writes headers and body together).
+		fw.rd.Reset(fw.body)
+		pr.Out.Body = io.NopCloser(&fw.rd)
 		pr.Out.ContentLength = int64(len(fw.body))
 		pr.Out.Header.Set("Content-Length", strconv.Itoa(len(fw.body)))
 		// No GetBody: without it the transport never replays a POST on a
