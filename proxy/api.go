@@ -363,8 +363,16 @@ func digits(raw []byte) (int64, bool) {
 			return 0, false
 		}
 	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	return n, err == nil
+	// At most 18 digits: the sum cannot overflow (and strconv would
+	// allocate the string it may quote in an error).
+	var n int64
+	for _, c := range s {
+		n = n*10 + int64(c-'0')
+	}
+	if len(s) < len(raw) {
+		n = -n
+	}
+	return n, true
 }
 
 func isSet(raw json.RawMessage) bool {
