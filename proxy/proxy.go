@@ -192,6 +192,10 @@ func newTransport() *http.Transport {
 // forward is what the handler hands to the ReverseProxy hooks through the
 // outgoing request's context.
 type forward struct {
+	// Context is the upstream request's context, set just before the
+	// request is forwarded on a metered route: the forward is that
+	// request's context itself (see Value), saving a context.WithValue.
+	context.Context
 	target *url.URL
 	prov   *Provider
 	key    string
@@ -204,6 +208,15 @@ type forward struct {
 }
 
 type forwardKey struct{}
+
+// Value is the context's value for key, and the forward itself for
+// forwardKey.
+func (f *forward) Value(key any) any {
+	if key == (forwardKey{}) {
+		return f
+	}
+	return f.Context.Value(key)
+}
 
 func forwardFrom(ctx context.Context) *forward {
 	f, _ := ctx.Value(forwardKey{}).(*forward)
@@ -386,7 +399,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteHeaderField: func(string, []string) { m.sent.Store(true) },
 	})
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, fw)))
+	fw.Context = ctx
+	p.rp.ServeHTTP(w, r.WithContext(fw))
 	return tok, nil
 }
 
