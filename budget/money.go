@@ -74,21 +74,30 @@ func allDigits(s string) bool {
 // places and no more than needed, e.g. "0.000450" or "0.000000001". This is
 // the form hardcap's JSON and CSV output uses.
 func (m Money) String() string {
-	neg := m < 0
+	// Built in one buffer (a single allocation, the string): the request
+	// path logs two amounts per request.
 	u := uint64(m)
-	if neg {
+	if m < 0 {
 		u = uint64(-m)
 	}
-	whole := u / NanoPerUSD
-	frac := fmt.Sprintf("%09d", u%NanoPerUSD)
-	for len(frac) > 6 && frac[len(frac)-1] == '0' {
-		frac = frac[:len(frac)-1]
+	var buf [32]byte
+	b := buf[:0]
+	if m < 0 {
+		b = append(b, '-')
 	}
-	sign := ""
-	if neg {
-		sign = "-"
+	b = strconv.AppendUint(b, u/NanoPerUSD, 10)
+	b = append(b, '.')
+	frac := u % NanoPerUSD
+	var digits [9]byte
+	for i := len(digits) - 1; i >= 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
 	}
-	return sign + strconv.FormatUint(whole, 10) + "." + frac
+	n := len(digits)
+	for n > 6 && digits[n-1] == '0' {
+		n--
+	}
+	return string(append(b, digits[:n]...))
 }
 
 // Add returns m+n, or ErrOverflow when the sum does not fit.

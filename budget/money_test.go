@@ -3,6 +3,9 @@ package budget
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"strconv"
 	"testing"
 )
 
@@ -103,4 +106,35 @@ func TestCost_Overflow(t *testing.T) {
 	if _, err := Cost(TokenCharge{-1, 1}); !errors.Is(err, ErrOverflow) {
 		t.Fatalf("negative tokens: got %v, want ErrOverflow", err)
 	}
+}
+
+// moneyStringSprintf is Money.String as it was, on fmt.Sprintf: the
+// reference the one-buffer String must print exactly as.
+func moneyStringSprintf(m Money) string {
+	neg := m < 0
+	u := uint64(m)
+	if neg {
+		u = uint64(-m)
+	}
+	frac := fmt.Sprintf("%09d", u%NanoPerUSD)
+	for len(frac) > 6 && frac[len(frac)-1] == '0' {
+		frac = frac[:len(frac)-1]
+	}
+	sign := ""
+	if neg {
+		sign = "-"
+	}
+	return sign + strconv.FormatUint(u/NanoPerUSD, 10) + "." + frac
+}
+
+// FuzzMoneyString: String prints every amount as the Sprintf version did.
+func FuzzMoneyString(f *testing.F) {
+	for _, m := range []int64{0, 1, -1, 10, 1000, 1234567, 999999999, 1000000000, -1500000000, 123456789012, math.MaxInt64, math.MinInt64, math.MinInt64 + 1} {
+		f.Add(m)
+	}
+	f.Fuzz(func(t *testing.T, m int64) {
+		if got, want := Money(m).String(), moneyStringSprintf(Money(m)); got != want {
+			t.Fatalf("Money(%d).String() = %q, want %q", m, got, want)
+		}
+	})
 }

@@ -187,13 +187,16 @@ type usageTracker interface {
 }
 
 // checkFields parses a JSON object body and refuses keys repeated in one
-// object and top-level fields outside known and the provider's extras.
+// object and top-level fields outside known and the provider's extras. The
+// fields' values alias body (capacity capped, so an append copies); the
+// body is walked by the byte scanner rather than decoded into a map by
+// encoding/json, which cost an allocation per key and per value.
 func checkFields(body []byte, known map[string]bool, prov *Provider) (map[string]json.RawMessage, error) {
 	if err := checkDepth(body); err != nil {
 		return nil, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	obj := body[skipSpace(body, 0):]
+	if len(obj) == 0 || obj[0] != '{' || !json.Valid(body) {
 		return nil, refuse(ErrBadRequest, "The body must be a JSON object.")
 	}
 	// Go's decoder keeps the last of duplicate keys and matches struct
@@ -202,10 +205,22 @@ func checkFields(body []byte, known map[string]bool, prov *Provider) (map[string
 	if err := checkKeys(body); err != nil {
 		return nil, err
 	}
-	for name := range fields {
+	n := 0
+	objectMembers(obj, func(member) bool { n++; return true })
+	// Room for the members rewrite adds (a cap field, service_tier).
+	fields := make(map[string]json.RawMessage, n+2)
+	var unknown error
+	objectMembers(obj, func(m member) bool {
+		name := fieldName(obj, m.key)
 		if !known[name] && !prov.ExtraParams[name] {
-			return nil, refuse(ErrUnbounded, "hardcap does not know the parameter %q, so it cannot prove what it costs. An operator can allow it with the provider's extra_params setting.", name)
+			unknown = refuse(ErrUnbounded, "hardcap does not know the parameter %q, so it cannot prove what it costs. An operator can allow it with the provider's extra_params setting.", name)
+			return false
 		}
+		fields[name] = json.RawMessage(obj[m.start:m.end:m.end])
+		return true
+	})
+	if unknown != nil {
+		return nil, unknown
 	}
 	return fields, nil
 }
@@ -257,6 +272,9 @@ var cacheRetentions = map[string]bool{"in_memory": true, "in-memory": true, "24h
 // checkCacheRetention reads prompt_cache_retention (chat and Responses). A
 // value OpenAI may add later, with a price of its own, is refused.
 func checkCacheRetention(fields map[string]json.RawMessage) error {
+	if !isSet(fields["prompt_cache_retention"]) {
+		return nil
+	}
 	var v string
 	if err := unmarshalField(fields, "prompt_cache_retention", &v); err != nil {
 		return refuse(ErrBadRequest, "\"prompt_cache_retention\" must be a string.")
@@ -345,8 +363,16 @@ func digits(raw []byte) (int64, bool) {
 			return 0, false
 		}
 	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	return n, err == nil
+	// At most 18 digits: the sum cannot overflow (and strconv would
+	// allocate the string it may quote in an error).
+	var n int64
+	for _, c := range s {
+		n = n*10 + int64(c-'0')
+	}
+	if len(s) < len(raw) {
+		n = -n
+	}
+	return n, true
 }
 
 func isSet(raw json.RawMessage) bool {
@@ -354,16 +380,20 @@ func isSet(raw json.RawMessage) bool {
 	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
 }
 
+// countArray is the number of elements of an array value, 0 for any other
+// value.
 func countArray(raw json.RawMessage) int {
-	var a []json.RawMessage
-	if json.Unmarshal(raw, &a) != nil {
-		return 0
-	}
-	return len(a)
+	n := 0
+	arrayElements(bytes.TrimSpace(raw), func(int, int) bool { n++; return true })
+	return n
 }
 
 // modelField reads the required "model" string.
 func modelField(fields map[string]json.RawMessage) (string, error) {
+	// A plain string is copied once; anything else decodes as before.
+	if s, ok := jsonString(bytes.TrimSpace(fields["model"])); ok && len(s) > 0 {
+		return string(s), nil
+	}
 	var m string
 	if err := unmarshalField(fields, "model", &m); err != nil || m == "" {
 		return "", refuse(ErrBadRequest, "The body needs a \"model\" string.")
@@ -373,12 +403,17 @@ func modelField(fields map[string]json.RawMessage) (string, error) {
 
 // positiveField reads an optional positive integer; 0 when absent.
 func positiveField(fields map[string]json.RawMessage, name string) (int64, error) {
-	var v *int64
-	if err := unmarshalField(fields, name, &v); err != nil || (v != nil && *v <= 0) {
-		return 0, refuse(ErrBadRequest, "%q must be a positive integer.", name)
-	}
-	if v == nil {
+	raw := fields[name]
+	if !isSet(raw) {
 		return 0, nil
 	}
-	return *v, nil
+	// Digits decode without reflection (and without a heap variable).
+	if n, ok := digits(bytes.TrimSpace(raw)); ok && n > 0 {
+		return n, nil
+	}
+	var v int64
+	if err := json.Unmarshal(raw, &v); err != nil || v <= 0 {
+		return 0, refuse(ErrBadRequest, "%q must be a positive integer.", name)
+	}
+	return v, nil
 }

@@ -102,20 +102,9 @@ func (chatAPI) parse(body []byte, prov *Provider) (meteredRequest, error) {
 	if err := checkCacheRetention(fields); err != nil {
 		return nil, err
 	}
-	var msgs []map[string]json.RawMessage
-	if err := unmarshalField(fields, "messages", &msgs); err != nil || len(msgs) == 0 {
-		return nil, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
-	}
-	var images int64
-	for i, m := range msgs {
-		if _, ok := m["audio"]; ok {
-			return nil, refuse(ErrUnbounded, "messages[%d]: audio references are not metered by this version of hardcap.", i)
-		}
-		n, err := checkChatContent(m["content"])
-		if err != nil {
-			return nil, refuse(ErrUnbounded, "messages[%d]: %s", i, err.Error())
-		}
-		images += n
+	images, err := checkChatMessages(fields["messages"])
+	if err != nil {
+		return nil, err
 	}
 	tools, err := checkChatTools(fields["tools"])
 	if err != nil {
@@ -167,22 +156,95 @@ func (r *chatRequest) checkSearch() error {
 var chatTools = map[string]bool{"function": true, "custom": true}
 
 // checkChatTools refuses tools that are not client-run and returns how
-// many there are.
+// many there are. Like every walk of a body here, it reads the value as
+// bytes; a tool's type is the decoded "type" string, "" when it is missing
+// or not a string, as json.Unmarshal into a string left it.
 func checkChatTools(raw json.RawMessage) (int, error) {
 	if !isSet(raw) {
 		return 0, nil
 	}
-	var tools []map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &tools); err != nil {
+	raw = bytes.TrimSpace(raw)
+	if !arrayOfObjects(raw) {
 		return 0, refuse(ErrBadRequest, "\"tools\" must be an array of objects.")
 	}
-	for i, t := range tools {
-		var typ string
-		if err := unmarshalField(t, "type", &typ); err != nil || !chatTools[typ] {
-			return 0, refuse(ErrUnbounded, "tools[%d]: the tool type %q is not one the client runs (function, custom); a provider-run tool bills per call, which hardcap cannot bound.", i, typ)
+	n := 0
+	var err error
+	arrayElements(raw, func(start, end int) bool {
+		if typ := memberString(raw[start:end], "type"); !chatTools[string(typ)] {
+			err = refuse(ErrUnbounded, "tools[%d]: the tool type %q is not one the client runs (function, custom); a provider-run tool bills per call, which hardcap cannot bound.", n, typ)
+			return false
 		}
+		n++
+		return true
+	})
+	return n, err
+}
+
+// arrayOfObjects reports whether raw (valid JSON, no surrounding
+// whitespace) is an array whose elements are objects or null: what
+// json.Unmarshal into a []map accepted.
+func arrayOfObjects(raw []byte) bool {
+	ok := true
+	isArray := arrayElements(raw, func(start, end int) bool {
+		ok = raw[start] == '{' || isNull(raw[start:end])
+		return ok
+	})
+	return isArray && ok
+}
+
+// memberString is the decoded string value of obj's member name; nil when
+// obj is not an object, has no such member or its value is not a string.
+func memberString(obj []byte, name string) []byte {
+	var s []byte
+	objectMembers(obj, func(m member) bool {
+		if !keyIs(obj, m.key, name) {
+			return true
+		}
+		s, _ = jsonString(obj[m.start:m.end])
+		return false
+	})
+	return s
+}
+
+// checkChatMessages reads the "messages" array: a non-empty array of
+// objects (or nulls), none with an audio reference and each content
+// bounded by checkChatContent. It returns how many images they hold.
+func checkChatMessages(raw json.RawMessage) (int64, error) {
+	raw = bytes.TrimSpace(raw)
+	n := 0
+	if arrayElements(raw, func(int, int) bool { n++; return true }); n == 0 || !arrayOfObjects(raw) {
+		return 0, refuse(ErrBadRequest, "The body needs a non-empty \"messages\" array of objects.")
 	}
-	return len(tools), nil
+	var images int64
+	var err error
+	i := 0
+	arrayElements(raw, func(start, end int) bool {
+		msg := raw[start:end]
+		var content []byte
+		audio := false
+		objectMembers(msg, func(m member) bool {
+			switch {
+			case keyIs(msg, m.key, "audio"):
+				audio = true
+			case keyIs(msg, m.key, "content"):
+				content = msg[m.start:m.end]
+			}
+			return true
+		})
+		if audio {
+			err = refuse(ErrUnbounded, "messages[%d]: audio references are not metered by this version of hardcap.", i)
+			return false
+		}
+		n, cerr := checkChatContent(content)
+		if cerr != nil {
+			err = refuse(ErrUnbounded, "messages[%d]: %s", i, cerr.Error())
+			return false
+		}
+		images += n
+		i++
+		return true
+	})
+	return images, err
 }
 
 // choicesField reads an optional count of outputs (n, best_of) from 1 to
@@ -208,11 +270,18 @@ func checkChatUnbounded(fields map[string]json.RawMessage, searchModel bool) err
 	if isSet(fields["prediction"]) {
 		return refuse(ErrUnbounded, "Predicted outputs are billed beyond the output cap and cannot be bounded.")
 	}
-	var modalities []string
-	if err := unmarshalField(fields, "modalities", &modalities); err != nil {
-		return refuse(ErrBadRequest, "\"modalities\" must be an array of strings.")
+	if isSet(fields["modalities"]) {
+		// Declared here, so a body without modalities does not pay for
+		// the variable json.Unmarshal needs on the heap.
+		var modalities []string
+		if err := unmarshalField(fields, "modalities", &modalities); err != nil {
+			return refuse(ErrBadRequest, "\"modalities\" must be an array of strings.")
+		}
+		if slices.Contains(modalities, "audio") {
+			return refuse(ErrUnbounded, "Audio output is not metered by this version of hardcap.")
+		}
 	}
-	if isSet(fields["audio"]) || slices.Contains(modalities, "audio") {
+	if isSet(fields["audio"]) {
 		return refuse(ErrUnbounded, "Audio output is not metered by this version of hardcap.")
 	}
 	return nil
@@ -223,11 +292,15 @@ func checkChatUnbounded(fields map[string]json.RawMessage, searchModel bool) err
 // default, which may be a dearer tier: hardcap writes "default" there.
 func checkServiceTier(fields map[string]json.RawMessage, prov *Provider) error {
 	var tier string
-	_ = unmarshalField(fields, "service_tier", &tier)
+	if raw := bytes.TrimSpace(fields["service_tier"]); isSet(raw) {
+		if s, ok := jsonString(raw); ok {
+			tier = string(s)
+		}
+	}
 	switch tier {
 	case "", "auto":
 		if prov.Prices == "openai" {
-			fields["service_tier"] = json.RawMessage(`"default"`)
+			fields["service_tier"] = defaultTier
 		}
 	case "default", "flex":
 	default:
@@ -235,6 +308,10 @@ func checkServiceTier(fields map[string]json.RawMessage, prov *Provider) error {
 	}
 	return nil
 }
+
+// defaultTier is the service_tier hardcap writes for OpenAI's "auto"; shared,
+// never written to.
+var defaultTier = json.RawMessage(`"default"`)
 
 // checkChatContent accepts a message content that is a string, null, or an
 // array of text and image parts, and returns how many images it holds.
@@ -244,20 +321,22 @@ func checkChatContent(raw json.RawMessage) (images int64, err error) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return 0, nil
 	}
-	var parts []map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &parts); err != nil {
+	if !arrayOfObjects(raw) {
 		return 0, errString("content parts must be objects with a \"type\"")
 	}
-	for _, p := range parts {
-		var typ string
-		_ = json.Unmarshal(p["type"], &typ)
-		switch typ {
+	arrayElements(raw, func(start, end int) bool {
+		switch typ := memberString(raw[start:end], "type"); string(typ) {
 		case "text", "refusal":
 		case "image_url":
 			images++
 		default:
-			return 0, errString("content parts of type " + strconv.Quote(typ) + " are not metered by this version of hardcap; text and images are")
+			err = errString("content parts of type " + strconv.Quote(string(typ)) + " are not metered by this version of hardcap; text and images are")
+			return false
 		}
+		return true
+	})
+	if err != nil {
+		return 0, err
 	}
 	return images, nil
 }
@@ -267,6 +346,9 @@ func checkChatContent(raw json.RawMessage) (images int64, err error) {
 func (r *chatRequest) readStream() error {
 	if err := unmarshalField(r.fields, "stream", &r.stream); err != nil {
 		return refuse(ErrBadRequest, "\"stream\" must be a boolean.")
+	}
+	if !isSet(r.fields["stream_options"]) {
+		return nil
 	}
 	var opts map[string]json.RawMessage
 	if err := unmarshalField(r.fields, "stream_options", &opts); err != nil {

@@ -408,3 +408,78 @@ func marshalPatched(orig []byte, fields map[string]json.RawMessage) ([]byte, err
 	}
 	return json.Marshal(fields)
 }
+
+// arrayElements calls fn with the offsets of each element of the JSON
+// array arr (valid JSON, no leading whitespace) until fn returns false; it
+// reports false when arr is not an array.
+func arrayElements(arr []byte, fn func(start, end int) bool) bool {
+	if len(arr) == 0 || arr[0] != '[' {
+		return false
+	}
+	i := skipSpace(arr, 1)
+	for i < len(arr) && arr[i] != ']' {
+		end := skipValue(arr, i)
+		if end <= i || !fn(i, end) {
+			return true
+		}
+		i = skipSpace(arr, end)
+		if i < len(arr) && arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
+	return true
+}
+
+// keyIs reports whether the key k of obj decodes to name, without
+// allocating for a plain key.
+func keyIs(obj []byte, k jsonKey, name string) bool {
+	if k.plain {
+		return string(obj[k.start:k.end]) == name
+	}
+	return decodeKey(obj, k) == name
+}
+
+// jsonString is the decoded text of the JSON string raw (valid JSON, no
+// surrounding whitespace): raw's own bytes for a plain string, a decoded
+// copy otherwise. It reports false when raw is not a string.
+func jsonString(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, false
+	}
+	if end, plain := scanString(raw, 0); end == len(raw) && plain {
+		return raw[1 : len(raw)-1], true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return nil, false
+	}
+	return []byte(s), true
+}
+
+// isNull reports whether the JSON value raw (no surrounding whitespace) is
+// null.
+func isNull(raw []byte) bool { return string(raw) == "null" }
+
+// paramNames holds each parameter name of every metered API once, so a
+// body's top-level keys become map keys without a string allocated per key.
+var paramNames = func() map[string]string {
+	names := map[string]string{}
+	for _, known := range []map[string]bool{chatParams, completionsParams, embeddingsParams, messagesParams, responsesParams} {
+		for name := range known {
+			names[name] = name
+		}
+	}
+	return names
+}()
+
+// fieldName is the decoded key k of obj, as encoding/json decodes a map
+// key; a known parameter name is shared rather than copied.
+func fieldName(obj []byte, k jsonKey) string {
+	if !k.plain {
+		return decodeKey(obj, k)
+	}
+	if name, ok := paramNames[string(obj[k.start:k.end])]; ok {
+		return name
+	}
+	return string(obj[k.start:k.end])
+}

@@ -192,14 +192,31 @@ func newTransport() *http.Transport {
 // forward is what the handler hands to the ReverseProxy hooks through the
 // outgoing request's context.
 type forward struct {
+	// Context is the upstream request's context, set just before the
+	// request is forwarded on a metered route: the forward is that
+	// request's context itself (see Value), saving a context.WithValue.
+	context.Context
 	target *url.URL
 	prov   *Provider
 	key    string
 	body   []byte
 	meter  *meter // nil for free routes
+	// url is where target points and rd the reader of body: held here so
+	// a request allocates one struct for them, not two more.
+	url url.URL
+	rd  bytes.Reader
 }
 
 type forwardKey struct{}
+
+// Value is the context's value for key, and the forward itself for
+// forwardKey.
+func (f *forward) Value(key any) any {
+	if key == (forwardKey{}) {
+		return f
+	}
+	return f.Context.Value(key)
+}
 
 func forwardFrom(ctx context.Context) *forward {
 	f, _ := ctx.Value(forwardKey{}).(*forward)
@@ -250,11 +267,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	}
 	// Not URL.JoinPath: on a base URL without a path it makes a relative
 	// path ("v1/messages").
-	target := *rt.provider.BaseURL
-	target.Path = strings.TrimSuffix(target.Path, "/") + rt.endpoint.upstream
-	target.RawPath = ""
-	target.RawQuery = r.URL.RawQuery
-	fw := &forward{target: &target, prov: rt.provider}
+	fw := &forward{url: *rt.provider.BaseURL, prov: rt.provider}
+	fw.url.Path = strings.TrimSuffix(fw.url.Path, "/") + rt.endpoint.upstream
+	fw.url.RawPath = ""
+	fw.url.RawQuery = r.URL.RawQuery
+	fw.target = &fw.url
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
 	if err != nil {
@@ -382,7 +399,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteHeaderField: func(string, []string) { m.sent.Store(true) },
 	})
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, fw)))
+	fw.Context = ctx
+	p.rp.ServeHTTP(w, r.WithContext(fw))
 	return tok, nil
 }
 
@@ -403,7 +421,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set("Content-Type", "application/json")
 	}
 	if len(fw.body) > 0 {
-		pr.Out.Body = io.NopCloser(bytes.NewReader(fw.body))
+		// io.NopCloser of a *bytes.Reader, as net/http recognises an
+		// in-memory body by (it then writes headers and body together).
+		fw.rd.Reset(fw.body)
+		pr.Out.Body = io.NopCloser(&fw.rd)
 		pr.Out.ContentLength = int64(len(fw.body))
 		pr.Out.Header.Set("Content-Length", strconv.Itoa(len(fw.body)))
 		// No GetBody: without it the transport never replays a POST on a

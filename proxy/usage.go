@@ -81,12 +81,93 @@ func openAIUsageFromJSON(body []byte) (u budget.Usage, placed, ok bool) {
 	if found == 0 {
 		return budget.Usage{}, false, false
 	}
+	if u, placed, ok, done := openAIUsagePlain(value); done {
+		return u, placed, ok
+	}
 	var usage *openAIUsage
 	if json.Unmarshal(value, &usage) != nil {
 		return budget.Usage{}, false, false
 	}
 	u, ok = usage.normalize()
 	return u, usage.writesPlaced(), ok
+}
+
+// openAIUsagePlain reads a usage object of the common shape without
+// reflection: plain lower-case keys, each once, counts written as digits,
+// detail objects of the same kind. done is false for anything else (a key
+// the decoder would fold onto a field, a null, a fraction), which
+// json.Unmarshal then decodes as before.
+func openAIUsagePlain(value []byte) (u budget.Usage, placed, ok, done bool) {
+	var prompt, completion, details, reasoning bool
+	done = true
+	isObject := objectMembers(value, func(m member) bool {
+		v := value[m.start:m.end]
+		switch k := value[m.key.start:m.key.end]; {
+		case !m.key.plain:
+			done = false
+		case string(k) == "prompt_tokens" && !prompt:
+			u.InputTokens, done = digits(v)
+			prompt = true
+		case string(k) == "completion_tokens" && !completion:
+			u.OutputTokens, done = digits(v)
+			completion = true
+		case string(k) == "prompt_tokens_details" && !details:
+			details = true
+			var cached, write bool
+			done = objectMembers(v, func(d member) bool {
+				switch dk := v[d.key.start:d.key.end]; {
+				case !d.key.plain:
+					done = false
+				case string(dk) == "cached_tokens" && !cached:
+					u.CacheReadTokens, done = digits(v[d.start:d.end])
+					cached = true
+				case string(dk) == "cache_write_tokens" && !write:
+					u.CacheWriteTokens, done = digits(v[d.start:d.end])
+					write, placed = true, true
+				default:
+					done = !foldsTo(dk, "cached_tokens", "cache_write_tokens")
+				}
+				return done
+			}) && done
+		case string(k) == "completion_tokens_details" && !reasoning:
+			reasoning = true
+			var seen bool
+			done = objectMembers(v, func(d member) bool {
+				switch dk := v[d.key.start:d.key.end]; {
+				case !d.key.plain:
+					done = false
+				case string(dk) == "reasoning_tokens" && !seen:
+					u.ReasoningTokens, done = digits(v[d.start:d.end])
+					seen = true
+				default:
+					done = !foldsTo(dk, "reasoning_tokens")
+				}
+				return done
+			}) && done
+		default:
+			done = !foldsTo(k, "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+		}
+		return done
+	})
+	if !isObject || !done {
+		return budget.Usage{}, false, false, false
+	}
+	if !prompt || !completion {
+		// As normalize and writesPlaced read a partial usage.
+		return budget.Usage{}, placed, false, true
+	}
+	return u, placed, true, true
+}
+
+// foldsTo reports whether the ASCII key k matches one of names regardless
+// of case, as encoding/json matches a struct field.
+func foldsTo(k []byte, names ...string) bool {
+	for _, name := range names {
+		if equalFoldASCII(k, []byte(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // openAIUsageFromWhole is openAIUsageFromJSON by decoding the whole body.

@@ -166,6 +166,12 @@ func FuzzOpenAIUsageFromJSON(f *testing.F) {
 		`{"usage":{"prompt_tokens":1,"completion_tokens":1},"Usage":{"prompt_tokens":5}}`,
 		`{"\u0075sage":{"prompt_tokens":9,"completion_tokens":6}}`,
 		`{"usage":null}`, `null`, `[1]`, `{"usage":{"prompt_tokens":"9"}}`, `{"usage":1}`,
+		`{"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":3}}}`,
+		`{"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cache_write_tokens":2}}}`,
+		`{"usage":{"prompt_tokens":9,"completion_tokens":6,"Prompt_Tokens":1}}`,
+		`{"usage":{"prompt_tokens":9,"completion_tokens":6,"prompt_tokens":1}}`,
+		`{"usage":{"prompt_tokens":-9,"completion_tokens":6e0,"completion_tokens_details":null}}`,
+		`{"usage":{"prompt_tokens":9,"completion_tokens":6,"completion_tokens_details":{"REASONING_tokens":2,"x":[1]}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -176,4 +182,18 @@ func FuzzOpenAIUsageFromJSON(f *testing.F) {
 			t.Fatalf("%s: member %+v %v %v; whole %+v %v %v", body, u, placed, ok, wu, wplaced, wok)
 		}
 	})
+}
+
+// TestOpenAIUsageFromJSON_NoAllocs: a chat answer's usage of the common
+// shape is read without an allocation (decoding it with json.Unmarshal
+// took 9).
+func TestOpenAIUsageFromJSON_NoAllocs(t *testing.T) {
+	body := []byte(`{"id":"chatcmpl-1","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":2,"cache_write_tokens":1},"completion_tokens_details":{"reasoning_tokens":3}}}`)
+	want := budget.Usage{InputTokens: 9, OutputTokens: 6, CacheReadTokens: 2, CacheWriteTokens: 1, ReasoningTokens: 3}
+	if u, placed, ok := openAIUsageFromJSON(body); u != want || !placed || !ok {
+		t.Fatalf("got %+v %v %v, want %+v true true", u, placed, ok, want)
+	}
+	if got := testing.AllocsPerRun(100, func() { openAIUsageFromJSON(body) }); got != 0 {
+		t.Errorf("got %v allocations, want 0", got)
+	}
 }
