@@ -79,6 +79,12 @@ func checkKeys(body []byte) error {
 				if top := &stack[len(stack)-1]; top.object && top.expectKey {
 					top.expectKey = false
 					k := jsonKey{start: i + 1, end: end - 1, plain: plain}
+					if !plain && strings.ContainsAny(decodeKey(body, k), "\u017f\u212a") {
+						// Go's decoder reads the long s as s and the Kelvin
+						// sign as k, other decoders do not: such a key could
+						// be one parameter to hardcap and another upstream.
+						return refuse(ErrBadRequest, "The key %q holds a character (U+017F or U+212A) that some JSON decoders read as an ASCII letter; spell it in ASCII.", decodeKey(body, k))
+					}
 					if dup := top.add(body, keys[top.keys:], &k); dup {
 						return refuse(ErrBadRequest, "The key %q appears twice in one object.", decodeKey(body, k))
 					}

@@ -83,7 +83,6 @@ func TestCheckKeys(t *testing.T) {
 		{"after an array", `{"a":[{"a":1}],"a":2}`, "a"},
 		{"escaped", `{"model":1,"\u006dodel":2}`, "model"},
 		{"escaped, other case", `{"\u004dODEL":1,"model":2}`, "model"},
-		{"kelvin sign", "{\"k\":1,\"\u212a\":2}", "\u212a"},
 		{"non-ASCII", `{"é":1,"É":2}`, "É"},
 		{"invalid UTF-8 alike", "{\"\xff\":1,\"\xfe\":2}", "\ufffd"},
 		{"braces in strings", `{"a":"{\"a\":1}","b":"}]","a2":1}`, ""},
@@ -161,7 +160,8 @@ func TestPatchObject(t *testing.T) {
 }
 
 // FuzzCheckKeys: the byte scanner refuses exactly the valid JSON bodies the
-// Decoder.Token check refused.
+// Decoder.Token check refused, and also every body with a key holding the
+// long s or the Kelvin sign (see checkKeys).
 func FuzzCheckKeys(f *testing.F) {
 	for _, s := range []string{`{"a":1,"A":2}`, `{"a":{"b":1,"b":2}}`, `[{"x":1},{"x":1}]`, `{"\u0041":1,"a":1}`, "{\"\u212a\":1,\"k\":1}", `{"a":"\"","b":["{"]}`, manyKeys(40, `,"KX":1`)} {
 		f.Add([]byte(s))
@@ -171,6 +171,9 @@ func FuzzCheckKeys(f *testing.F) {
 			return
 		}
 		got, want := checkKeys(body), checkKeysDecoder(body)
+		if got != nil && strings.Contains(got.Error(), "U+017F or U+212A") {
+			return // refused before the duplicate check: stricter than the Decoder's
+		}
 		if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
 			t.Fatalf("scanner: %v; Decoder: %v", got, want)
 		}

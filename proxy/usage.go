@@ -185,15 +185,16 @@ func openAIUsageFromWhole(body []byte) (u budget.Usage, placed, ok bool) {
 // mayHoldUsage reports whether a stream event's data may carry a usage
 // object, so that events which cannot are not decoded. encoding/json
 // matches keys regardless of case and resolves escapes, so an event is
-// passed over only when no "usage" appears in any case and no \u escape
-// could spell one.
+// passed over only when no "usage" appears in any case, no \u escape
+// could spell one, and no long s (U+017F, which the decoder folds to s:
+// "uſage" is usage) is there.
 func mayHoldUsage(data []byte) bool {
-	return containsFoldASCII(data, "usage") || bytes.Contains(data, []byte(`\u`))
+	return containsFoldASCII(data, "usage") || bytes.Contains(data, []byte(`\u`)) || bytes.Contains(data, []byte("\u017f"))
 }
 
 // containsFoldASCII reports whether data contains the lower-case ASCII
-// word in any case. Go's decoder also folds the Kelvin sign and the long
-// s, which "usage" does not contain.
+// word in any case (the long s and the Kelvin sign, which Go's decoder
+// also folds, are the callers' to look for).
 func containsFoldASCII(data []byte, word string) bool {
 	for i := 0; i+len(word) <= len(data); i++ {
 		j := 0

@@ -197,3 +197,24 @@ func TestOpenAIUsageFromJSON_NoAllocs(t *testing.T) {
 		t.Errorf("got %v allocations, want 0", got)
 	}
 }
+
+// TestFoldingCharacters: Go's decoder folds the long s into s and the
+// Kelvin sign into k; a usage spelled with one is still read from a
+// stream, and a request key holding one is refused.
+func TestFoldingCharacters(t *testing.T) {
+	if !mayHoldUsage([]byte(`{"type":"message_delta","u` + "\u017f" + `age":{"output_tokens":4000}}`)) {
+		t.Error(`mayHoldUsage passed over "uſage", which encoding/json reads as usage`)
+	}
+	for _, body := range []string{
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_token` + "\u017f" + `":5}`,
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"web_search_options":{"search_context_size":"low","` + "\u017f" + `earch_context_size":"high"}}`,
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":{"` + "\u212a" + `ey":"v"}}`,
+	} {
+		if err := checkKeys([]byte(body)); err == nil {
+			t.Errorf("checkKeys(%s) = nil, want a refusal", body)
+		}
+	}
+	if err := checkKeys([]byte(`{"model":"gpt-4o-mini","metadata":{"caf\u00e9":"ok"}}`)); err != nil {
+		t.Errorf("checkKeys refused an ordinary non-ASCII key: %v", err)
+	}
+}
