@@ -241,6 +241,7 @@ func sameRefusal(t *testing.T, what string, got, want error) {
 // key and value as decoding into maps did (41 for this body). A count of
 // allocations, not a timing: it is the same on every run.
 func TestChatParse_Allocs(t *testing.T) {
+	skipAllocsUnderRace(t)
 	body := []byte(`{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Hello there"},{"role":"user","content":[{"type":"text","text":"x"}]}]}`)
 	prov := &Provider{Name: "p", CapField: "max_completion_tokens", Prices: "openai"}
 	const most = 8
