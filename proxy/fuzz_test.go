@@ -64,7 +64,7 @@ func FuzzUsageTrackers(f *testing.F) {
 		}
 		l := &recordingLedger{}
 		p := New(Options{Ledger: l})
-		m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1_000_000}, prices: prices, settled: make(chan struct{})}
+		m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1_000_000}, prices: prices}
 		p.inflight.add(m)
 		resp := &http.Response{StatusCode: 200, Body: io.NopCloser(iotest.HalfReader(bytes.NewReader(body)))}
 		mb := newMeteredBody(m, resp, sse, goldenTracker(t, api, sse))

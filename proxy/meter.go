@@ -63,8 +63,7 @@ type meter struct {
 	// killed is set when the kill switch cut the request (see Cut).
 	killed atomic.Bool
 
-	once    sync.Once
-	settled chan struct{}
+	once sync.Once
 	// attached is set once a response body took over settlement.
 	attached bool
 }
@@ -74,7 +73,6 @@ type meter struct {
 // refused before any output, and the full reservation otherwise.
 func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) {
 	m.once.Do(func() {
-		defer close(m.settled)
 		defer m.p.inflight.remove(m)
 		s := budget.Settlement{Status: status, Outcome: outcome, Ended: m.p.now()}
 		s.Latency = s.Ended.Sub(m.start)

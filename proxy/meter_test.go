@@ -85,7 +85,7 @@ func TestMeteredBody_TrustsOnlyFinalUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &recordingLedger{}
 			p := New(Options{Ledger: l})
-			m := &meter{p: p, res: budget.Reservation{ID: "r1", Amount: 1_000_000}, prices: model.Prices, settled: make(chan struct{})}
+			m := &meter{p: p, res: budget.Reservation{ID: "r1", Amount: 1_000_000}, prices: model.Prices}
 			p.inflight.add(m)
 			resp := &http.Response{StatusCode: 200, Body: &failingReader{r: strings.NewReader(tt.stream), err: tt.end}}
 			b := newMeteredBody(m, resp, true, &openAITracker{})
@@ -174,7 +174,7 @@ func meterStream(t testing.TB, stream string, bound, size int) (string, budget.S
 	}
 	l := &recordingLedger{}
 	p := New(Options{Ledger: l})
-	m := &meter{p: p, res: budget.Reservation{ID: "r1", Amount: 1_000_000}, prices: miniModel.Prices, settled: make(chan struct{})}
+	m := &meter{p: p, res: budget.Reservation{ID: "r1", Amount: 1_000_000}, prices: miniModel.Prices}
 	p.inflight.add(m)
 	resp := &http.Response{StatusCode: 200, Body: &chunkedReader{data: []byte(stream), size: size}}
 	b := newMeteredBody(m, resp, true, &openAITracker{})

@@ -106,7 +106,7 @@ func TestUsageGolden(t *testing.T) {
 			l := &recordingLedger{}
 			p := New(Options{Ledger: l})
 			prices := pricing.Prices{Input: pricing.Flat(1), Output: pricing.Flat(1)}
-			m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1}, prices: prices, settled: make(chan struct{})}
+			m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1}, prices: prices}
 			p.inflight.add(m)
 			resp := &http.Response{StatusCode: 200, Body: io.NopCloser(iotest.HalfReader(&slowReader{b: body}))}
 			mb := newMeteredBody(m, resp, ext == ".sse", goldenTracker(t, api, ext == ".sse"))

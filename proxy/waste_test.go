@@ -89,7 +89,7 @@ func TestMeteredBody_HoldsNoReadBuffer(t *testing.T) {
 	l := &recordingLedger{}
 	p := New(Options{Ledger: l})
 	prices := pricing.Prices{Input: pricing.Flat(1_000_000), Output: pricing.Flat(2_000_000)}
-	m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1_000_000}, prices: prices, settled: make(chan struct{})}
+	m := &meter{p: p, res: budget.Reservation{ID: "r", Amount: 1_000_000}, prices: prices}
 	p.inflight.add(m)
 	resp := &http.Response{StatusCode: 200, Body: io.NopCloser(&pieceReader{chunks: append([]string(nil), events...)})}
 	mb := newMeteredBody(m, resp, true, &openAITracker{})
@@ -137,7 +137,7 @@ func TestCopyBuffers(t *testing.T) {
 func TestServe_ReleasesContextOnSettle(t *testing.T) {
 	p := New(Options{Ledger: &recordingLedger{}})
 	released := 0
-	m := &meter{p: p, settled: make(chan struct{}), release: func() { released++ }}
+	m := &meter{p: p, release: func() { released++ }}
 	p.inflight.add(m)
 	m.settle(nil, http.StatusOK, budget.NotSent)
 	if released != 1 {

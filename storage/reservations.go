@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
-	bolt "go.etcd.io/bbolt"
 )
 
 // reservationV1 tags the binary form of a reservation. JSON, the form of
@@ -66,17 +65,6 @@ func appendReservation(b []byte, res budget.Reservation) []byte {
 func appendLenString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-// getReservation reads the open reservation id; ok is false when there is
-// none.
-func getReservation(tx *bolt.Tx, id string) (res budget.Reservation, ok bool, err error) {
-	v := tx.Bucket(bucketReservations).Get([]byte(id))
-	if v == nil {
-		return res, false, nil
-	}
-	res, err = decodeReservation([]byte(id), v, false)
-	return res, err == nil, err
 }
 
 // decodeReservation decodes a reservation entry, binary or JSON; strict
