@@ -378,39 +378,23 @@ func decodeBinary(d *dict, k, v []byte, strict bool) (budget.Record, error) {
 		Time:          time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC(),
 		ReservationID: string(k[8:]),
 	}
-	p := v[1:]
-	bad, missing := false, false
-	num := func() int64 {
-		n, w := binary.Varint(p)
-		if w <= 0 {
-			bad = true
-			return 0
-		}
-		p = p[w:]
-		return n
-	}
+	b := decoder{b: v[1:]}
+	missing := false
+	num := b.varint
+	// A string is a tag: odd, an inline string of tag>>1 bytes; even, the
+	// dictionary's string tag>>1.
 	str := func(inlineOnly bool) string {
-		n, w := binary.Uvarint(p)
-		if w <= 0 {
-			bad = true
+		tag := b.uvarint()
+		switch {
+		case b.err != nil:
+			return ""
+		case tag&1 == 1:
+			return b.take(tag >> 1)
+		case inlineOnly || tag>>1 >= 1<<32:
+			b.err = errShort
 			return ""
 		}
-		p = p[w:]
-		if n&1 == 1 {
-			l := n >> 1
-			if l > uint64(len(p)) {
-				bad = true
-				return ""
-			}
-			s := string(p[:l])
-			p = p[l:]
-			return s
-		}
-		if inlineOnly || n>>1 >= 1<<32 {
-			bad = true
-			return ""
-		}
-		s, ok := d.str(uint32(n >> 1))
+		s, ok := d.str(uint32(tag >> 1))
 		missing = missing || !ok
 		return s
 	}
@@ -425,11 +409,11 @@ func decodeBinary(d *dict, k, v []byte, strict bool) (budget.Record, error) {
 	u.OutputTokens, u.ReasoningTokens = num(), num()
 	r.LatencyMS = num()
 	switch {
-	case bad:
+	case b.err != nil:
 		return budget.Record{}, errRecordShort
 	case strict && missing:
 		return budget.Record{}, errRecordString
-	case strict && len(p) > 0:
+	case strict && len(b.b) > 0:
 		return budget.Record{}, errRecordTrailing
 	}
 	return r, nil

@@ -149,8 +149,13 @@ func (d *decoder) uvarint() uint64 {
 	return x
 }
 
+// string reads a length-prefixed string.
 func (d *decoder) string() string {
-	n := d.uvarint()
+	return d.take(d.uvarint())
+}
+
+// take reads the next n bytes as a string.
+func (d *decoder) take(n uint64) string {
 	if d.err != nil {
 		return ""
 	}
