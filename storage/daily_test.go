@@ -145,25 +145,8 @@ func TestDaily_BesideCompact(t *testing.T) {
 		batch int
 	}{{"moves records not read yet", 50}, {"moves records read already", 5}} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := emptyLedger(t)
-			writeRecords(t, path, n, gen, false)
-			now := base.Add(40 * 24 * time.Hour)
-			db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			cutoff := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
-			calls := 0
-			betweenReads = func() {
-				if calls++; calls != 1 {
-					return
-				}
-				err := db.update(ctx, func(tx *bolt.Tx) error { _, _, err := rollUp(tx, cutoff, tc.batch); return err })
-				if err != nil {
-					t.Error(err)
-				}
-			}
+			db := openAged(t, n, gen, base)
+			rollUpBetweenReads(t, db, 1, tc.batch)
 			got, err := db.Daily(DailyFilter{})
 			if err != nil {
 				t.Fatal(err)
@@ -181,5 +164,38 @@ func TestDaily_BesideCompact(t *testing.T) {
 				t.Errorf("Daily beside a Compact batch counted %d records charging %s USD, want %d charging %s", req, sum, n, want)
 			}
 		})
+	}
+}
+
+// openAged writes n records from gen into a new ledger and opens it 40
+// days after base, with a clock that stays there.
+func openAged(t *testing.T, n int, gen func(int) budget.Record, base time.Time) *DB {
+	t.Helper()
+	path := emptyLedger(t)
+	writeRecords(t, path, n, gen, false)
+	now := base.Add(40 * 24 * time.Hour)
+	db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// rollUpBetweenReads makes the call-th pause between two read
+// transactions (betweenReads) run one rollUp batch of batch records older
+// than 30 days, as a Compact beside the read would; the caller restores
+// betweenReads.
+func rollUpBetweenReads(t *testing.T, db *DB, call, batch int) {
+	t.Helper()
+	cutoff := db.now().Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
+	calls := 0
+	betweenReads = func() {
+		if calls++; calls != call {
+			return
+		}
+		if err := db.update(ctx, func(tx *bolt.Tx) error { _, _, err := rollUp(tx, cutoff, batch); return err }); err != nil {
+			t.Error(err)
+		}
 	}
 }

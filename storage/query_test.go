@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
-	bolt "go.etcd.io/bbolt"
 )
 
 // wantUsage is what a filter selects among the records gen made, counted
@@ -94,24 +93,8 @@ func TestUsage_TokenTotalsBesideCompact(t *testing.T) {
 	const n = 300
 	base := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 	gen := func(i int) budget.Record { return genRecord(i, 2, base, 17*time.Minute) }
-	path := emptyLedger(t)
-	writeRecords(t, path, n, gen, false)
-	now := base.Add(40 * 24 * time.Hour)
-	db, err := Open(path, Options{NoSync: true, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cutoff := now.Add(-30 * 24 * time.Hour).Truncate(24 * time.Hour)
-	calls := 0
-	betweenReads = func() {
-		if calls++; calls != 2 {
-			return
-		}
-		if err := db.update(ctx, func(tx *bolt.Tx) error { _, _, err := rollUp(tx, cutoff, 60); return err }); err != nil {
-			t.Error(err)
-		}
-	}
+	db := openAged(t, n, gen, base)
+	rollUpBetweenReads(t, db, 2, 60)
 	f := RecordFilter{TokenID: "t1"}
 	u, err := db.Usage(f)
 	if err != nil {
