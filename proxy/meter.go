@@ -197,8 +197,11 @@ type meteredBody struct {
 }
 
 // copyBufSize is the size of the buffers ReverseProxy copies response
-// bodies with, and of the one a background drain reads with.
-const copyBufSize = 8 << 10
+// bodies with, and of the one a background drain reads with. A stream holds
+// its buffer for its whole life, so it is one page: SSE events are a few
+// hundred bytes, and a larger answer only takes more reads (measured: no
+// change in throughput against 8 KB, 4 KB less per open stream).
+const copyBufSize = 4 << 10
 
 // copyBuffers recycles copy buffers: one per response would otherwise be
 // the largest allocation on the request path. It holds array pointers, so
