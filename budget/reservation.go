@@ -15,6 +15,11 @@ type Request struct {
 	Model    string `json:"model"`
 	Route    string `json:"route"`
 	ClientIP string `json:"client_ip"`
+	// UserAgent is the client's User-Agent header, clipped.
+	UserAgent string `json:"user_agent,omitempty"`
+	// OldSecret marks a request made with a token's previous secret during
+	// a rotation's grace.
+	OldSecret bool `json:"old_secret,omitempty"`
 }
 
 // Reservation is money held against one or more budget windows for a request
@@ -74,6 +79,8 @@ type Settlement struct {
 	Latency time.Duration
 	// Ended is when the request ended.
 	Ended time.Time
+	// RequestID is the provider's id for the request, when it gave one.
+	RequestID string
 }
 
 // Record is the usage record of one request, written when it settles.
@@ -87,6 +94,9 @@ type Record struct {
 	Reserved  Money   `json:"reserved_usd"`
 	Charged   Money   `json:"charged_usd"`
 	LatencyMS int64   `json:"latency_ms"`
+	// RequestID is the provider's id for the request (its x-request-id or
+	// request-id header), when it gave one.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // NewRecord combines a reservation and its settlement into a usage record.
@@ -101,6 +111,7 @@ func NewRecord(r Reservation, s Settlement) Record {
 		Reserved:      r.Amount,
 		Charged:       s.Charged,
 		LatencyMS:     s.Latency.Milliseconds(),
+		RequestID:     s.RequestID,
 	}
 }
 

@@ -76,6 +76,7 @@ var ErrorCodes = []ErrorCode{
 	{tokens.ErrMalformed, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrUnknown, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrRevoked, http.StatusUnauthorized, "invalid_api_key"},
+	{tokens.ErrRotated, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrExpired, http.StatusUnauthorized, "invalid_api_key"},
 	{tokens.ErrKilled, http.StatusForbidden, "kill_switch"},
 	{ErrCut, http.StatusForbidden, "kill_switch"},

@@ -15,6 +15,9 @@ var (
 	ErrUnknown = errors.New("unknown token")
 	// ErrRevoked is returned for a token that has been revoked.
 	ErrRevoked = errors.New("token revoked")
+	// ErrRotated is returned for a secret replaced by a rotation whose
+	// grace has ended.
+	ErrRotated = errors.New("token rotated")
 	// ErrExpired is returned for a token past its expiry.
 	ErrExpired = errors.New("token expired")
 	// ErrKilled is returned when the kill switch is on for everything, the

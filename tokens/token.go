@@ -26,22 +26,68 @@ type Token struct {
 	Name string `json:"name,omitempty"`
 	// Project is the name of the project the token spends from.
 	Project string `json:"project"`
+	// Owner is the person or team answerable for the token.
+	Owner string `json:"owner,omitempty"`
+	// Purpose says what the token is for, in free text.
+	Purpose string `json:"purpose,omitempty"`
 	// Hash is the SHA-256 of the secret, hex-encoded.
 	Hash string `json:"hash"`
 	// Models lists the models the token may use; empty means any priced
 	// model.
 	Models []string `json:"models,omitempty"`
+	// Routes lists the routes the token may call, by the proxy's route
+	// names (chat, completions, embeddings, responses, messages, models,
+	// count_tokens); empty means every route.
+	Routes []string `json:"routes,omitempty"`
+	// IPs lists the client addresses the token may be used from, as CIDR
+	// prefixes in canonical form (netip.Prefix.String); empty means any.
+	IPs []string `json:"ips,omitempty"`
 	// Expires is when the token stops working; zero means never.
 	Expires time.Time `json:"expires,omitzero"`
 	// RPM is the most requests per minute the token may make; 0 means no
 	// limit.
 	RPM int `json:"rpm,omitempty"`
-	// Created is when the token was issued.
-	Created time.Time `json:"created"`
+	// MaxConcurrent is the most requests the token may have in flight at
+	// once; 0 means no limit.
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
+	// MaxRequest is the most one request's worst case may cost, in
+	// nano-USD; 0 means no limit.
+	MaxRequest int64 `json:"max_request_nanousd,omitempty"`
+	// Created is when the token was issued, and CreatedBy the admin
+	// credential that issued it (see storage.Actor).
+	Created   time.Time `json:"created"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	// RotateEvery is how often the secret should be rotated; RotateBy is
+	// when it is next due (Created or the last rotation, plus RotateEvery).
+	RotateEvery time.Duration `json:"rotate_every,omitempty"`
+	RotateBy    time.Time     `json:"rotate_by,omitzero"`
+	// Rotated is when the secret was last rotated. PrevHash is the hash of
+	// the secret it replaced, kept so that a request with it is told the
+	// token was rotated; it is accepted until RotatingUntil (the grace).
+	Rotated       time.Time `json:"rotated,omitzero"`
+	PrevHash      string    `json:"prev_hash,omitempty"`
+	RotatingUntil time.Time `json:"rotating_until,omitzero"`
+	// LastUsed is the token's most recent reserved request, and Requests
+	// how many it has made.
+	LastUsed Use   `json:"last_used,omitzero"`
+	Requests int64 `json:"requests,omitempty"`
 	// Revoked is when the token was revoked; zero means it is live.
 	Revoked time.Time `json:"revoked,omitzero"`
 	// Killed is the token's kill switch.
 	Killed bool `json:"killed"`
+
+	// OldSecret is set, never stored, on the token Authenticate returns
+	// when the secret presented is the one replaced by a rotation, still
+	// in its grace.
+	OldSecret bool `json:"-"`
+}
+
+// Use is one use of a token: when, from which client address, with which
+// user agent.
+type Use struct {
+	Time      time.Time `json:"time"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
 }
 
 // Usable reports why t cannot be used at now, or nil when it can.
