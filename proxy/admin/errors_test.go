@@ -32,7 +32,7 @@ var knownErrors = map[string]map[string]error{
 		"ErrLedgerDamaged": budget.ErrLedgerDamaged,
 	},
 	"tokens": {
-		"ErrMalformed": tokens.ErrMalformed, "ErrUnknown": tokens.ErrUnknown, "ErrRevoked": tokens.ErrRevoked,
+		"ErrMalformed": tokens.ErrMalformed, "ErrUnknown": tokens.ErrUnknown, "ErrRevoked": tokens.ErrRevoked, "ErrRotated": tokens.ErrRotated,
 		"ErrExpired": tokens.ErrExpired, "ErrKilled": tokens.ErrKilled, "ErrModelNotAllowed": tokens.ErrModelNotAllowed,
 		"ErrInvalidName": tokens.ErrInvalidName, "ErrProjectExists": tokens.ErrProjectExists,
 		"ErrProjectNotFound": tokens.ErrProjectNotFound, "ErrTokenNotFound": tokens.ErrTokenNotFound,
