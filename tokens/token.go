@@ -1,9 +1,12 @@
 package tokens
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -185,4 +188,92 @@ type Authenticator interface {
 	// Authenticate returns the token, or ErrMalformed, ErrUnknown,
 	// ErrRevoked, ErrExpired or ErrKilled.
 	Authenticate(secret string) (Token, error)
+}
+
+// RouteNames are the names a token's route scope may list, each one kind
+// of endpoint of any provider: chat (chat completions), completions,
+// embeddings, responses, messages, count_tokens (Anthropic's and the
+// Responses API's input token counts), models (the model lists) and
+// moderations.
+var RouteNames = []string{"chat", "completions", "embeddings", "responses", "messages", "count_tokens", "models", "moderations"}
+
+// CheckRoutes reports whether routes can be a token's route scope: names
+// from RouteNames, none twice.
+func CheckRoutes(routes []string) error {
+	for i, r := range routes {
+		if !slices.Contains(RouteNames, r) {
+			return fmt.Errorf("%w: route %d of the list is not one of %s", ErrInvalidScope, i+1, strings.Join(RouteNames, ", "))
+		}
+		if slices.Contains(routes[:i], r) {
+			return fmt.Errorf("%w: route %q is listed twice", ErrInvalidScope, r)
+		}
+	}
+	return nil
+}
+
+// MaxIPs bounds a token's address scope.
+const MaxIPs = 256
+
+// ParseIPs parses a token's address scope: IPv4 or IPv6 CIDR prefixes, or
+// single addresses (a /32 or /128). It returns them in canonical form
+// (masked, netip.Prefix.String), or ErrInvalidScope naming the entry that
+// is not one.
+func ParseIPs(list []string) ([]string, error) {
+	if len(list) > MaxIPs {
+		return nil, fmt.Errorf("%w: a token names at most %d address ranges, this list has %d", ErrInvalidScope, MaxIPs, len(list))
+	}
+	out := make([]string, 0, len(list))
+	for i, s := range list {
+		s = strings.TrimSpace(s)
+		var p netip.Prefix
+		var err error
+		if strings.Contains(s, "/") {
+			p, err = netip.ParsePrefix(s)
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(s); err == nil && a.Zone() != "" {
+				err = errors.New("zone")
+			} else if err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil || p.Addr().Zone() != "" {
+			return nil, fmt.Errorf("%w: entry %d of the address list is not an IPv4 or IPv6 CIDR prefix (such as 10.0.0.0/8 or 2001:db8::/32)", ErrInvalidScope, i+1)
+		}
+		p = p.Masked()
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0)).Masked()
+		}
+		c := p.String()
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// AllowsIP reports whether the token may be used from addr: its address
+// scope is empty, or a prefix holds addr (an IPv4-mapped IPv6 address
+// counts as its IPv4 address). An invalid addr is allowed only by an empty
+// scope.
+func (t *Token) AllowsIP(addr netip.Addr) bool {
+	if len(t.IPs) == 0 {
+		return true
+	}
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap().WithZone("")
+	for _, s := range t.IPs {
+		if p, err := netip.ParsePrefix(s); err == nil && p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsRoute reports whether the token may call the route named name
+// (one of RouteNames).
+func (t *Token) AllowsRoute(name string) bool {
+	return len(t.Routes) == 0 || slices.Contains(t.Routes, name)
 }
