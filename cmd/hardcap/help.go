@@ -29,6 +29,7 @@ Usage:
   hardcap resume [--project NAME | --token ID]
   hardcap status
   hardcap reconcile [--provider NAME] [--since 30d]
+  hardcap incident --token ID [--since D|TIME] [--format md|json] [--out FILE]
   hardcap prices check [--provider ID] [--json]
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap db check|recover          (offline, on the data dir)
@@ -91,6 +92,9 @@ var commandDocs = map[string]commandDoc{
 	"db backup": {"db backup FILE|-",
 		"Writes a consistent, checked copy of the database through the running server; - writes it to stdout.\nRefused for a FILE that is the database of the data dir or of any running hardcap.",
 		"hardcap db backup hardcap-backup.db"},
+	"incident": {"incident --token ID [--since D|TIME] [--format md|json] [--out FILE]",
+		"Writes the evidence report on one token after a leak, for a provider's support and a refund claim: the\ntoken, first and last use, requests and spend per hour, each client IP and user agent, models, routes,\nrefusals, the admin actions on it (kill, revoke, rotate: when and by which admin credential) and the\nprovider's request ids. Markdown for people, JSON for machines; never a secret.",
+		"hardcap incident --token tok_123 --since 2026-11-30T14:00:00Z --out incident.md"},
 }
 
 // helpCommand serves `hardcap help [COMMAND...]` by asking the command

@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = pricesCommand(ctx, args[1:], stdout)
 	case "reconcile":
 		err = reconcileCommand(ctx, args[1:], stdout)
+	case "incident":
+		err = incidentCommand(ctx, args[1:], stdout)
 	case "db":
 		err = dbCommand(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
