@@ -36,6 +36,9 @@ const MaxRequestIDs = 1000
 // NotSeen is the report's statement of what hardcap cannot see.
 const NotSeen = "hardcap sees only requests made through it: anything spent with the real provider key directly (outside hardcap), or with other keys of the same provider account, is not in this report; the provider's own usage export for the same window shows it."
 
+// NotRecorded says which refusals the Errors table cannot hold.
+const NotRecorded = "Requests refused before any money was reserved (an unknown, revoked, rotated or expired token, a kill switch, a spent budget, a scope or rate limit) leave no usage record, so they are not counted here; the server log has each of them."
+
 // Report is the evidence about one token. Its JSON field names are stable;
 // money is a decimal USD string, times are RFC 3339 in UTC.
 type Report struct {
@@ -72,8 +75,10 @@ type Report struct {
 	// newer ones left out.
 	RequestIDs        []RequestID `json:"request_ids"`
 	RequestIDsOmitted int64       `json:"request_ids_omitted"`
-	// NotSeen says what hardcap cannot see (NotSeen).
-	NotSeen string `json:"not_seen"`
+	// NotSeen says what hardcap cannot see (NotSeen), and NotRecorded which
+	// refusals the Errors table cannot hold (NotRecorded).
+	NotSeen     string `json:"not_seen"`
+	NotRecorded string `json:"not_recorded"`
 }
 
 // Token is the token's ledger entry and state as the report shows it:
@@ -303,7 +308,7 @@ func New(tok Token, since, now time.Time) *Builder {
 		since = since.UTC()
 	}
 	return &Builder{
-		rep:     Report{Generated: now.UTC(), Since: since, Token: tok, NotSeen: NotSeen},
+		rep:     Report{Generated: now.UTC(), Since: since, Token: tok, NotSeen: NotSeen, NotRecorded: NotRecorded},
 		hours:   map[int64]*stats{},
 		clients: newTable[clientKey](), models: newTable[modelKey](), routes: newTable[string](), errs: newTable[outcomeKey](),
 	}

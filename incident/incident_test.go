@@ -165,7 +165,7 @@ func TestReport_JSON(t *testing.T) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"generated", "token", "summary", "hours", "clients", "models", "routes", "errors", "admin_actions", "request_ids", "request_ids_omitted", "not_seen"} {
+	for _, k := range []string{"generated", "token", "summary", "hours", "clients", "models", "routes", "errors", "admin_actions", "request_ids", "request_ids_omitted", "not_seen", "not_recorded"} {
 		if _, ok := v[k]; !ok {
 			t.Errorf("no %q in %s", k, raw)
 		}
@@ -239,13 +239,13 @@ func TestWriteMarkdown_Sections(t *testing.T) {
 	}
 	out := md.String()
 	for _, want := range []string{
-		"# hardcap incident report: token tok_a", "from 2026-11-30T14:05:00Z",
+		"# hardcap incident report: token tok_a", "Window: from 2026-11-30T14:05:00Z to 2026-11-30T15:05:00Z.",
 		"## Token", "| state | revoked |", "## Summary", "- Requests: 3, spent 0.00000003 USD",
 		"2 of these requests are older than the usage retention",
 		"## Requests and spend per hour", "| 2026-11-30 14:00 | 1 | 0.00000001 |",
 		"## Clients", "## Models", "## Routes", "## Refusals and errors", "None: every request of the window completed.",
 		"## Admin actions", "| 2026-11-30T14:05:00Z | admin | kill | all |", "## Provider request ids",
-		"## What hardcap cannot see", NotSeen,
+		"## What hardcap cannot see", NotSeen, NotRecorded,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)

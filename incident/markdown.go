@@ -96,9 +96,9 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	m.printf("# hardcap incident report: token %s\n\n", cell(t.ID))
 	window := "the token's whole history"
 	if !r.Since.IsZero() {
-		window = "from " + stamp(r.Since)
+		window = "from " + stamp(r.Since) + " to " + stamp(r.Generated)
 	}
-	m.printf("Generated %s, covering %s to %s. Times are UTC; money is USD.\n\n", stamp(r.Generated), window, stamp(r.Generated))
+	m.printf("Generated %s. Window: %s. Times are UTC; money is USD.\n\n", stamp(r.Generated), window)
 
 	m.printf("## Token\n\n")
 	m.header("field", "value")
@@ -186,6 +186,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	m.omitted(r.ErrorsOmitted, "status and outcome pairs")
+	m.printf("\n%s\n", NotRecorded)
 
 	m.printf("\n## Admin actions\n\n")
 	if len(r.Actions) == 0 {
