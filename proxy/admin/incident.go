@@ -46,7 +46,7 @@ func (h *Handler) incident(w http.ResponseWriter, r *http.Request) {
 	}
 	format := q.Get("format")
 	switch format {
-	case "", "json", "md", "markdown":
+	case "", "json", "md":
 	default:
 		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("format %q is not json or md", budget.Clip(format)))
 		return

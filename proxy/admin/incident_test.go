@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -230,5 +231,34 @@ func TestIncident_BadInput(t *testing.T) {
 	rep := e.report("")
 	if rep.Summary.Requests != 0 || len(rep.Hours) != 0 || rep.Clients == nil {
 		t.Fatalf("empty report got %+v", rep)
+	}
+}
+
+// TestIncident_ManyRecords: a token with more records than one read page
+// and more distinct clients than a table holds: every record is counted
+// once, across the pages, and the clients table keeps its bound with the
+// rest counted.
+func TestIncident_ManyRecords(t *testing.T) {
+	n := incident.MaxRows + 200
+	recs := make([]incidentRec, n)
+	for i := range recs {
+		recs[i] = incidentRec{time.Duration(n-i) * time.Second, fmt.Sprintf("10.1.%d.%d", i/256, i%256), "bot", "gpt-4o-mini", 200, budget.Complete, 3, ""}
+	}
+	e := newIncidentEnv(t, recs)
+	rep := e.report("")
+	s := rep.Summary
+	if s.Requests != int64(n) || s.Detailed != int64(n) || s.Spent != budget.Money(3*n) {
+		t.Fatalf("summary got %+v, want %d requests", s, n)
+	}
+	var hours int64
+	for _, h := range rep.Hours {
+		hours += h.Requests
+	}
+	if hours != int64(n) {
+		t.Fatalf("the hours count %d requests, want %d", hours, n)
+	}
+	o := rep.ClientsOmitted
+	if len(rep.Clients) != incident.MaxRows || rep.Clients[0].IP != "10.1.0.0" || o == nil || o.Rows != 200 || o.Requests != 200 {
+		t.Fatalf("got %d clients, omitted %+v; want %d and 200 omitted", len(rep.Clients), o, incident.MaxRows)
 	}
 }
