@@ -29,6 +29,7 @@ Usage:
   hardcap resume [--project NAME | --token ID]
   hardcap status
   hardcap reconcile [--provider NAME] [--since 30d]
+  hardcap audit [--fail-on low|medium|high|critical] [--fix [--yes]] [--ack KIND:TARGET]
   hardcap prices check [--provider ID] [--json]
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap db check|recover          (offline, on the data dir)
@@ -91,6 +92,14 @@ var commandDocs = map[string]commandDoc{
 	"db backup": {"db backup FILE|-",
 		"Writes a consistent, checked copy of the database through the running server; - writes it to stdout.\nRefused for a FILE that is the database of the data dir or of any running hardcap.",
 		"hardcap db backup hardcap-backup.db"},
+	"audit": {"audit [--fail-on low|medium|high|critical] [--fix [--yes]] [--ack KIND:TARGET]",
+		"Prints the key ledger's findings, most urgent first, each with the command that fixes it: zombie tokens,\n" +
+			"overdue rotations, tokens with no budget, expiry or scope, tokens with no owner, old secrets in grace,\n" +
+			"provider keys overdue or refused, key files others can read, keys in clear in the config or data dir,\n" +
+			"price data older than 90 days, and a reminder per provider to turn off auto top-up. Exits 1 when a\n" +
+			"finding is at or above --fail-on (default high). --fix revokes the zombie tokens after asking (--yes:\n" +
+			"without asking); --ack KIND:TARGET dismisses an auto-topup or token-no-owner finding for good.",
+		"hardcap audit --fail-on medium\nhardcap audit --ack auto-topup:openai"},
 }
 
 // helpCommand serves `hardcap help [COMMAND...]` by asking the command
