@@ -396,7 +396,7 @@ func checkToken(tok Token, now time.Time) []Finding {
 	if now.Before(tok.RotatingUntil) {
 		out = append(out, Finding{Severity: Low, Kind: KindTokenGrace, Target: id,
 			Message: fmt.Sprintf("%s: the secret it had before its rotation on %s is still accepted until %s", who, day(tok.Rotated), tok.RotatingUntil.UTC().Format(time.RFC3339)),
-			Fix:     "hardcap usage --token " + id + " --since 24h (the requests marked old_secret show the apps still to move to the new secret)"})
+			Fix:     "move the apps still sending the old secret to the new one (hardcap usage --token " + id + " --since 24h: their requests are marked)"})
 	}
 	return out
 }
