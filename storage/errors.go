@@ -70,3 +70,10 @@ func fatal(err error) error {
 	}
 	return fatalError{err}
 }
+
+// Errors of acknowledgements (acks.go).
+var (
+	// ErrInvalidAck is returned by Acknowledge for a key that is empty,
+	// longer than MaxAckKey bytes or not printable UTF-8 text.
+	ErrInvalidAck = errors.New("invalid acknowledgement key")
+)

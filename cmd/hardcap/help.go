@@ -30,6 +30,7 @@ Usage:
   hardcap status
   hardcap reconcile [--provider NAME] [--since 30d]
   hardcap incident --token ID [--since D|TIME] [--format md|json] [--out FILE]
+  hardcap audit [--fail-on low|medium|high|critical] [--fix [--yes]] [--ack KIND:TARGET]
   hardcap prices check [--provider ID] [--json]
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap db check|recover          (offline, on the data dir)
@@ -95,6 +96,14 @@ var commandDocs = map[string]commandDoc{
 	"incident": {"incident --token ID [--since D|TIME] [--format md|json] [--out FILE]",
 		"Writes the evidence report on one token after a leak, for a provider's support and a refund claim: the\ntoken, first and last use, requests and spend per hour, each client IP and user agent, models, routes,\nrefusals, the admin actions on it (kill, revoke, rotate: when and by which admin credential) and the\nprovider's request ids. Markdown for people, JSON for machines; never a secret.",
 		"hardcap incident --token tok_123 --since 2026-11-30T14:00:00Z --out incident.md"},
+	"audit": {"audit [--fail-on low|medium|high|critical] [--fix [--yes]] [--ack KIND:TARGET]",
+		"Prints the key ledger's findings, most urgent first, each with the command that fixes it: zombie tokens,\n" +
+			"overdue rotations, tokens with no budget, expiry or scope, tokens with no owner, old secrets in grace,\n" +
+			"provider keys overdue or refused, key files others can read, keys in clear in the config or data dir,\n" +
+			"price data older than 90 days, and a reminder per provider to turn off auto top-up. Exits 1 when a\n" +
+			"finding is at or above --fail-on (default high). --fix revokes the zombie tokens after asking (--yes:\n" +
+			"without asking); --ack KIND:TARGET dismisses an auto-topup or token-no-owner finding for good.",
+		"hardcap audit --fail-on medium\nhardcap audit --ack auto-topup:openai"},
 }
 
 // helpCommand serves `hardcap help [COMMAND...]` by asking the command

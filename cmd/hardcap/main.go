@@ -55,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = reconcileCommand(ctx, args[1:], stdout)
 	case "incident":
 		err = incidentCommand(ctx, args[1:], stdout)
+	case "audit":
+		err = auditCommand(ctx, args[1:], stdout)
 	case "db":
 		err = dbCommand(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
@@ -112,6 +114,11 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.AllowInsecureListen = true
 	}
 	m := &Main{Config: cfg, DataDir: dir, Demo: *demoMode, LogOutput: stderr}
+	// hardcap audit searches the config file for keys in clear.
+	m.ConfigPath = *config
+	if m.ConfigPath == "" {
+		m.ConfigPath = os.Getenv("HARDCAP_CONFIG")
+	}
 	defer m.closeLog()
 	if err := m.Open(); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hardcap/hardcap/audit"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
 	"github.com/hardcap/hardcap/demo"
@@ -43,6 +44,9 @@ type Main struct {
 	Now func() time.Time
 	// LogOutput receives the logs; default stderr.
 	LogOutput io.Writer
+	// ConfigPath is the config file the server was started with ("" for
+	// none), which hardcap audit searches for keys in clear.
+	ConfigPath string
 
 	log      zerolog.Logger
 	logBuf   *logBuffer // nil unless logs go to a file; see newLogger
@@ -145,6 +149,8 @@ func (m *Main) Open() error {
 	adminAPI := admin.New(admin.Options{
 		DB: m.db, Proxy: m.proxy, AdminToken: adminToken, Log: m.log, Now: m.Now,
 		Status: func() map[string]any { return m.statusFacts(set) },
+		// hardcap audit: the server's files, prices and providers.
+		AuditFacts: func() audit.Input { return m.auditFacts(set) },
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hardcap/hardcap/audit"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/storage"
@@ -36,6 +37,13 @@ type Options struct {
 	Log zerolog.Logger
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+
+	// AuditFacts returns what GET /admin/v1/audit checks outside the
+	// database (the server's files, price data dates, providers); nil
+	// means none. ProviderKeys returns the provider-key ledger's keys for
+	// it; nil means none are known.
+	AuditFacts   func() audit.Input
+	ProviderKeys func() []audit.ProviderKey
 }
 
 // Handler serves /admin/v1/.
@@ -66,6 +74,8 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /admin/v1/status", h.status)
 	h.mux.HandleFunc("GET /admin/v1/backup", h.backup)
 	h.mux.HandleFunc("GET /admin/v1/incident", h.incident)
+	h.mux.HandleFunc("GET /admin/v1/audit", h.auditGet)
+	h.mux.HandleFunc("POST /admin/v1/audit/acks", h.auditAck)
 	return h
 }
 
