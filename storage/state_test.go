@@ -180,6 +180,15 @@ func TestCommitBatch_RollbackLeavesMemoryEqualToDisk(t *testing.T) {
 				return err
 			}
 		}, true},
+		{"a use noted, then a fatal error", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				// What reserve folds into the commit: the token's last use,
+				// its request count and a client address never seen.
+				db.st.noteUse(tok.ID, db.now(), "192.0.2.99", "bad-op/1")
+				db.st.noteUse(tok.ID, db.now(), "192.0.2.99", "bad-op/1")
+				return fatal(errors.New("disk full"))
+			}
+		}, true},
 		{"commit fails", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {
 			return func(tx *bolt.Tx) error {
 				tok.Killed = true
