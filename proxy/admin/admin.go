@@ -149,12 +149,12 @@ type ProjectView struct {
 // its creation or rotation. Lists are [] when empty (every model, route or
 // address); zero limits are omitted (no limit).
 type TokenView struct {
-	ID      string `json:"id"`
-	Secret  string `json:"token,omitempty"`
-	Name    string `json:"name,omitempty"`
-	Project string `json:"project"`
-	Owner   string `json:"owner"`
-	Purpose string `json:"purpose"`
+	ID      string    `json:"id"`
+	Secret  string    `json:"token,omitempty"`
+	Name    string    `json:"name,omitempty"`
+	Project string    `json:"project"`
+	Owner   string    `json:"owner"`
+	Purpose string    `json:"purpose"`
 	Created time.Time `json:"created"`
 	// CreatedBy is the admin credential that created the token
 	// ("admin:" and 8 hex digits of its hash) or "system".
