@@ -145,6 +145,8 @@ func (m *Main) Open() error {
 	adminAPI := admin.New(admin.Options{
 		DB: m.db, Proxy: m.proxy, AdminToken: adminToken, Log: m.log, Now: m.Now,
 		Status: func() map[string]any { return m.statusFacts(set) },
+		// The key ledger's default rotation period (tokens.rotate_every).
+		RotateEvery: set.rotateEvery,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
