@@ -424,3 +424,47 @@ func TestUpdateToken_LedgerAndScopes(t *testing.T) {
 		t.Errorf("a refused change changed the token:\n%+v\n%+v", after, got)
 	}
 }
+
+// TestSalvage_KeepsARotatedTokensGrace: a salvaged copy rebuilds the hash
+// index with the previous secret too, so it still works in its grace and
+// the client addresses are copied.
+func TestSalvage_KeepsARotatedTokensGrace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hardcap.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateProject(ctx, "p", budget.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, old, err := db.CreateToken(ctx, TokenSpec{Project: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Reserve(ctx, budget.Request{TokenID: tok.ID, Model: "m", ClientIP: "192.0.2.1"}, flat(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.RotateToken(ctx, tok.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out := filepath.Join(t.TempDir(), "out.db")
+	if _, err := Salvage(path, out); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.Authenticate(old); err != nil || !got.OldSecret {
+		t.Errorf("old secret after salvage: old=%v, %v; want it in grace", got.OldSecret, err)
+	}
+	if ips, err := db.ClientIPs(tok.ID); err != nil || len(ips) != 1 {
+		t.Errorf("client addresses after salvage: %v, %v", ips, err)
+	}
+}
