@@ -664,9 +664,15 @@ func (db *DB) DeleteProject(ctx context.Context, name string, revokeTokens bool)
 			return fmt.Errorf("%w: project %s has %d; revoke them first or delete with --revoke-tokens", tokens.ErrProjectHasTokens, name, live)
 		}
 		// Every check has passed; from here on only writes.
+		actor := ActorFrom(ctx)
 		for _, t := range open {
 			t.Revoked = now.UTC()
 			if err := db.putToken(tx, t); err != nil {
+				return err
+			}
+			// Each token's own entry, so its history (hardcap log --token,
+			// an incident report) says when and by whom it was revoked.
+			if err := db.appendAudit(tx, AuditEntry{Time: t.Revoked, Actor: actor, Action: "revoke", Kind: "token", Target: t.ID, Detail: "project " + name + " deleted"}); err != nil {
 				return err
 			}
 			revoked = append(revoked, t.ID)
@@ -684,7 +690,7 @@ func (db *DB) DeleteProject(ctx context.Context, name string, revokeTokens bool)
 		if len(revoked) > 0 {
 			detail = fmt.Sprintf("%d token(s) revoked", len(revoked))
 		}
-		return db.appendAudit(tx, AuditEntry{Time: now.UTC(), Actor: ActorFrom(ctx), Action: "delete", Kind: "project", Target: name, Detail: detail})
+		return db.appendAudit(tx, AuditEntry{Time: now.UTC(), Actor: actor, Action: "delete", Kind: "project", Target: name, Detail: detail})
 	})
 	if err != nil {
 		return nil, err

@@ -381,6 +381,18 @@ func TestAuditLog_EveryChange(t *testing.T) {
 	if all[2].Detail != "owner" || all[5].Detail != "grace 1h0m0s" || all[6].Detail != "budget 0.000000005 USD/total" {
 		t.Errorf("details: %q, %q, %q", all[2].Detail, all[5].Detail, all[6].Detail)
 	}
+	// A project deleted with its tokens: each token's revocation is in
+	// its own history.
+	if _, err := db.CreateProject(admin, "q", budget.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	inQ, _, err := db.CreateToken(admin, TokenSpec{Project: "q"})
+	must(err)
+	_, err = db.DeleteProject(admin, "q", true)
+	must(err)
+	if h, _ := db.AuditLog(AuditFilter{Kind: "token", Target: inQ.ID}); len(h) != 2 || h[1].Action != "revoke" || h[1].Detail != "project q deleted" {
+		t.Errorf("history of a token revoked by its project's deletion: %+v", h)
+	}
 	byToken, err := db.AuditLog(AuditFilter{Kind: "token", Target: tok.ID, Since: since})
 	must(err)
 	if len(byToken) != 5 || byToken[0].Action != "change" || byToken[4].Action != "revoke" {
