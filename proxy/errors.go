@@ -94,6 +94,8 @@ var ErrorCodes = []ErrorCode{
 	{tokens.ErrInvalidName, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidScope, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidExpiry, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrInvalidGrace, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrInvalidRotation, http.StatusBadRequest, "invalid_request"},
 	{budget.ErrInvalidAmount, http.StatusBadRequest, "invalid_request"},
 	{budget.ErrInvalidPeriod, http.StatusBadRequest, "invalid_request"},
 	{budget.ErrInvalidConfig, http.StatusBadRequest, "invalid_request"},
@@ -168,7 +170,12 @@ func publicError(err error) *Error {
 	msg := publicMessages[c.Code]
 	var d detailed
 	var ex *budget.ExhaustedError
+	var rot *tokens.RotatedError
 	switch {
+	case errors.As(err, &rot):
+		// Not "unknown": the client is told its secret was replaced, and
+		// when, so its operator knows to deploy the new one.
+		msg = rot.Detail()
 	case errors.As(err, &d):
 		msg = d.detail + " " + msg
 	case errors.As(err, &ex):

@@ -36,7 +36,7 @@ var (
 	bucketReservations = []byte("reservations") // id -> budget.Reservation
 	bucketRecords      = []byte("records")      // end time ns + reservation id -> binary record (records.go)
 	bucketMeta         = []byte("meta")         // see meta keys
-	allBuckets         = append([][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}, append(recordBuckets, bucketRollup, bucketAudit)...)
+	allBuckets         = append([][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}, append(recordBuckets, bucketRollup, bucketAudit, bucketTokenIPs)...)
 )
 
 // Meta keys.

@@ -104,6 +104,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	if err := db.setReservation(tx, res); err != nil {
 		return budget.Reservation{}, err
 	}
+	st.noteUse(tok.ID, now, req.ClientIP, req.UserAgent)
 	return res, nil
 }
 

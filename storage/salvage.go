@@ -270,6 +270,14 @@ func rebuild(tx *bolt.Tx, oldHashes fileBucket, rep *SalvageReport) error {
 		if err := json.Unmarshal(v, &t); err != nil {
 			return err
 		}
+		// The secret a rotation replaced too, so that it keeps its grace
+		// and is told it was rotated, not unknown.
+		if p, err := hex.DecodeString(t.PrevHash); err == nil && len(p) == 32 {
+			n++
+			if err := hashes.Put(p, k); err != nil {
+				return err
+			}
+		}
 		h, err := hex.DecodeString(t.Hash)
 		if err != nil || len(h) != 32 {
 			return nil // Authenticate can never match it anyway.

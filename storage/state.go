@@ -34,12 +34,23 @@ type state struct {
 	spend    map[string]budget.Spend       // no entry: a window never charged
 	res      map[string]budget.Reservation
 	killAll  bool
+	// ips are the client addresses each token was used from, by token id
+	// and address (see bucketTokenIPs).
+	ips map[string]map[string]tokens.ClientIP
 
 	undo []undo
+	// What reserve's noteUse changed since the last commit: each token's
+	// and address entry's value before the first change, for a rollback,
+	// and the order first changed, for flush (see tokenuse.go).
+	useUndo  map[string]tokenUse
+	useOrder []string
+	ipUndo   map[ipKey]ipUndo
+	ipOrder  []ipKey
 	// The tokens and projects changed since the last commit, and whether
 	// the global kill switch was: what the authentication view must take
 	// after the commit (see DB.publish).
 	dirtyTokens   []string
+	dirtyHashes   []tokens.Hash
 	dirtyProjects []string
 	dirtyKill     bool
 
@@ -134,6 +145,9 @@ func newState() *state {
 		res:      map[string]budget.Reservation{},
 		windows:  map[budget.Scope]window{},
 		scopes:   map[string][2]budget.Scope{},
+		ips:      map[string]map[string]tokens.ClientIP{},
+		useUndo:  map[string]tokenUse{},
+		ipUndo:   map[ipKey]ipUndo{},
 
 		dirtySpend: map[string]struct{}{},
 		hours:      map[hourKeyT]hourSum{},
@@ -210,6 +224,9 @@ func loadState(tx *bolt.Tx) (*state, error) {
 		return nil, err
 	}
 	st.killAll = killedAll(tx)
+	if err := st.loadIPs(tx); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -238,6 +255,7 @@ func (st *state) rollback() {
 			u.fn()
 		}
 	}
+	st.rollbackUse()
 	st.forget()
 }
 
@@ -248,6 +266,8 @@ func (st *state) forget() {
 	clear(st.undo) // let go of the reservations and closures it holds
 	st.undo = st.undo[:0]
 	st.dirtyTokens = st.dirtyTokens[:0]
+	st.dirtyHashes = st.dirtyHashes[:0]
+	st.forgetUse()
 	st.dirtyProjects = st.dirtyProjects[:0]
 	st.dirtyKill = false
 	clear(st.dirtySpend)
@@ -341,18 +361,22 @@ func (st *state) indexKey(n int) []byte {
 }
 
 // flush writes what the batch's operations changed in memory only: the
-// final value of every spend counter they changed and what their records
-// add to the hour totals. The writer runs it just before the commit (and
+// final value of every spend counter they changed, what their records
+// add to the hour totals, and the last use of every token they reserved
+// for (see noteUse). The writer runs it just before the commit (and
 // Open before its recovery commits), so nothing inside the transaction may
 // read those from bbolt: reserve, settle and the tenancy changes read
 // st.spend, and nothing in a write transaction reads an hour total.
 func (st *state) flush(tx *bolt.Tx) error {
-	if len(st.spendOrder) == 0 && len(st.hourOrder) == 0 {
+	if len(st.spendOrder) == 0 && len(st.hourOrder) == 0 && len(st.useOrder) == 0 {
 		return nil
 	}
 	if tx.DB() == nil {
 		// An operation closed the transaction (a test's failed commit).
 		return berrors.ErrTxClosed
+	}
+	if err := st.flushUse(tx); err != nil {
+		return err
 	}
 	next := func() []byte { return st.value(16) }
 	if len(st.spendOrder) > 0 {
@@ -419,6 +443,7 @@ func (st *state) setHash(h tokens.Hash, id string) {
 	}})
 	st.hashes[h] = id
 	st.dirtyTokens = append(st.dirtyTokens, id)
+	st.dirtyHashes = append(st.dirtyHashes, h)
 }
 
 func (st *state) setProject(p tokens.Project) {
@@ -519,23 +544,38 @@ func (st *state) windowKey(scope budget.Scope, l budget.Limit, now time.Time, lo
 	return w.key
 }
 
-// authView is what Authenticate reads: a copy of the tokens (by the hash of
-// their secret), the projects and the global kill switch, safe for
-// concurrent readers. The writer updates it after each commit and before it
-// answers the commit's callers (see DB.publish), so a revoke or kill is
-// seen by the next authentication once its call returns.
+// authView is what Authenticate reads: every hash a token's secret ever
+// had (the current one, and those rotations replaced) to the token's id,
+// a copy of each token with its current and previous hash, the projects
+// and the global kill switch, safe for concurrent readers. The writer
+// updates it after each commit and before it answers the commit's callers
+// (see DB.publish), so a revoke, kill or rotation is seen by the next
+// authentication once its call returns. A token's last use is left out:
+// it changes with every request, and the view is not republished for it.
 type authView struct {
 	mu       sync.RWMutex
-	byHash   map[tokens.Hash]tokens.Token
+	byHash   map[tokens.Hash]string
+	tokens   map[string]authToken
 	projects map[string]tokens.Project
 	killAll  bool
 }
 
+// authToken is a token in the view, with its hashes parsed once.
+type authToken struct {
+	tok     tokens.Token
+	hash    tokens.Hash
+	prev    tokens.Hash
+	hasPrev bool
+}
+
 // newAuthView builds the view of st.
 func newAuthView(st *state) *authView {
-	a := &authView{byHash: map[tokens.Hash]tokens.Token{}, projects: map[string]tokens.Project{}}
+	a := &authView{byHash: map[tokens.Hash]string{}, tokens: map[string]authToken{}, projects: map[string]tokens.Project{}}
 	for h, id := range st.hashes {
-		a.setToken(st, h, id)
+		a.byHash[h] = id
+	}
+	for id := range st.tokens {
+		a.setToken(st, id)
 	}
 	for name, p := range st.projects {
 		a.projects[name] = p
@@ -544,21 +584,26 @@ func newAuthView(st *state) *authView {
 	return a
 }
 
-// setToken copies token id into the view under hash h, if it is the
-// token's hash.
-func (a *authView) setToken(st *state, h tokens.Hash, id string) {
+// setToken copies token id into the view; a token whose hash does not
+// parse is left out (no secret finds it).
+func (a *authView) setToken(st *state, id string) {
 	t, ok := st.tokens[id]
-	if !ok {
-		delete(a.byHash, h)
+	h, err := parseHash(t.Hash)
+	if !ok || err != nil {
+		delete(a.tokens, id)
 		return
 	}
-	stored, err := parseHash(t.Hash)
-	if err != nil || stored != h {
-		delete(a.byHash, h)
-		return
+	at := authToken{hash: h}
+	if t.PrevHash != "" {
+		if p, err := parseHash(t.PrevHash); err == nil {
+			at.prev, at.hasPrev = p, true
+		}
 	}
-	t.Models = slices.Clone(t.Models) // never shared with the writer's copy
-	a.byHash[h] = t
+	// Never shared with the writer's copy.
+	t.Models, t.Routes, t.IPs = slices.Clone(t.Models), slices.Clone(t.Routes), slices.Clone(t.IPs)
+	t.LastUsed, t.Requests = tokens.Use{}, 0
+	at.tok = t
+	a.tokens[id] = at
 }
 
 // publish brings the authentication view up to date with what the last
@@ -571,12 +616,15 @@ func (db *DB) publish() {
 	}
 	a := db.auth
 	a.mu.Lock()
-	for _, id := range st.dirtyTokens {
-		if t, ok := st.tokens[id]; ok {
-			if h, err := parseHash(t.Hash); err == nil && st.hashes[h] == id {
-				a.setToken(st, h, id)
-			}
+	for _, h := range st.dirtyHashes {
+		if id, ok := st.hashes[h]; ok {
+			a.byHash[h] = id
+		} else {
+			delete(a.byHash, h)
 		}
+	}
+	for _, id := range st.dirtyTokens {
+		a.setToken(st, id)
 	}
 	for _, name := range st.dirtyProjects {
 		if p, ok := st.projects[name]; ok {

@@ -27,7 +27,7 @@ func stateJSON(t *testing.T, st *state) string {
 	}
 	b, err := json.Marshal(map[string]any{
 		"tokens": st.tokens, "hashes": hashes, "projects": st.projects,
-		"limits": st.limits, "spend": st.spend, "res": st.res, "kill_all": st.killAll,
+		"limits": st.limits, "spend": st.spend, "res": st.res, "kill_all": st.killAll, "ips": st.ips,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +41,8 @@ func authJSON(t *testing.T, a *authView) string {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	byHash := map[string]tokens.Token{}
-	for h, tok := range a.byHash {
-		byHash[hex.EncodeToString(h[:])] = tok
+	for h, id := range a.byHash {
+		byHash[hex.EncodeToString(h[:])] = a.tokens[id].tok
 	}
 	b, err := json.Marshal(map[string]any{"tokens": byHash, "projects": a.projects, "kill_all": a.killAll})
 	if err != nil {
@@ -178,6 +178,15 @@ func TestCommitBatch_RollbackLeavesMemoryEqualToDisk(t *testing.T) {
 					t.Errorf("setSpend of a key too large: got %v, want ErrKeyTooLarge", err)
 				}
 				return err
+			}
+		}, true},
+		{"a use noted, then a fatal error", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				// What reserve folds into the commit: the token's last use,
+				// its request count and a client address never seen.
+				db.st.noteUse(tok.ID, db.now(), "192.0.2.99", "bad-op/1")
+				db.st.noteUse(tok.ID, db.now(), "192.0.2.99", "bad-op/1")
+				return fatal(errors.New("disk full"))
 			}
 		}, true},
 		{"commit fails", func(db *DB, tok tokens.Token, open budget.Reservation) func(tx *bolt.Tx) error {

@@ -29,7 +29,10 @@ func (db *DB) CreateProject(ctx context.Context, name string, limit budget.Limit
 			return err
 		}
 		db.st.setProject(stored)
-		return db.setLimit(tx, budget.ProjectScope(name), limit)
+		if err := db.setLimit(tx, budget.ProjectScope(name), limit); err != nil {
+			return err
+		}
+		return db.appendAudit(tx, AuditEntry{Actor: ActorFrom(ctx), Action: "create", Kind: "project", Target: name, Detail: "budget " + describeLimit(limit)})
 	})
 	return p, err
 }
@@ -50,20 +53,92 @@ func (db *DB) Projects() ([]tokens.Project, error) {
 	return out, err
 }
 
-// TokenSpec is what a new token should be.
+// TokenSpec is what a new token should be. The scopes mean what the
+// tokens.Token fields of the same names do.
 type TokenSpec struct {
 	Project string
 	Name    string
+	// Owner and Purpose are the token's ledger entry: who answers for it
+	// and what it is for (printable text, tokens.CheckText).
+	Owner   string
+	Purpose string
 	Limit   budget.Limit
 	Models  []string
+	Routes  []string
+	IPs     []string
 	Expires time.Time
 	RPM     int
+	// MaxConcurrent is the most requests in flight; 0 is no limit.
+	MaxConcurrent int
+	// MaxRequest is the most one request's worst case may cost, in
+	// nano-USD; 0 is no limit.
+	MaxRequest budget.Money
+	// RotateEvery sets RotateBy to the creation plus it; 0 means never due.
+	RotateEvery time.Duration
+}
+
+// checkScopes refuses token scopes that cannot be used, before anything is
+// written; it returns the address list in canonical form.
+func checkScopes(routes, ips []string, rpm, maxConcurrent int, maxRequest budget.Money, rotateEvery time.Duration) ([]string, error) {
+	if err := tokens.CheckRoutes(routes); err != nil {
+		return nil, err
+	}
+	canon, err := tokens.ParseIPs(ips)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rpm < 0:
+		return nil, fmt.Errorf("%w: rpm must not be negative", tokens.ErrInvalidScope)
+	case maxConcurrent < 0:
+		return nil, fmt.Errorf("%w: max_concurrent must not be negative", tokens.ErrInvalidScope)
+	case maxRequest < 0:
+		return nil, fmt.Errorf("%w: max_request_usd must be positive", tokens.ErrInvalidScope)
+	case rotateEvery < 0:
+		return nil, fmt.Errorf("%w: rotate_every must not be negative", tokens.ErrInvalidRotation)
+	}
+	return canon, nil
+}
+
+// checkEntry refuses an owner or purpose that cannot be shown.
+func checkEntry(owner, purpose *string) error {
+	if owner != nil {
+		if err := tokens.CheckText("owner", *owner, tokens.MaxOwner); err != nil {
+			return err
+		}
+	}
+	if purpose != nil {
+		if err := tokens.CheckText("purpose", *purpose, tokens.MaxPurpose); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// describeLimit is a limit for an audit log entry.
+func describeLimit(l budget.Limit) string {
+	c, ok := l.Ceiling()
+	if !ok {
+		return budget.UnlimitedWord
+	}
+	p := l.Period
+	if p == "" {
+		p = budget.Total
+	}
+	return c.String() + " USD/" + string(p)
 }
 
 // CreateToken issues a token for an existing project. It returns the record
 // and the secret; the secret is not stored and cannot be shown again.
 func (db *DB) CreateToken(ctx context.Context, spec TokenSpec) (tokens.Token, string, error) {
 	if err := tokens.CheckLabel(spec.Name); err != nil {
+		return tokens.Token{}, "", err
+	}
+	if err := checkEntry(&spec.Owner, &spec.Purpose); err != nil {
+		return tokens.Token{}, "", err
+	}
+	ips, err := checkScopes(spec.Routes, spec.IPs, spec.RPM, spec.MaxConcurrent, spec.MaxRequest, spec.RotateEvery)
+	if err != nil {
 		return tokens.Token{}, "", err
 	}
 	secret, err := tokens.NewSecret()
@@ -75,15 +150,27 @@ func (db *DB) CreateToken(ctx context.Context, spec TokenSpec) (tokens.Token, st
 		return tokens.Token{}, "", err
 	}
 	hash := tokens.HashOf(secret)
+	now := db.now().UTC()
 	tok := tokens.Token{
-		ID:      id,
-		Name:    spec.Name,
-		Project: spec.Project,
-		Hash:    hash.String(),
-		Models:  spec.Models,
-		Expires: spec.Expires,
-		RPM:     spec.RPM,
-		Created: db.now().UTC(),
+		ID:            id,
+		Name:          spec.Name,
+		Project:       spec.Project,
+		Owner:         spec.Owner,
+		Purpose:       spec.Purpose,
+		Hash:          hash.String(),
+		Models:        spec.Models,
+		Routes:        spec.Routes,
+		IPs:           ips,
+		Expires:       spec.Expires,
+		RPM:           spec.RPM,
+		MaxConcurrent: spec.MaxConcurrent,
+		MaxRequest:    int64(spec.MaxRequest),
+		Created:       now,
+		CreatedBy:     ActorFrom(ctx),
+		RotateEvery:   spec.RotateEvery,
+	}
+	if spec.RotateEvery > 0 {
+		tok.RotateBy = now.Add(spec.RotateEvery)
 	}
 	err = db.update(ctx, func(tx *bolt.Tx) error {
 		if _, ok := db.st.projects[spec.Project]; !ok {
@@ -98,7 +185,12 @@ func (db *DB) CreateToken(ctx context.Context, spec TokenSpec) (tokens.Token, st
 			return err
 		}
 		db.st.setHash(hash, id)
-		return db.setLimit(tx, budget.TokenScope(id), spec.Limit)
+		if err := db.setLimit(tx, budget.TokenScope(id), spec.Limit); err != nil {
+			return err
+		}
+		tok = stored
+		return db.appendAudit(tx, AuditEntry{Actor: tok.CreatedBy, Action: "create", Kind: "token", Target: id,
+			Detail: "project " + tok.Project + ", budget " + describeLimit(spec.Limit)})
 	})
 	if err != nil {
 		return tokens.Token{}, "", err
@@ -163,7 +255,10 @@ func (db *DB) RevokeToken(ctx context.Context, id string) (tokens.Token, error) 
 			return nil
 		}
 		t.Revoked = db.now().UTC()
-		return db.putToken(tx, t)
+		if err := db.putToken(tx, t); err != nil {
+			return err
+		}
+		return db.appendAudit(tx, AuditEntry{Time: t.Revoked, Actor: ActorFrom(ctx), Action: "revoke", Kind: "token", Target: id, Detail: "project " + t.Project})
 	})
 	return t, err
 }
@@ -171,7 +266,10 @@ func (db *DB) RevokeToken(ctx context.Context, id string) (tokens.Token, error) 
 // Authenticate finds the live token whose secret is presented. The secret
 // is checked for form first, then looked up by its SHA-256 in the view the
 // writer keeps in memory (see authView), so the stored hash is compared,
-// never the secret, and a request costs no read of the file. It returns
+// never the secret, and a request costs no read of the file. A secret a
+// rotation replaced is accepted until the rotation's grace ends, on a token
+// marked OldSecret; after, and for any older secret, it is refused with a
+// *tokens.RotatedError (tokens.ErrRotated) that says when. It returns
 // tokens.ErrMalformed, ErrUnknown, ErrRevoked, ErrExpired or ErrKilled
 // (token, project or global kill switch); ErrClosed once Close has begun
 // and the error of a broken database, as every other call does.
@@ -191,19 +289,32 @@ func (db *DB) Authenticate(secret string) (tokens.Token, error) {
 	}
 	a := db.auth
 	a.mu.RLock()
-	tok, ok := a.byHash[hash]
+	id, ok := a.byHash[hash]
+	at, known := a.tokens[id]
+	ok = ok && known
+	tok := at.tok
 	proj, pok := a.projects[tok.Project]
 	killAll := a.killAll
 	a.mu.RUnlock()
+	now := db.now()
 	switch {
 	case !ok:
 		return tokens.Token{}, tokens.ErrUnknown
 	case !tok.Revoked.IsZero():
 		return tokens.Token{}, tokens.ErrRevoked
-	case !pok:
+	case hash == at.hash:
+	case at.hasPrev && hash == at.prev && now.Before(tok.RotatingUntil):
+		tok.OldSecret = true
+	case at.hasPrev && hash == at.prev:
+		return tokens.Token{}, &tokens.RotatedError{ID: tok.ID, Rotated: tok.Rotated, GraceEnded: tok.RotatingUntil}
+	default:
+		// A secret from before the last rotation.
+		return tokens.Token{}, &tokens.RotatedError{ID: tok.ID}
+	}
+	if !pok {
 		return tokens.Token{}, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(tok.Project))
 	}
-	if err := checkUsable(tok, proj, db.now(), killAll); err != nil {
+	if err := checkUsable(tok, proj, now, killAll); err != nil {
 		return tokens.Token{}, err
 	}
 	return tok, nil
@@ -272,6 +383,10 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 	if target.Project != "" && target.Token != "" {
 		return fmt.Errorf("storage: kill one project or one token, not both")
 	}
+	e := AuditEntry{Actor: ActorFrom(ctx), Action: "resume", Kind: "all"}
+	if on {
+		e.Action = "kill"
+	}
 	return db.update(ctx, func(tx *bolt.Tx) error {
 		switch {
 		case target.Token != "":
@@ -280,14 +395,20 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(target.Token))
 			}
 			t.Killed = on
-			return db.putToken(tx, t)
+			if err := db.putToken(tx, t); err != nil {
+				return err
+			}
+			e.Kind, e.Target = "token", t.ID
 		case target.Project != "":
 			p, ok := db.st.projects[target.Project]
 			if !ok {
 				return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(target.Project))
 			}
 			p.Killed = on
-			return db.putProject(tx, p)
+			if err := db.putProject(tx, p); err != nil {
+				return err
+			}
+			e.Kind, e.Target = "project", p.Name
 		default:
 			v := []byte("0")
 			if on {
@@ -297,8 +418,8 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 				return err
 			}
 			db.st.setKillAll(on)
-			return nil
 		}
+		return db.appendAudit(tx, e)
 	})
 }
 
@@ -346,7 +467,10 @@ func (db *DB) UpdateProject(ctx context.Context, name string, change LimitChange
 			return err
 		}
 		l = nl
-		return db.setLimit(tx, scope, l)
+		if err := db.setLimit(tx, scope, l); err != nil {
+			return err
+		}
+		return db.appendAudit(tx, AuditEntry{Actor: ActorFrom(ctx), Action: "change", Kind: "project", Target: name, Detail: "budget " + describeLimit(l)})
 	})
 	return p, l, err
 }
@@ -364,6 +488,44 @@ type TokenChange struct {
 	RPM *int
 	// Expires replaces the expiry; the zero time is never.
 	Expires *time.Time
+	// Owner and Purpose replace the ledger entry's text.
+	Owner   *string
+	Purpose *string
+	// Routes and IPs replace the route and address scopes; an empty list
+	// allows every route or address.
+	Routes *[]string
+	IPs    *[]string
+	// MaxConcurrent replaces the in-flight limit; 0 is no limit.
+	MaxConcurrent *int
+	// MaxRequest replaces the per-request cost limit, in nano-USD; 0 is no
+	// limit.
+	MaxRequest *budget.Money
+	// RotateEvery replaces the rotation period, and RotateBy with the last
+	// rotation (or the creation) plus it; 0 is never due.
+	RotateEvery *time.Duration
+}
+
+// fields lists what c changes, for the audit log.
+func (c TokenChange) fields() string {
+	var f []string
+	add := func(set bool, name string) {
+		if set {
+			f = append(f, name)
+		}
+	}
+	add(c.Limit.Amount != nil || c.Limit.Period != "", "budget")
+	add(c.Name != nil, "name")
+	add(c.Owner != nil, "owner")
+	add(c.Purpose != nil, "purpose")
+	add(c.Models != nil, "models")
+	add(c.Routes != nil, "routes")
+	add(c.IPs != nil, "ips")
+	add(c.RPM != nil, "rpm")
+	add(c.MaxConcurrent != nil, "max_concurrent")
+	add(c.MaxRequest != nil, "max_request_usd")
+	add(c.Expires != nil, "expires")
+	add(c.RotateEvery != nil, "rotate_every")
+	return strings.Join(f, ", ")
 }
 
 // UpdateToken changes a token in one transaction and returns it. A revoked
@@ -374,11 +536,35 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 			return tokens.Token{}, err
 		}
 	}
-	if change.RPM != nil && *change.RPM < 0 {
-		return tokens.Token{}, fmt.Errorf("%w: rpm must not be negative", tokens.ErrInvalidScope)
+	if err := checkEntry(change.Owner, change.Purpose); err != nil {
+		return tokens.Token{}, err
+	}
+	var routes, ips []string
+	rpm, maxConc, maxReq, every := 0, 0, budget.Money(0), time.Duration(0)
+	if change.Routes != nil {
+		routes = *change.Routes
+	}
+	if change.IPs != nil {
+		ips = *change.IPs
+	}
+	if change.RPM != nil {
+		rpm = *change.RPM
+	}
+	if change.MaxConcurrent != nil {
+		maxConc = *change.MaxConcurrent
+	}
+	if change.MaxRequest != nil {
+		maxReq = *change.MaxRequest
+	}
+	if change.RotateEvery != nil {
+		every = *change.RotateEvery
+	}
+	ips, err := checkScopes(routes, ips, rpm, maxConc, maxReq, every)
+	if err != nil {
+		return tokens.Token{}, err
 	}
 	var t tokens.Token
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	err = db.update(ctx, func(tx *bolt.Tx) error {
 		var ok bool
 		if t, ok = db.st.tokens[id]; !ok {
 			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
@@ -400,6 +586,35 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 		if change.Expires != nil {
 			t.Expires = change.Expires.UTC()
 		}
+		if change.Owner != nil {
+			t.Owner = *change.Owner
+		}
+		if change.Purpose != nil {
+			t.Purpose = *change.Purpose
+		}
+		if change.Routes != nil {
+			t.Routes = slices.Clone(*change.Routes)
+		}
+		if change.IPs != nil {
+			t.IPs = ips
+		}
+		if change.MaxConcurrent != nil {
+			t.MaxConcurrent = *change.MaxConcurrent
+		}
+		if change.MaxRequest != nil {
+			t.MaxRequest = int64(*change.MaxRequest)
+		}
+		if change.RotateEvery != nil {
+			t.RotateEvery = *change.RotateEvery
+			t.RotateBy = time.Time{}
+			if t.RotateEvery > 0 {
+				from := t.Created
+				if !t.Rotated.IsZero() {
+					from = t.Rotated
+				}
+				t.RotateBy = from.Add(t.RotateEvery).UTC()
+			}
+		}
 		nl := change.Limit.apply(l)
 		if err := db.carrySpend(tx, scope, l, nl); err != nil {
 			return err
@@ -407,7 +622,10 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 		if err := db.putToken(tx, t); err != nil {
 			return err
 		}
-		return db.setLimit(tx, scope, nl)
+		if err := db.setLimit(tx, scope, nl); err != nil {
+			return err
+		}
+		return db.appendAudit(tx, AuditEntry{Actor: ActorFrom(ctx), Action: "change", Kind: "token", Target: id, Detail: change.fields()})
 	})
 	return t, err
 }
@@ -446,9 +664,15 @@ func (db *DB) DeleteProject(ctx context.Context, name string, revokeTokens bool)
 			return fmt.Errorf("%w: project %s has %d; revoke them first or delete with --revoke-tokens", tokens.ErrProjectHasTokens, name, live)
 		}
 		// Every check has passed; from here on only writes.
+		actor := ActorFrom(ctx)
 		for _, t := range open {
 			t.Revoked = now.UTC()
 			if err := db.putToken(tx, t); err != nil {
+				return err
+			}
+			// Each token's own entry, so its history (hardcap log --token,
+			// an incident report) says when and by whom it was revoked.
+			if err := db.appendAudit(tx, AuditEntry{Time: t.Revoked, Actor: actor, Action: "revoke", Kind: "token", Target: t.ID, Detail: "project " + name + " deleted"}); err != nil {
 				return err
 			}
 			revoked = append(revoked, t.ID)
@@ -462,7 +686,11 @@ func (db *DB) DeleteProject(ctx context.Context, name string, revokeTokens bool)
 			return err
 		}
 		db.st.deleteProject(name)
-		return nil
+		detail := ""
+		if len(revoked) > 0 {
+			detail = fmt.Sprintf("%d token(s) revoked", len(revoked))
+		}
+		return db.appendAudit(tx, AuditEntry{Time: now.UTC(), Actor: actor, Action: "delete", Kind: "project", Target: name, Detail: detail})
 	})
 	if err != nil {
 		return nil, err

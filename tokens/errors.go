@@ -51,3 +51,13 @@ var (
 	// positive duration of at most MaxLifetime.
 	ErrInvalidExpiry = errors.New("invalid token expiry")
 )
+
+// Errors of rotating a token's secret.
+var (
+	// ErrInvalidGrace is returned for a rotation grace that is negative or
+	// ends after the token expires.
+	ErrInvalidGrace = errors.New("invalid rotation grace")
+	// ErrInvalidRotation is returned for a rotation period that is not a
+	// positive duration (or "never").
+	ErrInvalidRotation = errors.New("invalid rotation period")
+)

@@ -402,6 +402,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		models := fs.String("models", "", "comma-separated models the token may use (default any)")
 		expires := fs.String("expires", "", "lifetime, e.g. 720h, 30d or 1y, at most 100 years (default never)")
 		rpm := fs.Int("rpm", 0, "requests per minute (default no limit)")
+		lf := ledgerFlags(fs, false)
 		_, c, err := prepare(args, 0)
 		if err != nil {
 			return err
@@ -419,11 +420,16 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if *models != "" {
 			body["models"] = strings.Split(*models, ",")
 		}
+		if err := lf.check("token create"); err != nil {
+			return err
+		}
+		lf.into(fs, body)
 		var t tokenJSON
 		if err := c.call(ctx, "POST", "/admin/v1/tokens", body, &t); err != nil || c.json {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\n\ntoken %s for project %s (budget %s). The token is shown once; store it now.\n", t.Token, t.ID, t.Project, t.Budget.describe())
+		fmt.Fprintf(stdout, "%s\n\ntoken %s for project %s (budget %s, owner %s, rotate by %s). The token is shown once; store it now.\n",
+			t.Token, t.ID, t.Project, t.Budget.describe(), orDash(t.Owner), shortTime(t.RotateBy))
 		return nil
 	case "token set":
 		label := fs.String("name", "", "new label")
@@ -432,6 +438,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		models := fs.String("models", "", "new comma-separated model list; \"\" allows every priced model")
 		expires := fs.String("expires", "", "new lifetime from now, e.g. 30d or 1y, or never")
 		rpm := fs.Int("rpm", 0, "new requests per minute; 0 is no limit")
+		lf := ledgerFlags(fs, true)
 		pos, c, err := prepare(args, 1)
 		if err != nil {
 			return err
@@ -449,8 +456,12 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		body := setFlags(fs,
 			map[string]string{"name": "name", "budget": "budget_usd", "period": "period", "models": "models", "expires": "expires", "rpm": "rpm"},
 			map[string]any{"name": *label, "budget": *budgetUSD, "period": *period, "models": modelList, "expires": *expires, "rpm": *rpm})
+		if err := lf.check("token set"); err != nil {
+			return err
+		}
+		lf.into(fs, body)
 		if len(body) == 0 {
-			return usageError("token set: give at least one of --name, --budget, --period, --models, --expires, --rpm (see hardcap help token set)")
+			return usageError("token set: give at least one of --name, --owner, --purpose, --budget, --period, --models, --routes, --ips, --expires, --rpm, --max-concurrent, --max-request-usd, --rotate-every (see hardcap help token set)")
 		}
 		var t tokenJSON
 		if err := c.call(ctx, "PATCH", "/admin/v1/tokens/"+url.PathEscape(pos[0]), body, &t); err != nil || c.json {
@@ -472,11 +483,44 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tPROJECT\tSTATE\tBUDGET\tSPENT\tRESERVED")
+		fmt.Fprintln(tw, "ID\tNAME\tPROJECT\tOWNER\tPURPOSE\tSTATE\tBUDGET\tSPENT\tRESERVED\tLAST USED\tDUE")
 		for _, t := range out.Tokens {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Project, t.State, t.Budget.describe(), t.Budget.Spent, t.Budget.Reserved)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Project, orDash(t.Owner), orDash(budget.ClipTo(t.Purpose, 40)),
+				t.State, t.Budget.describe(), t.Budget.Spent, t.Budget.Reserved, t.lastUsed(), t.due())
 		}
 		return tw.Flush()
+	case "token show":
+		pos, c, err := prepare(args, 1)
+		if err != nil {
+			return err
+		}
+		if err := checkTokenID(pos[0]); err != nil {
+			return err
+		}
+		var t tokenJSON
+		if err := c.call(ctx, "GET", "/admin/v1/tokens/"+url.PathEscape(pos[0]), nil, &t); err != nil || c.json {
+			return err
+		}
+		return printToken(stdout, t)
+	case "token rotate":
+		grace := fs.String("grace", "24h", "how long the old secret keeps working, e.g. 24h or 7d; 0 refuses it at once")
+		pos, c, err := prepare(args, 1)
+		if err != nil {
+			return err
+		}
+		if err := checkTokenID(pos[0]); err != nil {
+			return err
+		}
+		var t tokenJSON
+		if err := c.call(ctx, "POST", "/admin/v1/tokens/"+url.PathEscape(pos[0])+"/rotate", map[string]any{"grace": *grace}, &t); err != nil || c.json {
+			return err
+		}
+		old := "the old secret is refused from now on"
+		if !t.RotatingUntil.IsZero() {
+			old = "the old secret keeps working until " + shortTime(t.RotatingUntil) + "; requests made with it are marked in hardcap usage"
+		}
+		fmt.Fprintf(stdout, "%s\n\ntoken %s rotated: %s. Next rotation due %s. The new secret is shown once; store it now.\n", t.Token, t.ID, old, shortTime(t.RotateBy))
+		return nil
 	case "token revoke":
 		pos, c, err := prepare(args, 1)
 		if err != nil {
@@ -578,6 +622,8 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "kill switch off for %s\n", out.Scope)
 		}
 		return nil
+	case "log ":
+		return logCommand(ctx, fs, prepare, args, stdout)
 	case "status ":
 		_, c, err := prepare(args, 0)
 		if err != nil {
@@ -680,12 +726,42 @@ type projectJSON struct {
 }
 
 type tokenJSON struct {
-	ID      string     `json:"id"`
-	Token   string     `json:"token"`
-	Name    string     `json:"name"`
-	Project string     `json:"project"`
-	State   string     `json:"state"`
-	Budget  budgetJSON `json:"budget"`
+	ID        string    `json:"id"`
+	Token     string    `json:"token"`
+	Name      string    `json:"name"`
+	Project   string    `json:"project"`
+	Owner     string    `json:"owner"`
+	Purpose   string    `json:"purpose"`
+	Created   time.Time `json:"created"`
+	CreatedBy string    `json:"created_by"`
+	LastUsed  *struct {
+		Time      time.Time `json:"time"`
+		IP        string    `json:"ip"`
+		UserAgent string    `json:"user_agent"`
+	} `json:"last_used"`
+	Requests      int64      `json:"requests"`
+	RotateEvery   string     `json:"rotate_every"`
+	RotateBy      time.Time  `json:"rotate_by"`
+	Rotated       time.Time  `json:"rotated"`
+	RotatingUntil time.Time  `json:"rotating_until"`
+	Expires       time.Time  `json:"expires"`
+	Models        []string   `json:"models"`
+	Routes        []string   `json:"routes"`
+	IPs           []string   `json:"ips"`
+	RPM           int        `json:"rpm"`
+	MaxConcurrent int        `json:"max_concurrent"`
+	MaxRequest    string     `json:"max_request_usd"`
+	Revoked       time.Time  `json:"revoked"`
+	Killed        bool       `json:"killed"`
+	State         string     `json:"state"`
+	Due           string     `json:"due"`
+	Budget        budgetJSON `json:"budget"`
+	ClientIPs     []struct {
+		IP       string    `json:"ip"`
+		First    time.Time `json:"first"`
+		Last     time.Time `json:"last"`
+		Requests int64     `json:"requests"`
+	} `json:"client_ips"`
 }
 
 type usageJSON struct {

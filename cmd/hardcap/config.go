@@ -20,6 +20,7 @@ import (
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/proxy/admin"
 	"github.com/hardcap/hardcap/storage"
+	"github.com/hardcap/hardcap/tokens"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -56,6 +57,7 @@ type Config struct {
 	MaxConnectionsPerIP int          `yaml:"max_connections_per_ip"`
 	Alerts              AlertsConfig `yaml:"alerts"`
 	Usage               UsageConfig  `yaml:"usage"`
+	Tokens              TokensConfig `yaml:"tokens"`
 	// AllowInsecureListen allows a listen address other than loopback.
 	// hardcap has no TLS yet, so tokens and the admin token would cross the
 	// network in clear; default false.
@@ -195,6 +197,14 @@ type UsageConfig struct {
 	Retention string `yaml:"retention"`
 }
 
+// TokensConfig sets the defaults of new tokens.
+type TokensConfig struct {
+	// RotateEvery is how often a new token's secret is due for rotation
+	// when token create gives no --rotate-every, as a duration ("90d",
+	// "2160h") or "never"; default 90d.
+	RotateEvery string `yaml:"rotate_every"`
+}
+
 // AlertsConfig is accepted so that configs written for a later version
 // load; this version logs a warning instead of sending alerts.
 type AlertsConfig struct {
@@ -259,6 +269,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.Log = file.Log
 	cfg.Alerts = file.Alerts
 	cfg.Usage = file.Usage
+	cfg.Tokens = file.Tokens
 	cfg.AllowInsecureListen = file.AllowInsecureListen
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
@@ -292,6 +303,8 @@ type settings struct {
 	providers []*proxy.Provider
 	// retention is usage.retention; 0 keeps every record.
 	retention time.Duration
+	// rotateEvery is tokens.rotate_every; negative is never.
+	rotateEvery time.Duration
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -316,6 +329,9 @@ func (cfg Config) check() (settings, error) {
 		}
 	}
 	if s.retention, err = parseRetention(cfg.Usage.Retention); err != nil {
+		return s, err
+	}
+	if s.rotateEvery, err = parseRotateEvery(cfg.Tokens.RotateEvery); err != nil {
 		return s, err
 	}
 	names := make([]string, 0, len(cfg.Providers))
@@ -540,6 +556,22 @@ func parseRetention(v string) (time.Duration, error) {
 	d, err := admin.ParseDuration(v)
 	if err != nil || d < 24*time.Hour {
 		return 0, errors.New(`config: usage.retention must be a duration of at least 1d such as 400d or 8760h, or "off" (0) to keep every record`)
+	}
+	return d, nil
+}
+
+// parseRotateEvery reads tokens.rotate_every: "" is the default (90d),
+// "never" is returned as -1 (admin.Options.RotateEvery's never).
+func parseRotateEvery(v string) (time.Duration, error) {
+	switch v {
+	case "":
+		return tokens.DefaultRotateEvery, nil
+	case admin.NeverExpires:
+		return -1, nil
+	}
+	d, err := admin.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errors.New(`config: tokens.rotate_every must be a positive duration such as 90d or 2160h, or "never"`)
 	}
 	return d, nil
 }

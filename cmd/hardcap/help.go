@@ -20,10 +20,15 @@ Usage:
   hardcap project list
   hardcap token create --project NAME [--name LABEL] [--budget USD|unlimited] [--period P]
                        [--models a,b] [--expires DURATION] [--rpm N]
+                       [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s]
+                       [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD]
   hardcap token set ID [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b]
-                       [--expires DURATION|never] [--rpm N]
+                       [--expires DURATION|never] [--rpm N] [same ledger flags as create]
   hardcap token list [--project NAME]
+  hardcap token show ID
+  hardcap token rotate ID [--grace 24h]
   hardcap token revoke ID
+  hardcap log [--since D] [--token ID | --project NAME]   (admin audit log)
   hardcap usage [--project NAME] [--token ID] [--since DURATION] [--limit N] [--cursor C] [--csv]
   hardcap kill [--project NAME | --token ID]
   hardcap resume [--project NAME | --token ID]
@@ -71,13 +76,16 @@ var commandDocs = map[string]commandDoc{
 		"Deletes a project. Refused while it has live tokens, unless --revoke-tokens revokes them. Its usage\nrecords stay (hardcap usage --project NAME).",
 		"hardcap project delete web --revoke-tokens"},
 	"project list": {"project list", "Lists every project with its budget and spend.", "hardcap project list --json"},
-	"token create": {"token create --project NAME [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION] [--rpm N]",
-		"Issues a token (hc_...) for a project and prints it once. Names are at most 128 characters.",
-		"hardcap token create --project web --name ci --budget 5 --period day --expires 90d"},
-	"token set": {"token set ID [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION|never] [--rpm N]",
-		"Changes a token; only the flags given change. --models \"\" allows every priced model, --rpm 0 removes\nthe rate limit, --expires counts from now.",
+	"token create": {"token create --project NAME [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION] [--rpm N]\n    [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s] [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD]",
+		"Issues a token (hc_...) for a project and prints it once. Names and owners are at most 128 characters,\npurposes 256. The secret is due for rotation after --rotate-every (default tokens.rotate_every, 90d).",
+		"hardcap token create --project web --name ci --owner ana --purpose \"CI evals\" --budget 5 --period day --routes chat"},
+	"token set": {"token set ID [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION|never] [--rpm N]\n    [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s] [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD]",
+		"Changes a token; only the flags given change. --models \"\", --routes \"\" and --ips \"\" remove that scope,\n--rpm 0 and --max-concurrent 0 remove the limit, --expires counts from now.",
 		"hardcap token set tok_123 --budget 10 --rpm 60"},
-	"token list":   {"token list [--project NAME]", "Lists tokens with their state, budget and spend.", "hardcap token list --project web"},
+	"token list":   {"token list [--project NAME]", "Lists tokens with their owner, purpose, state, budget, spend, last use and what is due\n(rotation due or overdue, expiry near).", "hardcap token list --project web"},
+	"token show":   {"token show ID", "Prints a token's whole ledger entry: owner, purpose, who created it and when, last use (time, client\nIP, user agent), request count, rotation dates, scopes, budget and every client address seen\n(first and last use, requests; past 1,000 addresses the rest are counted under \"other\").", "hardcap token show tok_123"},
+	"token rotate": {"token rotate ID [--grace 24h]", "Issues a new secret for the token (same id, budget, scopes and history) and prints it once. The old\nsecret keeps working for --grace (requests with it are marked old_secret in usage), then is refused\nwith a message that says it was rotated; --grace 0 refuses it at once.", "hardcap token rotate tok_123 --grace 48h"},
+	"log":          {"log [--since D] [--token ID | --project NAME]", "Prints the admin audit log: every create, change, kill, resume, revoke, rotate and delete, with its\ntime, the admin credential that made it (admin:<8 hex digits of its hash>) and its target.", "hardcap log --since 7d --token tok_123"},
 	"token revoke": {"token revoke ID", "Revokes a token at once; its in-flight requests are cut.", "hardcap token revoke tok_123"},
 	"usage": {"usage [--project NAME] [--token ID] [--since DURATION] [--limit N] [--cursor C] [--csv]",
 		"Prints usage records and totals. On a terminal the newest 100 are shown unless --limit is given;\n--json and --csv print every record unless --limit is given (0 is all), streamed as the server reads\nthem. When --limit leaves older records out, the cursor printed (next_cursor in --json) pages on.",

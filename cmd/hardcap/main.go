@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serveCommand(ctx, args[1:], stderr)
-	case "project", "token", "usage", "kill", "resume", "status":
+	case "project", "token", "usage", "kill", "resume", "status", "log":
 		err = clientCommand(ctx, args, stdout)
 	case "prices":
 		err = pricesCommand(ctx, args[1:], stdout)

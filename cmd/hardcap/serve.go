@@ -151,6 +151,8 @@ func (m *Main) Open() error {
 		Status: func() map[string]any { return m.statusFacts(set) },
 		// hardcap audit: the server's files, prices and providers.
 		AuditFacts: func() audit.Input { return m.auditFacts(set) },
+		// The key ledger's default rotation period (tokens.rotate_every).
+		RotateEvery: set.rotateEvery,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

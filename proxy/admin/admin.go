@@ -6,6 +6,7 @@ package admin
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -44,13 +45,24 @@ type Options struct {
 	// it; nil means none are known.
 	AuditFacts   func() audit.Input
 	ProviderKeys func() []audit.ProviderKey
+	// RotateEvery is how often a new token's secret is due for rotation
+	// when its creation does not say (config tokens.rotate_every); 0 is
+	// tokens.DefaultRotateEvery, a negative value never.
+	RotateEvery time.Duration
+	// DueSoon is how far ahead token list and show warn of a rotation or an
+	// expiry; default 14 days.
+	DueSoon time.Duration
 }
 
 // Handler serves /admin/v1/.
 type Handler struct {
 	opts      Options
 	tokenHash [sha256.Size]byte
-	mux       *http.ServeMux
+	// actor names the admin credential in the audit log and a token's
+	// created_by: "admin:" and the first 8 hex digits of its SHA-256,
+	// stable across restarts and never the token.
+	actor string
+	mux   *http.ServeMux
 }
 
 // New returns the admin API handler.
@@ -58,7 +70,14 @@ func New(opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RotateEvery == 0 {
+		opts.RotateEvery = tokens.DefaultRotateEvery
+	}
+	if opts.DueSoon <= 0 {
+		opts.DueSoon = 14 * 24 * time.Hour
+	}
 	h := &Handler{opts: opts, tokenHash: sha256.Sum256([]byte(opts.AdminToken)), mux: http.NewServeMux()}
+	h.actor = "admin:" + hex.EncodeToString(h.tokenHash[:4])
 	h.mux.HandleFunc("POST /admin/v1/projects", h.createProject)
 	h.mux.HandleFunc("GET /admin/v1/projects", h.listProjects)
 	h.mux.HandleFunc("POST /admin/v1/tokens", h.createToken)
@@ -76,6 +95,10 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /admin/v1/incident", h.incident)
 	h.mux.HandleFunc("GET /admin/v1/audit", h.auditGet)
 	h.mux.HandleFunc("POST /admin/v1/audit/acks", h.auditAck)
+	// The key ledger: one token in full, rotation, the admin audit log.
+	h.mux.HandleFunc("GET /admin/v1/tokens/{id}", h.showToken)
+	h.mux.HandleFunc("POST /admin/v1/tokens/{id}/rotate", h.rotateToken)
+	h.mux.HandleFunc("GET /admin/v1/log", h.auditLog)
 	return h
 }
 
@@ -86,6 +109,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	// Every change made through this request is written to the audit log
+	// under the credential that made it.
+	r = r.WithContext(storage.WithActor(r.Context(), h.actor))
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -129,21 +155,62 @@ type ProjectView struct {
 	Budget BudgetView `json:"budget"`
 }
 
-// TokenView is a token as the API shows it: never its hash, and its secret
-// only in the answer to its creation.
+// TokenView is a token as the API shows it, its ledger entry (SPEC §6):
+// never its hash or its previous hash, and its secret only in the answer to
+// its creation or rotation. Lists are [] when empty (every model, route or
+// address); zero limits are omitted (no limit).
 type TokenView struct {
-	ID      string     `json:"id"`
-	Secret  string     `json:"token,omitempty"`
-	Name    string     `json:"name,omitempty"`
-	Project string     `json:"project"`
-	Models  []string   `json:"models,omitempty"`
-	Expires time.Time  `json:"expires,omitzero"`
-	RPM     int        `json:"rpm,omitempty"`
-	Created time.Time  `json:"created"`
-	Revoked time.Time  `json:"revoked,omitzero"`
-	Killed  bool       `json:"killed"`
-	State   string     `json:"state"`
-	Budget  BudgetView `json:"budget"`
+	ID      string    `json:"id"`
+	Secret  string    `json:"token,omitempty"`
+	Name    string    `json:"name,omitempty"`
+	Project string    `json:"project"`
+	Owner   string    `json:"owner"`
+	Purpose string    `json:"purpose"`
+	Created time.Time `json:"created"`
+	// CreatedBy is the admin credential that created the token
+	// ("admin:" and 8 hex digits of its hash) or "system".
+	CreatedBy string `json:"created_by,omitempty"`
+	// LastUsed is the token's last reserved request; absent before the
+	// first. Requests counts them.
+	LastUsed *tokens.Use `json:"last_used,omitempty"`
+	Requests int64       `json:"requests"`
+	// RotateEvery is the rotation period ("90d", "never"); RotateBy when
+	// the secret is next due; Rotated when it last was.
+	RotateEvery string    `json:"rotate_every"`
+	RotateBy    time.Time `json:"rotate_by,omitzero"`
+	Rotated     time.Time `json:"rotated,omitzero"`
+	// RotatingUntil is when the previous secret stops working, while it is
+	// in its grace.
+	RotatingUntil time.Time `json:"rotating_until,omitzero"`
+	Expires       time.Time `json:"expires,omitzero"`
+	Models        []string  `json:"models"`
+	Routes        []string  `json:"routes"`
+	IPs           []string  `json:"ips"`
+	RPM           int       `json:"rpm,omitempty"`
+	MaxConcurrent int       `json:"max_concurrent,omitempty"`
+	// MaxRequest is the most one request's worst case may cost, in USD.
+	MaxRequest *budget.Money `json:"max_request_usd,omitempty"`
+	Revoked    time.Time     `json:"revoked,omitzero"`
+	Killed     bool          `json:"killed"`
+	State      string        `json:"state"`
+	// Due says what is due: "rotation overdue", "rotation due", "expires
+	// soon", "expired"; absent when nothing is.
+	Due    string     `json:"due,omitempty"`
+	Budget BudgetView `json:"budget"`
+	// ClientIPs lists the distinct client addresses the token was used
+	// from, most recent first (token show only).
+	ClientIPs []tokens.ClientIP `json:"client_ips,omitempty"`
+}
+
+// FormatEvery shows a rotation period: whole days as "90d", 0 as "never".
+func FormatEvery(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return NeverExpires
+	case d%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }
 
 func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
@@ -151,8 +218,9 @@ func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
 	if err != nil {
 		return TokenView{}, err
 	}
+	now := h.opts.Now()
 	state := "active"
-	if err := t.Usable(h.opts.Now()); err != nil {
+	if err := t.Usable(now); err != nil {
 		switch {
 		case errors.Is(err, tokens.ErrRevoked):
 			state = "revoked"
@@ -162,10 +230,33 @@ func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
 			state = "killed"
 		}
 	}
-	return TokenView{
-		ID: t.ID, Name: t.Name, Project: t.Project, Models: t.Models, Expires: t.Expires, RPM: t.RPM,
-		Created: t.Created, Revoked: t.Revoked, Killed: t.Killed, State: state, Budget: budgetView(bs),
-	}, nil
+	v := TokenView{
+		ID: t.ID, Name: t.Name, Project: t.Project, Owner: t.Owner, Purpose: t.Purpose,
+		Created: t.Created, CreatedBy: t.CreatedBy, Requests: t.Requests,
+		RotateEvery: FormatEvery(t.RotateEvery), RotateBy: t.RotateBy, Rotated: t.Rotated,
+		Expires: t.Expires, Models: orEmpty(t.Models), Routes: orEmpty(t.Routes), IPs: orEmpty(t.IPs),
+		RPM: t.RPM, MaxConcurrent: t.MaxConcurrent,
+		Revoked: t.Revoked, Killed: t.Killed, State: state, Due: t.Due(now, h.opts.DueSoon), Budget: budgetView(bs),
+	}
+	if !t.LastUsed.Time.IsZero() {
+		u := t.LastUsed
+		v.LastUsed = &u
+	}
+	if now.Before(t.RotatingUntil) {
+		v.RotatingUntil = t.RotatingUntil
+	}
+	if t.MaxRequest > 0 {
+		m := budget.Money(t.MaxRequest)
+		v.MaxRequest = &m
+	}
+	return v, nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // limitFrom parses an optional budget in USD and period: "" or
@@ -223,12 +314,24 @@ func (h *Handler) listProjects(w http.ResponseWriter, r *http.Request) {
 type createTokenRequest struct {
 	Project string   `json:"project"`
 	Name    string   `json:"name"`
+	Owner   string   `json:"owner"`
+	Purpose string   `json:"purpose"`
 	Budget  string   `json:"budget_usd"`
 	Period  string   `json:"period"`
 	Models  []string `json:"models"`
+	Routes  []string `json:"routes"`
+	IPs     []string `json:"ips"`
 	// Expires is a duration from now such as "720h" or "30d".
 	Expires string `json:"expires"`
 	RPM     int    `json:"rpm"`
+	// MaxConcurrent is the most requests in flight; 0 is no limit.
+	MaxConcurrent int `json:"max_concurrent"`
+	// MaxRequest is the most one request's worst case may cost, in USD
+	// (a decimal string, > 0); "" is no limit.
+	MaxRequest string `json:"max_request_usd"`
+	// RotateEvery is the rotation period ("90d", "never"); "" is the
+	// server's default (tokens.rotate_every).
+	RotateEvery string `json:"rotate_every"`
 }
 
 func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
@@ -245,10 +348,22 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		h.writeDomainError(w, err)
 		return
 	}
-	spec := storage.TokenSpec{Project: req.Project, Name: req.Name, Limit: limit, Models: req.Models, RPM: req.RPM}
+	spec := storage.TokenSpec{Project: req.Project, Name: req.Name, Owner: req.Owner, Purpose: req.Purpose, Limit: limit,
+		Models: req.Models, Routes: req.Routes, IPs: req.IPs, RPM: req.RPM, MaxConcurrent: req.MaxConcurrent}
 	if req.RPM < 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "rpm must not be negative")
 		return
+	}
+	if spec.MaxRequest, err = maxRequestFrom(req.MaxRequest); err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
+	spec.RotateEvery = max(h.opts.RotateEvery, 0)
+	if req.RotateEvery != "" {
+		if spec.RotateEvery, err = rotateEveryFrom(req.RotateEvery); err != nil {
+			h.writeDomainError(w, err)
+			return
+		}
 	}
 	if req.Expires != "" {
 		if spec.Expires, err = h.expiry(req.Expires); err != nil {

@@ -145,11 +145,53 @@ func (h *Handler) deleteProject(w http.ResponseWriter, r *http.Request) {
 // limit; expires is a lifetime from now (720h, 30d, 1y) or "never".
 type updateTokenRequest struct {
 	Name    *string   `json:"name"`
+	Owner   *string   `json:"owner"`
+	Purpose *string   `json:"purpose"`
 	Budget  *string   `json:"budget_usd"`
 	Period  *string   `json:"period"`
 	Models  *[]string `json:"models"`
+	Routes  *[]string `json:"routes"`
+	IPs     *[]string `json:"ips"`
 	Expires *string   `json:"expires"`
 	RPM     *int      `json:"rpm"`
+	// MaxConcurrent 0 is no limit.
+	MaxConcurrent *int `json:"max_concurrent"`
+	// MaxRequest "" or "unlimited" removes the per-request limit.
+	MaxRequest *string `json:"max_request_usd"`
+	// RotateEvery is a duration or "never".
+	RotateEvery *string `json:"rotate_every"`
+}
+
+// maxRequestFrom parses max_request_usd: "" is no limit, else a decimal
+// USD amount above zero.
+func maxRequestFrom(s string) (budget.Money, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == budget.UnlimitedWord {
+		return 0, nil
+	}
+	m, err := budget.ParseUSD(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: max_request_usd: %w", tokens.ErrInvalidScope, err)
+	}
+	if m <= 0 {
+		return 0, fmt.Errorf("%w: max_request_usd must be above zero (leave it out for no limit)", tokens.ErrInvalidScope)
+	}
+	return m, nil
+}
+
+// rotateEveryFrom parses rotate_every: a positive duration, or "never".
+func rotateEveryFrom(s string) (time.Duration, error) {
+	if s == NeverExpires {
+		return 0, nil
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: rotate_every %v", tokens.ErrInvalidRotation, err)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%w: rotate_every must be a positive duration such as 90d, or never", tokens.ErrInvalidRotation)
+	}
+	return d, nil
 }
 
 func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +210,24 @@ func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	change := storage.TokenChange{Limit: limit, Name: req.Name, Models: req.Models, RPM: req.RPM}
+	change := storage.TokenChange{Limit: limit, Name: req.Name, Owner: req.Owner, Purpose: req.Purpose, Models: req.Models,
+		Routes: req.Routes, IPs: req.IPs, RPM: req.RPM, MaxConcurrent: req.MaxConcurrent}
+	if req.MaxRequest != nil {
+		m, err := maxRequestFrom(*req.MaxRequest)
+		if err != nil {
+			h.writeDomainError(w, err)
+			return
+		}
+		change.MaxRequest = &m
+	}
+	if req.RotateEvery != nil {
+		d, err := rotateEveryFrom(*req.RotateEvery)
+		if err != nil {
+			h.writeDomainError(w, err)
+			return
+		}
+		change.RotateEvery = &d
+	}
 	if req.Expires != nil {
 		t, err := h.expiry(*req.Expires)
 		if err != nil {
@@ -197,4 +256,76 @@ func (b BudgetView) describe() string {
 		return budget.UnlimitedWord
 	}
 	return b.Limit.String()
+}
+
+// showToken serves GET /admin/v1/tokens/{id}: the token's whole ledger
+// entry, with the client addresses it was used from.
+func (h *Handler) showToken(w http.ResponseWriter, r *http.Request) {
+	if !h.flushed(w, r) {
+		return
+	}
+	tok, err := h.opts.DB.Token(r.PathValue("id"))
+	if err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
+	v, err := h.tokenView(tok)
+	if err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
+	if v.ClientIPs, err = h.opts.DB.ClientIPs(tok.ID); err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// DefaultGrace is how long a rotated token's old secret keeps working when
+// the rotation does not say.
+const DefaultGrace = "24h"
+
+// rotateTokenRequest is the body of POST /admin/v1/tokens/{id}/rotate;
+// grace is a duration ("24h", "0" refuses the old secret at once), default
+// DefaultGrace.
+type rotateTokenRequest struct {
+	Grace *string `json:"grace"`
+}
+
+// rotateToken serves POST /admin/v1/tokens/{id}/rotate: a new secret for
+// the token, shown once in the answer's "token".
+func (h *Handler) rotateToken(w http.ResponseWriter, r *http.Request) {
+	var req rotateTokenRequest
+	if r.ContentLength != 0 && !decode(w, r, &req) {
+		return
+	}
+	graceText := DefaultGrace
+	if req.Grace != nil {
+		graceText = strings.TrimSpace(*req.Grace)
+	}
+	var grace time.Duration
+	if graceText != "0" {
+		if strings.HasPrefix(graceText, "-") {
+			h.writeDomainError(w, fmt.Errorf("%w: the grace must not be negative; 0 refuses the old secret at once", tokens.ErrInvalidGrace))
+			return
+		}
+		var err error
+		if grace, err = ParseDuration(graceText); err != nil {
+			h.writeDomainError(w, fmt.Errorf("%w: grace %v", tokens.ErrInvalidGrace, err))
+			return
+		}
+	}
+	tok, secret, err := h.opts.DB.RotateToken(r.Context(), r.PathValue("id"), grace)
+	if err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
+	v, err := h.tokenView(tok)
+	if err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
+	v.Secret = secret
+	h.opts.Log.Info().Str("token", tok.ID).Str("project", tok.Project).Dur("grace", grace).Msg("token rotated")
+	writeJSON(w, http.StatusOK, v)
 }

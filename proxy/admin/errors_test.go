@@ -37,7 +37,7 @@ var knownErrors = map[string]map[string]error{
 		"ErrInvalidName": tokens.ErrInvalidName, "ErrProjectExists": tokens.ErrProjectExists,
 		"ErrProjectNotFound": tokens.ErrProjectNotFound, "ErrTokenNotFound": tokens.ErrTokenNotFound,
 		"ErrProjectHasTokens": tokens.ErrProjectHasTokens, "ErrInvalidScope": tokens.ErrInvalidScope,
-		"ErrInvalidExpiry": tokens.ErrInvalidExpiry,
+		"ErrInvalidExpiry": tokens.ErrInvalidExpiry, "ErrInvalidGrace": tokens.ErrInvalidGrace, "ErrInvalidRotation": tokens.ErrInvalidRotation,
 	},
 	"storage": {"ErrClosed": storage.ErrClosed, "ErrNotReserved": storage.ErrNotReserved, "ErrDamaged": storage.ErrDamaged},
 	"budget/pricing": {
