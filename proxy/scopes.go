@@ -123,16 +123,23 @@ func (c *concurrency) active(id string) int {
 // that does not parse: the peer. The string is the address as records show
 // it; addr is invalid when even the peer is not an address.
 func clientAddr(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, s string) {
-	peer, ok := peerAddr(r.RemoteAddr)
-	if !ok {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	raw, err := netip.ParseAddr(host)
+	if err != nil {
 		return netip.Addr{}, budget.ClipTo(host, 64)
 	}
+	peer := canonicalAddr(raw)
+	peerText := host
+	if peer != raw {
+		// net writes RemoteAddr in canonical form, so this is rare: a
+		// zone, or an IPv4-mapped address.
+		peerText = peer.String()
+	}
 	if len(trusted) == 0 || !inPrefixes(peer, trusted) {
-		return peer, peer.String()
+		return peer, peerText
 	}
 	hops := r.Header.Values("X-Forwarded-For")
 	var leftmost netip.Addr
@@ -147,7 +154,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, s str
 			}
 			a, ok := hopAddr(strings.TrimSpace(hop))
 			if !ok {
-				return peer, peer.String()
+				return peer, peerText
 			}
 			if !inPrefixes(a, trusted) {
 				return a, a.String()
@@ -158,18 +165,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, s str
 	if leftmost.IsValid() {
 		return leftmost, leftmost.String()
 	}
-	return peer, peer.String()
-}
-
-// peerAddr parses a RemoteAddr ("192.0.2.1:1234", "[2001:db8::1]:1234").
-func peerAddr(remote string) (netip.Addr, bool) {
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		return canonicalAddr(ap.Addr()), true
-	}
-	if a, err := netip.ParseAddr(remote); err == nil {
-		return canonicalAddr(a), true
-	}
-	return netip.Addr{}, false
+	return peer, peerText
 }
 
 // hopAddr parses one X-Forwarded-For entry: an address, or an address and

@@ -142,9 +142,11 @@ func TestRecordEncoding_DamagedExtension(t *testing.T) {
 	if got, err := decodeRecord(oldDict(), key, unknown, false); err != nil || !got.OldSecret {
 		t.Fatalf("lax read of unknown flags: %+v, %v; want the old-secret mark read", got, err)
 	}
-	cut := append(append([]byte(nil), v...), recordHasRequestID, 0x40) // a 32-byte id, missing
-	if _, err := decodeRecord(oldDict(), key, cut, false); err == nil || !strings.Contains(err.Error(), "ends early") {
-		t.Fatalf("cut request id: %v, want ends early", err)
+	for _, tag := range []byte{0x40, 0x41} { // a 32-byte id, as text and packed, missing
+		cut := append(append([]byte(nil), v...), recordHasRequestID, tag)
+		if _, err := decodeRecord(oldDict(), key, cut, false); err == nil || !strings.Contains(err.Error(), "ends early") {
+			t.Fatalf("cut request id (tag %#x): %v, want ends early", tag, err)
+		}
 	}
 }
 

@@ -310,14 +310,23 @@ func appendExtension(v []byte, tx *bolt.Tx, st *state, rec budget.Record) ([]byt
 	if id := rec.RequestID; id != "" {
 		if digits, ok := strings.CutPrefix(id, hexIDPrefix); ok && isLowerHex(digits) {
 			v = binary.AppendUvarint(v, uint64(len(digits)/2)<<1|1)
-			// isLowerHex checked every digit: the decode cannot fail.
-			v, _ = hex.AppendDecode(v, []byte(digits))
+			for i := 0; i < len(digits); i += 2 {
+				v = append(v, hexDigit(digits[i])<<4|hexDigit(digits[i+1]))
+			}
 		} else {
 			v = binary.AppendUvarint(v, uint64(len(id))<<1)
 			v = append(v, id...)
 		}
 	}
 	return v, nil
+}
+
+// hexDigit is the value of a lower-case hex digit.
+func hexDigit(c byte) byte {
+	if c >= 'a' {
+		return c - 'a' + 10
+	}
+	return c - '0'
 }
 
 // isLowerHex reports whether s is a non-empty, even number of lower-case
@@ -514,11 +523,14 @@ func decodeBinary(d *dict, k, v []byte, strict bool) (budget.Record, error) {
 		}
 		if flags&recordHasRequestID != 0 {
 			tag := b.uvarint()
-			raw := b.take(tag >> 1)
-			if tag&1 == 1 {
-				r.RequestID = hexIDPrefix + hex.EncodeToString([]byte(raw))
+			if n := tag >> 1; tag&1 == 0 || b.err != nil {
+				r.RequestID = b.take(n)
+			} else if n > uint64(len(b.b)) {
+				b.err = errShort
 			} else {
-				r.RequestID = raw
+				id := make([]byte, len(hexIDPrefix)+2*int(n))
+				hex.Encode(id[copy(id, hexIDPrefix):], b.b[:n])
+				r.RequestID, b.b = string(id), b.b[n:]
 			}
 		}
 	}
