@@ -44,6 +44,19 @@ var (
 	// ErrRateLimited is returned when a token exceeds its requests per
 	// minute.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrRouteNotAllowed is returned for a route outside the token's route
+	// scope (tokens.Token.Routes).
+	ErrRouteNotAllowed = errors.New("route not allowed for the token")
+	// ErrIPNotAllowed is returned for a client address outside the token's
+	// address scope (tokens.Token.IPs).
+	ErrIPNotAllowed = errors.New("client address not allowed for the token")
+	// ErrRequestTooCostly is returned for a request whose worst case is
+	// above the token's per-request limit (tokens.Token.MaxRequest).
+	ErrRequestTooCostly = errors.New("request over the token's per-request limit")
+	// ErrTooManyInFlight is returned when a token already has its
+	// max_concurrent requests in flight; it is a rate limit, answered 429
+	// with Retry-After.
+	ErrTooManyInFlight = errors.New("too many requests in flight")
 	// ErrNoKey is returned when the provider's real key cannot be read.
 	ErrNoKey = errors.New("provider key unavailable")
 	// ErrShuttingDown is returned for requests that arrive while hardcap
@@ -82,6 +95,9 @@ var ErrorCodes = []ErrorCode{
 	{ErrCut, http.StatusForbidden, "kill_switch"},
 	{tokens.ErrModelNotAllowed, http.StatusForbidden, "not_allowed"},
 	{ErrUnknownRoute, http.StatusForbidden, "not_allowed"},
+	{ErrRouteNotAllowed, http.StatusForbidden, "not_allowed"},
+	{ErrIPNotAllowed, http.StatusForbidden, "not_allowed"},
+	{ErrRequestTooCostly, http.StatusForbidden, "not_allowed"},
 	{budget.ErrExhausted, http.StatusPaymentRequired, "budget_exhausted"},
 	{pricing.ErrModelNotPriced, http.StatusForbidden, "model_not_priced"},
 	{pricing.ErrUnknownProvider, http.StatusForbidden, "model_not_priced"},
@@ -90,6 +106,7 @@ var ErrorCodes = []ErrorCode{
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "invalid_request"},
 	{ErrBadRequest, http.StatusBadRequest, "invalid_request"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+	{ErrTooManyInFlight, http.StatusTooManyRequests, "rate_limited"},
 	// Mistakes in what an operator asked for (admin API, config).
 	{tokens.ErrInvalidName, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidScope, http.StatusBadRequest, "invalid_request"},
@@ -147,7 +164,7 @@ var publicMessages = map[string]string{
 	"model_not_priced":         "hardcap has no price for this model, so it cannot bound the cost. Add a price override in the hardcap config or use a priced model.",
 	"unbounded_cost":           "hardcap cannot prove an upper bound for the cost of this request, so it was not forwarded.",
 	"invalid_request":          "The request is not valid for this route; fix it before retrying.",
-	"rate_limited":             "This token has reached its requests-per-minute limit.",
+	"rate_limited":             "This token has reached one of its rate limits (requests per minute, or requests in flight); retry after the time Retry-After gives.",
 	"provider_key_unavailable": "hardcap could not read the provider key from its configured source. Check the server's configuration and logs.",
 	"ledger_unavailable":       "hardcap could not record the reservation for this request, so it was not forwarded. Retry later.",
 	"upstream_error":           "hardcap could not reach the provider.",
@@ -185,6 +202,10 @@ func publicError(err error) *Error {
 	var rl rateLimited
 	if errors.As(err, &rl) {
 		e.RetryAfter = rl.seconds
+	} else if errors.Is(err, ErrTooManyInFlight) {
+		// A slot frees when any of the token's requests ends: a second
+		// is a fair first wait.
+		e.RetryAfter = 1
 	}
 	return e
 }

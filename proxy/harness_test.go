@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/hardcap/hardcap/internal/testlog"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/storage"
+	"github.com/hardcap/hardcap/tokens"
 	"github.com/rs/zerolog"
 )
 
@@ -67,6 +69,11 @@ type harnessOptions struct {
 	providers func([]*proxy.Provider) []*proxy.Provider
 	// settleRetry and settleRetryMax set the settlement retry backoff.
 	settleRetry, settleRetryMax time.Duration
+	// auth wraps the database's authenticator, when set (to give the
+	// token scopes, say).
+	auth func(tokens.Authenticator) tokens.Authenticator
+	// trusted are the proxy's trusted proxies.
+	trusted []netip.Prefix
 }
 
 func ledgerOrDB(wrap func(budget.Ledger) budget.Ledger, db *storage.DB) budget.Ledger {
@@ -127,9 +134,14 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.providers != nil {
 		provs = o.providers(provs)
 	}
+	var auth tokens.Authenticator = h.db
+	if o.auth != nil {
+		auth = o.auth(h.db)
+	}
 	h.p = proxy.New(proxy.Options{
 		Providers:       provs,
-		Tokens:          h.db,
+		Tokens:          auth,
+		TrustedProxies:  o.trusted,
 		Ledger:          ledgerOrDB(o.ledger, h.db),
 		Prices:          h.catalog,
 		Log:             log,

@@ -62,6 +62,12 @@ type meter struct {
 	sent atomic.Bool
 	// killed is set when the kill switch cut the request (see Cut).
 	killed atomic.Bool
+	// slot is set when the request holds a max_concurrent slot of its
+	// token, given back when it settles.
+	slot bool
+	// requestID is the provider's id for the request, from its response
+	// headers (see requestID); set before the response is metered.
+	requestID string
 
 	once sync.Once
 	// attached is set once a response body took over settlement.
@@ -74,7 +80,10 @@ type meter struct {
 func (m *meter) settle(usage *budget.Usage, status int, outcome budget.Outcome) {
 	m.once.Do(func() {
 		defer m.p.inflight.remove(m)
-		s := budget.Settlement{Status: status, Outcome: outcome, Ended: m.p.now()}
+		if m.slot {
+			defer m.p.conc.release(m.tokenID)
+		}
+		s := budget.Settlement{Status: status, Outcome: outcome, Ended: m.p.now(), RequestID: m.requestID}
 		s.Latency = s.Ended.Sub(m.start)
 		switch {
 		case usage != nil:

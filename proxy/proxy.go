@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -99,6 +100,11 @@ type Options struct {
 	// to write is tried again, doubling up to SettleRetryMax; defaults
 	// DefaultSettleRetry and DefaultSettleRetryMax.
 	SettleRetry, SettleRetryMax time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For is believed: a
+	// request from one is taken to come from the rightmost address of the
+	// header that is not itself a trusted proxy. Empty (the default): the
+	// client is always the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Proxy is the data plane. It is an http.Handler for the data-plane paths.
@@ -112,9 +118,11 @@ type Proxy struct {
 	maxBody   int64
 	timeout   time.Duration
 	alertFn   func(budget.Record)
+	trusted   []netip.Prefix
 
 	rp       *httputil.ReverseProxy
 	limits   rateLimits
+	conc     concurrency
 	inflight inflight
 	settles  *settleQueue
 }
@@ -131,6 +139,7 @@ func New(opts Options) *Proxy {
 		maxBody:   opts.MaxBodyBytes,
 		timeout:   opts.UpstreamTimeout,
 		alertFn:   opts.Alert,
+		trusted:   opts.TrustedProxies,
 	}
 	p.settles = newSettleQueue(p, opts.SettleRetry, opts.SettleRetryMax)
 	for _, prov := range opts.Providers {
@@ -213,6 +222,10 @@ type forward struct {
 	// cancel ends a free route's deadline (a metered route's ends with
 	// its meter).
 	cancel context.CancelFunc
+	// slot is the id of the token whose max_concurrent slot a free route
+	// holds until its response is done, "" when it holds none (a metered
+	// route's slot is its meter's).
+	slot string
 }
 
 type forwardKey struct{}
@@ -272,7 +285,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 			}
 		}()
 	} else {
-		defer fw.cancel()
+		defer func() {
+			fw.cancel()
+			if fw.slot != "" {
+				p.conc.release(fw.slot)
+			}
+		}()
 	}
 	p.rp.ServeHTTP(w, r.WithContext(fw))
 	return tok, nil
@@ -301,6 +319,25 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 			err = fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		return nil, tokens.Token{}, err
+	}
+	client, clientStr := clientAddr(r, p.trusted)
+	if err := checkScopes(&tok, rt, client); err != nil {
+		return nil, tok, err
+	}
+	// The slot is held from here until the request settles or is refused:
+	// by this function until it hands the slot to the forward (a free
+	// route) or to the meter (a reserved one), on every path, panics
+	// included.
+	held, err := p.conc.acquire(&tok)
+	if err != nil {
+		return nil, tok, err
+	}
+	if held {
+		defer func() {
+			if held {
+				p.conc.release(tok.ID)
+			}
+		}()
 	}
 	if err := p.limits.allow(tok, start); err != nil {
 		return nil, tok, err
@@ -333,6 +370,9 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 		}
 		fw.body = body
 		fw.Context, fw.cancel = context.WithTimeout(r.Context(), p.timeout)
+		if held {
+			fw.slot, held = tok.ID, false
+		}
 		return fw, tok, nil
 	}
 	req, err := rt.endpoint.api.parse(body, rt.provider)
@@ -358,6 +398,9 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 	}
 	q, err := quote(b, model)
 	if err != nil {
+		return nil, tok, err
+	}
+	if err := checkMaxRequest(&tok, q); err != nil {
 		return nil, tok, err
 	}
 	// The key is read before reserving, so a missing key holds no money.
@@ -391,12 +434,14 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 		}
 	}()
 	res, err := p.ledger.Reserve(r.Context(), budget.Request{
-		TokenID:  tok.ID,
-		Project:  tok.Project,
-		Provider: rt.provider.Name,
-		Model:    req.model(),
-		Route:    rt.name,
-		ClientIP: clientIP(r),
+		TokenID:   tok.ID,
+		Project:   tok.Project,
+		Provider:  rt.provider.Name,
+		Model:     req.model(),
+		Route:     rt.name,
+		ClientIP:  clientStr,
+		UserAgent: userAgent(r.Header),
+		OldSecret: tok.OldSecret,
 	}, q)
 	if err != nil {
 		if isDomainRefusal(err) {
@@ -408,6 +453,8 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 	// From here the reservation is durable and every path settles it.
 	reserved = true
 	m.res = res
+	// The meter gives the slot back when it settles.
+	m.slot, held = held, false
 	handedOver := false
 	defer func() {
 		if !handedOver && !m.attached {
@@ -499,6 +546,9 @@ const maxErrorBody = 1 << 20
 // settles at its end.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardFrom(resp.Request.Context())
+	if fw.meter != nil {
+		fw.meter.requestID = requestID(resp.Header)
+	}
 	if resp.StatusCode >= 300 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		_ = resp.Body.Close()
@@ -577,12 +627,4 @@ func (p *Proxy) alert(rec budget.Record) {
 	if p.alertFn != nil {
 		p.alertFn(rec)
 	}
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -34,6 +34,9 @@ type endpoint struct {
 	// bill the same path (Mistral prices its moderations), and hardcap does
 	// not meter it there.
 	openAIOnly bool
+	// scope is the endpoint's name in a token's route scope, one of
+	// tokens.RouteNames.
+	scope string
 }
 
 // idParam ends a path pattern whose last segment is an id, as in
@@ -49,24 +52,24 @@ var pathID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,255}$`)
 // listed is refused: an unmetered path would be a hole in the budget.
 var endpoints = map[Kind][]endpoint{
 	KindOpenAI: {
-		{http.MethodPost, "/chat/completions", "/chat/completions", chatAPI{}, false},
-		{http.MethodPost, "/completions", "/completions", completionsAPI{}, false},
-		{http.MethodPost, "/embeddings", "/embeddings", embeddingsAPI{}, false},
-		{http.MethodPost, "/responses", "/responses", responsesAPI{}, false},
-		{http.MethodGet, "/models", "/models", nil, false},
-		{http.MethodGet, "/models/{id}", "/models/{id}", nil, false},
+		{http.MethodPost, "/chat/completions", "/chat/completions", chatAPI{}, false, "chat"},
+		{http.MethodPost, "/completions", "/completions", completionsAPI{}, false, "completions"},
+		{http.MethodPost, "/embeddings", "/embeddings", embeddingsAPI{}, false, "embeddings"},
+		{http.MethodPost, "/responses", "/responses", responsesAPI{}, false, "responses"},
+		{http.MethodGet, "/models", "/models", nil, false, "models"},
+		{http.MethodGet, "/models/{id}", "/models/{id}", nil, false, "models"},
 		// Free at OpenAI (token counting and moderation of its API's
 		// inputs and outputs bill nothing). GET /responses/{id} is not
 		// here: every token shares one upstream key, so any token could
 		// read any stored response.
-		{http.MethodPost, "/responses/input_tokens", "/responses/input_tokens", nil, true},
-		{http.MethodPost, "/moderations", "/moderations", nil, true},
+		{http.MethodPost, "/responses/input_tokens", "/responses/input_tokens", nil, true, "count_tokens"},
+		{http.MethodPost, "/moderations", "/moderations", nil, true, "moderations"},
 	},
 	KindAnthropic: {
-		{http.MethodPost, "/messages", "/v1/messages", messagesAPI{}, false},
-		{http.MethodPost, "/messages/count_tokens", "/v1/messages/count_tokens", nil, false},
-		{http.MethodGet, "/models", "/v1/models", nil, false},
-		{http.MethodGet, "/models/{id}", "/v1/models/{id}", nil, false},
+		{http.MethodPost, "/messages", "/v1/messages", messagesAPI{}, false, "messages"},
+		{http.MethodPost, "/messages/count_tokens", "/v1/messages/count_tokens", nil, false, "count_tokens"},
+		{http.MethodGet, "/models", "/v1/models", nil, false, "models"},
+		{http.MethodGet, "/models/{id}", "/v1/models/{id}", nil, false, "models"},
 	},
 }
 

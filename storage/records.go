@@ -2,8 +2,10 @@ package storage
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -22,11 +24,42 @@ import (
 //	client_ip                string, never interned (see encodeRecord)
 //	status, input, cache_read, cache_write, cache_write_1h, output,
 //	reasoning, latency_ms    zigzag varints
+//	extension                only when a field in it is set (see below)
+//
+// The extension carries what records gained with the key ledger, and is
+// absent from records without it (and from every record written before
+// it), so those stay byte for byte what they were:
+//
+//	flags                    uvarint, never 0: recordOldSecret,
+//	                         recordHasUserAgent, recordHasRequestID
+//	user_agent               string, interned as the model is (clients
+//	                         send a handful of distinct ones), if flagged
+//	request_id               the provider's id, if flagged: uvarint
+//	                         len<<1 and the bytes, or len<<1|1 and, for
+//	                         an id of "req_" and lower-case hex digits
+//	                         (OpenAI's), the digits' len bytes
 //
 // At about 40 bytes a value against about 400 of JSON, a million records
 // fit in a file a few times smaller, and a walk touches as many fewer pages.
 // Files of format 1 hold JSON records, which migrateRecords rewrites.
 const recordV1 = 0x01 // JSON never starts with it: JSON starts with '{' or white space
+
+// Flags of a record's extension.
+const (
+	// recordOldSecret marks a request made with its token's previous
+	// secret, in a rotation's grace (budget.Request.OldSecret).
+	recordOldSecret = 1 << iota
+	// recordHasUserAgent: the user agent follows.
+	recordHasUserAgent
+	// recordHasRequestID: the provider's request id follows.
+	recordHasRequestID
+	// recordFlags is every flag this version knows; a strict read refuses
+	// others.
+	recordFlags = recordOldSecret | recordHasUserAgent | recordHasRequestID
+)
+
+// hexIDPrefix leads the request ids stored as packed hex digits.
+const hexIDPrefix = "req_"
 
 // Buckets of the record store (format 2). The indexes and totals are
 // written by putRecord in the same transaction as the record, so they are
@@ -243,7 +276,71 @@ func appendRecord(v []byte, tx *bolt.Tx, st *state, rec budget.Record, ids *reco
 	for _, n := range [...]int64{int64(rec.Status), u.InputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.CacheWrite1hTokens, u.OutputTokens, u.ReasoningTokens, rec.LatencyMS} {
 		v = binary.AppendVarint(v, n)
 	}
+	return appendExtension(v, tx, st, rec)
+}
+
+// appendExtension appends the record's extension, when it has anything to
+// carry (see the format above).
+func appendExtension(v []byte, tx *bolt.Tx, st *state, rec budget.Record) ([]byte, error) {
+	var flags uint64
+	if rec.OldSecret {
+		flags |= recordOldSecret
+	}
+	if rec.UserAgent != "" {
+		flags |= recordHasUserAgent
+	}
+	if rec.RequestID != "" {
+		flags |= recordHasRequestID
+	}
+	if flags == 0 {
+		return v, nil
+	}
+	v = binary.AppendUvarint(v, flags)
+	if ua := rec.UserAgent; ua != "" {
+		if len(ua) > maxInterned {
+			v = appendInline(v, ua)
+		} else {
+			id, err := internWith(tx, st, ua)
+			if err != nil {
+				return nil, err
+			}
+			v = binary.AppendUvarint(v, uint64(id)<<1)
+		}
+	}
+	if id := rec.RequestID; id != "" {
+		if digits, ok := strings.CutPrefix(id, hexIDPrefix); ok && isLowerHex(digits) {
+			v = binary.AppendUvarint(v, uint64(len(digits)/2)<<1|1)
+			for i := 0; i < len(digits); i += 2 {
+				v = append(v, hexDigit(digits[i])<<4|hexDigit(digits[i+1]))
+			}
+		} else {
+			v = binary.AppendUvarint(v, uint64(len(id))<<1)
+			v = append(v, id...)
+		}
+	}
 	return v, nil
+}
+
+// hexDigit is the value of a lower-case hex digit.
+func hexDigit(c byte) byte {
+	if c >= 'a' {
+		return c - 'a' + 10
+	}
+	return c - '0'
+}
+
+// isLowerHex reports whether s is a non-empty, even number of lower-case
+// hex digits: what packs into bytes and reads back as the same text.
+func isLowerHex(s string) bool {
+	if s == "" || len(s)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func appendInline(v []byte, s string) []byte {
@@ -347,6 +444,7 @@ var (
 	errRecordTrailing = errors.New("data after the record")
 	errRecordString   = errors.New("record names a string the dictionary lacks")
 	errRecordKey      = errors.New("record key is not an end time and an id")
+	errRecordFlags    = errors.New("record's extension has flags this version does not know")
 	errRollup         = errors.New("a rollup entry does not decode or names a string the dictionary lacks")
 )
 
@@ -408,6 +506,34 @@ func decodeBinary(d *dict, k, v []byte, strict bool) (budget.Record, error) {
 	u.InputTokens, u.CacheReadTokens, u.CacheWriteTokens, u.CacheWrite1hTokens = num(), num(), num(), num()
 	u.OutputTokens, u.ReasoningTokens = num(), num()
 	r.LatencyMS = num()
+	if b.err == nil && len(b.b) > 0 {
+		// The extension (absent from records that have nothing in it).
+		flags := b.uvarint()
+		switch {
+		case !strict || b.err != nil:
+		case flags == 0:
+			// Never written: bytes after the last field.
+			return budget.Record{}, errRecordTrailing
+		case flags&^recordFlags != 0:
+			return budget.Record{}, errRecordFlags
+		}
+		r.OldSecret = flags&recordOldSecret != 0
+		if flags&recordHasUserAgent != 0 {
+			r.UserAgent = str(false)
+		}
+		if flags&recordHasRequestID != 0 {
+			tag := b.uvarint()
+			if n := tag >> 1; tag&1 == 0 || b.err != nil {
+				r.RequestID = b.take(n)
+			} else if n > uint64(len(b.b)) {
+				b.err = errShort
+			} else {
+				id := make([]byte, len(hexIDPrefix)+2*int(n))
+				hex.Encode(id[copy(id, hexIDPrefix):], b.b[:n])
+				r.RequestID, b.b = string(id), b.b[n:]
+			}
+		}
+	}
 	switch {
 	case b.err != nil:
 		return budget.Record{}, errRecordShort

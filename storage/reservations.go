@@ -15,17 +15,31 @@ import (
 // byte, so both forms are read.
 const reservationV1 = 0x01
 
+// Flags of a reservation's extension.
+const (
+	// reservationOldSecret: budget.Request.OldSecret.
+	reservationOldSecret = 1 << iota
+	// reservationHasUserAgent: the user agent follows.
+	reservationHasUserAgent
+	// reservationFlags is every flag this version knows.
+	reservationFlags = reservationOldSecret | reservationHasUserAgent
+)
+
 // The binary form, after the tag: the id, the amount (varint, nano-USD),
 // the output cap (varint), the creation time (varint, Unix nanoseconds,
 // UTC), the number of spend keys (uvarint) and each key, then the request's
 // token id, project, provider, model, route and client IP. Every string is
-// a uvarint length and its bytes.
+// a uvarint length and its bytes. Then, only when the request has one of
+// them (so that a reservation without is what it was before them), an
+// extension: a uvarint of flags, never 0 (reservationOldSecret,
+// reservationHasUserAgent), and the user agent if flagged.
 //
 // Errors of decoding it.
 var (
 	errShort    = errors.New("ends early")
 	errTrailing = errors.New("data after the reservation")
 	errTag      = errors.New("unknown encoding")
+	errFlags    = errors.New("extension has flags this version does not know")
 )
 
 // encodeReservation is the binary form of res.
@@ -37,7 +51,8 @@ func encodeReservation(res budget.Reservation) []byte {
 func reservationSize(res budget.Reservation) int {
 	r := res.Request
 	n := 1 + 3*binary.MaxVarintLen64 + binary.MaxVarintLen64*(8+len(res.Keys)) + len(res.ID) +
-		len(r.TokenID) + len(r.Project) + len(r.Provider) + len(r.Model) + len(r.Route) + len(r.ClientIP)
+		len(r.TokenID) + len(r.Project) + len(r.Provider) + len(r.Model) + len(r.Route) + len(r.ClientIP) +
+		2*binary.MaxVarintLen64 + len(r.UserAgent)
 	for _, k := range res.Keys {
 		n += len(k)
 	}
@@ -58,6 +73,19 @@ func appendReservation(b []byte, res budget.Reservation) []byte {
 	}
 	for _, s := range [...]string{r.TokenID, r.Project, r.Provider, r.Model, r.Route, r.ClientIP} {
 		b = appendLenString(b, s)
+	}
+	var flags uint64
+	if r.OldSecret {
+		flags |= reservationOldSecret
+	}
+	if r.UserAgent != "" {
+		flags |= reservationHasUserAgent
+	}
+	if flags != 0 {
+		b = binary.AppendUvarint(b, flags)
+		if r.UserAgent != "" {
+			b = appendLenString(b, r.UserAgent)
+		}
 	}
 	return b
 }
@@ -107,6 +135,22 @@ func decodeReservationV1(v []byte, strict bool) (budget.Reservation, error) {
 	r := &res.Request
 	for _, s := range [...]*string{&r.TokenID, &r.Project, &r.Provider, &r.Model, &r.Route, &r.ClientIP} {
 		*s = d.string()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		// The extension, absent when the request has nothing in it.
+		flags := d.uvarint()
+		switch {
+		case !strict || d.err != nil:
+		case flags == 0:
+			// Never written: bytes after the last field.
+			return budget.Reservation{}, errTrailing
+		case flags&^reservationFlags != 0:
+			return budget.Reservation{}, errFlags
+		}
+		r.OldSecret = flags&reservationOldSecret != 0
+		if flags&reservationHasUserAgent != 0 {
+			r.UserAgent = d.string()
+		}
 	}
 	if d.err != nil {
 		return budget.Reservation{}, d.err

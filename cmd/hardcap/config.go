@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -62,6 +63,12 @@ type Config struct {
 	// hardcap has no TLS yet, so tokens and the admin token would cross the
 	// network in clear; default false.
 	AllowInsecureListen bool `yaml:"allow_insecure_listen"`
+	// TrustedProxies lists the proxies in front of hardcap (CIDR prefixes
+	// or addresses, IPv4 or IPv6) whose X-Forwarded-For it believes: a
+	// request from one comes from the rightmost address of the header that
+	// is not itself a trusted proxy. Default none: the client is the TCP
+	// peer, and X-Forwarded-For is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // ProviderConfig is one upstream API.
@@ -271,6 +278,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.Usage = file.Usage
 	cfg.Tokens = file.Tokens
 	cfg.AllowInsecureListen = file.AllowInsecureListen
+	cfg.TrustedProxies = file.TrustedProxies
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
 	}
@@ -305,6 +313,8 @@ type settings struct {
 	retention time.Duration
 	// rotateEvery is tokens.rotate_every; negative is never.
 	rotateEvery time.Duration
+	// trustedProxies is trusted_proxies.
+	trustedProxies []netip.Prefix
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -332,6 +342,9 @@ func (cfg Config) check() (settings, error) {
 		return s, err
 	}
 	if s.rotateEvery, err = parseRotateEvery(cfg.Tokens.RotateEvery); err != nil {
+		return s, err
+	}
+	if s.trustedProxies, err = parseTrustedProxies(cfg.TrustedProxies); err != nil {
 		return s, err
 	}
 	names := make([]string, 0, len(cfg.Providers))
@@ -432,6 +445,24 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseTrustedProxies reads trusted_proxies: CIDR prefixes or single
+// addresses, as a token's address scope takes them.
+func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	canon, err := tokens.ParseIPs(list)
+	if err != nil {
+		return nil, fmt.Errorf("config: trusted_proxies: %w", err)
+	}
+	out := make([]netip.Prefix, 0, len(canon))
+	for _, c := range canon {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("config: trusted_proxies: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // parseAllowance reads an allowance: USD ("0.05") or tokens ("20000

@@ -145,6 +145,7 @@ func (m *Main) Open() error {
 		Now:             m.Now,
 		MaxBodyBytes:    m.Config.MaxBodyBytes,
 		UpstreamTimeout: m.Config.UpstreamTimeout,
+		TrustedProxies:  set.trustedProxies,
 	})
 	adminAPI := admin.New(admin.Options{
 		DB: m.db, Proxy: m.proxy, AdminToken: adminToken, Log: m.log, Now: m.Now,

@@ -48,8 +48,19 @@ func TestWriteCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(sb.String()), "\n")
-	want := "2026-11-26T12:00:00Z,r01,tok_a,web,openai,gpt-4o-mini,POST /v1/chat/completions,127.0.0.1,200,complete,10,2,0,0,5,0,0.000450,0.0000045,12"
+	want := "2026-11-26T12:00:00Z,r01,tok_a,web,openai,gpt-4o-mini,POST /v1/chat/completions,127.0.0.1,200,complete,10,2,0,0,5,0,0.000450,0.0000045,12,,false,"
 	if len(lines) != 2 || lines[1] != want {
 		t.Fatalf("got %q, want header and %q", lines, want)
+	}
+	// The key ledger's columns come last.
+	rec.UserAgent, rec.OldSecret, rec.RequestID = "curl/8.5.0, like \"x\"", true, "req_0123abcd"
+	sb.Reset()
+	if err := WriteCSV(&sb, []budget.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.Split(strings.TrimSpace(sb.String()), "\n")
+	want = strings.TrimSuffix(want, ",,false,") + `,"curl/8.5.0, like ""x""",true,req_0123abcd`
+	if len(lines) != 2 || lines[1] != want || !strings.HasSuffix(lines[0], ",latency_ms,user_agent,old_secret,request_id") {
+		t.Fatalf("got %q, want a header ending in the new columns and %q", lines, want)
 	}
 }

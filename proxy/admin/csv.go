@@ -15,6 +15,9 @@ var csvHeader = []string{
 	"time", "id", "token_id", "project", "provider", "model", "route", "client_ip", "status", "outcome",
 	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens", "reasoning_tokens",
 	"reserved_usd", "charged_usd", "latency_ms",
+	// Added with the key ledger, after the others so that a reader by
+	// position still finds those where they were.
+	"user_agent", "old_secret", "request_id",
 }
 
 // WriteCSV writes usage records as CSV with a header line.
@@ -40,6 +43,7 @@ func csvRow(r budget.Record) []string {
 		strconv.Itoa(r.Status), string(r.Outcome),
 		i(u.InputTokens), i(u.CacheReadTokens), i(u.CacheWriteTokens), i(u.CacheWrite1hTokens), i(u.OutputTokens), i(u.ReasoningTokens),
 		r.Reserved.String(), r.Charged.String(), i(r.LatencyMS),
+		r.UserAgent, strconv.FormatBool(r.OldSecret), r.RequestID,
 	}
 }
 

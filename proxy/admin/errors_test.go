@@ -50,6 +50,9 @@ var knownErrors = map[string]map[string]error{
 		"ErrTooLarge": proxy.ErrTooLarge, "ErrRateLimited": proxy.ErrRateLimited, "ErrNoKey": proxy.ErrNoKey,
 		"ErrShuttingDown": proxy.ErrShuttingDown, "ErrStorage": proxy.ErrStorage, "ErrCut": proxy.ErrCut,
 		"ErrKeySource": proxy.ErrKeySource,
+		// A token's scopes.
+		"ErrRouteNotAllowed": proxy.ErrRouteNotAllowed, "ErrIPNotAllowed": proxy.ErrIPNotAllowed,
+		"ErrRequestTooCostly": proxy.ErrRequestTooCostly, "ErrTooManyInFlight": proxy.ErrTooManyInFlight,
 	},
 }
 

@@ -26,6 +26,12 @@ func appendRecordJSON(b []byte, r budget.Record) []byte {
 	} {
 		b = appendJSONString(append(b, f.name...), f.v)
 	}
+	if r.UserAgent != "" {
+		b = appendJSONString(append(b, `,"user_agent":`...), r.UserAgent)
+	}
+	if r.OldSecret {
+		b = append(b, `,"old_secret":true`...)
+	}
 	b = strconv.AppendInt(append(b, `,"status":`...), int64(r.Status), 10)
 	b = appendJSONString(append(b, `,"outcome":`...), string(r.Outcome))
 	u := r.Usage
@@ -46,6 +52,9 @@ func appendRecordJSON(b []byte, r budget.Record) []byte {
 	b = append(append(append(b, `},"reserved_usd":"`...), r.Reserved.String()...), '"')
 	b = append(append(append(b, `,"charged_usd":"`...), r.Charged.String()...), '"')
 	b = strconv.AppendInt(append(b, `,"latency_ms":`...), r.LatencyMS, 10)
+	if r.RequestID != "" {
+		b = appendJSONString(append(b, `,"request_id":`...), r.RequestID)
+	}
 	return append(b, '}')
 }
 

@@ -30,6 +30,11 @@ func TestAppendRecordJSON(t *testing.T) {
 		"whole second":         func(r *budget.Record) { r.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
 		"other zone":           func(r *budget.Record) { r.Time = r.Time.In(time.FixedZone("x", -5*3600)) },
 		"year out of range":    func(r *budget.Record) { r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"key ledger fields": func(r *budget.Record) {
+			r.UserAgent, r.OldSecret, r.RequestID = "OpenAI/Python 1.99.9 <x&y>", true, "req_0123abcd"
+		},
+		"old secret alone": func(r *budget.Record) { r.OldSecret = true },
+		"request id alone": func(r *budget.Record) { r.RequestID = "req_\u2028\"" },
 	}
 	for name, edit := range tests {
 		t.Run(name, func(t *testing.T) {
