@@ -165,7 +165,15 @@ func New(opts Options) (*Scanner, error) {
 // Content returns the findings in content, the text of file as of commit
 // (empty outside git) whose first line is line startLine. It returns
 // ErrDetector, and no findings, when the rule engine fails on it.
-func (s *Scanner) Content(file, commit string, startLine int, content string) (found []Finding, err error) {
+func (s *Scanner) Content(file, commit string, startLine int, content string) ([]Finding, error) {
+	found, _, err := s.content(file, commit, startLine, content)
+	return found, err
+}
+
+// content is Content that also returns each finding's whole secret, in
+// the same order, for the fuzz test to check the redaction against; it
+// is kept apart from Finding so that no print of a finding can hold it.
+func (s *Scanner) content(file, commit string, startLine int, content string) (found []Finding, secrets []string, err error) {
 	if startLine < 1 {
 		startLine = 1
 	}
@@ -175,23 +183,16 @@ func (s *Scanner) Content(file, commit string, startLine int, content string) (f
 			File: file, Line: startLine + strings.Count(content[:t.at], "\n"), Commit: commit,
 			Rule: TokenRule, Kind: HardcapToken, Secret: Redact(t.secret), hash: tokens.HashOf(t.secret),
 		})
+		secrets = append(secrets, t.secret)
 	}
 	leaks, err := s.detect(file, commit, startLine, content)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seen := map[string]bool{}
 	for _, l := range leaks {
-		if l.Secret == "" && l.Match == "" {
-			continue
-		}
 		secret := l.Secret
-		if secret == "" {
-			// A rule on the path alone (a key store file): the file
-			// is the secret.
-			secret = l.Match
-		}
-		if holdsToken(secret, hcs) {
+		if secret != "" && holdsToken(secret, hcs) {
 			// A generic rule matched a hardcap token already reported
 			// as one.
 			continue
@@ -206,12 +207,15 @@ func (s *Scanner) Content(file, commit string, startLine int, content string) (f
 			File: file, Line: l.StartLine, Commit: commit, Rule: l.RuleID, Kind: ProviderKey,
 			Provider: p.Name, Revoke: p.Revoke, Secret: Redact(secret),
 		}
-		if l.Secret == "" {
+		if secret == "" {
+			// A rule on the path alone (a key store such as a .p12):
+			// the file is the secret.
 			f.Secret = "(the whole file)"
 		}
 		found = append(found, f)
+		secrets = append(secrets, secret)
 	}
-	return found, nil
+	return found, secrets, nil
 }
 
 // detect runs the gitleaks rules over content. The rule engine is a
