@@ -65,6 +65,7 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("POST /admin/v1/resume", h.kill(false))
 	h.mux.HandleFunc("GET /admin/v1/status", h.status)
 	h.mux.HandleFunc("GET /admin/v1/backup", h.backup)
+	h.mux.HandleFunc("POST /admin/v1/tokens/lookup", h.lookupTokens) // hardcap scan (lookup.go)
 	return h
 }
 
