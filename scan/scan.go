@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -215,7 +216,18 @@ func (s *Scanner) content(file, commit string, startLine int, content string) (f
 		found = append(found, f)
 		secrets = append(secrets, secret)
 	}
-	return found, secrets, nil
+	// In line order, hardcap tokens first on a line; secrets moves
+	// with its finding.
+	idx := make([]int, len(found))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return found[idx[a]].Line < found[idx[b]].Line })
+	sf, ss := make([]Finding, len(found)), make([]string, len(found))
+	for i, j := range idx {
+		sf[i], ss[i] = found[j], secrets[j]
+	}
+	return sf, ss, nil
 }
 
 // detect runs the gitleaks rules over content. The rule engine is a
