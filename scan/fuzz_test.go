@@ -21,7 +21,7 @@ func FuzzScan(f *testing.F) {
 		"key: \"" + fakeAnthropic(2) + "\"\n",
 		"token=" + hc + "\n" + hc,
 		"api_key = \"abcdefghij0123456789ABCD\"\n",
-		"password: c2stcHJvai1hYmNkZWZnaGlqa2xtbm9w\n",
+		"password: c2stcHJvai1hYmNkZWZnaGlqa2xtbm9w\n", // gitleaks:allow (a seed, not a key)
 		"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n",
 		"\x00\xff\xfe" + hc[:20],
 		"secret=\x1b[31m" + strings.Repeat("x", 40) + "\n",

@@ -97,6 +97,9 @@ func TestContent_Finds(t *testing.T) {
 			[]Finding{{Line: 1, Rule: TokenRule, Kind: HardcapToken, Secret: hc[:6] + "..." + hc[len(hc)-4:]}}},
 		{"openai key in base64", "data:\n  blob: " + base64.StdEncoding.EncodeToString([]byte("key="+oa+"\n")) + "\n",
 			[]Finding{{Line: 2, Rule: "openai-api-key", Kind: ProviderKey, Provider: "OpenAI", Revoke: "https://platform.openai.com/api-keys", Secret: oa[:6] + "..." + oa[len(oa)-4:]}}},
+		{"a key marked gitleaks:allow", "k=" + oa + " # gitleaks:allow\n", nil},
+		{"a hardcap token is found even so", "k=" + hc + " # gitleaks:allow\n",
+			[]Finding{{Line: 1, Rule: TokenRule, Kind: HardcapToken, Secret: hc[:6] + "..." + hc[len(hc)-4:]}}},
 		{"hardcap token with a typo", "x " + typo + "\n", nil},
 		{"nothing", "hello\nworld\n", nil},
 	}
