@@ -76,6 +76,8 @@ func scanCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	yes := fs.Bool("yes", false, "with --revoke, revoke without asking")
 	hook := fs.Bool("install-hook", false, "install a git pre-commit hook in the repository here that runs hardcap scan --staged")
 	prepare := clientFlags(fs, stdout)
+	fs.Lookup("json").Usage = "print the findings, problems and counts as JSON (never a whole secret)"
+	fs.Lookup("server").Usage = "server to look found hardcap tokens up on, URL or host:port (default $HARDCAP_SERVER or http://127.0.0.1:8787)"
 	paths, c, err := prepare(args, -1)
 	if err != nil {
 		return err
