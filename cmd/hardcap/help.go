@@ -40,6 +40,8 @@ Usage:
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap db check|recover          (offline, on the data dir)
   hardcap db backup FILE|-          (through the running server; - is stdout)
+  hardcap scan [PATH...] [--git | --staged] [--revoke [--yes]] [--json]
+  hardcap scan --install-hook       (a git pre-commit hook running scan --staged)
   hardcap help [COMMAND]            (every command also takes --help)
   hardcap --version
 
@@ -98,6 +100,13 @@ var commandDocs = map[string]commandDoc{
 	"prices update": {"prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]", "Downloads fresh price data into the data dir.", "hardcap prices update"},
 	"db check":      {"db check [--data-dir DIR]", "Checks the database file offline (stop the server first).", "hardcap db check"},
 	"db recover":    {"db recover [--data-dir DIR]", "Copies every readable record into a new database file, never in place.", "hardcap db recover"},
+	"scan": {"scan [PATH...] [--git | --staged] [--revoke [--yes]] [--install-hook] [--json]",
+		"Finds real provider keys (the gitleaks rules: OpenAI, Anthropic and 200 more) and hardcap tokens in the\n" +
+			"files under each PATH (default .; .git and binary files skipped, files over 10 MiB reported), or with\n" +
+			"--git in every commit of the repository, or with --staged in what the next commit adds. Secrets are\n" +
+			"shown redacted. Each hardcap token is looked up on the server by its hash; --revoke revokes the live\n" +
+			"ones (asking first unless --yes). Exit 1 on a finding or an unreadable path, 2 on a usage error.",
+		"hardcap scan . --git\nhardcap scan --install-hook"},
 	"db backup": {"db backup FILE|-",
 		"Writes a consistent, checked copy of the database through the running server; - writes it to stdout.\nRefused for a FILE that is the database of the data dir or of any running hardcap.",
 		"hardcap db backup hardcap-backup.db"},

@@ -99,6 +99,7 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("GET /admin/v1/tokens/{id}", h.showToken)
 	h.mux.HandleFunc("POST /admin/v1/tokens/{id}/rotate", h.rotateToken)
 	h.mux.HandleFunc("GET /admin/v1/log", h.auditLog)
+	h.mux.HandleFunc("POST /admin/v1/tokens/lookup", h.lookupTokens) // hardcap scan (lookup.go)
 	return h
 }
 
