@@ -70,3 +70,11 @@ func fatal(err error) error {
 	}
 	return fatalError{err}
 }
+
+// Errors of the provider key ledger.
+var (
+	// ErrInvalidProviderKey is returned by SeeProviderKey and
+	// AddUnauthorized for a read without a provider name or a key: nothing
+	// is recorded.
+	ErrInvalidProviderKey = errors.New("invalid provider key record")
+)
