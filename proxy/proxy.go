@@ -499,6 +499,10 @@ const maxErrorBody = 1 << 20
 // settles at its end.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardFrom(resp.Request.Context())
+	if resp.StatusCode == http.StatusUnauthorized && fw.key != "" {
+		// The provider refused the real key: counted for hardcap keys.
+		p.keyRejected(fw.prov)
+	}
 	if resp.StatusCode >= 300 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		_ = resp.Body.Close()

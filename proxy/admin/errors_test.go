@@ -49,7 +49,8 @@ var knownErrors = map[string]map[string]error{
 		"ErrUnknownRoute": proxy.ErrUnknownRoute, "ErrUnbounded": proxy.ErrUnbounded, "ErrBadRequest": proxy.ErrBadRequest,
 		"ErrTooLarge": proxy.ErrTooLarge, "ErrRateLimited": proxy.ErrRateLimited, "ErrNoKey": proxy.ErrNoKey,
 		"ErrShuttingDown": proxy.ErrShuttingDown, "ErrStorage": proxy.ErrStorage, "ErrCut": proxy.ErrCut,
-		"ErrKeySource": proxy.ErrKeySource,
+		"ErrKeySource":   proxy.ErrKeySource,
+		"ErrNoProviders": proxy.ErrNoProviders, "ErrProviderNotFound": proxy.ErrProviderNotFound,
 	},
 }
 
@@ -106,9 +107,12 @@ func exportedErrors(t *testing.T, dir string) []string {
 // (serve refuses to start; the db commands print them). ErrBadCursor is
 // answered 400 by the usage handler itself, the only route that takes a
 // cursor (TestUsage_Pages checks it), because proxy's table cannot name a
-// storage error without proxy importing storage.
+// storage error without proxy importing storage. ErrInvalidProviderKey is
+// the key ledger's own check of what proxy.Keys passes it (a configured
+// provider's name, a key its source gave, never empty); a reload answers a
+// failed ledger write as proxy.ErrStorage.
 var notServed = map[string]map[string]bool{
-	"storage": {"ErrLocked": true, "ErrNewerFormat": true, "ErrExists": true, "ErrBadCursor": true},
+	"storage": {"ErrLocked": true, "ErrNewerFormat": true, "ErrExists": true, "ErrBadCursor": true, "ErrInvalidProviderKey": true},
 }
 
 func TestErrorTable_Complete(t *testing.T) {
