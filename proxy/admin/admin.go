@@ -36,6 +36,10 @@ type Options struct {
 	Log zerolog.Logger
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// Keys are the provider key sources GET /admin/v1/keys shows and POST
+	// /admin/v1/keys/reload re-reads; nil lists the ledger only and
+	// refuses a reload.
+	Keys *proxy.Keys
 }
 
 // Handler serves /admin/v1/.
@@ -65,6 +69,9 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("POST /admin/v1/resume", h.kill(false))
 	h.mux.HandleFunc("GET /admin/v1/status", h.status)
 	h.mux.HandleFunc("GET /admin/v1/backup", h.backup)
+	// The provider key ledger (keys.go).
+	h.mux.HandleFunc("GET /admin/v1/keys", h.listKeys)
+	h.mux.HandleFunc("POST /admin/v1/keys/reload", h.reloadKeys)
 	return h
 }
 
