@@ -415,7 +415,13 @@ func (ks *Keys) Start(interval time.Duration) {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			_, _ = ks.Reload(context.Background(), "")
+			got, _ := ks.Reload(context.Background(), "")
+			for _, r := range got {
+				if r.Err != nil {
+					// The error names the source, never a value.
+					ks.log.Warn().Err(r.Err).Str("provider", r.Provider).Msg("re-reading the provider key failed; the key read before is kept")
+				}
+			}
 			select {
 			case <-ks.stop:
 				return

@@ -55,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = reconcileCommand(ctx, args[1:], stdout)
 	case "db":
 		err = dbCommand(ctx, args[1:], stdout)
+	case "keys":
+		err = keysCommand(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprint(stdout, versionText())
 	case "-h", "--help":
