@@ -49,7 +49,7 @@ the API's JSON. A budget of 0 is zero (every priced request refused);
 
 // commandGroups are the commands that take a subcommand; `hardcap GROUP
 // --help` lists the group's lines of usage.
-var commandGroups = map[string]bool{"project": true, "token": true, "prices": true, "db": true, "keys": true}
+var commandGroups = map[string]bool{"project": true, "token": true, "prices": true, "db": true}
 
 // commandDoc is what `hardcap help COMMAND` prints besides the flags.
 type commandDoc struct {
@@ -86,12 +86,6 @@ var commandDocs = map[string]commandDoc{
 	"resume":        {"resume [--project NAME | --token ID]", "Turns the kill switch off.", "hardcap resume --project web"},
 	"status":        {"status", "Prints the server's version, global budget, kill switch and price data.", "hardcap status --json"},
 	"reconcile":     {"reconcile [--provider NAME] [--since 30d]", "Compares each provider's cost report with hardcap's books, per day and model.", "hardcap reconcile --provider openai --since 30d"},
-	"keys": {"keys [--provider NAME]",
-		"Lists each provider's real key as the key ledger knows it: the source (never the value), the first\n8 hex digits of its fingerprint (a keyed hash), its age, its due date (first seen + the provider's\nrotate_every, default 90d), upstream 401 answers to it, and the keys it replaced.",
-		"hardcap keys --provider openai"},
-	"keys reload": {"keys reload [--provider NAME]",
-		"Re-reads the key sources now (they are re-read every 5 minutes anyway) and says what changed; a\nchanged key is recorded as a rotation. A source that fails keeps the key read before.",
-		"hardcap keys reload"},
 	"prices check":  {"prices check [--provider ID] [--json]", "Lists models whose price sources disagree.", "hardcap prices check --provider openai"},
 	"prices update": {"prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]", "Downloads fresh price data into the data dir.", "hardcap prices update"},
 	"db check":      {"db check [--data-dir DIR]", "Checks the database file offline (stop the server first).", "hardcap db check"},

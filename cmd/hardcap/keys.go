@@ -14,6 +14,18 @@ import (
 	"github.com/hardcap/hardcap/proxy/admin"
 )
 
+// The keys commands' help, kept here so that help.go's tables stay as
+// they are.
+func init() {
+	commandGroups["keys"] = true
+	commandDocs["keys"] = commandDoc{"keys [--provider NAME]",
+		"Lists each provider's real key as the key ledger knows it: the source (never the value), the first\n8 hex digits of its fingerprint (a keyed hash), its age, its due date (first seen + the provider's\nrotate_every, default 90d), upstream 401 answers to it, and the keys it replaced.",
+		"hardcap keys --provider openai"}
+	commandDocs["keys reload"] = commandDoc{"keys reload [--provider NAME]",
+		"Re-reads the key sources now (they are re-read every 5 minutes anyway) and says what changed; a\nchanged key is recorded as a rotation. A source that fails keeps the key read before.",
+		"hardcap keys reload"}
+}
+
 // keysCommand serves `hardcap keys [--provider NAME]` (the key ledger of
 // the real provider keys) and `hardcap keys reload [--provider NAME]`
 // (re-read the key sources now).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hardcap/hardcap/internal/fakeopenai"
 	"github.com/hardcap/hardcap/internal/testlog"
@@ -172,5 +173,41 @@ func TestKeys_UnauthorizedWrittenAtShutdown(t *testing.T) {
 	keys, err := db.ProviderKeys()
 	if err != nil || len(keys) != 1 || keys[0].Unauthorized != 2 || keys[0].LastUnauthorized.IsZero() {
 		t.Fatalf("after the stop the ledger holds %+v, %v; want 2 upstream 401s", keys, err)
+	}
+}
+
+// TestConfig_RotateEvery: providers.NAME.rotate_every sets the key's
+// rotation interval; a value that is not a positive duration is refused.
+func TestConfig_RotateEvery(t *testing.T) {
+	tests := []struct {
+		value string
+		want  time.Duration
+		fails bool
+	}{
+		{"", 0, false}, // the proxy's DefaultRotateEvery applies
+		{"30d", 30 * 24 * time.Hour, false},
+		{"2w", 14 * 24 * time.Hour, false},
+		{"0d", 0, true},
+		{"-1d", 0, true},
+		{"soon", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			yaml := "providers:\n  openai: {base_url: https://x/v1, api_key: env:K, rotate_every: \"" + tt.value + "\"}\n"
+			cfg, err := parseConfig([]byte(yaml), defaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := cfg.check()
+			if tt.fails {
+				if err == nil || !strings.Contains(err.Error(), "providers.openai.rotate_every") {
+					t.Fatalf("got %v, want an error naming providers.openai.rotate_every", err)
+				}
+				return
+			}
+			if err != nil || len(set.providers) != 1 || set.providers[0].Key.RotateEvery != tt.want {
+				t.Fatalf("got %v, %v; want %v", set.providers, err, tt.want)
+			}
+		})
 	}
 }
