@@ -67,6 +67,16 @@ var (
 	ErrStorage = errors.New("ledger unavailable")
 )
 
+// Errors of the provider key ledger (keys.go).
+var (
+	// ErrNoProviders is returned by Keys.Reload when no provider is
+	// configured.
+	ErrNoProviders = errors.New("no provider is configured; add one under providers: in the config")
+	// ErrProviderNotFound is returned by Keys.Reload for a provider the
+	// config does not have.
+	ErrProviderNotFound = errors.New("no such provider")
+)
+
 // ErrorCode is how one domain error is answered, on the data plane and in
 // the admin API alike.
 type ErrorCode struct {
@@ -125,6 +135,8 @@ var ErrorCodes = []ErrorCode{
 	{tokens.ErrProjectHasTokens, http.StatusConflict, "has_tokens"},
 	{tokens.ErrProjectNotFound, http.StatusNotFound, "not_found"},
 	{tokens.ErrTokenNotFound, http.StatusNotFound, "not_found"},
+	{ErrProviderNotFound, http.StatusNotFound, "not_found"},
+	{ErrNoProviders, http.StatusNotFound, "not_found"},
 	// Failures of the server, which a retry may get past.
 	{ErrNoKey, http.StatusServiceUnavailable, "provider_key_unavailable"},
 	{ErrStorage, http.StatusServiceUnavailable, "ledger_unavailable"},

@@ -1,12 +1,17 @@
 package proxy
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func TestKeySource(t *testing.T) {
@@ -147,5 +152,192 @@ func TestKeySource_FailureRemembered(t *testing.T) {
 	ks.mu.Unlock()
 	if got, err := ks.Key(t.Context()); err != nil || got != "sk-late" {
 		t.Fatalf("after keyRetryAfter got %q, %v", got, err)
+	}
+}
+
+// fakeRecorder is a key ledger in memory: the fingerprint is the key's
+// length and last four characters, enough to tell test keys apart.
+type fakeRecorder struct {
+	mu     sync.Mutex
+	fp     map[string]string
+	reads  []KeyRead
+	unauth map[string]uint64
+	fail   error
+}
+
+func (f *fakeRecorder) SeeKey(_ context.Context, r KeyRead) (KeyChange, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return KeyChange{}, f.fail
+	}
+	if f.fp == nil {
+		f.fp, f.unauth = map[string]string{}, map[string]uint64{}
+	}
+	f.reads = append(f.reads, r)
+	f.unauth[r.Provider] += r.Unauthorized
+	fp := fmt.Sprintf("%04d%s", len(r.Key), r.Key[len(r.Key)-4:])
+	old, found := f.fp[r.Provider]
+	f.fp[r.Provider] = fp
+	return KeyChange{Fingerprint: fp + "ffff", Previous: old, First: !found, Rotated: found && old != fp}, nil
+}
+
+func (f *fakeRecorder) AddUnauthorized(_ context.Context, provider string, n uint64, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	if f.unauth == nil {
+		f.unauth = map[string]uint64{}
+	}
+	f.unauth[provider] += n
+	return nil
+}
+
+func fileProvider(t *testing.T, name, key string) (*Provider, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name+".key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := ParseKeySource("file:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Provider{Name: name, Kind: KindOpenAI, Key: ks}, path
+}
+
+// TestKeys_ReloadSeesChangedFile: a key file changed on disk is read by
+// Reload at once, served from then on, and recorded as a rotation.
+func TestKeys_ReloadSeesChangedFile(t *testing.T) {
+	prov, path := fileProvider(t, "openai", "sk-test-old-1111")
+	rec := &fakeRecorder{}
+	var logs strings.Builder
+	ks := NewKeys(KeysOptions{Providers: []*Provider{prov}, Recorder: rec, Log: zerolog.New(&logs)})
+	if got, err := prov.Key.Key(t.Context()); err != nil || got != "sk-test-old-1111" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if len(rec.reads) != 1 || rec.reads[0].Kind != "file" || rec.reads[0].Source != "file:"+path || rec.reads[0].RotateEvery != DefaultRotateEvery {
+		t.Fatalf("the first read was recorded as %+v", rec.reads)
+	}
+	if err := os.WriteFile(path, []byte("sk-test-new-2222\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ks.Reload(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[0].Changed || got[0].Err != nil || got[0].Fingerprint != "00162222" || got[0].Previous != "00161111" {
+		t.Fatalf("reload got %+v, want a change 00161111 -> 00162222", got)
+	}
+	if key, _ := prov.Key.Key(t.Context()); key != "sk-test-new-2222" {
+		t.Fatalf("after the reload the key served is %q", key)
+	}
+	if st := ks.States(); len(st) != 1 || st[0].Fingerprint != "00162222" || st[0].Kind != "file" || st[0].ReadError != "" {
+		t.Fatalf("states got %+v", st)
+	}
+	if !strings.Contains(logs.String(), "recorded as a rotation") {
+		t.Fatalf("no log line for the rotation: %s", logs.String())
+	}
+	// Unchanged: no rotation.
+	if got, _ := ks.Reload(t.Context(), "openai"); got[0].Changed || got[0].First {
+		t.Fatalf("a reload of the same key got %+v", got)
+	}
+	if strings.Contains(logs.String(), "sk-test") {
+		t.Fatalf("the log shows a key: %s", logs.String())
+	}
+}
+
+// TestKeys_ReloadFailureKeepsKey: a source that fails on reload keeps the
+// key read before, and the error names the source, not a value.
+func TestKeys_ReloadFailureKeepsKey(t *testing.T) {
+	prov, path := fileProvider(t, "openai", "sk-test-kept-3333")
+	ks := NewKeys(KeysOptions{Providers: []*Provider{prov}, Recorder: &fakeRecorder{}})
+	if _, err := ks.Reload(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+	got, err := ks.Reload(t.Context(), "")
+	if err != nil || len(got) != 1 || !errors.Is(got[0].Err, ErrNoKey) || strings.Contains(got[0].Err.Error(), "sk-test") {
+		t.Fatalf("got %+v, %v; want ErrNoKey naming the source", got, err)
+	}
+	if key, err := prov.Key.Key(t.Context()); err != nil || key != "sk-test-kept-3333" {
+		t.Fatalf("after a failed reload got %q, %v; want the old key", key, err)
+	}
+	if st := ks.States(); !strings.Contains(st[0].ReadError, path) {
+		t.Fatalf("state got %+v, want the read error", st[0])
+	}
+	// A ledger that cannot write is reported, and the key still served.
+	if err := os.WriteFile(path, []byte("sk-test-next-4444"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks.rec.(*fakeRecorder).fail = errors.New("disk full")
+	got, _ = ks.Reload(t.Context(), "")
+	if !errors.Is(got[0].Err, ErrStorage) {
+		t.Fatalf("got %+v, want ErrStorage", got[0])
+	}
+	if key, _ := prov.Key.Key(t.Context()); key != "sk-test-next-4444" {
+		t.Fatalf("got %q", key)
+	}
+}
+
+// TestKeys_ReloadBadInput: nothing to reload and an unknown provider are
+// clear errors.
+func TestKeys_ReloadBadInput(t *testing.T) {
+	if _, err := NewKeys(KeysOptions{}).Reload(t.Context(), ""); !errors.Is(err, ErrNoProviders) {
+		t.Fatalf("no providers: got %v", err)
+	}
+	prov, _ := fileProvider(t, "openai", "sk-test-5555")
+	ks := NewKeys(KeysOptions{Providers: []*Provider{prov}, Recorder: &fakeRecorder{}})
+	_, err := ks.Reload(t.Context(), "groq"+strings.Repeat("x", 500))
+	if !errors.Is(err, ErrProviderNotFound) || len(err.Error()) > 200 {
+		t.Fatalf("unknown provider: got %v, want a short ErrProviderNotFound", err)
+	}
+	if c, ok := Classify(err); !ok || c.Status != 404 {
+		t.Fatalf("unknown provider is answered %+v", c)
+	}
+}
+
+// TestKeys_Rejections: upstream 401s are counted, warned about at most
+// once a minute, and written with the next read or by Flush.
+func TestKeys_Rejections(t *testing.T) {
+	prov, _ := fileProvider(t, "openai", "sk-test-6666")
+	rec := &fakeRecorder{}
+	now := time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
+	var logs strings.Builder
+	p := New(Options{Providers: []*Provider{prov}, Log: zerolog.New(&logs), Now: func() time.Time { return now }})
+	ks := NewKeys(KeysOptions{Providers: []*Provider{prov}, Recorder: rec})
+	if _, err := ks.Reload(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	p.keyRejected(prov)
+	p.keyRejected(prov)
+	if n := strings.Count(logs.String(), "refused its real key"); n != 1 {
+		t.Fatalf("%d warnings for two 401s in a minute, want 1: %s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"fingerprint":"00126666"`) {
+		t.Fatalf("the warning does not name the fingerprint: %s", logs.String())
+	}
+	now = now.Add(time.Minute)
+	p.keyRejected(prov)
+	if n := strings.Count(logs.String(), "refused its real key"); n != 2 {
+		t.Fatalf("%d warnings after a minute, want 2", n)
+	}
+	if st := ks.States()[0]; st.Pending != 3 || st.Rejected != 3 || !st.LastRejected.Equal(now) {
+		t.Fatalf("state got %+v", st)
+	}
+	if _, err := ks.Reload(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if rec.unauth["openai"] != 3 || ks.States()[0].Pending != 0 {
+		t.Fatalf("the read wrote %d 401s, pending %d; want 3, 0", rec.unauth["openai"], ks.States()[0].Pending)
+	}
+	p.keyRejected(prov)
+	if err := ks.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if rec.unauth["openai"] != 4 || ks.States()[0].Rejected != 4 {
+		t.Fatalf("after Close %d 401s were written, want 4", rec.unauth["openai"])
 	}
 }

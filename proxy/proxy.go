@@ -549,6 +549,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if fw.meter != nil {
 		fw.meter.requestID = requestID(resp.Header)
 	}
+	if resp.StatusCode == http.StatusUnauthorized && fw.key != "" {
+		// The provider refused the real key: counted for hardcap keys.
+		p.keyRejected(fw.prov)
+	}
 	if resp.StatusCode >= 300 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		_ = resp.Body.Close()

@@ -77,3 +77,11 @@ var (
 	// longer than MaxAckKey bytes or not printable UTF-8 text.
 	ErrInvalidAck = errors.New("invalid acknowledgement key")
 )
+
+// Errors of the provider key ledger.
+var (
+	// ErrInvalidProviderKey is returned by SeeProviderKey and
+	// AddUnauthorized for a read without a provider name or a key: nothing
+	// is recorded.
+	ErrInvalidProviderKey = errors.New("invalid provider key record")
+)

@@ -117,6 +117,10 @@ type ProviderConfig struct {
 	// by hardcap reconcile for the provider's cost report; the server never
 	// reads it.
 	AdminKey string `yaml:"admin_key"`
+	// RotateEvery is how often the provider's real key should be replaced,
+	// e.g. "90d" (the default) or "30d": hardcap keys shows the due date
+	// and hardcap audit reports a key past it.
+	RotateEvery string `yaml:"rotate_every"`
 }
 
 // allowanceNames are the keys providers.<name>.allowances accepts, and
@@ -387,6 +391,13 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 	key, err := proxy.ParseKeySource(pc.APIKey)
 	if err != nil {
 		return nil, fmt.Errorf("config: providers.%s.api_key: %w", name, err)
+	}
+	if pc.RotateEvery != "" {
+		d, err := admin.ParseDuration(pc.RotateEvery)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("config: providers.%s.rotate_every must be a positive duration such as 90d or 30d", name)
+		}
+		key.RotateEvery = d
 	}
 	prices := pc.Prices
 	if prices == "" {

@@ -36,6 +36,8 @@ Usage:
   hardcap reconcile [--provider NAME] [--since 30d]
   hardcap incident --token ID [--since D|TIME] [--format md|json] [--out FILE]
   hardcap audit [--fail-on low|medium|high|critical] [--fix [--yes]] [--ack KIND:TARGET]
+  hardcap keys [--provider NAME]
+  hardcap keys reload [--provider NAME]
   hardcap prices check [--provider ID] [--json]
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap db check|recover          (offline, on the data dir)

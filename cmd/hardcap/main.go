@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = dbCommand(ctx, args[1:], stdout)
 	case "scan": // hardcap scan (scan.go)
 		err = scanCommand(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = keysCommand(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprint(stdout, versionText())
 	case "-h", "--help":

@@ -52,6 +52,7 @@ type Main struct {
 	logBuf   *logBuffer // nil unless logs go to a file; see newLogger
 	db       *storage.DB
 	proxy    *proxy.Proxy
+	keys     *proxy.Keys // the provider key sources, tied to the key ledger
 	server   *http.Server
 	listener net.Listener
 	demo     *http.Server
@@ -147,6 +148,7 @@ func (m *Main) Open() error {
 		UpstreamTimeout: m.Config.UpstreamTimeout,
 		TrustedProxies:  set.trustedProxies,
 	})
+	m.keys = proxy.NewKeys(proxy.KeysOptions{Providers: set.providers, Recorder: admin.KeyLedger{DB: m.db}, Log: m.log, Now: m.Now})
 	adminAPI := admin.New(admin.Options{
 		DB: m.db, Proxy: m.proxy, AdminToken: adminToken, Log: m.log, Now: m.Now,
 		Status: func() map[string]any { return m.statusFacts(set) },
@@ -154,6 +156,7 @@ func (m *Main) Open() error {
 		AuditFacts: func() audit.Input { return m.auditFacts(set) },
 		// The key ledger's default rotation period (tokens.rotate_every).
 		RotateEvery: set.rotateEvery,
+		Keys:        m.keys,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -202,6 +205,9 @@ func (m *Main) Run(ctx context.Context) error {
 	// that would otherwise stay mapped until the runtime's scavenger
 	// returns it, minutes later: give it back before serving.
 	debug.FreeOSMemory()
+	// The key ledger sees each source now and at every KeyTTL, traffic or
+	// not, so a changed key is recorded when it changes.
+	m.keys.Start(proxy.KeyTTL)
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
 	select {
@@ -256,6 +262,14 @@ func (m *Main) Close() error {
 			Msg("settlements still not recorded at shutdown: the next start charges their reservations in full")
 	}
 	fcancel()
+	// The upstream 401 counts held in memory go to the key ledger.
+	if m.keys != nil {
+		kctx, kcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := m.keys.Close(kctx); err != nil {
+			m.log.Warn().Err(err).Msg("upstream 401 counts of the provider keys were not written to the key ledger")
+		}
+		kcancel()
+	}
 	if err := m.closeStorage(); err != nil {
 		return err
 	}

@@ -41,8 +41,9 @@ type Options struct {
 
 	// AuditFacts returns what GET /admin/v1/audit checks outside the
 	// database (the server's files, price data dates, providers); nil
-	// means none. ProviderKeys returns the provider-key ledger's keys for
-	// it; nil means none are known.
+	// means none. ProviderKeys, when set, replaces the provider keys the
+	// audit checks; nil means those of the key ledger (as GET
+	// /admin/v1/keys shows them).
 	AuditFacts   func() audit.Input
 	ProviderKeys func() []audit.ProviderKey
 	// RotateEvery is how often a new token's secret is due for rotation
@@ -52,6 +53,10 @@ type Options struct {
 	// DueSoon is how far ahead token list and show warn of a rotation or an
 	// expiry; default 14 days.
 	DueSoon time.Duration
+	// Keys are the provider key sources GET /admin/v1/keys shows and POST
+	// /admin/v1/keys/reload re-reads; nil lists the ledger only and
+	// refuses a reload.
+	Keys *proxy.Keys
 }
 
 // Handler serves /admin/v1/.
@@ -100,6 +105,9 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("POST /admin/v1/tokens/{id}/rotate", h.rotateToken)
 	h.mux.HandleFunc("GET /admin/v1/log", h.auditLog)
 	h.mux.HandleFunc("POST /admin/v1/tokens/lookup", h.lookupTokens) // hardcap scan (lookup.go)
+	// The provider key ledger (keys.go).
+	h.mux.HandleFunc("GET /admin/v1/keys", h.listKeys)
+	h.mux.HandleFunc("POST /admin/v1/keys/reload", h.reloadKeys)
 	return h
 }
 

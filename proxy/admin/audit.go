@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"math"
 	"net/http"
 
 	"github.com/hardcap/hardcap/audit"
@@ -20,6 +21,21 @@ func (h *Handler) auditReport(r *http.Request) (audit.Report, error) {
 	in.Now = h.opts.Now
 	if h.opts.ProviderKeys != nil {
 		in.ProviderKeys = h.opts.ProviderKeys()
+	} else {
+		// The provider keys as hardcap keys shows them.
+		views, err := h.keyViews()
+		if err != nil {
+			return audit.Report{}, err
+		}
+		for _, v := range views {
+			if v.FirstSeen.IsZero() {
+				continue // configured but never read: nothing to date
+			}
+			in.ProviderKeys = append(in.ProviderKeys, audit.ProviderKey{
+				Provider: v.Provider, FingerprintPrefix: v.Fingerprint, FirstSeen: v.FirstSeen,
+				RotateBy: v.RotateBy, Unauthorized: int64(min(v.Unauthorized, math.MaxInt64)),
+			})
+		}
 	}
 	ts, err := h.opts.DB.Tokens("")
 	if err != nil {

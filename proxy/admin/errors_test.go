@@ -53,6 +53,7 @@ var knownErrors = map[string]map[string]error{
 		// A token's scopes.
 		"ErrRouteNotAllowed": proxy.ErrRouteNotAllowed, "ErrIPNotAllowed": proxy.ErrIPNotAllowed,
 		"ErrRequestTooCostly": proxy.ErrRequestTooCostly, "ErrTooManyInFlight": proxy.ErrTooManyInFlight,
+		"ErrNoProviders": proxy.ErrNoProviders, "ErrProviderNotFound": proxy.ErrProviderNotFound,
 	},
 }
 
@@ -112,8 +113,11 @@ func exportedErrors(t *testing.T, dir string) []string {
 // storage error without proxy importing storage. ErrInvalidAck likewise is
 // answered 400 by the audit acknowledgement handler itself (audit.go),
 // which checks the key with package audit before storage sees it.
+// ErrInvalidProviderKey is the key ledger's own check of what proxy.Keys
+// passes it (a configured provider's name, a key its source gave, never
+// empty); a reload answers a failed ledger write as proxy.ErrStorage.
 var notServed = map[string]map[string]bool{
-	"storage": {"ErrLocked": true, "ErrNewerFormat": true, "ErrExists": true, "ErrBadCursor": true, "ErrInvalidAck": true},
+	"storage": {"ErrLocked": true, "ErrNewerFormat": true, "ErrExists": true, "ErrBadCursor": true, "ErrInvalidAck": true, "ErrInvalidProviderKey": true},
 }
 
 func TestErrorTable_Complete(t *testing.T) {
