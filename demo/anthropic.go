@@ -79,6 +79,8 @@ func (h *anthropicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAnthropicError(w, http.StatusMethodNotAllowed, "invalid_request_error", "Method not allowed")
 		return
 	}
+	// As Anthropic does (see handler.ServeHTTP).
+	w.Header().Set("request-id", "req_"+randomHex(12))
 	serve(w, r)
 }
 

@@ -176,6 +176,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Invalid method for URL ("+r.Method+" "+path+")"))
 		return
 	}
+	// As OpenAI does, so that hardcap's records and incident reports show
+	// the provider's request ids on the demo too.
+	w.Header().Set("x-request-id", "req_"+randomHex(16))
 	serve(w, r)
 }
 

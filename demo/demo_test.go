@@ -575,3 +575,28 @@ func TestErrors_NoUnboundedEcho(t *testing.T) {
 		t.Fatalf("got %d: %.200s", r2.StatusCode, b)
 	}
 }
+
+// TestRequestIDs: the demo answers carry a provider request id in each
+// API's own header, different on every request, as the real APIs do.
+func TestRequestIDs(t *testing.T) {
+	oa := newServer(t, Options{})
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	a := do(t, oa, http.MethodPost, "/v1/chat/completions", "k", body).Header.Get("x-request-id")
+	b := do(t, oa, http.MethodPost, "/v1/chat/completions", "k", body).Header.Get("x-request-id")
+	if !strings.HasPrefix(a, "req_") || len(a) != 36 || a == b {
+		t.Errorf("OpenAI x-request-id: %q then %q", a, b)
+	}
+	an := httptest.NewServer(NewAnthropic(Options{}))
+	t.Cleanup(an.Close)
+	req, _ := http.NewRequest(http.MethodPost, an.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("x-api-key", "k")
+	req.Header.Set("anthropic-version", "2023-06-01")
+	resp, err := an.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if id := resp.Header.Get("request-id"); !strings.HasPrefix(id, "req_") {
+		t.Errorf("Anthropic request-id: %q (status %d)", id, resp.StatusCode)
+	}
+}
