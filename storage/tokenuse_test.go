@@ -409,7 +409,7 @@ func TestAuditLog_EveryChange(t *testing.T) {
 // scopes, an empty list clears one, a bad one changes nothing, and
 // rotate_every moves rotate_by.
 func TestUpdateToken_LedgerAndScopes(t *testing.T) {
-	db, clk, tok, _ := rotationFixture(t, TokenSpec{Owner: "ana", Purpose: "nightly batch", Routes: []string{"chat"}, IPs: []string{"10.1.2.3/8"}, MaxConcurrent: 2, MaxRequest: 1000})
+	db, clk, tok, _ := rotationFixture(t, TokenSpec{Owner: "ana", Purpose: "nightly batch", Routes: []string{"chat"}, IPs: []string{"10.0.0.0/8"}, MaxConcurrent: 2, MaxRequest: 1000})
 	if tok.IPs[0] != "10.0.0.0/8" || tok.Owner != "ana" || tok.MaxRequest != 1000 {
 		t.Fatalf("created: %+v", tok)
 	}

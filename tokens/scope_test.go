@@ -12,10 +12,13 @@ func TestParseIPs(t *testing.T) {
 		want []string
 		bad  bool
 	}{
-		{in: []string{"10.1.2.3/8"}, want: []string{"10.0.0.0/8"}},
+		{in: []string{"10.0.0.0/8"}, want: []string{"10.0.0.0/8"}},
+		{in: []string{"10.1.2.3/8"}, bad: true},
+		{in: []string{"2001:db8::1/32"}, bad: true},
 		{in: []string{"192.0.2.7"}, want: []string{"192.0.2.7/32"}},
-		{in: []string{"2001:db8::1/32", "2001:db8::/32"}, want: []string{"2001:db8::/32"}},
-		{in: []string{"::ffff:10.0.0.1/104"}, want: []string{"10.0.0.0/8"}},
+		{in: []string{"2001:db8::/32", "2001:db8::/32"}, want: []string{"2001:db8::/32"}},
+		{in: []string{"::ffff:10.0.0.0/104"}, want: []string{"10.0.0.0/8"}},
+		{in: []string{"::ffff:10.0.0.1/104"}, bad: true},
 		{in: []string{"::1"}, want: []string{"::1/128"}},
 		{in: []string{"10.0.0.0/33"}, bad: true},
 		{in: []string{"example.com"}, bad: true},

@@ -216,8 +216,9 @@ const MaxIPs = 256
 
 // ParseIPs parses a token's address scope: IPv4 or IPv6 CIDR prefixes, or
 // single addresses (a /32 or /128). It returns them in canonical form
-// (masked, netip.Prefix.String), or ErrInvalidScope naming the entry that
-// is not one.
+// (netip.Prefix.String), or ErrInvalidScope naming the entry that is not
+// one. A prefix with bits set past its length (10.0.0.1/8) is refused,
+// not widened.
 func ParseIPs(list []string) ([]string, error) {
 	if len(list) > MaxIPs {
 		return nil, fmt.Errorf("%w: a token names at most %d address ranges, this list has %d", ErrInvalidScope, MaxIPs, len(list))
@@ -240,9 +241,14 @@ func ParseIPs(list []string) ([]string, error) {
 		if err != nil || p.Addr().Zone() != "" {
 			return nil, fmt.Errorf("%w: entry %d of the address list is not an IPv4 or IPv6 CIDR prefix (such as 10.0.0.0/8 or 2001:db8::/32)", ErrInvalidScope, i+1)
 		}
-		p = p.Masked()
 		if p.Addr().Is4In6() {
-			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0)).Masked()
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		if m := p.Masked(); m != p {
+			// 10.0.0.1/8 is most likely one host meant, or a range
+			// mistyped; widening it silently would grant 16M addresses.
+			return nil, fmt.Errorf("%w: entry %d of the address list, %s, has bits set past its /%d: write %s for that one address or %s for the whole range",
+				ErrInvalidScope, i+1, p, p.Bits(), netip.PrefixFrom(p.Addr(), p.Addr().BitLen()), m)
 		}
 		c := p.String()
 		if !slices.Contains(out, c) {

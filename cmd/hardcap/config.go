@@ -463,7 +463,13 @@ func (pc ProviderConfig) provider(name string) (*proxy.Provider, error) {
 func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
 	canon, err := tokens.ParseIPs(list)
 	if err != nil {
-		return nil, fmt.Errorf("config: trusted_proxies: %w", err)
+		// The same parse as a token's address scope, but not one.
+		return nil, fmt.Errorf("config: trusted_proxies: %s", strings.TrimPrefix(err.Error(), tokens.ErrInvalidScope.Error()+": "))
+	}
+	for _, c := range canon {
+		if strings.HasSuffix(c, "/0") {
+			return nil, fmt.Errorf("config: trusted_proxies: %s trusts every address, so any client could set its own address with X-Forwarded-For (and pass a token's --ips); list the addresses of your proxies", c)
+		}
 	}
 	out := make([]netip.Prefix, 0, len(canon))
 	for _, c := range canon {

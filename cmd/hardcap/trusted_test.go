@@ -31,8 +31,18 @@ func TestConfig_TrustedProxies(t *testing.T) {
 	if err == nil {
 		_, err = cfg.check()
 	}
-	if err == nil || !strings.Contains(err.Error(), "trusted_proxies: ") || !strings.Contains(err.Error(), "entry 2") || strings.Contains(err.Error(), "not-a-secret-value") {
+	if err == nil || !strings.Contains(err.Error(), "trusted_proxies: ") || !strings.Contains(err.Error(), "entry 2") || strings.Contains(err.Error(), "not-a-secret-value") ||
+		strings.Contains(err.Error(), "token scope") {
 		t.Fatalf("a bad entry: %v", err)
+	}
+	for _, bad := range []string{"0.0.0.0/0", "\"::/0\"", "10.0.0.1/8"} {
+		cfg, err = parseConfig([]byte("trusted_proxies: ["+bad+"]\n"), defaultConfig())
+		if err == nil {
+			_, err = cfg.check()
+		}
+		if err == nil || !strings.Contains(err.Error(), "trusted_proxies: ") {
+			t.Errorf("trusted_proxies [%s] was accepted (%v)", bad, err)
+		}
 	}
 }
 

@@ -20,7 +20,7 @@ func TestToken_LedgerEntry(t *testing.T) {
 		t.Fatalf("project: %d %s", status, body)
 	}
 	status, body := e.do("POST", "/admin/v1/tokens", `{"project":"web","name":"bot","owner":"team-ml","purpose":"nightly eval",
-		"routes":["chat","embeddings"],"ips":["10.1.2.3/8","2001:db8::1"],"max_concurrent":3,"max_request_usd":"0.5","rotate_every":"30d"}`)
+		"routes":["chat","embeddings"],"ips":["10.0.0.0/8","2001:db8::1"],"max_concurrent":3,"max_request_usd":"0.5","rotate_every":"30d"}`)
 	if status != 201 {
 		t.Fatalf("create: %d %s", status, body)
 	}
