@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,17 +85,37 @@ func ParseKeySource(spec string) (*KeySource, error) {
 	if !ok || strings.TrimSpace(arg) == "" {
 		return nil, ErrKeySource
 	}
+	arg = strings.TrimSpace(arg)
+	if looksLikeKey.MatchString(arg) {
+		// "env:sk-proj-..." is a key pasted where its variable's name
+		// belongs; it would be shown wherever the source is (hardcap
+		// keys, logs). Never echo it.
+		return nil, fmt.Errorf("%w: the %s: source holds what looks like a key itself; put the key in an environment variable or a file and name that", ErrKeySource, kind)
+	}
 	switch kind {
 	case "cmd":
 		if args, err := splitArgs(arg); err != nil || len(args) == 0 {
 			return nil, fmt.Errorf("%w: the command line cannot be parsed", ErrKeySource)
 		}
-		fallthrough
-	case "env", "file":
-		return &KeySource{kind: kind, arg: strings.TrimSpace(arg)}, nil
+	case "env":
+		if !envName.MatchString(arg) {
+			return nil, fmt.Errorf("%w: env: takes the name of an environment variable (letters, digits and _, not starting with a digit)", ErrKeySource)
+		}
+	case "file":
+	default:
+		return nil, ErrKeySource
 	}
-	return nil, ErrKeySource
+	return &KeySource{kind: kind, arg: arg}, nil
 }
+
+// envName is the form of an environment variable's name a key source may
+// name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,255}$`)
+
+// looksLikeKey matches the common forms of a provider key or a hardcap
+// token: sk-... (OpenAI, Anthropic and many compatible providers) and
+// hc_..., which no variable name, path or command of a config needs.
+var looksLikeKey = regexp.MustCompile(`(^|[^A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,}|hc_[A-Za-z0-9]{16,})`)
 
 // StaticKey is a key source for a key that is not a secret, such as the
 // demo provider's placeholder.

@@ -341,3 +341,21 @@ func TestKeys_Rejections(t *testing.T) {
 		t.Fatalf("after Close %d 401s were written, want 4", rec.unauth["openai"])
 	}
 }
+
+// TestParseKeySource_RefusesAKeyInTheSource: a key pasted where a
+// variable's name, a path or a command belongs is refused, and the error
+// never holds it.
+func TestParseKeySource_RefusesAKeyInTheSource(t *testing.T) {
+	key := "sk-proj-" + strings.Repeat("Q7nnA1", 8)
+	for _, spec := range []string{"env:" + key, "file:/keys/" + key, "cmd:echo " + key, "env:hc_" + strings.Repeat("a1B2", 8), "env:OPENAI KEY", "env:1ABC"} {
+		_, err := ParseKeySource(spec)
+		if !errors.Is(err, ErrKeySource) || strings.Contains(err.Error(), key) {
+			t.Errorf("ParseKeySource(%.20q...) = %v; want ErrKeySource without the key", spec, err)
+		}
+	}
+	for _, spec := range []string{"env:OPENAI_API_KEY", "file:/run/secrets/openai_api_key_2026", "cmd:op read op://vault/openai/key"} {
+		if _, err := ParseKeySource(spec); err != nil {
+			t.Errorf("ParseKeySource(%q) = %v", spec, err)
+		}
+	}
+}
