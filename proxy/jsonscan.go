@@ -489,3 +489,10 @@ func fieldName(obj []byte, k jsonKey) string {
 	}
 	return string(obj[k.start:k.end])
 }
+
+// CheckDuplicateKeys reports an object in body that names a key twice (or
+// two keys that JSON decoders may fold into one), as the data plane refuses
+// it: decoders disagree on which value wins, so a body that says two things
+// is refused rather than read one way. body must be valid JSON
+// (json.Valid). The admin API uses it too.
+func CheckDuplicateKeys(body []byte) error { return checkKeys(body) }

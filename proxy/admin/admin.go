@@ -4,11 +4,13 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -501,10 +503,29 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body) // bounded by ServeHTTP's MaxBytesReader
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body could not be read: "+budget.ClipTo(err.Error(), 200))
+		return false
+	}
+	// {"grace":"0","grace":"48h"} must not quietly mean 48h, nor a second
+	// value after the object go unread.
+	if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be one JSON object of this route's fields, with nothing after it")
+		return false
+	}
+	if err := proxy.CheckDuplicateKeys(body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be one JSON object that names each field once: "+budget.ClipTo(err.Error(), 200))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON object of this route's fields: "+budget.ClipTo(err.Error(), 200))
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be one JSON object, with nothing after it")
 		return false
 	}
 	return true
