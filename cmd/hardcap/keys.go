@@ -22,7 +22,7 @@ func init() {
 		"Lists each provider's real key as the key ledger knows it: the source (never the value), the first\n8 hex digits of its fingerprint (a keyed hash), its age, its due date (first seen + the provider's\nrotate_every, default 90d), upstream 401 answers to it, and the keys it replaced.",
 		"hardcap keys --provider openai"}
 	commandDocs["keys reload"] = commandDoc{"keys reload [--provider NAME]",
-		"Re-reads the key sources now (they are re-read every 5 minutes anyway) and says what changed; a\nchanged key is recorded as a rotation. A source that fails keeps the key read before.",
+		"Re-reads the key sources now (they are re-read every 5 minutes and on SIGHUP anyway) and says what changed; a\nchanged key is recorded as a rotation. A source that fails keeps the key read before.",
 		"hardcap keys reload"}
 }
 
