@@ -214,9 +214,11 @@ func (db *DB) SeeProviderKey(ctx context.Context, s ProviderKeySeen) (ProviderKe
 			// not stop while it was out.
 			back := ProviderKeySighting{FirstSeen: now}
 			cur.ReusedAt = time.Time{}
-			if i := slices.IndexFunc(cur.History, func(h ProviderKeySighting) bool { return h.Fingerprint == ch.Fingerprint }); i >= 0 {
+			again := func(h ProviderKeySighting) bool { return h.Fingerprint == ch.Fingerprint }
+			if i := slices.IndexFunc(cur.History, again); i >= 0 {
+				// The oldest sighting, and every one of them leaves.
 				back, ch.Reused, cur.ReusedAt = cur.History[i], true, now
-				cur.History = slices.Delete(slices.Clone(cur.History), i, i+1)
+				cur.History = slices.DeleteFunc(slices.Clone(cur.History), again)
 			}
 			cur.History = append(cur.History, replaced)
 			if n := len(cur.History) - MaxProviderKeyHistory; n > 0 {
