@@ -88,6 +88,9 @@ const (
 	KindProviderRotation = "provider-key-rotation-due"
 	// KindProviderRejected: a provider key the provider answered 401 to.
 	KindProviderRejected = "provider-key-rejected"
+	// KindProviderReused: a provider key replaced before and put back in
+	// use: an old key may be a leaked one.
+	KindProviderReused = "provider-key-reused"
 	// KindFileMode: a file holding a secret that its group or others can
 	// read or write.
 	KindFileMode = "key-file-mode"
@@ -102,7 +105,7 @@ const (
 
 // Kinds lists every kind of finding.
 var Kinds = []string{KindZombie, KindTokenRotation, KindTokenUnbounded, KindTokenOwner, KindTokenGrace,
-	KindProviderRotation, KindProviderRejected, KindFileMode, KindLiteralKey, KindPricesStale, KindAutoTopUp}
+	KindProviderRotation, KindProviderRejected, KindProviderReused, KindFileMode, KindLiteralKey, KindPricesStale, KindAutoTopUp}
 
 // Ackable lists the kinds a finding of which can be acknowledged (dismissed
 // for good): what hardcap cannot check (a provider console's auto top-up)
@@ -146,6 +149,10 @@ type ProviderKey struct {
 	// Unauthorized counts the upstream 401 answers to requests made with
 	// this key.
 	Unauthorized int64 `json:"unauthorized"`
+	// Reused says the key is one the provider had before and that was
+	// replaced, put back in use at ReusedAt.
+	Reused   bool      `json:"reused,omitempty"`
+	ReusedAt time.Time `json:"reused_at,omitzero"`
 }
 
 // FileKind says what a file is for, and so what is checked in it.
@@ -314,6 +321,7 @@ func Check(in Input) Report {
 	}
 	for _, k := range in.ProviderKeys {
 		all = append(all, checkProviderKey(k, t)...)
+		all = append(all, checkProviderKeyReused(k)...)
 	}
 	for _, f := range in.Files {
 		all = append(all, checkFile(f)...)
@@ -418,6 +426,26 @@ func checkProviderKey(k ProviderKey, now time.Time) []Finding {
 			Fix:     "put a valid key where providers." + k.Provider + ".api_key names, then hardcap keys reload"})
 	}
 	return out
+}
+
+// checkProviderKeyReused reports a replaced provider key back in use: the
+// key was replaced for a reason (a rotation, perhaps a leak), and putting
+// it back brings the old risk back with it.
+func checkProviderKeyReused(k ProviderKey) []Finding {
+	if !k.Reused {
+		return nil
+	}
+	fp := k.FingerprintPrefix
+	if fp == "" {
+		fp = "unknown"
+	}
+	since := ""
+	if !k.ReusedAt.IsZero() {
+		since = " since " + day(k.ReusedAt)
+	}
+	return []Finding{{Severity: High, Kind: KindProviderReused, Target: k.Provider,
+		Message: fmt.Sprintf("provider %s uses again a key it had replaced (fingerprint %s, first seen %s)%s: a replaced key may be a leaked one", k.Provider, fp, day(k.FirstSeen), since),
+		Fix:     "create a new key in the provider's console, put it where providers." + k.Provider + ".api_key names, run hardcap keys reload, then revoke the old key"}}
 }
 
 func checkFile(f File) []Finding {

@@ -96,6 +96,8 @@ func TestCheck_ProviderKeys(t *testing.T) {
 		{"past rotation", ProviderKey{Provider: "openai", FingerprintPrefix: "ab12", FirstSeen: ago(100 * day24), RotateBy: ago(10 * day24)}, []string{"high provider-key-rotation-due:openai"}},
 		{"no date", ProviderKey{Provider: "openai", FirstSeen: ago(900 * day24)}, []string{}},
 		{"rejected", ProviderKey{Provider: "anthropic", FirstSeen: ago(day24), Unauthorized: 3}, []string{"high provider-key-rejected:anthropic"}},
+		{"replaced key back", ProviderKey{Provider: "openai", FingerprintPrefix: "ab12", FirstSeen: ago(20 * day24), RotateBy: now.Add(day24), Reused: true, ReusedAt: ago(day24)}, []string{"high provider-key-reused:openai"}},
+		{"replaced key back and overdue", ProviderKey{Provider: "openai", FirstSeen: ago(100 * day24), RotateBy: ago(10 * day24), Reused: true}, []string{"high provider-key-reused:openai", "high provider-key-rotation-due:openai"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -363,8 +363,10 @@ type KeyRead struct {
 type KeyChange struct {
 	Fingerprint, Previous string
 	// First says no key of the provider was recorded before; Rotated that
-	// the key differs from the one recorded.
-	First, Rotated bool
+	// the key differs from the one recorded; Reused that it is a key the
+	// provider had before (a replaced key in use again, which keeps its
+	// first-seen time and due date).
+	First, Rotated, Reused bool
 }
 
 // Keys ties the key sources of a set of providers to the key ledger: every
@@ -504,8 +506,9 @@ type KeyReload struct {
 	// reload; Previous those of the key it replaced, when Changed.
 	Fingerprint, Previous string
 	// First says the ledger held no key of the provider before; Changed
-	// that the key differs from the one it held, recorded as a rotation.
-	First, Changed bool
+	// that the key differs from the one it held, recorded as a rotation;
+	// Reused that the new key is one replaced before, in use again.
+	First, Changed, Reused bool
 	// Err says why the source could not be read (the key read before is
 	// kept) or the read not recorded; it names the source, never a value.
 	Err error
@@ -546,7 +549,7 @@ func (ks *Keys) Reload(ctx context.Context, provider string) ([]KeyReload, error
 			r.Err = fmt.Errorf("%w: the key of %s was read but the key ledger could not record it (see the server log)", ErrStorage, p.Name)
 		}
 		r.Fingerprint, r.Previous = shortFingerprint(ch.Fingerprint), shortFingerprint(ch.Previous)
-		r.First, r.Changed = ch.First, ch.Rotated
+		r.First, r.Changed, r.Reused = ch.First, ch.Rotated, ch.Reused
 		out = append(out, r)
 	}
 	return out, nil
@@ -646,6 +649,9 @@ func (k *KeySource) record(ctx context.Context, key string) (KeyChange, error) {
 	k.fingerprint = fp
 	k.mu.Unlock()
 	switch {
+	case ch.Reused:
+		ks.log.Warn().Str("provider", k.provider).Str("fingerprint", fp).Str("previous", shortFingerprint(ch.Previous)).
+			Str("source", k.String()).Msg("provider key changed back to a replaced key: a replaced key is in use again; it keeps its first-seen time and due date, and if it may have leaked, put a new key in the source")
 	case ch.Rotated:
 		ks.log.Warn().Str("provider", k.provider).Str("fingerprint", fp).Str("previous", shortFingerprint(ch.Previous)).
 			Str("source", k.String()).Msg("provider key changed: recorded as a rotation")

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -58,6 +59,11 @@ type ProviderKeyInfo struct {
 	// write); LastUnauthorized is the latest of them.
 	Unauthorized     uint64    `json:"unauthorized,omitempty"`
 	LastUnauthorized time.Time `json:"last_unauthorized,omitzero"`
+	// ReusedAt is when this key, one replaced before (it was in the
+	// history), came back into use: a key put back keeps its first-seen
+	// time, due date and 401s, and an old key may be a leaked one. Zero
+	// for a key not replaced before; a rotation to a new key clears it.
+	ReusedAt time.Time `json:"reused_at,omitzero"`
 	// History lists the keys this one replaced, oldest first, at most
 	// MaxProviderKeyHistory.
 	History []ProviderKeySighting `json:"history,omitempty"`
@@ -116,6 +122,9 @@ type ProviderKeyChange struct {
 	// Rotated says the key differs from the one the ledger held: a
 	// rotation, recorded in the history and the audit log.
 	Rotated bool
+	// Reused says the key read is one the history held (a replaced key in
+	// use again): a rotation that keeps the key's first-seen time.
+	Reused bool
 }
 
 // FingerprintPrefix is how many hex digits of a fingerprint are shown.
@@ -133,7 +142,10 @@ func ShortFingerprint(fp string) string {
 // an unchanged key, or, for a key whose fingerprint differs from the one
 // held, a rotation (the old key goes to the history with its last-seen
 // time, the new one starts with its first-seen time) with an entry in the
-// audit log by storage.ActorFrom(ctx). A read older than the last one
+// audit log by storage.ActorFrom(ctx). A new key that the history holds (a
+// replaced key put back) leaves the history and keeps its first-seen time,
+// so its due date, and its 401s: putting back an old, perhaps leaked, key
+// does not reset its clock; the change says Reused and ReusedAt is set. A read older than the last one
 // recorded that gives another key (two reads that crossed) changes nothing
 // but the counts. The key itself is hashed here and never written.
 func (db *DB) SeeProviderKey(ctx context.Context, s ProviderKeySeen) (ProviderKeyChange, error) {
@@ -194,15 +206,26 @@ func (db *DB) SeeProviderKey(ctx context.Context, s ProviderKeySeen) (ProviderKe
 			// A read that crossed a newer one: the newer one holds.
 		default:
 			ch.Rotated, ch.Previous = true, cur.Fingerprint
-			cur.History = append(cur.History, ProviderKeySighting{
+			replaced := ProviderKeySighting{
 				Fingerprint: cur.Fingerprint, Source: cur.Source, FirstSeen: cur.FirstSeen, LastSeen: cur.LastSeen,
 				Unauthorized: cur.Unauthorized, LastUnauthorized: cur.LastUnauthorized,
-			})
+			}
+			// A replaced key back in use keeps what it had: its clock did
+			// not stop while it was out.
+			back := ProviderKeySighting{FirstSeen: now}
+			cur.ReusedAt = time.Time{}
+			again := func(h ProviderKeySighting) bool { return h.Fingerprint == ch.Fingerprint }
+			if i := slices.IndexFunc(cur.History, again); i >= 0 {
+				// The oldest sighting, and every one of them leaves.
+				back, ch.Reused, cur.ReusedAt = cur.History[i], true, now
+				cur.History = slices.DeleteFunc(slices.Clone(cur.History), again)
+			}
+			cur.History = append(cur.History, replaced)
 			if n := len(cur.History) - MaxProviderKeyHistory; n > 0 {
 				cur.History = append([]ProviderKeySighting(nil), cur.History[n:]...)
 			}
-			cur.Fingerprint, cur.FirstSeen, cur.LastSeen = ch.Fingerprint, now, now
-			cur.Unauthorized, cur.LastUnauthorized = 0, time.Time{}
+			cur.Fingerprint, cur.FirstSeen, cur.LastSeen = ch.Fingerprint, back.FirstSeen, now
+			cur.Unauthorized, cur.LastUnauthorized = back.Unauthorized, back.LastUnauthorized
 			cur.SourceKind, cur.Source = s.SourceKind, s.Source
 		}
 		cur.RotateBy = time.Time{}
@@ -216,6 +239,10 @@ func (db *DB) SeeProviderKey(ctx context.Context, s ProviderKeySeen) (ProviderKe
 		case ch.First:
 			return db.appendAudit(tx, AuditEntry{Time: now, Actor: actor, Action: "create", Kind: "provider_key", Target: s.Provider,
 				Detail: fmt.Sprintf("first key seen: fingerprint %s from %s", ShortFingerprint(ch.Fingerprint), s.Source)})
+		case ch.Reused:
+			return db.appendAudit(tx, AuditEntry{Time: now, Actor: actor, Action: "rotate", Kind: "provider_key", Target: s.Provider,
+				Detail: fmt.Sprintf("a replaced key is in use again: fingerprint %s -> %s from %s; it keeps its first-seen time %s",
+					ShortFingerprint(ch.Previous), ShortFingerprint(ch.Fingerprint), s.Source, cur.FirstSeen.Format(time.RFC3339))})
 		case ch.Rotated:
 			return db.appendAudit(tx, AuditEntry{Time: now, Actor: actor, Action: "rotate", Kind: "provider_key", Target: s.Provider,
 				Detail: fmt.Sprintf("key changed: fingerprint %s -> %s from %s", ShortFingerprint(ch.Previous), ShortFingerprint(ch.Fingerprint), s.Source)})

@@ -222,3 +222,66 @@ func TestSeeProviderKey_BadInput(t *testing.T) {
 		t.Fatalf("audit log got %+v", log)
 	}
 }
+
+// TestSeeProviderKey_ReplacedKeyBack: a key put back after it was
+// replaced (A, then B, then A again) keeps its first-seen time, so its due
+// date, and its 401s; it leaves the history, the change says Reused, and
+// the audit log's rotation says a replaced key is in use again. A later
+// new key is an ordinary rotation that clears ReusedAt.
+func TestSeeProviderKey_ReplacedKeyBack(t *testing.T) {
+	db := openTest(t, Options{})
+	t0 := time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
+	const testKeyC = "sk-proj-LEDGERTESTkeyCCCC0123456789abcdefghijkl"
+	type want struct {
+		rotated, reused bool
+		firstSeen       time.Time
+		reusedAt        time.Time
+		unauthorized    uint64
+		history         []string // keys, oldest first
+	}
+	fp := map[string]string{}
+	steps := []struct {
+		name string
+		key  string
+		at   time.Time
+		n401 uint64 // 401s to the key current before this read
+		want want
+	}{
+		{"first A", testKeyA, t0, 0, want{firstSeen: t0}},
+		{"to B", testKeyB, t0.Add(10 * 24 * time.Hour), 2, want{rotated: true, firstSeen: t0.Add(10 * 24 * time.Hour), history: []string{testKeyA}}},
+		{"back to A", testKeyA, t0.Add(20 * 24 * time.Hour), 0, want{rotated: true, reused: true, firstSeen: t0, reusedAt: t0.Add(20 * 24 * time.Hour), unauthorized: 2, history: []string{testKeyB}}},
+		{"A again", testKeyA, t0.Add(21 * 24 * time.Hour), 0, want{firstSeen: t0, reusedAt: t0.Add(20 * 24 * time.Hour), unauthorized: 2, history: []string{testKeyB}}},
+		{"to new C", testKeyC, t0.Add(30 * 24 * time.Hour), 0, want{rotated: true, firstSeen: t0.Add(30 * 24 * time.Hour), history: []string{testKeyB, testKeyA}}},
+	}
+	for _, st := range steps {
+		s := seen("openai", st.key, st.at)
+		s.Unauthorized, s.LastUnauthorized = st.n401, st.at.Add(-time.Minute)
+		ch := mustSee(t, db, s)
+		fp[st.key] = ch.Fingerprint
+		k := providerKey(t, db, "openai")
+		var hist []string
+		for _, h := range k.History {
+			hist = append(hist, h.Fingerprint)
+		}
+		var wantHist []string
+		for _, key := range st.want.history {
+			wantHist = append(wantHist, fp[key])
+		}
+		if ch.Rotated != st.want.rotated || ch.Reused != st.want.reused || !k.FirstSeen.Equal(st.want.firstSeen) ||
+			!k.RotateBy.Equal(st.want.firstSeen.Add(90*24*time.Hour)) || !k.ReusedAt.Equal(st.want.reusedAt) ||
+			k.Unauthorized != st.want.unauthorized || !k.LastSeen.Equal(st.at) || strings.Join(hist, ",") != strings.Join(wantHist, ",") {
+			t.Fatalf("%s: change %+v, ledger %+v; want %+v", st.name, ch, k, st.want)
+		}
+	}
+	log, err := db.AuditLog(AuditFilter{Kind: "provider_key"})
+	if err != nil || len(log) != 4 {
+		t.Fatalf("audit log got %+v, %v", log, err)
+	}
+	if e := log[2]; e.Action != "rotate" || !strings.Contains(e.Detail, "a replaced key is in use again") ||
+		!strings.Contains(e.Detail, ShortFingerprint(fp[testKeyB])+" -> "+ShortFingerprint(fp[testKeyA])) {
+		t.Fatalf("the entry of the key put back is %+v", e)
+	}
+	if e := log[3]; strings.Contains(e.Detail, "in use again") {
+		t.Fatalf("a new key's entry says %q", e.Detail)
+	}
+}

@@ -22,7 +22,7 @@ func init() {
 		"Lists each provider's real key as the key ledger knows it: the source (never the value), the first\n8 hex digits of its fingerprint (a keyed hash), its age, its due date (first seen + the provider's\nrotate_every, default 90d), upstream 401 answers to it, and the keys it replaced.",
 		"hardcap keys --provider openai"}
 	commandDocs["keys reload"] = commandDoc{"keys reload [--provider NAME]",
-		"Re-reads the key sources now (they are re-read every 5 minutes anyway) and says what changed; a\nchanged key is recorded as a rotation. A source that fails keeps the key read before.",
+		"Re-reads the key sources now (they are re-read every 5 minutes and on SIGHUP anyway) and says what changed; a\nchanged key is recorded as a rotation. A source that fails keeps the key read before.",
 		"hardcap keys reload"}
 }
 
@@ -51,7 +51,7 @@ func keysCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := c.call(ctx, "GET", path, nil, &out); err != nil || c.json {
 			return err
 		}
-		printKeys(stdout, out.Keys, time.Now())
+		printKeys(stdout, out.Keys)
 		return nil
 	case "reload":
 		fs := newFlagSet("keys reload")
@@ -77,7 +77,7 @@ func keysCommand(ctx context.Context, args []string, stdout io.Writer) error {
 
 // printKeys writes the ledger as a table, then per provider what needs a
 // word: a failed read, upstream 401s, the keys it replaced.
-func printKeys(w io.Writer, keys []admin.KeyView, now time.Time) {
+func printKeys(w io.Writer, keys []admin.KeyView) {
 	if len(keys) == 0 {
 		fmt.Fprintln(w, "no provider keys: no provider is configured and none was recorded")
 		return
@@ -85,20 +85,25 @@ func printKeys(w io.Writer, keys []admin.KeyView, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tSOURCE\tFINGERPRINT\tAGE\tROTATE EVERY\tDUE\tSTATE\t401s")
 	for _, k := range keys {
-		fp, age, due, state := "-", "-", "-", "ok"
+		fp, age, due := "-", "-", "-"
 		if k.Fingerprint != "" {
 			fp, age = k.Fingerprint, fmt.Sprintf("%dd", k.AgeDays)
 		}
 		if !k.RotateBy.IsZero() {
 			due = k.RotateBy.UTC().Format(time.DateOnly)
 		}
-		switch {
-		case k.Fingerprint == "":
+		state := k.State
+		switch k.State {
+		case admin.KeyNotRead:
 			state = "not read yet"
-		case k.Overdue:
+		case admin.KeyRejected:
+			state = fmt.Sprintf("rejected (%d, last %s)", k.Unauthorized, k.LastUnauthorized.UTC().Format(time.RFC3339))
+		case admin.KeyOverdue:
 			state = "OVERDUE"
-		case !k.RotateBy.IsZero() && k.RotateBy.Sub(now) < 14*24*time.Hour:
+		case admin.KeyDueSoon:
 			state = "due soon"
+		case "":
+			state = "-"
 		}
 		if !k.Configured {
 			state += " (not configured)"
@@ -113,6 +118,10 @@ func printKeys(w io.Writer, keys []admin.KeyView, now time.Time) {
 		if k.Unauthorized > 0 {
 			fmt.Fprintf(w, "\n%s: the provider answered 401 to %d request(s) with key %s, last at %s: revoked or expired? Put a valid key in %s, then run hardcap keys reload\n",
 				k.Provider, k.Unauthorized, k.Fingerprint, k.LastUnauthorized.UTC().Format(time.RFC3339), k.Source)
+		}
+		if k.Reused {
+			fmt.Fprintf(w, "\n%s: key %s is a replaced key in use again (since %s); it keeps its first-seen time and due date. If it may have leaked, create a new key at the provider, put it in %s and run hardcap keys reload\n",
+				k.Provider, k.Fingerprint, k.ReusedAt.UTC().Format(time.RFC3339), k.Source)
 		}
 		if k.Overdue {
 			fmt.Fprintf(w, "\n%s: key %s is past its rotation date (%s): create a new key at the provider, put it in %s, run hardcap keys reload, then revoke the old one\n",
@@ -140,6 +149,8 @@ func printReload(w io.Writer, got []admin.KeyReloadView) error {
 		case k.Error != "":
 			failed++
 			fmt.Fprintf(w, "%s: not reloaded: %s\n", k.Provider, k.Error)
+		case k.Reused:
+			fmt.Fprintf(w, "%s: key changed %s -> %s (%s): a replaced key is in use again; recorded as a rotation, it keeps its first-seen time and due date\n", k.Provider, k.Previous, k.Fingerprint, k.Source)
 		case k.Changed:
 			fmt.Fprintf(w, "%s: key changed %s -> %s (%s), recorded as a rotation\n", k.Provider, k.Previous, k.Fingerprint, k.Source)
 		case k.First:

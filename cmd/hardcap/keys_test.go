@@ -12,6 +12,7 @@ import (
 
 	"github.com/hardcap/hardcap/internal/fakeopenai"
 	"github.com/hardcap/hardcap/internal/testlog"
+	"github.com/hardcap/hardcap/proxy/admin"
 	"github.com/hardcap/hardcap/storage"
 	"github.com/hardcap/hardcap/tokens"
 )
@@ -88,10 +89,10 @@ func TestCLI_KeysReloadRotation(t *testing.T) {
 	s.up.SetBehavior(fakeopenai.Behavior{})
 	var listed struct {
 		Keys []struct {
-			Provider, Fingerprint, Source, RotateEvery string
-			SourceKind                                 string `json:"source_kind"`
-			Unauthorized                               uint64
-			History                                    []struct{ Fingerprint string }
+			Provider, Fingerprint, Source, RotateEvery, State string
+			SourceKind                                        string `json:"source_kind"`
+			Unauthorized                                      uint64
+			History                                           []struct{ Fingerprint string }
 		}
 	}
 	out = s.mustCLI("keys", "--json")
@@ -101,6 +102,13 @@ func TestCLI_KeysReloadRotation(t *testing.T) {
 		t.Fatalf("keys --json got %s", out)
 	}
 	old := listed.Keys[0].Fingerprint
+	if listed.Keys[0].State != "rejected" {
+		t.Fatalf("keys --json got state %q after a 401, want rejected", listed.Keys[0].State)
+	}
+	if out = s.mustCLI("keys"); !strings.Contains(out, "rejected (1, last ") {
+		t.Fatalf("keys after a 401 printed %q, want the state rejected", out)
+	}
+	outputs = append(outputs, out)
 
 	if err := os.WriteFile(keyFile, []byte(newFakeKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -209,5 +217,59 @@ func TestConfig_RotateEvery(t *testing.T) {
 				t.Fatalf("got %v, %v; want %v", set.providers, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPrintKeys_State: the STATE column shows the server's state; a key
+// the provider refused reads "rejected" with the 401 count and the last
+// one's time, not "ok"; a replaced key in use again gets a note.
+func TestPrintKeys_State(t *testing.T) {
+	last := time.Date(2026, 12, 2, 10, 4, 11, 0, time.UTC)
+	base := admin.KeyView{Provider: "openai", Configured: true, Source: "file:/run/keys/openai", Fingerprint: "38e15918", RotateEvery: "90d",
+		FirstSeen: last.Add(-72 * time.Hour), RotateBy: last.Add(87 * 24 * time.Hour), AgeDays: 3, History: []admin.KeyHistoryView{}}
+	tests := []struct {
+		name string
+		edit func(*admin.KeyView)
+		want []string
+		not  []string
+	}{
+		{"ok", func(*admin.KeyView) {}, []string{" ok "}, []string{"rejected"}},
+		{"rejected", func(k *admin.KeyView) {
+			k.State, k.Unauthorized, k.LastUnauthorized = admin.KeyRejected, 2, last
+		}, []string{"rejected (2, last 2026-12-02T10:04:11Z)", "answered 401 to 2 request(s)"}, []string{" ok "}},
+		{"overdue", func(k *admin.KeyView) { k.State, k.Overdue = admin.KeyOverdue, true }, []string{"OVERDUE", "past its rotation date"}, nil},
+		{"due soon", func(k *admin.KeyView) { k.State = admin.KeyDueSoon }, []string{"due soon"}, nil},
+		{"not read", func(k *admin.KeyView) { k.State, k.Fingerprint = admin.KeyNotRead, "" }, []string{"not read yet"}, nil},
+		{"reused", func(k *admin.KeyView) { k.Reused, k.ReusedAt = true, last }, []string{"a replaced key in use again (since 2026-12-02T10:04:11Z)"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := base
+			k.State = admin.KeyOK
+			tt.edit(&k)
+			var out strings.Builder
+			printKeys(&out, []admin.KeyView{k})
+			for _, s := range tt.want {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("output lacks %q:\n%s", s, out.String())
+				}
+			}
+			for _, s := range tt.not {
+				if strings.Contains(out.String(), s) {
+					t.Errorf("output holds %q:\n%s", s, out.String())
+				}
+			}
+		})
+	}
+}
+
+// TestPrintReload_Reused: a reload to a key replaced before says so.
+func TestPrintReload_Reused(t *testing.T) {
+	var out strings.Builder
+	if err := printReload(&out, []admin.KeyReloadView{{Provider: "openai", Source: "file:k", Fingerprint: "aaaa1111", Previous: "bbbb2222", Changed: true, Reused: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "openai: key changed bbbb2222 -> aaaa1111 (file:k): a replaced key is in use again") {
+		t.Fatalf("printed %q", out.String())
 	}
 }

@@ -117,7 +117,13 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if *insecure {
 		cfg.AllowInsecureListen = true
 	}
-	m := &Main{Config: cfg, DataDir: dir, Demo: *demoMode, LogOutput: stderr}
+	// SIGHUP re-reads the provider key sources (Main.Hangups) instead of
+	// ending the process; subscribed before Open, so one that comes while
+	// the server starts waits for it.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+	m := &Main{Config: cfg, DataDir: dir, Demo: *demoMode, LogOutput: stderr, Hangups: hups}
 	// hardcap audit searches the config file for keys in clear.
 	m.ConfigPath = *config
 	if m.ConfigPath == "" {

@@ -47,6 +47,10 @@ type Main struct {
 	// ConfigPath is the config file the server was started with ("" for
 	// none), which hardcap audit searches for keys in clear.
 	ConfigPath string
+	// Hangups delivers SIGHUP (serveCommand subscribes it): each one
+	// re-reads every provider key source, as hardcap keys reload does,
+	// while Run serves. nil: none.
+	Hangups <-chan os.Signal
 
 	log      zerolog.Logger
 	logBuf   *logBuffer // nil unless logs go to a file; see newLogger
@@ -208,18 +212,79 @@ func (m *Main) Run(ctx context.Context) error {
 	// The key ledger sees each source now and at every KeyTTL, traffic or
 	// not, so a changed key is recorded when it changes.
 	m.keys.Start(proxy.KeyTTL)
+	// SIGHUP re-reads the key sources; the loop ends before Close, so no
+	// reload writes to a closing database.
+	hupCtx, stopHups := context.WithCancel(ctx)
+	var hups sync.WaitGroup
+	hups.Go(func() { m.serveHangups(hupCtx) })
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
 	select {
 	case err := <-errc:
+		stopHups()
+		hups.Wait()
 		if !errors.Is(err, http.ErrServerClosed) {
 			_ = m.Close()
 			return err
 		}
 		return nil
 	case <-ctx.Done():
+		stopHups()
+		hups.Wait()
 		return m.Close()
 	}
+}
+
+// hangupActor is who the key ledger's audit log entries of a SIGHUP reload
+// name.
+const hangupActor = "signal"
+
+// serveHangups re-reads the provider key sources at each SIGHUP until ctx
+// ends.
+func (m *Main) serveHangups(ctx context.Context) {
+	if m.Hangups == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.Hangups:
+			m.reloadKeys(ctx)
+		}
+	}
+}
+
+// reloadKeys re-reads every provider key source (what hardcap keys reload
+// does, as the actor "signal") and logs one info line with what changed. A
+// source that fails keeps the key read before. SIGHUP reloads nothing else
+// yet: other config changes need a restart.
+func (m *Main) reloadKeys(ctx context.Context) {
+	got, err := m.keys.Reload(storage.WithActor(context.WithoutCancel(ctx), hangupActor), "")
+	const msg = "SIGHUP: provider keys re-read (other config changes need a restart)"
+	if err != nil {
+		// ErrNoProviders: nothing to re-read.
+		m.log.Info().Str("result", err.Error()).Msg(msg)
+		return
+	}
+	var changed, reused, first, unchanged, failed []string
+	for _, r := range got {
+		switch {
+		case r.Err != nil:
+			// The error names the source, never a value.
+			failed = append(failed, r.Provider+": "+r.Err.Error())
+		case r.Reused:
+			reused = append(reused, r.Provider+" "+r.Previous+" -> "+r.Fingerprint)
+		case r.Changed:
+			changed = append(changed, r.Provider+" "+r.Previous+" -> "+r.Fingerprint)
+		case r.First:
+			first = append(first, r.Provider+" "+r.Fingerprint)
+		default:
+			unchanged = append(unchanged, r.Provider)
+		}
+	}
+	m.log.Info().Int("providers", len(got)).Strs("changed", changed).Strs("reused", reused).Strs("first", first).
+		Strs("unchanged", unchanged).Strs("failed", failed).Msg(msg)
 }
 
 // Close stops accepting requests, waits up to ShutdownGrace for in-flight

@@ -34,6 +34,7 @@ func (h *Handler) auditReport(r *http.Request) (audit.Report, error) {
 			in.ProviderKeys = append(in.ProviderKeys, audit.ProviderKey{
 				Provider: v.Provider, FingerprintPrefix: v.Fingerprint, FirstSeen: v.FirstSeen,
 				RotateBy: v.RotateBy, Unauthorized: int64(min(v.Unauthorized, math.MaxInt64)),
+				Reused: v.Reused, ReusedAt: v.ReusedAt,
 			})
 		}
 	}

@@ -41,10 +41,19 @@ type KeyView struct {
 	RotateEvery string    `json:"rotate_every"`
 	RotateBy    time.Time `json:"rotate_by,omitzero"`
 	Overdue     bool      `json:"overdue"`
+	// State sums the key up, most urgent first: KeyNotRead before the
+	// first read, KeyRejected when the provider answered 401 to this key
+	// since it was first seen, KeyOverdue past RotateBy, KeyDueSoon within
+	// DueSoon of it, else KeyOK.
+	State string `json:"state"`
 	// Unauthorized counts the upstream 401 answers to requests that carried
 	// this key, LastUnauthorized the latest.
 	Unauthorized     uint64    `json:"unauthorized"`
 	LastUnauthorized time.Time `json:"last_unauthorized,omitzero"`
+	// ReusedAt is when this key, one the provider had before, came back
+	// into use (Reused); it keeps its first-seen time and due date.
+	Reused   bool      `json:"reused"`
+	ReusedAt time.Time `json:"reused_at,omitzero"`
 	// ReadError says why the last read of the source failed (the key read
 	// before is still served); absent after a read that worked.
 	ReadError string `json:"read_error,omitempty"`
@@ -82,12 +91,43 @@ type KeyReloadView struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	Previous    string `json:"previous,omitempty"`
 	// First says this is the first key of the provider in the ledger;
-	// Changed that the key differs from the one before (a rotation).
+	// Changed that the key differs from the one before (a rotation);
+	// Reused that the new key is one replaced before, in use again.
 	First   bool `json:"first"`
 	Changed bool `json:"changed"`
+	Reused  bool `json:"reused"`
 	// Error says why the source could not be read (the old key is kept)
 	// or the read not recorded; it never holds a key.
 	Error string `json:"error,omitempty"`
+}
+
+// The states of a provider key (KeyView.State).
+const (
+	KeyOK       = "ok"
+	KeyNotRead  = "not_read"
+	KeyRejected = "rejected"
+	KeyOverdue  = "overdue"
+	KeyDueSoon  = "due_soon"
+)
+
+// DueSoon is how long before its due date a key is KeyDueSoon.
+const DueSoon = 14 * 24 * time.Hour
+
+// keyState is v's State at now.
+func keyState(v KeyView, now time.Time) string {
+	switch {
+	case v.Fingerprint == "":
+		return KeyNotRead
+	case v.Unauthorized > 0:
+		// The ledger's count of the current key, which a rotation starts
+		// at zero, and those counted since its last write.
+		return KeyRejected
+	case v.Overdue:
+		return KeyOverdue
+	case !v.RotateBy.IsZero() && v.RotateBy.Sub(now) < DueSoon:
+		return KeyDueSoon
+	}
+	return KeyOK
 }
 
 // FormatDays writes d as whole days ("90d") when it is some, else as Go
@@ -160,6 +200,7 @@ func (h *Handler) keyViews() ([]KeyView, error) {
 		}
 		v.Fingerprint = storage.ShortFingerprint(k.Fingerprint)
 		v.FirstSeen, v.LastSeen, v.RotateBy = k.FirstSeen, k.LastSeen, k.RotateBy
+		v.Reused, v.ReusedAt = !k.ReusedAt.IsZero(), k.ReusedAt
 		if d := every[k.Provider]; d > 0 {
 			// The config's interval now, which the next read records.
 			v.RotateBy = k.FirstSeen.Add(d)
@@ -179,7 +220,9 @@ func (h *Handler) keyViews() ([]KeyView, error) {
 	}
 	out := make([]KeyView, 0, len(order))
 	for _, name := range order {
-		out = append(out, *byName[name])
+		v := byName[name]
+		v.State = keyState(*v, now)
+		out = append(out, *v)
 	}
 	sortKeyViews(out)
 	return out, nil
@@ -212,7 +255,7 @@ func (h *Handler) reloadKeys(w http.ResponseWriter, r *http.Request) {
 	out := KeysReloadView{Reloaded: make([]KeyReloadView, 0, len(got))}
 	changed, failed := 0, 0
 	for _, k := range got {
-		v := KeyReloadView{Provider: k.Provider, Source: k.Source, Fingerprint: k.Fingerprint, Previous: k.Previous, First: k.First, Changed: k.Changed}
+		v := KeyReloadView{Provider: k.Provider, Source: k.Source, Fingerprint: k.Fingerprint, Previous: k.Previous, First: k.First, Changed: k.Changed, Reused: k.Reused}
 		if k.Err != nil {
 			v.Error = k.Err.Error()
 			failed++
@@ -239,7 +282,7 @@ func (l KeyLedger) SeeKey(ctx context.Context, r proxy.KeyRead) (proxy.KeyChange
 		Provider: r.Provider, Key: r.Key, SourceKind: r.Kind, Source: r.Source, RotateEvery: r.RotateEvery, Time: r.Time,
 		Unauthorized: r.Unauthorized, LastUnauthorized: r.LastUnauthorized,
 	})
-	return proxy.KeyChange{Fingerprint: ch.Fingerprint, Previous: ch.Previous, First: ch.First, Rotated: ch.Rotated}, err
+	return proxy.KeyChange{Fingerprint: ch.Fingerprint, Previous: ch.Previous, First: ch.First, Rotated: ch.Rotated, Reused: ch.Reused}, err
 }
 
 // AddUnauthorized adds upstream 401s to the provider's current key

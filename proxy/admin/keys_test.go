@@ -173,3 +173,113 @@ func TestKeys_BadInput(t *testing.T) {
 		t.Fatalf("list with no providers got %d: %s", code, body)
 	}
 }
+
+// TestKeys_ReplacedKeyBack: the key file goes from A to B and back to A.
+// The reload says the key changed to a replaced one; hardcap keys shows A
+// with its first age and due date, B alone in the history; the log warns;
+// the audit raises provider-key-reused.
+func TestKeys_ReplacedKeyBack(t *testing.T) {
+	e := newKeysEnv(t, openaiFromFile(t, 0))
+	start := e.now
+	steps := []struct {
+		key          string
+		after        time.Duration
+		changed, was bool // changed, and to a key replaced before
+	}{
+		{keyA, 0, false, false},
+		{keyB, 10 * 24 * time.Hour, true, false},
+		{keyA, 10 * 24 * time.Hour, true, true},
+	}
+	var fps []string
+	for i, st := range steps {
+		e.now = e.now.Add(st.after)
+		if err := os.WriteFile(e.keyFile, []byte(st.key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, body := e.do("POST", "/admin/v1/keys/reload", "")
+		got := field(t, body, "reloaded").([]any)[0].(map[string]any)
+		if code != 200 || got["changed"] != st.changed || got["reused"] != st.was {
+			t.Fatalf("reload %d got %d: %s", i, code, body)
+		}
+		fps = append(fps, got["fingerprint"].(string))
+	}
+	_, body := e.do("GET", "/admin/v1/keys", "")
+	k := field(t, body, "keys").([]any)[0].(map[string]any)
+	hist := k["history"].([]any)
+	if k["fingerprint"] != fps[0] || k["age_days"] != float64(20) || k["first_seen"] != start.Format(time.RFC3339) ||
+		k["rotate_by"] != start.Add(90*24*time.Hour).Format(time.RFC3339) || k["reused"] != true ||
+		len(hist) != 1 || hist[0].(map[string]any)["fingerprint"] != fps[1] {
+		t.Fatalf("keys got %s", body)
+	}
+	if !strings.Contains(e.log.String(), "a replaced key is in use again") {
+		t.Fatalf("no warning in the log: %s", e.log.String())
+	}
+	code, body := e.do("GET", "/admin/v1/audit", "")
+	if code != 200 || !strings.Contains(body, `"kind": "provider-key-reused"`) || !strings.Contains(body, fps[0]) {
+		t.Fatalf("audit got %d: %s", code, body)
+	}
+}
+
+// TestKeys_State: GET /admin/v1/keys sums each key up in "state"; a key
+// the provider refused (upstream 401s since it was first seen) is
+// "rejected", before its due date counts, until a new key replaces it.
+func TestKeys_State(t *testing.T) {
+	tests := []struct {
+		name  string
+		every time.Duration
+		setup func(t *testing.T, e *keysEnv)
+		want  string
+	}{
+		{"not read", 0, func(t *testing.T, e *keysEnv) {}, KeyNotRead},
+		{"ok", 0, reloadKey(keyA), KeyOK},
+		{"due soon", 10 * 24 * time.Hour, reloadKey(keyA), KeyDueSoon},
+		{"overdue", 24 * time.Hour, func(t *testing.T, e *keysEnv) {
+			reloadKey(keyA)(t, e)
+			e.now = e.now.Add(50 * time.Hour)
+		}, KeyOverdue},
+		{"rejected", 0, func(t *testing.T, e *keysEnv) {
+			reloadKey(keyA)(t, e)
+			if err := e.db.AddUnauthorized(t.Context(), "openai", 3, e.now); err != nil {
+				t.Fatal(err)
+			}
+		}, KeyRejected},
+		{"rejected and overdue", 24 * time.Hour, func(t *testing.T, e *keysEnv) {
+			reloadKey(keyA)(t, e)
+			if err := e.db.AddUnauthorized(t.Context(), "openai", 1, e.now); err != nil {
+				t.Fatal(err)
+			}
+			e.now = e.now.Add(50 * time.Hour)
+		}, KeyRejected},
+		{"rejected, then a new key", 0, func(t *testing.T, e *keysEnv) {
+			reloadKey(keyA)(t, e)
+			if err := e.db.AddUnauthorized(t.Context(), "openai", 3, e.now); err != nil {
+				t.Fatal(err)
+			}
+			e.now = e.now.Add(time.Hour)
+			reloadKey(keyB)(t, e)
+		}, KeyOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newKeysEnv(t, openaiFromFile(t, tt.every))
+			tt.setup(t, e)
+			code, body := e.do("GET", "/admin/v1/keys", "")
+			if code != 200 || field(t, body, "keys").([]any)[0].(map[string]any)["state"] != tt.want {
+				t.Fatalf("got %d: %s; want state %q", code, body, tt.want)
+			}
+		})
+	}
+}
+
+// reloadKey writes key to the key file and reloads it.
+func reloadKey(key string) func(t *testing.T, e *keysEnv) {
+	return func(t *testing.T, e *keysEnv) {
+		t.Helper()
+		if err := os.WriteFile(e.keyFile, []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := e.do("POST", "/admin/v1/keys/reload", ""); code != 200 {
+			t.Fatalf("reload got %d: %s", code, body)
+		}
+	}
+}
