@@ -55,7 +55,7 @@ type Refusal struct {
 // TokenRefusals is what the ledger holds of one token's refusals: by code,
 // most recent first, and by client address, most recent first.
 type TokenRefusals struct {
-	Codes []Refusal          `json:"codes"`
+	Codes []Refusal         `json:"codes"`
 	IPs   []tokens.ClientIP `json:"ips"`
 }
 
