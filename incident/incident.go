@@ -36,17 +36,18 @@ const MaxRequestIDs = 1000
 // NotSeen is the report's statement of what hardcap cannot see.
 const NotSeen = "hardcap sees only requests made through it: anything spent with the real provider key directly (outside hardcap), or with other keys of the same provider account, is not in this report; the provider's own usage export for the same window shows it."
 
-// NotRecorded says which refusals the Errors table cannot hold.
-const NotRecorded = "Requests refused before any money was reserved (an unknown, revoked, rotated or expired token, a kill switch, a spent budget, a scope or rate limit) leave no usage record, so they are not counted here; the server log has each of them."
+// NotRecorded says which refusals the Errors table cannot hold, and where
+// they are instead.
+const NotRecorded = "Requests refused before any money was reserved (a revoked, rotated or expired token, a kill switch, a spent budget, a scope or rate limit) leave no usage record, so they are not in the errors table; the refusals table counts them by code (the token's whole history, with the last client address), and the server log has each of them, with client address and user agent (a line \"refused\"). A request with an unknown secret names no token and is only in the log."
 
 // Report is the evidence about one token. Its JSON field names are stable;
 // money is a decimal USD string, times are RFC 3339 in UTC.
 type Report struct {
 	// Generated is when the report was made; it is the end of the window.
 	Generated time.Time `json:"generated"`
-	// Since is the start of the window; zero (absent) is the token's whole
-	// history.
-	Since   time.Time `json:"since,omitzero"`
+	// Since is the start of the window; the zero time is the token's whole
+	// history. Always present.
+	Since   time.Time `json:"since"`
 	Token   Token     `json:"token"`
 	Summary Summary   `json:"summary"`
 	// Hours are the requests and spend per UTC hour, oldest first; only
@@ -67,6 +68,21 @@ type Report struct {
 	// outcome.
 	Errors        []Outcome `json:"errors"`
 	ErrorsOmitted *Omitted  `json:"errors_omitted,omitempty"`
+	// Refusals are the token's requests refused before any money was
+	// reserved, by code, most recent first: counted over the token's whole
+	// history, those last refused before the window left out.
+	// RefusalIPs are the client addresses they came from.
+	// RefusalsDropped counts refusals (of any token) the server could not
+	// count since it started, its writer's queue being full; the log has
+	// them.
+	Refusals        []Refusal   `json:"refusals"`
+	RefusalIPs      []RefusalIP `json:"refusal_ips"`
+	RefusalsDropped uint64      `json:"refusals_dropped"`
+	// ProviderKeys are the real provider keys' audit entries: for each
+	// provider the last one before the window (the key in force when it
+	// began) and every one in it, oldest first, so that the fingerprint of
+	// the key that served each request, and a rotation of it, show.
+	ProviderKeys []Action `json:"provider_keys"`
 	// Actions are the admin actions on the token (all of them), on its
 	// project and on everything (those in the window), oldest first.
 	Actions []Action `json:"admin_actions"`
@@ -112,6 +128,33 @@ type Token struct {
 	Models []string      `json:"models,omitempty"`
 	Routes []string      `json:"routes,omitempty"`
 	IPs    []string      `json:"ips,omitempty"`
+	// RPM, MaxConcurrent and MaxRequest are the token's rate, in-flight
+	// and per-request limits; 0 and null are none.
+	RPM           int           `json:"rpm"`
+	MaxConcurrent int           `json:"max_concurrent"`
+	MaxRequest    *budget.Money `json:"max_request_usd"`
+	// RotateEvery is the rotation period ("90d", "never"), RotateBy when
+	// the secret is next due.
+	RotateEvery string    `json:"rotate_every"`
+	RotateBy    time.Time `json:"rotate_by,omitzero"`
+}
+
+// Refusal is one refusal code of the token's requests refused before any
+// money was reserved.
+type Refusal struct {
+	Code   string    `json:"code"`
+	Count  int64     `json:"count"`
+	First  time.Time `json:"first_seen"`
+	Last   time.Time `json:"last_seen"`
+	LastIP string    `json:"last_ip"`
+}
+
+// RefusalIP is one client address refused requests came from.
+type RefusalIP struct {
+	IP       string    `json:"ip"`
+	First    time.Time `json:"first_seen"`
+	Last     time.Time `json:"last_seen"`
+	Refusals int64     `json:"refusals"`
 }
 
 // Summary is the window at a glance.
@@ -130,6 +173,8 @@ type Summary struct {
 	Reserved budget.Money `json:"reserved_usd"`
 	// ErrorRequests counts the requests the Errors table covers.
 	ErrorRequests int64 `json:"error_requests"`
+	// RefusedRequests counts the refusals the Refusals table covers.
+	RefusedRequests int64 `json:"refused_requests"`
 	// OldSecretRequests counts requests made with a secret replaced by a
 	// rotation, during its grace.
 	OldSecretRequests int64 `json:"old_secret_requests"`
@@ -299,6 +344,7 @@ type Builder struct {
 	ids      []RequestID // the first MaxRequestIDs
 	detailed stats
 	err      error
+	since    time.Time
 }
 
 // New starts the report on tok for the window from since (zero: the whole
@@ -308,6 +354,7 @@ func New(tok Token, since, now time.Time) *Builder {
 		since = since.UTC()
 	}
 	return &Builder{
+		since:   since,
 		rep:     Report{Generated: now.UTC(), Since: since, Token: tok, NotSeen: NotSeen, NotRecorded: NotRecorded},
 		hours:   map[int64]*stats{},
 		clients: newTable[clientKey](), models: newTable[modelKey](), routes: newTable[string](), errs: newTable[outcomeKey](),
@@ -319,6 +366,53 @@ func New(tok Token, since, now time.Time) *Builder {
 // requests in flight hold now.
 func (b *Builder) SetTotals(requests int64, spent, reserved budget.Money) {
 	b.rep.Summary.Requests, b.rep.Summary.Spent, b.rep.Summary.Reserved = requests, spent, reserved
+}
+
+// SetRefusals sets the token's refusals (by code) and the client addresses
+// they came from, counted over its whole history, and how many refusals the
+// server dropped uncounted. Those last seen before the window are left
+// out.
+func (b *Builder) SetRefusals(codes []Refusal, ips []RefusalIP, dropped uint64) {
+	b.rep.Refusals, b.rep.RefusalIPs = nil, nil
+	for _, c := range codes {
+		if !c.Last.Before(b.since) {
+			c.First, c.Last = c.First.UTC(), c.Last.UTC()
+			b.rep.Refusals = append(b.rep.Refusals, c)
+		}
+	}
+	for _, e := range ips {
+		if !e.Last.Before(b.since) {
+			e.First, e.Last = e.First.UTC(), e.Last.UTC()
+			b.rep.RefusalIPs = append(b.rep.RefusalIPs, e)
+		}
+	}
+	b.rep.RefusalsDropped = dropped
+}
+
+// SetProviderKeys sets the provider keys' audit entries (in any order):
+// for each provider the last one before the window and every one in it are
+// kept.
+func (b *Builder) SetProviderKeys(entries []Action) {
+	before := map[string]Action{}
+	var in []Action
+	for _, e := range entries {
+		e.Time = e.Time.UTC()
+		if e.Time.Before(b.since) {
+			if old, ok := before[e.Target]; !ok || !e.Time.Before(old.Time) {
+				before[e.Target] = e
+			}
+			continue
+		}
+		in = append(in, e)
+	}
+	b.rep.ProviderKeys = nil
+	for _, e := range before {
+		b.rep.ProviderKeys = append(b.rep.ProviderKeys, e)
+	}
+	b.rep.ProviderKeys = append(b.rep.ProviderKeys, in...)
+	slices.SortStableFunc(b.rep.ProviderKeys, func(x, y Action) int {
+		return cmp.Or(x.Time.Compare(y.Time), cmp.Compare(x.Target, y.Target))
+	})
 }
 
 // IsError reports whether a record belongs in the Errors table: a status
@@ -443,6 +537,23 @@ func (b *Builder) Report(actions []Action) (Report, error) {
 	// that were not.
 	slices.SortStableFunc(rep.RequestIDs, func(a, b RequestID) int { return a.Time.Compare(b.Time) })
 	rep.RequestIDsOmitted = s.WithRequestID - int64(len(rep.RequestIDs))
+
+	if rep.Refusals == nil {
+		rep.Refusals = []Refusal{}
+	}
+	s.RefusedRequests = 0
+	for _, c := range rep.Refusals {
+		s.RefusedRequests += c.Count
+	}
+	slices.SortStableFunc(rep.Refusals, func(a, b Refusal) int { return b.Last.Compare(a.Last) })
+	if rep.RefusalIPs == nil {
+		rep.RefusalIPs = []RefusalIP{}
+	}
+	slices.SortStableFunc(rep.RefusalIPs, func(a, b RefusalIP) int { return b.Last.Compare(a.Last) })
+	rep.ProviderKeys = slices.Clone(rep.ProviderKeys)
+	if rep.ProviderKeys == nil {
+		rep.ProviderKeys = []Action{}
+	}
 
 	rep.Actions = slices.Clone(actions)
 	if rep.Actions == nil {

@@ -106,6 +106,10 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if t.Limit != nil {
 		limit = usd(*t.Limit) + " USD per " + t.Period
 	}
+	maxRequest := "no limit"
+	if t.MaxRequest != nil {
+		maxRequest = usd(*t.MaxRequest) + " USD"
+	}
 	last := "-"
 	if !t.LastUsed.Time.IsZero() {
 		last = fmt.Sprintf("%s from %s (%s)", stamp(t.LastUsed.Time), cell(t.LastUsed.IP), cell(t.LastUsed.UserAgent))
@@ -118,6 +122,8 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		{"old secret valid until", stamp(t.RotatingUntil)}, {"last used (ledger)", last},
 		{"requests (ledger, all time)", strconv.FormatInt(t.Requests, 10)}, {"budget", limit},
 		{"models allowed", list(t.Models)}, {"routes allowed", list(t.Routes)}, {"client addresses allowed", list(t.IPs)},
+		{"requests per minute", limitOf(t.RPM)}, {"requests in flight", limitOf(t.MaxConcurrent)}, {"max per request", maxRequest},
+		{"rotate every", cell(t.RotateEvery)}, {"rotate by", stamp(t.RotateBy)},
 	} {
 		m.row(f[0], f[1])
 	}
@@ -129,7 +135,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if s.Requests > s.Detailed {
 		m.printf("- %d of these requests are older than the usage retention and were rolled up into daily totals: they count in the totals above but not in the tables below\n", s.Requests-s.Detailed)
 	}
-	m.printf("- Refusals and errors: %d requests\n", s.ErrorRequests)
+	m.printf("- Refusals and errors: %d requests with a record, %d refused before any money was reserved\n", s.ErrorRequests, s.RefusedRequests)
 	m.printf("- Requests with a rotated secret still in its grace: %d\n", s.OldSecretRequests)
 	m.printf("- Requests the provider gave an id to: %d\n", s.WithRequestID)
 
@@ -186,7 +192,26 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	m.omitted(r.ErrorsOmitted, "status and outcome pairs")
-	m.printf("\n%s\n", NotRecorded)
+	m.printf("\nRefused before any money was reserved (no usage record), by code:\n\n")
+	if len(r.Refusals) == 0 {
+		m.printf("None.\n")
+	} else {
+		m.header("code", "refusals", "first seen", "last seen", "last client IP")
+		for _, x := range r.Refusals {
+			m.row(cell(x.Code), strconv.FormatInt(x.Count, 10), stamp(x.First), stamp(x.Last), cell(x.LastIP))
+		}
+	}
+	if len(r.RefusalIPs) > 0 {
+		m.printf("\nRefused client addresses:\n\n")
+		m.header("client IP", "refusals", "first seen", "last seen")
+		for _, x := range r.RefusalIPs {
+			m.row(cell(x.IP), strconv.FormatInt(x.Refusals, 10), stamp(x.First), stamp(x.Last))
+		}
+	}
+	if r.RefusalsDropped > 0 {
+		m.printf("\n%d refusals (of any token) since the server started came faster than it could count them and are only in the server log.\n", r.RefusalsDropped)
+	}
+	m.printf("\n%s\n", r.NotRecorded)
 
 	m.printf("\n## Admin actions\n\n")
 	if len(r.Actions) == 0 {
@@ -199,6 +224,17 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 				on += " " + a.Target
 			}
 			m.row(stamp(a.Time), cell(a.Actor), cell(a.Action), cell(on), cell(a.Detail))
+		}
+	}
+
+	m.printf("\n## Provider keys\n\n")
+	if len(r.ProviderKeys) == 0 {
+		m.printf("No provider key was recorded before or in the window.\n")
+	} else {
+		m.printf("The real key of each provider, by its fingerprint (a keyed hash, never the key): the entry in force when the window began, then every change in it. A request was served by the key of the provider's last entry before it.\n\n")
+		m.header("time", "provider", "action", "detail", "by")
+		for _, a := range r.ProviderKeys {
+			m.row(stamp(a.Time), cell(a.Target), cell(a.Action), cell(a.Detail), cell(a.Actor))
 		}
 	}
 
@@ -222,6 +258,13 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		return m.err
 	}
 	return m.w.Flush()
+}
+
+func limitOf(n int) string {
+	if n == 0 {
+		return "no limit"
+	}
+	return strconv.Itoa(n)
 }
 
 func onOff(b bool) string {

@@ -105,6 +105,16 @@ type Options struct {
 	// header that is not itself a trusted proxy. Empty (the default): the
 	// client is always the TCP peer.
 	TrustedProxies []netip.Prefix
+	// Refusals counts the requests refused with a known token; default
+	// Tokens, or else Ledger, when it is one (storage.DB is).
+	Refusals RefusalCounter
+}
+
+// RefusalCounter counts refused requests per token. NoteRefusal must not
+// block: it is called on the request's goroutine before the refusal is
+// answered. storage.DB is the implementation.
+type RefusalCounter interface {
+	NoteRefusal(tokenID, code, clientIP string, at time.Time)
 }
 
 // Proxy is the data plane. It is an http.Handler for the data-plane paths.
@@ -119,6 +129,7 @@ type Proxy struct {
 	timeout   time.Duration
 	alertFn   func(budget.Record)
 	trusted   []netip.Prefix
+	refusals  RefusalCounter
 
 	rp       *httputil.ReverseProxy
 	limits   rateLimits
@@ -140,6 +151,14 @@ func New(opts Options) *Proxy {
 		timeout:   opts.UpstreamTimeout,
 		alertFn:   opts.Alert,
 		trusted:   opts.TrustedProxies,
+		refusals:  opts.Refusals,
+	}
+	if p.refusals == nil {
+		if rc, ok := opts.Tokens.(RefusalCounter); ok {
+			p.refusals = rc
+		} else if rc, ok := opts.Ledger.(RefusalCounter); ok {
+			p.refusals = rc
+		}
 	}
 	p.settles = newSettleQueue(p, opts.SettleRetry, opts.SettleRetryMax)
 	for _, prov := range opts.Providers {
@@ -256,9 +275,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if pe.Status >= 500 {
 			ev = p.log.Error().AnErr("cause", err)
 		}
+		// The client as the records name it: the evidence of a refusal
+		// that leaves no record is this line and the token's counts.
+		_, client := clientAddr(r, p.trusted)
 		ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+safePath(r.URL.Path)).
 			Int("status", pe.Status).Str("code", pe.Code).
+			Str("client_ip", client).Str("user_agent", userAgent(r.Header)).
 			Int64("latency_ms", p.now().Sub(start).Milliseconds()).Msg("refused")
+		if tok.ID != "" && p.refusals != nil {
+			p.refusals.NoteRefusal(tok.ID, pe.Code, client, start)
+		}
 		writeError(w, p.shapeOf(r), pe)
 	}
 }
@@ -318,7 +344,9 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 			// database): fail closed as a ledger error, 503, not a 500.
 			err = fmt.Errorf("%w: %w", ErrStorage, err)
 		}
-		return nil, tokens.Token{}, err
+		// A revoked, expired, killed or rotated token comes back with the
+		// error, so that its refusal is logged and counted against it.
+		return nil, tok, err
 	}
 	client, clientStr := clientAddr(r, p.trusted)
 	if err := checkScopes(&tok, rt, client); err != nil {

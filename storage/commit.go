@@ -178,9 +178,18 @@ func (db *DB) writer() {
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	for {
-		op, ok := <-db.ops
-		if !ok {
-			return
+		var op *writeOp
+		select {
+		case o, ok := <-db.ops:
+			if !ok {
+				db.persistRefusals()
+				return
+			}
+			op = o
+		case r := <-db.refusals:
+			// Memory only: written with the next commit.
+			db.st.noteRefusal(r)
+			continue
 		}
 		batch = append(batch[:0], op)
 		more := db.fill(&batch)
@@ -316,6 +325,7 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		// What the operations changed in memory only (spend counters, hour
 		// totals) goes into the transaction now, once. A failure is the
 		// commit's: it cannot be put on one operation.
+		db.drainRefusals()
 		flushErr := db.st.flush(tx)
 		if db.dropCommits.Load() {
 			// A test's crash: the transaction never reaches the disk.

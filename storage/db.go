@@ -129,6 +129,11 @@ type DB struct {
 	// Close must not wait for them.
 	wedged atomic.Bool
 
+	// refusals carries refused requests to the writer without waiting
+	// (see NoteRefusal); refusalsDropped counts those a full queue dropped.
+	refusals        chan refusal
+	refusalsDropped atomic.Uint64
+
 	recovered []budget.Record
 	stats     writerStats
 	// results is the writer's slice of a batch's results, reused.
@@ -206,6 +211,7 @@ func open(path string, opts Options) (*DB, error) {
 		maxBatch:     opts.MaxBatch,
 		linger:       opts.SettleLinger,
 		ops:          make(chan *writeOp, 4096),
+		refusals:     make(chan refusal, refusalQueueLen),
 		writerDone:   make(chan struct{}),
 		answers:      make(chan answered, 4096),
 		dispatchDone: make(chan struct{}),

@@ -46,6 +46,12 @@ type state struct {
 	useOrder []string
 	ipUndo   map[ipKey]ipUndo
 	ipOrder  []ipKey
+	// refusals are each token's refused requests, and refusalDirty and
+	// refusalOrder the entries changed since the last commit (see
+	// refusals.go); a rollback keeps them for the next commit.
+	refusals     map[string]*refusalBook
+	refusalDirty map[refusalKey]struct{}
+	refusalOrder []refusalKey
 	// The tokens and projects changed since the last commit, and whether
 	// the global kill switch was: what the authentication view must take
 	// after the commit (see DB.publish).
@@ -227,6 +233,9 @@ func loadState(tx *bolt.Tx) (*state, error) {
 	if err := st.loadIPs(tx); err != nil {
 		return nil, err
 	}
+	if err := st.loadRefusals(tx); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -260,7 +269,10 @@ func (st *state) rollback() {
 }
 
 // committed drops the undo log once the transaction is on disk.
-func (st *state) committed() { st.forget() }
+func (st *state) committed() {
+	st.forget()
+	st.committedRefusals()
+}
 
 func (st *state) forget() {
 	clear(st.undo) // let go of the reservations and closures it holds
@@ -368,7 +380,7 @@ func (st *state) indexKey(n int) []byte {
 // read those from bbolt: reserve, settle and the tenancy changes read
 // st.spend, and nothing in a write transaction reads an hour total.
 func (st *state) flush(tx *bolt.Tx) error {
-	if len(st.spendOrder) == 0 && len(st.hourOrder) == 0 && len(st.useOrder) == 0 {
+	if len(st.spendOrder) == 0 && len(st.hourOrder) == 0 && len(st.useOrder) == 0 && len(st.refusalOrder) == 0 {
 		return nil
 	}
 	if tx.DB() == nil {
@@ -376,6 +388,9 @@ func (st *state) flush(tx *bolt.Tx) error {
 		return berrors.ErrTxClosed
 	}
 	if err := st.flushUse(tx); err != nil {
+		return err
+	}
+	if err := st.flushRefusals(tx); err != nil {
 		return err
 	}
 	next := func() []byte { return st.value(16) }

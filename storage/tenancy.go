@@ -272,7 +272,11 @@ func (db *DB) RevokeToken(ctx context.Context, id string) (tokens.Token, error) 
 // *tokens.RotatedError (tokens.ErrRotated) that says when. It returns
 // tokens.ErrMalformed, ErrUnknown, ErrRevoked, ErrExpired or ErrKilled
 // (token, project or global kill switch); ErrClosed once Close has begun
-// and the error of a broken database, as every other call does.
+// and the error of a broken database, as every other call does. With
+// ErrRevoked, ErrExpired, ErrKilled, ErrRotated (and ErrProjectNotFound) it
+// returns the token the secret belongs to as well, so that the refusal can
+// be logged and counted against it; a caller that only checks the error
+// must not use the token. An unknown or malformed secret returns none.
 func (db *DB) Authenticate(secret string) (tokens.Token, error) {
 	if err := tokens.Parse(secret); err != nil {
 		return tokens.Token{}, err
@@ -301,21 +305,21 @@ func (db *DB) Authenticate(secret string) (tokens.Token, error) {
 	case !ok:
 		return tokens.Token{}, tokens.ErrUnknown
 	case !tok.Revoked.IsZero():
-		return tokens.Token{}, tokens.ErrRevoked
+		return tok, tokens.ErrRevoked
 	case hash == at.hash:
 	case at.hasPrev && hash == at.prev && now.Before(tok.RotatingUntil):
 		tok.OldSecret = true
 	case at.hasPrev && hash == at.prev:
-		return tokens.Token{}, &tokens.RotatedError{ID: tok.ID, Rotated: tok.Rotated, GraceEnded: tok.RotatingUntil}
+		return tok, &tokens.RotatedError{ID: tok.ID, Rotated: tok.Rotated, GraceEnded: tok.RotatingUntil}
 	default:
 		// A secret from before the last rotation.
-		return tokens.Token{}, &tokens.RotatedError{ID: tok.ID}
+		return tok, &tokens.RotatedError{ID: tok.ID}
 	}
 	if !pok {
-		return tokens.Token{}, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(tok.Project))
+		return tok, fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(tok.Project))
 	}
 	if err := checkUsable(tok, proj, now, killAll); err != nil {
-		return tokens.Token{}, err
+		return tok, err
 	}
 	return tok, nil
 }

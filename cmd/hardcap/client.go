@@ -762,6 +762,7 @@ type tokenJSON struct {
 		Last     time.Time `json:"last"`
 		Requests int64     `json:"requests"`
 	} `json:"client_ips"`
+	Refusals *refusalsJSON `json:"refusals"`
 }
 
 type usageJSON struct {

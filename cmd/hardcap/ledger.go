@@ -130,6 +130,51 @@ func list(s []string, none string) string {
 	return strings.Join(s, ", ")
 }
 
+// refusalsJSON is token show's "refusals": the requests refused before any
+// money was reserved, by code and by client address.
+type refusalsJSON struct {
+	Codes []struct {
+		Code   string    `json:"code"`
+		Count  int64     `json:"count"`
+		First  time.Time `json:"first"`
+		Last   time.Time `json:"last"`
+		LastIP string    `json:"last_ip"`
+	} `json:"codes"`
+	IPs []struct {
+		IP       string    `json:"ip"`
+		First    time.Time `json:"first"`
+		Last     time.Time `json:"last"`
+		Requests int64     `json:"requests"`
+	} `json:"ips"`
+}
+
+// printRefusals prints token show's refusals part.
+func printRefusals(w io.Writer, r *refusalsJSON) error {
+	if r == nil || len(r.Codes) == 0 {
+		_, err := fmt.Fprintln(w, "\nrefusals: none")
+		return err
+	}
+	fmt.Fprintln(w, "\nrefusals (refused before any money was reserved):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CODE\tCOUNT\tFIRST\tLAST\tLAST IP")
+	for _, c := range r.Codes {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", c.Code, c.Count, shortTime(c.First), shortTime(c.Last), orDash(c.LastIP))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.IPs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nrefused client addresses:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IP\tFIRST\tLAST\tREFUSALS")
+	for _, e := range r.IPs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", e.IP, shortTime(e.First), shortTime(e.Last), e.Requests)
+	}
+	return tw.Flush()
+}
+
 // printToken prints token show's answer: the whole ledger entry.
 func printToken(w io.Writer, t tokenJSON) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -182,14 +227,16 @@ func printToken(w io.Writer, t tokenJSON) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(t.ClientIPs) == 0 {
-		return nil
+	if len(t.ClientIPs) > 0 {
+		fmt.Fprintln(w, "\nclient addresses:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "IP\tFIRST\tLAST\tREQUESTS")
+		for _, e := range t.ClientIPs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", e.IP, shortTime(e.First), shortTime(e.Last), e.Requests)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintln(w, "\nclient addresses:")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IP\tFIRST\tLAST\tREQUESTS")
-	for _, e := range t.ClientIPs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", e.IP, shortTime(e.First), shortTime(e.Last), e.Requests)
-	}
-	return tw.Flush()
+	return printRefusals(w, t.Refusals)
 }

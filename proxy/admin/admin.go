@@ -211,6 +211,9 @@ type TokenView struct {
 	// ClientIPs lists the distinct client addresses the token was used
 	// from, most recent first (token show only).
 	ClientIPs []tokens.ClientIP `json:"client_ips,omitempty"`
+	// Refusals are the token's requests refused before any money was
+	// reserved, by code and by client address (token show only).
+	Refusals *storage.TokenRefusals `json:"refusals,omitempty"`
 }
 
 // FormatEvery shows a rotation period: whole days as "90d", 0 as "never".

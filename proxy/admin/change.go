@@ -278,6 +278,12 @@ func (h *Handler) showToken(w http.ResponseWriter, r *http.Request) {
 		h.writeDomainError(w, err)
 		return
 	}
+	refusals, err := h.opts.DB.Refusals(tok.ID)
+	if err != nil {
+		h.writeDomainError(w, err)
+		return
+	}
+	v.Refusals = &refusals
 	writeJSON(w, http.StatusOK, v)
 }
 

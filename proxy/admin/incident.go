@@ -105,6 +105,8 @@ func (h *Handler) incidentReport(id string, since, now time.Time) (incident.Repo
 		Expires: utc(tok.Expires), Revoked: utc(tok.Revoked), Rotated: utc(tok.Rotated), RotatingUntil: utc(tok.RotatingUntil),
 		LastUsed: tok.LastUsed, Requests: tok.Requests, Limit: view.Budget.Limit, Period: string(view.Budget.Period),
 		Models: tok.Models, Routes: tok.Routes, IPs: tok.IPs,
+		RPM: tok.RPM, MaxConcurrent: tok.MaxConcurrent, MaxRequest: view.MaxRequest,
+		RotateEvery: view.RotateEvery, RotateBy: utc(tok.RotateBy),
 	}
 	for _, p := range projects {
 		if p.Name == tok.Project {
@@ -112,6 +114,30 @@ func (h *Handler) incidentReport(id string, since, now time.Time) (incident.Repo
 		}
 	}
 	b := incident.New(info, since, now)
+	refusals, err := db.Refusals(tok.ID)
+	if err != nil {
+		return incident.Report{}, err
+	}
+	codes := make([]incident.Refusal, 0, len(refusals.Codes))
+	for _, c := range refusals.Codes {
+		codes = append(codes, incident.Refusal{Code: c.Code, Count: c.Count, First: c.First, Last: c.Last, LastIP: c.LastIP})
+	}
+	ips := make([]incident.RefusalIP, 0, len(refusals.IPs))
+	for _, e := range refusals.IPs {
+		ips = append(ips, incident.RefusalIP{IP: e.IP, First: e.First, Last: e.Last, Refusals: e.Requests})
+	}
+	b.SetRefusals(codes, ips, db.RefusalsDropped())
+	// The provider keys' whole history (a few entries a year): the one in
+	// force when the window began and the changes in it.
+	keyEntries, err := db.AuditLog(storage.AuditFilter{Kind: "provider_key", Limit: maxIncidentActions})
+	if err != nil {
+		return incident.Report{}, err
+	}
+	keys := make([]incident.Action, 0, len(keyEntries))
+	for _, e := range keyEntries {
+		keys = append(keys, incident.Action{Time: e.Time, Actor: e.Actor, Action: e.Action, Kind: e.Kind, Target: e.Target, Detail: e.Detail})
+	}
+	b.SetProviderKeys(keys)
 	err = db.StreamUsage(storage.RecordFilter{TokenID: tok.ID, Since: since}, func(u storage.Usage) error {
 		b.SetTotals(int64(u.Matched), u.Spent, u.Reserved)
 		return nil
