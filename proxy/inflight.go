@@ -53,6 +53,9 @@ func (f *inflight) remove(m *meter) {
 type CutTarget struct {
 	Project string
 	TokenID string
+	// OldSecret, with TokenID, selects only the token's requests made with
+	// its previous secret (see tokens.Token.OldSecret).
+	OldSecret bool
 }
 
 // Cut ends the upstream side of every in-flight request that target
@@ -69,7 +72,8 @@ func (p *Proxy) cutWhere(target CutTarget, kill bool) int {
 	defer p.inflight.mu.Unlock()
 	n := 0
 	for m := range p.inflight.meters {
-		if (target.Project == "" || m.project == target.Project) && (target.TokenID == "" || m.tokenID == target.TokenID) {
+		if (target.Project == "" || m.project == target.Project) && (target.TokenID == "" || m.tokenID == target.TokenID) &&
+			(!target.OldSecret || m.oldSecret) {
 			if kill {
 				// Set before the cut, so whoever sees the cut sees the flag.
 				m.killed.Store(true)

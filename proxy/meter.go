@@ -58,6 +58,9 @@ type meter struct {
 	// tokenID and project select the request for Cut; they are set before
 	// the request is registered and never change.
 	tokenID, project string
+	// oldSecret marks a request authenticated with a rotated token's
+	// previous secret, in its grace; a later rotation cuts it.
+	oldSecret bool
 	// sent is set once any byte of the request reached the connection.
 	sent atomic.Bool
 	// killed is set when the kill switch cut the request (see Cut).

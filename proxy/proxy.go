@@ -443,7 +443,7 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 	// stop the metering.
 	ctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(r.Context()), p.timeout)
 	ctx, cut := context.WithCancelCause(ctx)
-	m := &meter{p: p, prices: model.Prices, start: start, cut: cut, tokenID: tok.ID, project: tok.Project}
+	m := &meter{p: p, prices: model.Prices, start: start, cut: cut, tokenID: tok.ID, project: tok.Project, oldSecret: tok.OldSecret}
 	// The deadline must outlive the handler while a drain reads on: it
 	// ends when the request leaves the in-flight set (inflight.remove),
 	// with no goroutine waiting for it.

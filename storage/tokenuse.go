@@ -256,6 +256,10 @@ func (db *DB) RotateToken(ctx context.Context, id string, grace time.Duration) (
 			return fmt.Errorf("%w: a grace of %s ends after token %s expires (%s); give a shorter one", tokens.ErrInvalidGrace, grace, t.ID, t.Expires.Format(time.RFC3339))
 		}
 		// Every check has passed; from here on only writes.
+		detail := "grace " + grace.String()
+		if t.RotatingUntil.After(now) {
+			detail += "; the secret replaced before, still in its grace until " + t.RotatingUntil.Format(time.RFC3339) + ", is refused from now"
+		}
 		t.PrevHash, t.Hash = t.Hash, hash.String()
 		t.Rotated = now
 		t.RotatingUntil = time.Time{}
@@ -274,7 +278,7 @@ func (db *DB) RotateToken(ctx context.Context, id string, grace time.Duration) (
 		}
 		db.st.setHash(hash, id)
 		t = db.st.tokens[id]
-		return db.appendAudit(tx, AuditEntry{Time: now, Actor: ActorFrom(ctx), Action: "rotate", Kind: "token", Target: id, Detail: "grace " + grace.String()})
+		return db.appendAudit(tx, AuditEntry{Time: now, Actor: ActorFrom(ctx), Action: "rotate", Kind: "token", Target: id, Detail: detail})
 	})
 	if err != nil {
 		return tokens.Token{}, "", err

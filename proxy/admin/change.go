@@ -298,6 +298,13 @@ type rotateTokenRequest struct {
 	Grace *string `json:"grace"`
 }
 
+// rotateAnswer is a rotation's answer: the token with its new secret, and
+// how many requests in flight on a secret it made invalid were cut.
+type rotateAnswer struct {
+	TokenView
+	Cut int `json:"cut"`
+}
+
 // rotateToken serves POST /admin/v1/tokens/{id}/rotate: a new secret for
 // the token, shown once in the answer's "token".
 func (h *Handler) rotateToken(w http.ResponseWriter, r *http.Request) {
@@ -326,12 +333,17 @@ func (h *Handler) rotateToken(w http.ResponseWriter, r *http.Request) {
 		h.writeDomainError(w, err)
 		return
 	}
+	// Requests still running on a secret the rotation made invalid are cut
+	// as a revocation cuts them: with no grace every request of the token
+	// (none can carry the new secret yet), with a grace those made with
+	// the secret replaced before, whose grace this rotation ended.
+	cut := h.opts.Proxy.Cut(proxy.CutTarget{TokenID: tok.ID, OldSecret: grace > 0})
 	v, err := h.tokenView(tok)
 	if err != nil {
 		h.writeDomainError(w, err)
 		return
 	}
 	v.Secret = secret
-	h.opts.Log.Info().Str("token", tok.ID).Str("project", tok.Project).Dur("grace", grace).Msg("token rotated")
-	writeJSON(w, http.StatusOK, v)
+	h.opts.Log.Info().Str("token", tok.ID).Str("project", tok.Project).Dur("grace", grace).Int("cut", cut).Msg("token rotated")
+	writeJSON(w, http.StatusOK, rotateAnswer{TokenView: v, Cut: cut})
 }
