@@ -131,6 +131,7 @@ var ErrorCodes = []ErrorCode{
 	{pricing.ErrInvalidData, http.StatusBadRequest, "invalid_request"},
 	{pricing.ErrInvalidOverride, http.StatusBadRequest, "invalid_request"},
 	{ErrKeySource, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrTokenFinal, http.StatusConflict, "invalid_request"},
 	{tokens.ErrProjectExists, http.StatusConflict, "exists"},
 	{tokens.ErrProjectHasTokens, http.StatusConflict, "has_tokens"},
 	{tokens.ErrProjectNotFound, http.StatusNotFound, "not_found"},

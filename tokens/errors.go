@@ -50,6 +50,12 @@ var (
 	// ErrInvalidExpiry is returned for a token lifetime that is not a
 	// positive duration of at most MaxLifetime.
 	ErrInvalidExpiry = errors.New("invalid token expiry")
+	// ErrTokenFinal is returned for a change or a rotation of a token that
+	// no longer allows it: a revoked token cannot be changed or rotated (a
+	// revocation is final), an expired one cannot be rotated. It is a
+	// mistake in what an operator asked for, not a refused credential, so it
+	// is answered 409, never 401 like ErrRevoked.
+	ErrTokenFinal = errors.New("token cannot be changed")
 )
 
 // Errors of rotating a token's secret.
