@@ -119,6 +119,7 @@ var ErrorCodes = []ErrorCode{
 	{ErrTooManyInFlight, http.StatusTooManyRequests, "rate_limited"},
 	// Mistakes in what an operator asked for (admin API, config).
 	{tokens.ErrInvalidName, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrInvalidText, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidScope, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidExpiry, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidGrace, http.StatusBadRequest, "invalid_request"},

@@ -243,8 +243,9 @@ func TestRotateToken_Refused(t *testing.T) {
 		t.Errorf("refused rotations wrote %d audit entries", len(after)-len(before))
 	}
 	clk.Set(tok.Expires)
-	if _, _, err := db.RotateToken(ctx, tok.ID, 0); !errors.Is(err, tokens.ErrTokenFinal) || strings.Contains(err.Error(), "rotation period") {
-		t.Errorf("expired: got %v, want ErrTokenFinal, not a word on rotation periods", err)
+	if _, _, err := db.RotateToken(ctx, tok.ID, 0); !errors.Is(err, tokens.ErrTokenFinal) || strings.Contains(err.Error(), "rotation period") ||
+		!strings.Contains(err.Error(), "token "+tok.ID+" has expired, and an expired token cannot be rotated; extend it with `hardcap token set "+tok.ID+" --expires DURATION`") {
+		t.Errorf("expired: got %v, want ErrTokenFinal saying it expired, not a word on rotation periods", err)
 	}
 	requireStateMatchesDisk(t, db)
 }

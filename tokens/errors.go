@@ -33,6 +33,10 @@ var (
 	// ErrInvalidName is returned for an empty or ill-formed project name or
 	// token label.
 	ErrInvalidName = errors.New("invalid name")
+	// ErrInvalidText is returned for a token's owner or purpose that is too
+	// long or not printable text (CheckText): free text, not a name, so it
+	// has an error of its own.
+	ErrInvalidText = errors.New("invalid text")
 	// ErrProjectExists is returned when creating a project whose name is
 	// taken.
 	ErrProjectExists = errors.New("project already exists")

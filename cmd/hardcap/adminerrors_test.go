@@ -40,7 +40,8 @@ func TestClient_Only401UnauthorizedBlamesTheAdminToken(t *testing.T) {
 // TestCLI_AdminMistakesAreSaidClearly: a change or rotation of a revoked
 // token says the token is revoked (not that the admin token was refused),
 // and a log or token list of an unknown token or project fails naming it
-// instead of printing nothing.
+// instead of printing nothing; an owner, a per-request limit of zero or
+// below are refused in words that fit them.
 func TestCLI_AdminMistakesAreSaidClearly(t *testing.T) {
 	s := startServer(t, "")
 	s.mustCLI("project", "create", "web")
@@ -48,6 +49,8 @@ func TestCLI_AdminMistakesAreSaidClearly(t *testing.T) {
 	decodeJSON(t, s.mustCLI("token", "create", "--project", "web", "--json"), &tok)
 	s.mustCLI("token", "set", tok.ID, "--owner", "ana")
 	s.mustCLI("token", "revoke", tok.ID)
+	var live struct{ ID string }
+	decodeJSON(t, s.mustCLI("token", "create", "--project", "web", "--json"), &live)
 	tests := []struct {
 		name string
 		args []string
@@ -58,6 +61,9 @@ func TestCLI_AdminMistakesAreSaidClearly(t *testing.T) {
 		{"log of an unknown token", []string{"log", "--token", "tok_nope"}, "token not found: tok_nope (not_found)"},
 		{"log of an unknown project", []string{"log", "--project", "nope"}, "project not found: nope (not_found)"},
 		{"token list of an unknown project", []string{"token", "list", "--project", "nope"}, "project not found: nope (not_found)"},
+		{"an owner with a control character", []string{"token", "set", live.ID, "--owner", "a\x07b"}, "invalid text: a token owner must not hold control characters"},
+		{"--max-request-usd 0", []string{"token", "set", live.ID, "--max-request-usd", "0"}, "or unlimited for no per-request limit"},
+		{"--max-request-usd -1", []string{"token", "set", live.ID, "--max-request-usd", "-1"}, `max_request_usd "-1" is not an amount above zero`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,14 +71,15 @@ func TestCLI_AdminMistakesAreSaidClearly(t *testing.T) {
 			if err == nil {
 				t.Fatalf("succeeded: %s", out)
 			}
-			if msg := err.Error(); !strings.Contains(msg, tt.want) || strings.Contains(msg, "admin token") || strings.Contains(msg, "rotation period") {
+			if msg := err.Error(); !strings.Contains(msg, tt.want) || strings.Contains(msg, "admin token") || strings.Contains(msg, "rotation period") ||
+				strings.Contains(msg, "invalid name") || strings.Contains(msg, "leave it out") || strings.Contains(msg, "non-negative") {
 				t.Fatalf("got %v, want %q", err, tt.want)
 			}
 		})
 	}
 	// The project's log holds its token's changes too.
 	log := s.mustCLI("log", "--project", "web")
-	for _, want := range []string{"create  project web", "create  token " + tok.ID, "change  token " + tok.ID, "revoke  token " + tok.ID, "4 admin change(s)"} {
+	for _, want := range []string{"create  project web", "create  token " + tok.ID, "change  token " + tok.ID, "revoke  token " + tok.ID, "create  token " + live.ID, "5 admin change(s)"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("hardcap log --project web lacks %q:\n%s", want, log)
 		}

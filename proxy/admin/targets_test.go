@@ -105,3 +105,55 @@ func TestUpdateToken_RevokedIsAConflict(t *testing.T) {
 		t.Errorf("the refused change was applied: %s", body)
 	}
 }
+
+// TestAdmin_MistakeMessages: each refusal says what was wrong in its own
+// words: an owner is not a "name", a per-request limit of zero or below
+// says what is accepted and that unlimited (not leaving it out) removes the
+// limit, and a rotation of a revoked token says so, not "invalid rotation
+// period".
+func TestAdmin_MistakeMessages(t *testing.T) {
+	e := newAdminEnv(t)
+	e.do("POST", "/admin/v1/projects", `{"name":"web"}`)
+	_, body := e.do("POST", "/admin/v1/tokens", `{"project":"web"}`)
+	id := field(t, body, "id").(string)
+	_, body = e.do("POST", "/admin/v1/tokens", `{"project":"web"}`)
+	revoked := field(t, body, "id").(string)
+	e.do("DELETE", "/admin/v1/tokens/"+revoked, "")
+	const maxReq = `is not an amount above zero: give USD such as 0.25 (at most 9 decimal places), or unlimited for no per-request limit`
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		want                     string
+		not                      []string
+	}{
+		{"owner with a control character", "PATCH", "/admin/v1/tokens/" + id, `{"owner":"a\u0007b"}`, 400,
+			"invalid text: a token owner must not hold control characters", []string{"name"}},
+		{"create: purpose with a control character", "POST", "/admin/v1/tokens", `{"project":"web","purpose":"x\ny"}`, 400,
+			"invalid text: a token purpose must not hold control characters", []string{"name"}},
+		{"set: max_request_usd 0", "PATCH", "/admin/v1/tokens/" + id, `{"max_request_usd":"0"}`, 400,
+			`max_request_usd \"0\" ` + maxReq, []string{"leave it out"}},
+		{"set: max_request_usd -1", "PATCH", "/admin/v1/tokens/" + id, `{"max_request_usd":"-1"}`, 400,
+			`max_request_usd \"-1\" ` + maxReq, []string{"non-negative"}},
+		{"create: max_request_usd 0", "POST", "/admin/v1/tokens", `{"project":"web","max_request_usd":"0"}`, 400,
+			`max_request_usd \"0\" ` + maxReq, []string{"leave it out"}},
+		{"create: max_request_usd abc", "POST", "/admin/v1/tokens", `{"project":"web","max_request_usd":"abc"}`, 400,
+			`max_request_usd \"abc\" ` + maxReq, nil},
+		{"rotate a revoked token", "POST", "/admin/v1/tokens/" + revoked + "/rotate", "", 409,
+			"token cannot be changed: token " + revoked + " is revoked, and a revoked token cannot be rotated", []string{"rotation period"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := e.do(tt.method, tt.path, tt.body)
+			if status != tt.status || !strings.Contains(body, tt.want) {
+				t.Fatalf("got %d %s, want %d with %q", status, body, tt.status, tt.want)
+			}
+			for _, n := range tt.not {
+				if strings.Contains(field(t, body, "error.message").(string), n) {
+					t.Errorf("the message says %q: %s", n, body)
+				}
+			}
+		})
+	}
+	// An expired token's rotation is checked by RotateToken's own test,
+	// whose database clock is injected.
+}
