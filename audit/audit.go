@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -78,7 +79,10 @@ const (
 	// KindTokenRotation: a live token past its rotate_by.
 	KindTokenRotation = "token-rotation-due"
 	// KindTokenUnbounded: a live token with no budget of its own, no
-	// expiry and no scope (models, routes, ips, max request cost).
+	// expiry and no scope (models, routes, ips, max request cost) that
+	// restricts it: a route list naming every route, or an address list
+	// allowing every IPv4 or every IPv6 address (0.0.0.0/0, ::/0), counts
+	// as none.
 	KindTokenUnbounded = "token-unbounded"
 	// KindTokenOwner: a live token with no owner.
 	KindTokenOwner = "token-no-owner"
@@ -391,9 +395,9 @@ func checkToken(tok Token, now time.Time) []Finding {
 			Message: fmt.Sprintf("%s was due for rotation on %s (%d days ago)", who, day(tok.RotateBy), days(now.Sub(tok.RotateBy))),
 			Fix:     "hardcap token rotate " + id + " --grace 24h"})
 	}
-	if !tok.Budgeted && tok.Expires.IsZero() && len(tok.Models) == 0 && len(tok.Routes) == 0 && len(tok.IPs) == 0 && tok.MaxRequest == 0 {
+	if !tok.Budgeted && tok.Expires.IsZero() && len(tok.Models) == 0 && !restrictsRoutes(tok.Routes) && !restrictsIPs(tok.IPs) && tok.MaxRequest == 0 {
 		out = append(out, Finding{Severity: Medium, Kind: KindTokenUnbounded, Target: id,
-			Message: fmt.Sprintf("%s has no budget of its own, no expiry and no scope (models, routes, ips, max request cost): only the project's and the global budget bound it", who),
+			Message: fmt.Sprintf("%s has no budget of its own, no expiry and no scope that restricts it (models, routes, ips, max request cost; every route or every address counts as none): only the project's and the global budget bound it", who),
 			Fix:     "hardcap token set " + id + " --budget USD --period month --expires 90d"})
 	}
 	if strings.TrimSpace(tok.Owner) == "" {
@@ -407,6 +411,69 @@ func checkToken(tok Token, now time.Time) []Finding {
 			Fix:     "move the apps still sending the old secret to the new one (hardcap usage --token " + id + " --since 24h: their requests are marked)"})
 	}
 	return out
+}
+
+// restrictsRoutes reports whether a route scope leaves out some route: an
+// empty list, or one naming every route of tokens.RouteNames, allows all.
+func restrictsRoutes(routes []string) bool {
+	for _, r := range tokens.RouteNames {
+		if !slices.Contains(routes, r) {
+			return len(routes) > 0
+		}
+	}
+	return false
+}
+
+// restrictsIPs reports whether an address scope leaves out addresses of
+// both families: an empty list allows all, and so, for the audit, does one
+// whose prefixes together hold every IPv4 address (0.0.0.0/0, or
+// 0.0.0.0/1 and 128.0.0.0/1) or every IPv6 address (::/0): whoever holds
+// the token can use it from anywhere that family reaches. Entries that do
+// not parse (tokens.ParseIPs never stores one) restrict nothing.
+func restrictsIPs(ips []string) bool {
+	if len(ips) == 0 {
+		return false
+	}
+	var ps []netip.Prefix
+	for _, s := range ips {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
+	all4 := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	all6 := netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	return !covered(all4, ps) && !covered(all6, ps)
+}
+
+// covered reports whether the prefixes ps together hold every address of
+// p. It splits p in halves only where a prefix of ps lies strictly inside,
+// so it visits at most one node per prefix and level.
+func covered(p netip.Prefix, ps []netip.Prefix) bool {
+	inside := false
+	for _, q := range ps {
+		switch {
+		case q.Bits() <= p.Bits() && q.Contains(p.Addr()):
+			return true
+		case q.Bits() > p.Bits() && p.Contains(q.Addr()):
+			inside = true
+		}
+	}
+	if !inside || p.Bits() >= p.Addr().BitLen() {
+		return false
+	}
+	lo := netip.PrefixFrom(p.Addr(), p.Bits()+1)
+	b := p.Addr().As16()
+	off := 0
+	if p.Addr().Is4() {
+		off = 12
+	}
+	i := off + p.Bits()/8
+	b[i] |= 0x80 >> (p.Bits() % 8)
+	hiAddr := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		hiAddr = hiAddr.Unmap()
+	}
+	return covered(lo, ps) && covered(netip.PrefixFrom(hiAddr, p.Bits()+1), ps)
 }
 
 func checkProviderKey(k ProviderKey, now time.Time) []Finding {

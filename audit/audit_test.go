@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,12 @@ import (
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func clock() time.Time { return now }
+
+func reversed(s []string) []string {
+	s = slices.Clone(s)
+	slices.Reverse(s)
+	return s
+}
 
 func ago(d time.Duration) time.Time { return now.Add(-d) }
 
@@ -57,6 +64,21 @@ func TestCheck_Tokens(t *testing.T) {
 		{"no budget but models", tok(func(t *Token) { t.Budgeted = false; t.Models = []string{"gpt-4o"} }), []string{}},
 		{"no budget but routes", tok(func(t *Token) { t.Budgeted = false; t.Routes = []string{"chat"} }), []string{}},
 		{"no budget but ips", tok(func(t *Token) { t.Budgeted = false; t.IPs = []string{"10.0.0.0/8"} }), []string{}},
+		// A scope that allows everything is no scope.
+		{"no budget, every IPv4 address", tok(func(t *Token) { t.Budgeted = false; t.IPs = []string{"0.0.0.0/0"} }), []string{"medium token-unbounded:tok_a"}},
+		{"no budget, every IPv6 address", tok(func(t *Token) { t.Budgeted = false; t.IPs = []string{"::/0"} }), []string{"medium token-unbounded:tok_a"}},
+		{"no budget, every address", tok(func(t *Token) { t.Budgeted = false; t.IPs = []string{"10.0.0.0/8", "::/0", "0.0.0.0/0"} }), []string{"medium token-unbounded:tok_a"}},
+		{"no budget, IPv4 in two halves", tok(func(t *Token) { t.Budgeted = false; t.IPs = []string{"128.0.0.0/1", "0.0.0.0/1"} }), []string{"medium token-unbounded:tok_a"}},
+		{"no budget, IPv6 in halves", tok(func(t *Token) { t.Budgeted = false; t.IPs = []string{"8000::/1", "::/2", "4000::/2"} }), []string{"medium token-unbounded:tok_a"}},
+		{"no budget but half of IPv4", tok(func(t *Token) { t.Budgeted = false; t.IPs = []string{"0.0.0.0/1", "::1/128"} }), []string{}},
+		{"no budget but IPv4 less a /4", tok(func(t *Token) {
+			t.Budgeted = false
+			t.IPs = []string{"0.0.0.0/1", "192.0.0.0/2", "128.0.0.0/3", "160.0.0.0/4"}
+		}), []string{}},
+		{"no budget, every route", tok(func(t *Token) { t.Budgeted = false; t.Routes = slices.Clone(tokens.RouteNames) }), []string{"medium token-unbounded:tok_a"}},
+		{"no budget, every route reversed", tok(func(t *Token) { t.Budgeted = false; t.Routes = reversed(tokens.RouteNames) }), []string{"medium token-unbounded:tok_a"}},
+		{"no budget but every route less one", tok(func(t *Token) { t.Budgeted = false; t.Routes = tokens.RouteNames[1:] }), []string{}},
+		{"every route and every address but a budget", tok(func(t *Token) { t.Routes = tokens.RouteNames; t.IPs = []string{"0.0.0.0/0"} }), []string{}},
 		{"no budget but max request", tok(func(t *Token) { t.Budgeted = false; t.MaxRequest = 1 }), []string{}},
 		{"no owner", tok(func(t *Token) { t.Owner = " " }), []string{"low token-no-owner:tok_a"}},
 		{"old secret in grace", tok(func(t *Token) { t.Rotated = ago(time.Hour); t.RotatingUntil = now.Add(time.Hour) }), []string{"low token-old-secret:tok_a"}},

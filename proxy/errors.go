@@ -119,6 +119,7 @@ var ErrorCodes = []ErrorCode{
 	{ErrTooManyInFlight, http.StatusTooManyRequests, "rate_limited"},
 	// Mistakes in what an operator asked for (admin API, config).
 	{tokens.ErrInvalidName, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrInvalidText, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidScope, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidExpiry, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidGrace, http.StatusBadRequest, "invalid_request"},
@@ -131,6 +132,7 @@ var ErrorCodes = []ErrorCode{
 	{pricing.ErrInvalidData, http.StatusBadRequest, "invalid_request"},
 	{pricing.ErrInvalidOverride, http.StatusBadRequest, "invalid_request"},
 	{ErrKeySource, http.StatusBadRequest, "invalid_request"},
+	{tokens.ErrTokenFinal, http.StatusConflict, "invalid_request"},
 	{tokens.ErrProjectExists, http.StatusConflict, "exists"},
 	{tokens.ErrProjectHasTokens, http.StatusConflict, "has_tokens"},
 	{tokens.ErrProjectNotFound, http.StatusNotFound, "not_found"},

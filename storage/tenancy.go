@@ -574,7 +574,7 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
 		}
 		if !t.Revoked.IsZero() {
-			return fmt.Errorf("%w: %s cannot be changed", tokens.ErrRevoked, t.ID)
+			return fmt.Errorf("%w: %s is revoked, and a revocation is final; create a new token with `hardcap token create`", tokens.ErrTokenFinal, t.ID)
 		}
 		scope := budget.TokenScope(id)
 		l := db.st.limits[scope]

@@ -228,7 +228,7 @@ func (db *DB) ClientIPs(id string) ([]tokens.ClientIP, error) {
 // (Authenticate marks such a token OldSecret); with grace 0 it is refused
 // at once. RotateBy moves to now plus the token's RotateEvery. It refuses,
 // changing nothing, an unknown id (tokens.ErrTokenNotFound), a revoked or
-// expired token (tokens.ErrInvalidRotation), and a negative grace or one
+// expired token (tokens.ErrTokenFinal), and a negative grace or one
 // that ends after the token expires (tokens.ErrInvalidGrace). It returns
 // the token and the new secret, which is not stored.
 func (db *DB) RotateToken(ctx context.Context, id string, grace time.Duration) (tokens.Token, string, error) {
@@ -249,9 +249,9 @@ func (db *DB) RotateToken(ctx context.Context, id string, grace time.Duration) (
 		now := db.now().UTC()
 		switch {
 		case !t.Revoked.IsZero():
-			return fmt.Errorf("%w: token %s is revoked, and a revoked token cannot be rotated; create a new one", tokens.ErrInvalidRotation, t.ID)
+			return fmt.Errorf("%w: token %s is revoked, and a revoked token cannot be rotated; create a new one with `hardcap token create`", tokens.ErrTokenFinal, t.ID)
 		case !t.Expires.IsZero() && !now.Before(t.Expires):
-			return fmt.Errorf("%w: token %s has expired; create a new one", tokens.ErrInvalidRotation, t.ID)
+			return fmt.Errorf("%w: token %s has expired, and an expired token cannot be rotated; extend it with `hardcap token set %s --expires DURATION` or create a new one", tokens.ErrTokenFinal, t.ID, t.ID)
 		case !t.Expires.IsZero() && now.Add(grace).After(t.Expires):
 			return fmt.Errorf("%w: a grace of %s ends after token %s expires (%s); give a shorter one", tokens.ErrInvalidGrace, grace, t.ID, t.Expires.Format(time.RFC3339))
 		}

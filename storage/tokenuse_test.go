@@ -218,14 +218,18 @@ func TestRotateToken_Refused(t *testing.T) {
 		want  error
 	}{
 		{"unknown id", "tok_000000000000", 0, tokens.ErrTokenNotFound},
-		{"revoked", revoked.ID, 0, tokens.ErrInvalidRotation},
+		{"revoked", revoked.ID, 0, tokens.ErrTokenFinal},
 		{"negative grace", tok.ID, -time.Second, tokens.ErrInvalidGrace},
 		{"grace past expiry", tok.ID, 25 * time.Hour, tokens.ErrInvalidGrace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, s, err := db.RotateToken(ctx, tt.id, tt.grace); !errors.Is(err, tt.want) || s != "" {
-				t.Errorf("got %q, %v; want no secret and %v", s, err, tt.want)
+			_, s, err := db.RotateToken(ctx, tt.id, tt.grace)
+			if !errors.Is(err, tt.want) || s != "" {
+				t.Fatalf("got %q, %v; want no secret and %v", s, err, tt.want)
+			}
+			if strings.Contains(err.Error(), "rotation period") {
+				t.Errorf("refused as a bad rotation period: %v", err)
 			}
 		})
 	}
@@ -239,8 +243,9 @@ func TestRotateToken_Refused(t *testing.T) {
 		t.Errorf("refused rotations wrote %d audit entries", len(after)-len(before))
 	}
 	clk.Set(tok.Expires)
-	if _, _, err := db.RotateToken(ctx, tok.ID, 0); !errors.Is(err, tokens.ErrInvalidRotation) {
-		t.Errorf("expired: got %v, want ErrInvalidRotation", err)
+	if _, _, err := db.RotateToken(ctx, tok.ID, 0); !errors.Is(err, tokens.ErrTokenFinal) || strings.Contains(err.Error(), "rotation period") ||
+		!strings.Contains(err.Error(), "token "+tok.ID+" has expired, and an expired token cannot be rotated; extend it with `hardcap token set "+tok.ID+" --expires DURATION`") {
+		t.Errorf("expired: got %v, want ErrTokenFinal saying it expired, not a word on rotation periods", err)
 	}
 	requireStateMatchesDisk(t, db)
 }
@@ -345,7 +350,7 @@ func TestAuditLog_EveryChange(t *testing.T) {
 	if _, _, err := db.CreateToken(admin, TokenSpec{Project: "p", IPs: bad}); !errors.Is(err, tokens.ErrInvalidScope) {
 		t.Errorf("bad --ips: got %v", err)
 	}
-	if _, err := db.UpdateToken(admin, tok.ID, TokenChange{Owner: &owner}); !errors.Is(err, tokens.ErrRevoked) {
+	if _, err := db.UpdateToken(admin, tok.ID, TokenChange{Owner: &owner}); !errors.Is(err, tokens.ErrTokenFinal) {
 		t.Errorf("change of a revoked token: got %v", err)
 	}
 	if _, err := db.RevokeToken(admin, tok.ID); err != nil {

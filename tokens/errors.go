@@ -33,6 +33,10 @@ var (
 	// ErrInvalidName is returned for an empty or ill-formed project name or
 	// token label.
 	ErrInvalidName = errors.New("invalid name")
+	// ErrInvalidText is returned for a token's owner or purpose that is too
+	// long or not printable text (CheckText): free text, not a name, so it
+	// has an error of its own.
+	ErrInvalidText = errors.New("invalid text")
 	// ErrProjectExists is returned when creating a project whose name is
 	// taken.
 	ErrProjectExists = errors.New("project already exists")
@@ -50,6 +54,12 @@ var (
 	// ErrInvalidExpiry is returned for a token lifetime that is not a
 	// positive duration of at most MaxLifetime.
 	ErrInvalidExpiry = errors.New("invalid token expiry")
+	// ErrTokenFinal is returned for a change or a rotation of a token that
+	// no longer allows it: a revoked token cannot be changed or rotated (a
+	// revocation is final), an expired one cannot be rotated. It is a
+	// mistake in what an operator asked for, not a refused credential, so it
+	// is answered 409, never 401 like ErrRevoked.
+	ErrTokenFinal = errors.New("token cannot be changed")
 )
 
 // Errors of rotating a token's secret.

@@ -16,17 +16,17 @@ const (
 
 // CheckText reports whether s can be a token's free-text field (what names
 // it, as "owner" or "purpose"): empty, or up to n characters of printable
-// UTF-8 text.
+// UTF-8 text. It fails with ErrInvalidText, never repeating s.
 func CheckText(what, s string, n int) error {
 	if c := utf8.RuneCountInString(s); c > n {
-		return fmt.Errorf("%w: a token %s has at most %d characters, this one has %d", ErrInvalidName, what, n, c)
+		return fmt.Errorf("%w: a token %s has at most %d characters, this one has %d", ErrInvalidText, what, n, c)
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: a token %s must be UTF-8 text", ErrInvalidName, what)
+		return fmt.Errorf("%w: a token %s must be UTF-8 text", ErrInvalidText, what)
 	}
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%w: a token %s must not hold control characters", ErrInvalidName, what)
+			return fmt.Errorf("%w: a token %s must not hold control characters", ErrInvalidText, what)
 		}
 	}
 	return nil

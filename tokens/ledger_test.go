@@ -13,10 +13,19 @@ func TestCheckText(t *testing.T) {
 			t.Errorf("CheckText(%q) = %v, want nil", ok, err)
 		}
 	}
-	for _, bad := range []string{"a\nb", "\x00", "\xff", strings.Repeat("x", MaxOwner+1)} {
-		err := CheckText("owner", bad, MaxOwner)
-		if !errors.Is(err, ErrInvalidName) || strings.Contains(err.Error(), bad) {
-			t.Errorf("CheckText(%q) = %v, want ErrInvalidName without the input", bad, err)
+	tests := []struct {
+		what, bad, want string
+	}{
+		{"owner", "a\nb", "invalid text: a token owner must not hold control characters"},
+		{"owner", "\x00", "invalid text: a token owner must not hold control characters"},
+		{"purpose", "\xff", "invalid text: a token purpose must be UTF-8 text"},
+		{"owner", strings.Repeat("x", MaxOwner+1), "invalid text: a token owner has at most 128 characters, this one has 129"},
+	}
+	for _, tt := range tests {
+		err := CheckText(tt.what, tt.bad, MaxOwner)
+		// Not "invalid name": an owner or purpose is free text.
+		if !errors.Is(err, ErrInvalidText) || err.Error() != tt.want || strings.Contains(err.Error(), tt.bad) {
+			t.Errorf("CheckText(%s, %q) = %v, want %q", tt.what, tt.bad, err, tt.want)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hardcap/hardcap/audit"
 	"github.com/hardcap/hardcap/budget"
@@ -214,6 +215,18 @@ func auditCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		if revoke {
 			for _, id := range zombies {
+				// The prompt may have stayed open a while: a token used
+				// (or revoked) since the audit listed it is not revoked.
+				why, err := noLongerZombie(ctx, c, id, rep.Time)
+				if err != nil {
+					return fmt.Errorf("audit --fix: rereading %s: %w", id, err)
+				}
+				if why != "" {
+					if !asJSON {
+						fmt.Fprintf(stdout, "token %s skipped, not revoked: %s\n", id, why)
+					}
+					continue
+				}
 				// The normal revoke route: it cuts the token's requests in
 				// flight and writes the audit log entry.
 				if err := c.call(ctx, "DELETE", "/admin/v1/tokens/"+url.PathEscape(id), nil, nil); err != nil {
@@ -247,6 +260,24 @@ func auditCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		return auditFailed{n: n, failOn: threshold}
 	}
 	return nil
+}
+
+// noLongerZombie rereads token id right before --fix revokes it and says
+// why it must not be, "" when it still must: it was used at or after the
+// audit that listed it (time listed, the server's clock, as the last use
+// is), or it is revoked or expired by now.
+func noLongerZombie(ctx context.Context, c *client, id string, listed time.Time) (string, error) {
+	var t tokenJSON
+	if err := c.call(ctx, "GET", "/admin/v1/tokens/"+url.PathEscape(id), nil, &t); err != nil {
+		return "", err
+	}
+	switch {
+	case t.State == "revoked" || t.State == "expired":
+		return "it is " + t.State + " already", nil
+	case t.LastUsed != nil && !t.LastUsed.Time.Before(listed):
+		return fmt.Sprintf("it was used at %s from %s after the audit listed it", t.LastUsed.Time.Local().Format("2006-01-02 15:04:05"), orDash(t.LastUsed.IP)), nil
+	}
+	return "", nil
 }
 
 // fetchAudit gets the audit report and the JSON it came as.

@@ -151,8 +151,15 @@ func (c *client) send(ctx context.Context, method, path string, body any) (*http
 	}
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
+		// Only the admin API's own "unauthorized" is a refusal of the
+		// admin token; any other 401 (a domain error answered
+		// invalid_api_key, say) is handed on for the caller to report.
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
-		return nil, fmt.Errorf("hardcap at %s refused the admin token from %s (401): use the token of that server's data dir (--data-dir) or set $HARDCAP_ADMIN_TOKEN", c.server, c.tokenSource)
+		if apiErrorCode(raw) == "unauthorized" {
+			return nil, fmt.Errorf("hardcap at %s refused the admin token from %s (401): use the token of that server's data dir (--data-dir) or set $HARDCAP_ADMIN_TOKEN", c.server, c.tokenSource)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(raw))
 	case http.StatusRequestHeaderFieldsTooLarge:
 		resp.Body.Close()
 		return nil, fmt.Errorf("hardcap at %s answered %s: the request was too large for the server (%d bytes); shorten the values given", c.server, resp.Status, len(path)+len(raw))
@@ -176,6 +183,18 @@ func apiError(raw []byte) error {
 		return nil
 	}
 	return fmt.Errorf("%s (%s)", e.Error.Message, e.Error.Code)
+}
+
+// apiErrorCode is the code of the API's error in raw, "" when raw is not
+// the API's error shape.
+func apiErrorCode(raw []byte) string {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil {
+		return ""
+	}
+	return e.Error.Code
 }
 
 // call sends one admin request and decodes the JSON answer into v (when v

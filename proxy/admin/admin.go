@@ -404,7 +404,13 @@ func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request) {
 	if !h.flushed(w, r) {
 		return
 	}
-	ts, err := h.opts.DB.Tokens(r.URL.Query().Get("project"))
+	project := r.URL.Query().Get("project")
+	ts, err := h.opts.DB.Tokens(project)
+	if err == nil && len(ts) == 0 {
+		// An unknown project is a mistake to say, not an empty list; a
+		// deleted project's tokens stay listed.
+		err = h.targetExists("", project)
+	}
 	if err != nil {
 		h.writeDomainError(w, err)
 		return

@@ -162,21 +162,20 @@ type updateTokenRequest struct {
 	RotateEvery *string `json:"rotate_every"`
 }
 
-// maxRequestFrom parses max_request_usd: "" is no limit, else a decimal
-// USD amount above zero.
+// maxRequestFrom parses max_request_usd: "" or "unlimited" is no limit,
+// else a decimal USD amount above zero. Anything else, zero and negative
+// amounts alike, gets the one message that says what is accepted, with the
+// way to no limit that works in create and in set alike.
 func maxRequestFrom(s string) (budget.Money, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == budget.UnlimitedWord {
 		return 0, nil
 	}
-	m, err := budget.ParseUSD(s)
-	if err != nil {
-		return 0, fmt.Errorf("%w: max_request_usd: %w", tokens.ErrInvalidScope, err)
+	if m, err := budget.ParseUSD(s); err == nil && m > 0 {
+		return m, nil
 	}
-	if m <= 0 {
-		return 0, fmt.Errorf("%w: max_request_usd must be above zero (leave it out for no limit)", tokens.ErrInvalidScope)
-	}
-	return m, nil
+	return 0, fmt.Errorf("%w: max_request_usd %q is not an amount above zero: give USD such as 0.25 (at most 9 decimal places), or %s for no per-request limit",
+		tokens.ErrInvalidScope, budget.Clip(s), budget.UnlimitedWord)
 }
 
 // rotateEveryFrom parses rotate_every: a positive duration, or "never".

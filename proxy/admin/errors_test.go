@@ -38,6 +38,7 @@ var knownErrors = map[string]map[string]error{
 		"ErrProjectNotFound": tokens.ErrProjectNotFound, "ErrTokenNotFound": tokens.ErrTokenNotFound,
 		"ErrProjectHasTokens": tokens.ErrProjectHasTokens, "ErrInvalidScope": tokens.ErrInvalidScope,
 		"ErrInvalidExpiry": tokens.ErrInvalidExpiry, "ErrInvalidGrace": tokens.ErrInvalidGrace, "ErrInvalidRotation": tokens.ErrInvalidRotation,
+		"ErrTokenFinal": tokens.ErrTokenFinal, "ErrInvalidText": tokens.ErrInvalidText,
 	},
 	"storage": {"ErrClosed": storage.ErrClosed, "ErrNotReserved": storage.ErrNotReserved, "ErrDamaged": storage.ErrDamaged},
 	"budget/pricing": {

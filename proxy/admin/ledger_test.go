@@ -144,8 +144,8 @@ func TestRotate_API(t *testing.T) {
 		t.Errorf("new secret: %v", err)
 	}
 	e.do("DELETE", "/admin/v1/tokens/"+id, "")
-	if status, body := e.do("POST", "/admin/v1/tokens/"+id+"/rotate", `{"grace":"0"}`); status != 400 || !strings.Contains(body, "revoked") {
-		t.Errorf("rotate of a revoked token: got %d %s, want 400 saying revoked", status, body)
+	if status, body := e.do("POST", "/admin/v1/tokens/"+id+"/rotate", `{"grace":"0"}`); status != 409 || !strings.Contains(body, "revoked") || strings.Contains(body, "rotation period") {
+		t.Errorf("rotate of a revoked token: got %d %s, want 409 saying revoked", status, body)
 	}
 	_, log := e.do("GET", "/admin/v1/log?token="+id, "")
 	var actions []string
