@@ -331,7 +331,7 @@ func (db *DB) StreamUsage(f RecordFilter, head func(Usage) error, each func(budg
 				return fmt.Errorf("%w: %s", tokens.ErrProjectNotFound, budget.Clip(f.Project))
 			}
 			if f.TokenID != "" && tx.Bucket(bucketTokens).Get([]byte(f.TokenID)) == nil {
-				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(f.TokenID))
+				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(f.TokenID))
 			}
 		}
 		if p.none || u.Matched == 0 {

@@ -299,7 +299,7 @@ func (db *DB) Refusals(id string) (TokenRefusals, error) {
 	out := TokenRefusals{Codes: []Refusal{}, IPs: []tokens.ClientIP{}}
 	err := db.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketTokens).Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(id))
 		}
 		b := tx.Bucket(bucketTokenRefusals)
 		if b == nil {

@@ -224,7 +224,7 @@ func (db *DB) Token(id string) (tokens.Token, error) {
 	err := db.view(func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bucketTokens), []byte(id), &t)
 		if err == nil && !ok {
-			err = fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
+			err = fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(id))
 		}
 		return err
 	})
@@ -249,7 +249,7 @@ func (db *DB) RevokeToken(ctx context.Context, id string) (tokens.Token, error) 
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		var ok bool
 		if t, ok = db.st.tokens[id]; !ok {
-			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(id))
 		}
 		if !t.Revoked.IsZero() {
 			return nil
@@ -396,7 +396,7 @@ func (db *DB) SetKill(ctx context.Context, target KillTarget, on bool) error {
 		case target.Token != "":
 			t, ok := db.st.tokens[target.Token]
 			if !ok {
-				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(target.Token))
+				return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(target.Token))
 			}
 			t.Killed = on
 			if err := db.putToken(tx, t); err != nil {
@@ -571,7 +571,7 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 	err = db.update(ctx, func(tx *bolt.Tx) error {
 		var ok bool
 		if t, ok = db.st.tokens[id]; !ok {
-			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(id))
 		}
 		if !t.Revoked.IsZero() {
 			return fmt.Errorf("%w: %s is revoked, and a revocation is final; create a new token with `hardcap token create`", tokens.ErrTokenFinal, t.ID)
@@ -749,4 +749,15 @@ func (db *DB) carrySpend(tx *bolt.Tx, scope budget.Scope, old, nu budget.Limit) 
 		}
 	}
 	return db.setSpend(newKey, sp)
+}
+
+// shownID is id as an error may show it: clipped, and never a token's
+// secret passed where its id belongs (a leaked token pasted into a
+// command), which would otherwise come back in the answer and any log of
+// it.
+func shownID(id string) string {
+	if tokens.Parse(id) == nil || strings.HasPrefix(id, tokens.Prefix) {
+		return "(a token's secret, not its id)"
+	}
+	return budget.Clip(id)
 }

@@ -204,7 +204,7 @@ func (db *DB) ClientIPs(id string) ([]tokens.ClientIP, error) {
 	var out []tokens.ClientIP
 	err := db.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketTokens).Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(id))
 		}
 		prefix := append([]byte(id), 0)
 		c := tx.Bucket(bucketTokenIPs).Cursor()
@@ -244,7 +244,7 @@ func (db *DB) RotateToken(ctx context.Context, id string, grace time.Duration) (
 	err = db.update(ctx, func(tx *bolt.Tx) error {
 		var ok bool
 		if t, ok = db.st.tokens[id]; !ok {
-			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, budget.Clip(id))
+			return fmt.Errorf("%w: %s", tokens.ErrTokenNotFound, shownID(id))
 		}
 		now := db.now().UTC()
 		switch {

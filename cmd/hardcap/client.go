@@ -280,6 +280,11 @@ func checkProject(name string) error {
 // have (ids are "tok_" and 12 letters or digits, which fit the rule for
 // names), with the server's message for an unknown id.
 func checkTokenID(id string) error {
+	if tokens.Parse(id) == nil || strings.HasPrefix(id, tokens.Prefix) {
+		// A leaked secret pasted where an id belongs must not travel in a
+		// URL (proxies log paths) nor come back in a message.
+		return usageError("that is a token's secret, not its id (tok_...): find which token it is with `hardcap scan FILE` (it looks the token up by hash) and never pass a secret on a command line")
+	}
 	if tokens.CheckName(id) != nil {
 		return usageError(fmt.Sprintf("%v: %s (not_found)", tokens.ErrTokenNotFound, budget.Clip(id)))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/hardcap/hardcap/tokens"
 	"slices"
 	"strings"
 	"testing"
@@ -141,5 +142,27 @@ func TestConfig_TokensRotateEvery(t *testing.T) {
 		if err != nil || set.rotateEvery != tt.want {
 			t.Errorf("%q: got %s, %v; want %s", tt.yaml, set.rotateEvery, err, tt.want)
 		}
+	}
+}
+
+// TestCLI_SecretWhereAnIDBelongs: a token's secret given as an id is
+// refused before anything is sent, and neither the CLI nor the server
+// repeats it.
+func TestCLI_SecretWhereAnIDBelongs(t *testing.T) {
+	secret, err := tokens.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "")
+	for _, args := range [][]string{
+		{"token", "revoke", secret}, {"token", "show", secret}, {"token", "rotate", secret}, {"kill", "--token", secret},
+	} {
+		out, err := s.cli(args...)
+		if err == nil || strings.Contains(out+err.Error(), secret) || !strings.Contains(err.Error(), "secret, not its id") {
+			t.Errorf("hardcap %s: %q, %v", args[0]+" "+args[1], out, err)
+		}
+	}
+	if strings.Contains(s.logs.String(), secret) {
+		t.Error("the server log holds the secret")
 	}
 }
