@@ -375,6 +375,11 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 	fw := &forward{url: *rt.provider.BaseURL, prov: rt.provider}
 	fw.url.Path = strings.TrimSuffix(fw.url.Path, "/") + rt.endpoint.upstream
 	fw.url.RawPath = ""
+	if tokenInQuery(r.URL.RawQuery) {
+		// The token headers are removed before forwarding; a token in the
+		// query string would reach the provider (and every log of URLs).
+		return nil, tok, refuse(ErrBadRequest, "The query string holds a hardcap token: send it only as the API key (Authorization: Bearer, x-api-key or api-key), never in a URL.")
+	}
 	fw.url.RawQuery = r.URL.RawQuery
 	fw.target = &fw.url
 
@@ -581,6 +586,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		// The provider refused the real key: counted for hardcap keys.
 		p.keyRejected(fw.prov)
 	}
+	scrubHeaders(resp.Header, fw.key)
 	if resp.StatusCode >= 300 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		_ = resp.Body.Close()
@@ -648,6 +654,47 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 
 // scrub removes every occurrence of the real key from an upstream body, in
 // case a provider echoes it back.
+// scrubHeaders replaces the real key wherever a response header repeats
+// it (an upstream or an intermediary that echoes the request's
+// credentials): the client must never learn it.
+func scrubHeaders(h http.Header, key string) {
+	if key == "" {
+		return
+	}
+	for name, vs := range h {
+		for i, v := range vs {
+			if strings.Contains(v, key) {
+				vs[i] = strings.ReplaceAll(v, key, "[redacted]")
+			}
+		}
+		if strings.Contains(name, key) {
+			delete(h, name)
+		}
+	}
+}
+
+// tokenInQuery reports whether a raw query string holds something shaped
+// like a hardcap token, escaped or not.
+func tokenInQuery(raw string) bool {
+	if raw == "" {
+		return false
+	}
+	if q, err := url.QueryUnescape(raw); err == nil {
+		raw += "&" + q
+	}
+	for i := strings.Index(raw, tokens.Prefix); i >= 0; i = strings.Index(raw, tokens.Prefix) {
+		raw = raw[i+len(tokens.Prefix):]
+		n := 0
+		for n < len(raw) && (raw[n] >= '0' && raw[n] <= '9' || raw[n] >= 'a' && raw[n] <= 'z' || raw[n] >= 'A' && raw[n] <= 'Z') {
+			n++
+		}
+		if n >= 16 {
+			return true
+		}
+	}
+	return false
+}
+
 func scrub(body []byte, key string) []byte {
 	if key == "" {
 		return body
