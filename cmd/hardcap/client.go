@@ -543,7 +543,14 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if !t.RotatingUntil.IsZero() {
 			old = "the old secret keeps working until " + shortTime(t.RotatingUntil) + "; requests made with it are marked in hardcap usage"
 		}
-		fmt.Fprintf(stdout, "%s\n\ntoken %s rotated: %s. Next rotation due %s. The new secret is shown once; store it now.\n", t.Token, t.ID, old, shortTime(t.RotateBy))
+		next := "Next rotation due " + shortTime(t.RotateBy) + "."
+		if t.RotateBy.IsZero() {
+			next = "No rotation date is set (--rotate-every never)."
+		}
+		if t.Cut > 0 {
+			old += fmt.Sprintf("; %d request(s) still running on a secret this rotation ended were cut", t.Cut)
+		}
+		fmt.Fprintf(stdout, "%s\n\ntoken %s rotated: %s. %s The new secret is shown once; store it now.\n", t.Token, t.ID, old, next)
 		return nil
 	case "token revoke":
 		pos, c, err := prepare(args, 1)
@@ -602,10 +609,16 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tTOKEN\tPROJECT\tMODEL\tSTATUS\tIN\tOUT\tRESERVED\tCHARGED\tOUTCOME")
+		fmt.Fprintln(tw, "TIME\tTOKEN\tPROJECT\tMODEL\tCLIENT\tSTATUS\tIN\tOUT\tRESERVED\tCHARGED\tOUTCOME")
+		old := 0
 		for _, r := range u.Records {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Time.Local().Format("01-02 15:04:05"), r.TokenID, r.Project, r.Model, r.Status,
-				r.Usage.InputTokens, r.Usage.OutputTokens, r.Reserved, r.Charged, r.Outcome)
+			outcome := r.Outcome
+			if r.OldSecret {
+				outcome += " (old secret)"
+				old++
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Time.Local().Format("01-02 15:04:05"), r.TokenID, r.Project, r.Model, r.ClientIP, r.Status,
+				r.Usage.InputTokens, r.Usage.OutputTokens, r.Reserved, r.Charged, outcome)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -615,6 +628,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			shown = fmt.Sprintf(" (newest %d shown; --limit 0 shows all)", len(u.Records))
 		}
 		fmt.Fprintf(stdout, "\n%d requests%s, spent %s USD, %s USD reserved in flight\n", u.Matched, shown, u.Spent, u.Reserved)
+		if old > 0 {
+			fmt.Fprintf(stdout, "%d of those shown used a rotated token's previous secret: the apps at their CLIENT addresses still need the new one\n", old)
+		}
 		if u.NextCursor != "" {
 			fmt.Fprintf(stdout, "older: --cursor %s\n", u.NextCursor)
 		}
@@ -763,11 +779,14 @@ type tokenJSON struct {
 		IP        string    `json:"ip"`
 		UserAgent string    `json:"user_agent"`
 	} `json:"last_used"`
-	Requests      int64      `json:"requests"`
-	RotateEvery   string     `json:"rotate_every"`
-	RotateBy      time.Time  `json:"rotate_by"`
-	Rotated       time.Time  `json:"rotated"`
-	RotatingUntil time.Time  `json:"rotating_until"`
+	Requests      int64     `json:"requests"`
+	RotateEvery   string    `json:"rotate_every"`
+	RotateBy      time.Time `json:"rotate_by"`
+	Rotated       time.Time `json:"rotated"`
+	RotatingUntil time.Time `json:"rotating_until"`
+	// Cut is set on a rotation's answer: requests cut because they ran on
+	// a secret the rotation ended.
+	Cut           int        `json:"cut"`
 	Expires       time.Time  `json:"expires"`
 	Models        []string   `json:"models"`
 	Routes        []string   `json:"routes"`
@@ -801,7 +820,11 @@ type usageJSON struct {
 		Model   string    `json:"model"`
 		Status  int       `json:"status"`
 		Outcome string    `json:"outcome"`
-		Usage   struct {
+		// ClientIP and OldSecret say which app made it: a request with a
+		// rotated token's previous secret is one still to be moved.
+		ClientIP  string `json:"client_ip"`
+		OldSecret bool   `json:"old_secret"`
+		Usage     struct {
 			InputTokens  int64 `json:"input_tokens"`
 			OutputTokens int64 `json:"output_tokens"`
 		} `json:"usage"`

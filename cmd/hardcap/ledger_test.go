@@ -59,6 +59,10 @@ func TestCLI_TokenLedger(t *testing.T) {
 			t.Fatalf("in grace: %d %s", code, body)
 		}
 	}
+	// The usage table marks the request made with the old secret.
+	if out := s.mustCLI("usage", "--token", tok.ID); strings.Count(out, "(old secret)") != 1 || !strings.Contains(out, "1 of those shown used a rotated token's previous secret") {
+		t.Errorf("usage does not mark the old secret's request once:\n%s", out)
+	}
 	out = s.mustCLI("token", "rotate", tok.ID, "--grace", "0")
 	third := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
 	for _, old := range []string{tok.Token, second} {

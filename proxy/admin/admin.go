@@ -256,7 +256,8 @@ func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
 		u := t.LastUsed
 		v.LastUsed = &u
 	}
-	if now.Before(t.RotatingUntil) {
+	if now.Before(t.RotatingUntil) && t.Revoked.IsZero() {
+		// A revoked token has no secret in grace, old or new.
 		v.RotatingUntil = t.RotatingUntil
 	}
 	if t.MaxRequest > 0 {
