@@ -265,15 +265,15 @@ func (s *Scanner) content(file, commit string, startLine int, content string) (f
 // in two fragments is reported once.
 const (
 	fragSmall   = 32 << 10
-	fragNew     = 4 << 10
+	fragNew     = 12 << 10
 	fragOverlap = 4 << 10
 )
 
-// fragment is a part of a content; line is how many lines of the content
-// precede it.
+// fragment is a part of a content, at byte offset at; line is how many
+// lines of the content precede it.
 type fragment struct {
-	text string
-	line int
+	text     string
+	at, line int
 }
 
 // fragments cuts content as described at fragSmall.
@@ -298,7 +298,7 @@ func fragments(content string) []fragment {
 		}
 		lines += strings.Count(content[counted:start], "\n")
 		counted = start
-		out = append(out, fragment{text: content[start:end], line: lines})
+		out = append(out, fragment{text: content[start:end], at: start, line: lines})
 		pos = end
 	}
 	return out
