@@ -10,6 +10,10 @@ var (
 	// or a hook install, is asked for a directory that is not in a git
 	// repository.
 	ErrNotRepo = errors.New("not a git repository")
+	// ErrNotRegular is returned for a path to scan that is neither a
+	// directory nor a regular file (a FIFO, a device, a socket), or a
+	// link to one: it is never opened, as reading a FIFO would block.
+	ErrNotRegular = errors.New("not a regular file or directory")
 	// ErrNoGit is returned when the git command is not installed.
 	ErrNoGit = errors.New("git is not installed (install git, e.g. apt-get install git)")
 )

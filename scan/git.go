@@ -1,9 +1,11 @@
 package scan
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,9 +22,21 @@ import (
 var diffArgs = []string{
 	"-p", "-U0", "--no-color", "--no-ext-diff", "--no-textconv",
 	"--src-prefix=a/", "--dst-prefix=b/",
-	// Deletions (d) and the rest left out (t, u, x, b) add no line.
-	"--diff-filter=tuxdb",
+	// Every change but a deletion: a type change (a link replaced by a
+	// file) adds the file's lines as much as a new file does.
+	"--diff-filter=d",
+	// The content of every file, whatever .gitattributes (-diff, binary)
+	// or core.bigFileThreshold say: the scanner applies its own size
+	// bound and binary test to what a change adds.
+	"--text",
 }
+
+// historyArgs make git log show every commit's change: the root commit's
+// even when log.showRoot is false, and what a merge commit adds beyond
+// the merge git would have made (remerge: a line a merge slips in, or a
+// conflict resolved with a key, is shown; what a parent brought is not,
+// as its own commit shows it).
+var historyArgs = []string{"--root", "--diff-merges=remerge"}
 
 // History scans every commit of the git repository holding dir, on every
 // branch and tag (git log -p --all --full-history): a secret added in any
@@ -39,8 +53,89 @@ func (s *Scanner) History(ctx context.Context, dir string) (*Result, error) {
 		return nil, err
 	}
 	res.Commits, _ = strconv.Atoi(strings.TrimSpace(out))
-	args := append([]string{"log", "--full-history", "--all", "--pretty=medium", "--no-show-signature"}, diffArgs...)
-	return res, s.diff(ctx, dir, args, res)
+	args := append([]string{"log", "--full-history", "--all", "--pretty=medium", "--no-show-signature"}, historyArgs...)
+	if err := s.diff(ctx, dir, append(args, diffArgs...), res); err != nil {
+		return res, err
+	}
+	return res, s.messages(ctx, dir, res)
+}
+
+// MessageFile is the File of a finding in a commit's message.
+const MessageFile = "(commit message)"
+
+// messages scans the message of every commit of a history scan; a
+// finding's line is the line in the message (1 is its subject).
+func (s *Scanner) messages(ctx context.Context, dir string, res *Result) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// -z ends each commit's record with a NUL, which a message cannot
+	// hold; the record is the commit's id, a newline, the raw message.
+	cmd := exec.CommandContext(ctx, "git", "-C", dir, "-c", "core.quotePath=false",
+		"log", "--full-history", "--all", "--no-show-signature", "--no-color", "-z", "--format=%H%n%B")
+	var stderr limitedBuffer
+	stderr.max = gitStderr
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%w: %w", ErrGit, err)
+	}
+	r := bufio.NewReader(stdout)
+	var rerr error
+	for {
+		rec, tooLong, err := readRecord(r, s.opts.MaxFileSize)
+		if len(rec) > 0 || tooLong {
+			commit, msg, _ := strings.Cut(string(rec), "\n")
+			if tooLong {
+				res.problem(MessageFile, commit, fmt.Errorf("%w: the message of commit %s is over %d bytes", ErrTooLarge, Printable(commit), s.opts.MaxFileSize))
+			} else {
+				s.text(MessageFile, commit, 1, []byte(msg), res)
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				rerr = err
+			}
+			break
+		}
+	}
+	if rerr != nil {
+		cancel()
+	}
+	werr := cmd.Wait()
+	switch {
+	case ctx.Err() != nil && rerr == nil:
+		return ctx.Err()
+	case rerr != nil:
+		return fmt.Errorf("%w: reading git log: %w", ErrGit, rerr)
+	case werr != nil:
+		return fmt.Errorf("%w: git log: %s", ErrGit, gitMessage(werr, stderr.String()))
+	}
+	return nil
+}
+
+// readRecord reads up to the next NUL (dropped). A record over max bytes
+// is read to its end but not kept: only its first 40 bytes (the commit id)
+// are returned, with tooLong set.
+func readRecord(r *bufio.Reader, max int64) (rec []byte, tooLong bool, err error) {
+	for {
+		part, err := r.ReadSlice(0)
+		if !tooLong {
+			rec = append(rec, part...)
+			if int64(len(rec)) > max {
+				tooLong, rec = true, rec[:min(len(rec), 40)]
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == nil && !tooLong {
+			rec = rec[:len(rec)-1]
+		}
+		return rec, tooLong, err
+	}
 }
 
 // Staged scans what is staged for the next commit in the git repository
@@ -139,7 +234,9 @@ func (s *Scanner) diffFile(f *gitdiff.File, res *Result) {
 		commit = f.PatchHeader.SHA
 	}
 	if f.IsBinary {
-		res.Binary++
+		// git is asked for text (--text); a patch without it was not
+		// read, so it is not called clean.
+		res.problem(f.NewName, commit, fmt.Errorf("%w %s: git gave no content for the change", ErrUnreadable, Printable(f.NewName)))
 		return
 	}
 	var size int64
@@ -153,14 +250,17 @@ func (s *Scanner) diffFile(f *gitdiff.File, res *Result) {
 		res.problem(f.NewName, commit, fmt.Errorf("%w: the change to %s adds over %d bytes", ErrTooLarge, Printable(f.NewName), s.opts.MaxFileSize))
 		return
 	}
-	res.Files++
+	sub := &Result{}
 	for _, frag := range f.TextFragments {
-		found, err := s.Content(f.NewName, commit, int(frag.NewPosition), frag.Raw(gitdiff.OpAdd))
-		if err != nil {
-			res.problem(f.NewName, commit, err)
-			continue
-		}
-		res.Findings = append(res.Findings, found...)
+		s.text(f.NewName, commit, int(frag.NewPosition), []byte(frag.Raw(gitdiff.OpAdd)), sub)
+	}
+	res.Findings = append(res.Findings, sub.Findings...)
+	res.Problems = append(res.Problems, sub.Problems...)
+	// One file change counts once, as text or as binary.
+	if sub.Binary > 0 {
+		res.Binary++
+	} else {
+		res.Files++
 	}
 }
 

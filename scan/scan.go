@@ -9,6 +9,7 @@ package scan
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
+	"unicode/utf16"
 
 	"github.com/hardcap/hardcap/tokens"
 	"github.com/rs/zerolog"
@@ -109,9 +112,11 @@ type Result struct {
 	Files int `json:"files"`
 	// Commits is how many commits a history scan covered.
 	Commits int `json:"commits,omitempty"`
-	// Binary is how many binary files were skipped (a NUL byte in their
-	// first 8000 bytes, git's own test).
-	Binary int `json:"binary_skipped"`
+	// Binary is how many binary files (a NUL byte in their first 8000
+	// bytes, git's own test) were scanned for hardcap tokens only: the
+	// gitleaks rules are for text, a token's checksum rules out a false
+	// match anywhere. They are not counted in Files.
+	Binary int `json:"binary_tokens_only"`
 }
 
 func (r *Result) problem(path, commit string, err error) {
@@ -123,7 +128,7 @@ func (r *Result) problem(path, commit string, err error) {
 type Scanner struct {
 	opts Options
 	det  *detect.Detector
-	// open opens a file for reading; os.Open.
+	// open opens a file for reading; openFile.
 	open func(name string) (*os.File, error)
 }
 
@@ -160,7 +165,7 @@ func New(opts Options) (*Scanner, error) {
 	}
 	det := detect.NewDetector(cfg)
 	det.MaxDecodeDepth = maxDecodeDepth
-	return &Scanner{opts: opts, det: det, open: os.Open}, nil
+	return &Scanner{opts: opts, det: det, open: openFile}, nil
 }
 
 // Content returns the findings in content, the text of file as of commit
@@ -179,16 +184,20 @@ func (s *Scanner) content(file, commit string, startLine int, content string) (f
 		startLine = 1
 	}
 	hcs := findTokens(content)
+	tokenAt := map[string]bool{} // line and token of each reported
 	for _, t := range hcs {
-		found = append(found, Finding{
-			File: file, Line: startLine + strings.Count(content[:t.at], "\n"), Commit: commit,
-			Rule: TokenRule, Kind: HardcapToken, Secret: Redact(t.secret), hash: tokens.HashOf(t.secret),
-		})
+		line := startLine + strings.Count(content[:t.at], "\n")
+		tokenAt[fmt.Sprint(line, t.secret)] = true
+		found = append(found, tokenFinding(file, commit, line, t.secret))
 		secrets = append(secrets, t.secret)
 	}
-	leaks, err := s.detect(file, commit, startLine, content)
-	if err != nil {
-		return nil, nil, err
+	var leaks []leak
+	for _, fr := range fragments(content) {
+		l, err := s.detect(file, commit, startLine+fr.line, fr.text)
+		if err != nil {
+			return nil, nil, err
+		}
+		leaks = append(leaks, l...)
 	}
 	seen := map[string]bool{}
 	for _, l := range leaks {
@@ -196,6 +205,19 @@ func (s *Scanner) content(file, commit string, startLine int, content string) (f
 		if secret != "" && holdsToken(secret, hcs) {
 			// A generic rule matched a hardcap token already reported
 			// as one.
+			continue
+		}
+		if in := findTokens(secret); len(in) > 0 {
+			// A rule matched a hardcap token the engine decoded
+			// (base64 in a Kubernetes Secret, hex in a header): it is
+			// reported as the token, which the server can name.
+			for _, t := range in {
+				if k := fmt.Sprint(l.StartLine, t.secret); !tokenAt[k] {
+					tokenAt[k] = true
+					found = append(found, tokenFinding(file, commit, l.StartLine, t.secret))
+					secrets = append(secrets, t.secret)
+				}
+			}
 			continue
 		}
 		key := fmt.Sprintf("%d\x00%s\x00%s", l.StartLine, l.RuleID, secret)
@@ -228,6 +250,58 @@ func (s *Scanner) content(file, commit string, startLine int, content string) (f
 		sf[i], ss[i] = found[j], secrets[j]
 	}
 	return sf, ss, nil
+}
+
+// The rule engine runs each rule whose keyword occurs in a fragment over
+// the whole fragment, and random text (a base64 blob) holds most short
+// keywords: its time grows with the fragment's size times the rules it
+// wakes, seconds per megabyte for one large fragment. Content of more than
+// fragSmall bytes is therefore scanned in fragments of about fragNew new
+// bytes, each starting fragOverlap bytes before the previous one ended, so
+// that a secret (or an encoded segment) of up to fragOverlap bytes is
+// whole in at least one fragment; a fragment ends and starts at a line's
+// end where the line is shorter than fragNew, so a multi-line secret (a
+// PEM block) is cut only if it is longer than the overlap. A finding seen
+// in two fragments is reported once.
+const (
+	fragSmall   = 32 << 10
+	fragNew     = 12 << 10
+	fragOverlap = 4 << 10
+)
+
+// fragment is a part of a content, at byte offset at; line is how many
+// lines of the content precede it.
+type fragment struct {
+	text     string
+	at, line int
+}
+
+// fragments cuts content as described at fragSmall.
+func fragments(content string) []fragment {
+	if len(content) <= fragSmall {
+		return []fragment{{text: content}}
+	}
+	var out []fragment
+	lines, counted := 0, 0 // lines in content[:counted]
+	for pos := 0; pos < len(content); {
+		end := min(len(content), pos+fragNew)
+		if end < len(content) {
+			if nl := strings.LastIndexByte(content[pos:end], '\n'); nl >= 0 {
+				end = pos + nl + 1
+			}
+		}
+		start := max(0, pos-fragOverlap)
+		if start > 0 {
+			if nl := strings.IndexByte(content[start:pos], '\n'); nl >= 0 {
+				start += nl + 1
+			}
+		}
+		lines += strings.Count(content[counted:start], "\n")
+		counted = start
+		out = append(out, fragment{text: content[start:end], at: start, line: lines})
+		pos = end
+	}
+	return out
 }
 
 // detect runs the gitleaks rules over content. The rule engine is a
@@ -307,9 +381,11 @@ func isBinary(b []byte) bool {
 // directory that cannot be read during the walk is a Problem and the walk
 // goes on.
 func (s *Scanner) Files(ctx context.Context, paths []string) (*Result, error) {
+	// Every path is checked before anything is scanned: a wrong one
+	// changes nothing and is the caller's mistake to fix.
 	for _, p := range paths {
-		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s", ErrNoPath, Printable(p))
+		if err := checkPath(p); err != nil {
+			return nil, err
 		}
 	}
 	res := &Result{}
@@ -355,6 +431,52 @@ func (s *Scanner) Files(ctx context.Context, paths []string) (*Result, error) {
 	return res, nil
 }
 
+// checkPath returns ErrNoPath for a path that does not exist, a symbolic
+// link to nothing or a loop of links, and ErrNotRegular for one (or a link
+// to one) that is neither a directory nor a regular file: a FIFO, which
+// would block the scan, a device, a socket.
+func checkPath(p string) error {
+	if _, err := os.Lstat(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s", ErrNoPath, Printable(p))
+		}
+		return nil // unreadable: the walk reports it as a Problem
+	}
+	st, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s is a symbolic link to a path that does not exist", ErrNoPath, Printable(p))
+	case errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("%w: %s is a loop of symbolic links", ErrNoPath, Printable(p))
+	case err != nil:
+		return nil // unreadable: the walk reports it as a Problem
+	case !st.IsDir() && !st.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is a %s", ErrNotRegular, Printable(p), kindOf(st.Mode()))
+	}
+	return nil
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// openFile opens a file to scan without blocking: O_NONBLOCK keeps a FIFO
+// put in a regular file's place since the check from stalling the open;
+// file refuses it after, by its own stat.
+func openFile(name string) (*os.File, error) {
+	return os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
 // unwrapPath drops the path from a *fs.PathError, which the caller names
 // already.
 func unwrapPath(err error) error {
@@ -373,7 +495,12 @@ func (s *Scanner) file(path string, res *Result) {
 		return
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > s.opts.MaxFileSize {
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		res.problem(path, "", fmt.Errorf("%w: %s is a %s", ErrNotRegular, Printable(path), kindOf(st.Mode())))
+		return
+	}
+	if err == nil && st.Size() > s.opts.MaxFileSize {
 		res.problem(path, "", fmt.Errorf("%w: %s is %d bytes, over the bound of %d", ErrTooLarge, Printable(path), st.Size(), s.opts.MaxFileSize))
 		return
 	}
@@ -386,15 +513,71 @@ func (s *Scanner) file(path string, res *Result) {
 	case int64(len(b)) > s.opts.MaxFileSize:
 		res.problem(path, "", fmt.Errorf("%w: %s is over the bound of %d bytes", ErrTooLarge, Printable(path), s.opts.MaxFileSize))
 		return
-	case isBinary(b):
+	}
+	s.text(path, "", 1, b, res)
+}
+
+// text scans b, the content of file (or what a change adds to it, from
+// line startLine), into res, counting it in Files or in Binary. UTF-16
+// with a byte order mark (a PowerShell redirect writes it) is decoded
+// first. A binary content is searched for hardcap tokens only, both as it
+// is and with its NUL bytes dropped (a token in UTF-16 without a mark).
+func (s *Scanner) text(file, commit string, startLine int, b []byte, res *Result) {
+	if startLine <= 1 {
+		if u, ok := decodeUTF16(b); ok {
+			b = u
+		}
+	}
+	if isBinary(b) {
 		res.Binary++
+		seen := map[string]bool{}
+		for _, c := range []string{string(b), strings.ReplaceAll(string(b), "\x00", "")} {
+			for _, t := range findTokens(c) {
+				if seen[t.secret] {
+					continue
+				}
+				seen[t.secret] = true
+				res.Findings = append(res.Findings, tokenFinding(file, commit, startLine+strings.Count(c[:t.at], "\n"), t.secret))
+			}
+		}
 		return
 	}
 	res.Files++
-	found, err := s.Content(path, "", 1, string(b))
+	found, err := s.Content(file, commit, startLine, string(b))
 	if err != nil {
-		res.problem(path, "", err)
+		res.problem(file, commit, err)
 		return
 	}
 	res.Findings = append(res.Findings, found...)
+}
+
+// decodeUTF16 decodes b to UTF-8 when it starts with a UTF-16 byte order
+// mark; ok is false otherwise.
+func decodeUTF16(b []byte) (out []byte, ok bool) {
+	var order binary.ByteOrder
+	switch {
+	case len(b) >= 2 && b[0] == 0xFF && b[1] == 0xFE:
+		order = binary.LittleEndian
+	case len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF:
+		order = binary.BigEndian
+	default:
+		return nil, false
+	}
+	if len(b) >= 4 && order == binary.LittleEndian && b[2] == 0 && b[3] == 0 {
+		// FF FE 00 00 is UTF-32's mark, not UTF-16's.
+		return nil, false
+	}
+	b = b[2:]
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = order.Uint16(b[2*i:])
+	}
+	return []byte(string(utf16.Decode(u))), true
+}
+
+func tokenFinding(file, commit string, line int, secret string) Finding {
+	return Finding{
+		File: file, Line: line, Commit: commit,
+		Rule: TokenRule, Kind: HardcapToken, Secret: Redact(secret), hash: tokens.HashOf(secret),
+	}
 }

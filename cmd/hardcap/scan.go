@@ -50,7 +50,7 @@ type scanJSON struct {
 	Problems []scan.Problem    `json:"problems"`
 	Files    int               `json:"files"`
 	Commits  int               `json:"commits,omitempty"`
-	Binary   int               `json:"binary_skipped"`
+	Binary   int               `json:"binary_tokens_only"`
 	Revoked  []string          `json:"revoked,omitempty"`
 	// RevokeErrors are the revocations asked for that failed, by id.
 	RevokeErrors map[string]string `json:"revoke_errors,omitempty"`
@@ -173,7 +173,7 @@ func scanCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // scanError makes a wrong PATH or a directory outside git a usage error
 // (exit 2); the rest stay failures (exit 1).
 func scanError(err error) error {
-	if errors.Is(err, scan.ErrNoPath) || errors.Is(err, scan.ErrNotRepo) {
+	if errors.Is(err, scan.ErrNoPath) || errors.Is(err, scan.ErrNotRegular) || errors.Is(err, scan.ErrNotRepo) {
 		return usageError("scan: " + err.Error())
 	}
 	return fmt.Errorf("scan: %w", err)
@@ -317,7 +317,7 @@ func printScan(stdout, stderr io.Writer, server string, out scanJSON) {
 		scanned = fmt.Sprintf("%d file change(s) in %d commit(s)", out.Files, out.Commits)
 	}
 	if out.Binary > 0 {
-		scanned += fmt.Sprintf(", %d binary skipped", out.Binary)
+		scanned += fmt.Sprintf(", %d binary file(s) scanned for hardcap tokens only", out.Binary)
 	}
 	switch len(out.Findings) {
 	case 0:

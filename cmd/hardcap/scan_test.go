@@ -196,6 +196,11 @@ func TestScan_NoServer(t *testing.T) {
 func TestScan_ExitCodes(t *testing.T) {
 	clean := t.TempDir()
 	writeFile(t, filepath.Join(clean, "a.go"), "package a\n")
+	odd := t.TempDir()
+	writeFile(t, filepath.Join(odd, "blob.bin"), "\x00\x01")
+	if err := os.Symlink("nowhere", filepath.Join(odd, "dangling")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -204,6 +209,8 @@ func TestScan_ExitCodes(t *testing.T) {
 	}{
 		{"clean", []string{"scan", clean}, 0, "no secrets found in 1 file(s)"},
 		{"missing path", []string{"scan", clean, filepath.Join(clean, "nope")}, 2, "no such file or directory"},
+		{"dangling link", []string{"scan", clean, filepath.Join(odd, "dangling")}, 2, "a symbolic link to a path that does not exist"},
+		{"binary", []string{"scan", filepath.Join(odd, "blob.bin")}, 0, "no secrets found in 0 file(s), 1 binary file(s) scanned for hardcap tokens only"},
 		{"hook with a path", []string{"scan", "--install-hook", clean}, 2, "--install-hook takes no PATH"},
 		{"git and staged", []string{"scan", "--git", "--staged"}, 2, "choose one"},
 		{"yes alone", []string{"scan", "--yes", clean}, 2, "--yes only goes with --revoke"},
