@@ -9,7 +9,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -233,17 +232,7 @@ func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
 		return TokenView{}, err
 	}
 	now := h.opts.Now()
-	state := "active"
-	if err := t.Usable(now); err != nil {
-		switch {
-		case errors.Is(err, tokens.ErrRevoked):
-			state = "revoked"
-		case errors.Is(err, tokens.ErrExpired):
-			state = "expired"
-		default:
-			state = "killed"
-		}
-	}
+	state := tokenState(t, now)
 	v := TokenView{
 		ID: t.ID, Name: t.Name, Project: t.Project, Owner: t.Owner, Purpose: t.Purpose,
 		Created: t.Created, CreatedBy: t.CreatedBy, Requests: t.Requests,

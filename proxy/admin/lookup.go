@@ -109,7 +109,8 @@ func lookupMatch(hash tokens.Hash, f storage.HashMatch, ok bool, now time.Time) 
 	return m
 }
 
-// tokenState is a token's state as the API names it.
+// tokenState is a token's state as the API names it (token views and
+// lookups alike).
 func tokenState(t tokens.Token, now time.Time) string {
 	err := t.Usable(now)
 	switch {
