@@ -20,6 +20,11 @@ type Request struct {
 	// OldSecret marks a request made with a token's previous secret during
 	// a rotation's grace.
 	OldSecret bool `json:"old_secret,omitempty"`
+	// SecretHash is the SHA-256 of the secret the request was
+	// authenticated with; the ledger refuses the reservation when a
+	// rotation ended that secret after authentication. Zero skips the
+	// check. Never stored.
+	SecretHash [32]byte `json:"-"`
 }
 
 // Reservation is money held against one or more budget windows for a request

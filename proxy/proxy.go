@@ -475,6 +475,9 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 		ClientIP:  clientStr,
 		UserAgent: userAgent(r.Header),
 		OldSecret: tok.OldSecret,
+		// The ledger checks again that this secret is still accepted: a
+		// rotation may have committed since Authenticate.
+		SecretHash: [32]byte(tok.Presented),
 	}, q)
 	if err != nil {
 		if isDomainRefusal(err) {

@@ -47,6 +47,12 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	if err := checkUsable(tok, proj, now, st.killAll); err != nil {
 		return budget.Reservation{}, err
 	}
+	if err := secretStillValid(tok, req.SecretHash, now); err != nil {
+		// A rotation committed between the request's authentication and
+		// its reservation (a body that took its time): the secret it came
+		// with is no longer accepted, so neither is the request.
+		return budget.Reservation{}, err
+	}
 	if !tok.Allows(req.Model) {
 		return budget.Reservation{}, fmt.Errorf("%w: %s", tokens.ErrModelNotAllowed, budget.Clip(req.Model))
 	}
@@ -253,4 +259,25 @@ func (db *DB) limitOf(tx *bolt.Tx, scope budget.Scope) (budget.Limit, error) {
 		return db.global, nil
 	}
 	return getLimit(tx, scope)
+}
+
+// secretStillValid reports whether presented (a secret's hash; zero: not
+// checked) is still accepted for tok at now: its current secret, or its
+// previous one within the grace.
+func secretStillValid(tok tokens.Token, presented [32]byte, now time.Time) error {
+	if presented == ([32]byte{}) {
+		return nil
+	}
+	if h, err := parseHash(tok.Hash); err == nil && h == presented {
+		return nil
+	}
+	if tok.PrevHash != "" {
+		if h, err := parseHash(tok.PrevHash); err == nil && h == presented {
+			if now.Before(tok.RotatingUntil) {
+				return nil
+			}
+			return &tokens.RotatedError{ID: tok.ID, Rotated: tok.Rotated, GraceEnded: tok.RotatingUntil}
+		}
+	}
+	return &tokens.RotatedError{ID: tok.ID, Rotated: tok.Rotated}
 }

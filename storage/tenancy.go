@@ -307,8 +307,9 @@ func (db *DB) Authenticate(secret string) (tokens.Token, error) {
 	case !tok.Revoked.IsZero():
 		return tok, tokens.ErrRevoked
 	case hash == at.hash:
+		tok.Presented = hash
 	case at.hasPrev && hash == at.prev && now.Before(tok.RotatingUntil):
-		tok.OldSecret = true
+		tok.OldSecret, tok.Presented = true, hash
 	case at.hasPrev && hash == at.prev:
 		return tok, &tokens.RotatedError{ID: tok.ID, Rotated: tok.Rotated, GraceEnded: tok.RotatingUntil}
 	default:

@@ -83,6 +83,10 @@ type Token struct {
 	// when the secret presented is the one replaced by a rotation, still
 	// in its grace.
 	OldSecret bool `json:"-"`
+	// Presented is set, never stored, on the token Authenticate returns:
+	// the hash of the secret presented, so that the ledger can check at
+	// reservation that a rotation has not ended it meanwhile.
+	Presented Hash `json:"-"`
 }
 
 // Use is one use of a token: when, from which client address, with which
