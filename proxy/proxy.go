@@ -267,40 +267,20 @@ func forwardFrom(ctx context.Context) *forward {
 // bound, reserve, forward, meter, settle. Nothing is forwarded before its
 // reservation is durable.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := p.now()
-	tok, err := p.serve(w, r, start)
-	if err != nil {
-		pe := publicError(err)
-		ev := p.log.Info()
-		if pe.Status >= 500 {
-			ev = p.log.Error().AnErr("cause", err)
-		}
-		// The client as the records name it: the evidence of a refusal
-		// that leaves no record is this line and the token's counts.
-		_, client := clientAddr(r, p.trusted)
-		ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+safePath(r.URL.Path)).
-			Int("status", pe.Status).Str("code", pe.Code).
-			Str("client_ip", client).Str("user_agent", userAgent(r.Header)).
-			Int64("latency_ms", p.now().Sub(start).Milliseconds()).Msg("refused")
-		if tok.ID != "" && p.refusals != nil {
-			p.refusals.NoteRefusal(tok.ID, pe.Code, client, start)
-		}
-		writeError(w, p.shapeOf(r), pe)
-	}
+	p.serve(w, r, p.now())
 }
 
-// serve returns an error only when nothing was written and nothing is
-// reserved; the caller writes the error.
+// serve runs the request once prepare has reserved it.
 //
-// It is split from prepare so that the frame under a stream's whole life is
-// small: prepare's locals (the parse, the prices, the quote) are popped
-// before the response is copied, and a goroutine that sits in a stream for
-// minutes keeps a small stack (which the GC can shrink) instead of the
-// deepest one the parse reached.
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (tokens.Token, error) {
-	fw, tok, err := p.prepare(w, r, start)
-	if err != nil {
-		return tok, err
+// It is split from prepare so that the frames under a stream's whole life
+// are small: prepare's locals (the token, the parse, the prices, the quote,
+// the refusal's log line) are popped before the response is copied, and a
+// goroutine that sits in a stream for minutes keeps a small stack (which
+// the GC can shrink) instead of the deepest one the parse reached.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) {
+	fw := p.prepare(w, r, start)
+	if fw == nil {
+		return
 	}
 	if m := fw.meter; m != nil {
 		defer func() {
@@ -319,16 +299,52 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, start time.Time) (
 		}()
 	}
 	p.rp.ServeHTTP(w, r.WithContext(fw))
-	return tok, nil
 }
 
-// prepare authenticates, bounds and reserves a request and returns its
+// prepare returns the request's forward, or nil once it has written the
+// refusal.
+//
+//go:noinline
+func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time) *forward {
+	fw, tok, err := p.prepareRequest(w, r, start)
+	if err != nil {
+		p.writeRefusal(w, r, start, &tok, err)
+		return nil
+	}
+	return fw
+}
+
+// writeRefusal logs and writes the refusal of a request that nothing was
+// reserved for (or whose reservation is settled), and counts it for its
+// token.
+//
+//go:noinline
+func (p *Proxy) writeRefusal(w http.ResponseWriter, r *http.Request, start time.Time, tok *tokens.Token, err error) {
+	pe := publicError(err)
+	ev := p.log.Info()
+	if pe.Status >= 500 {
+		ev = p.log.Error().AnErr("cause", err)
+	}
+	// The client as the records name it: the evidence of a refusal that
+	// leaves no record is this line and the token's counts.
+	_, client := clientAddr(r, p.trusted)
+	ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+safePath(r.URL.Path)).
+		Int("status", pe.Status).Str("code", pe.Code).
+		Str("client_ip", client).Str("user_agent", userAgent(r.Header)).
+		Int64("latency_ms", p.now().Sub(start).Milliseconds()).Msg("refused")
+	if tok.ID != "" && p.refusals != nil {
+		p.refusals.NoteRefusal(tok.ID, pe.Code, client, start)
+	}
+	writeError(w, p.shapeOf(r), pe)
+}
+
+// prepareRequest authenticates, bounds and reserves a request and returns its
 // forward, ready for the ReverseProxy; on an error nothing is reserved
 // (or what was is settled) and nothing was written. A free route's forward
 // has no meter and a cancel the caller runs when the response is done.
 //
 //go:noinline
-func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time) (*forward, tokens.Token, error) {
+func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start time.Time) (*forward, tokens.Token, error) {
 	rt, err := p.resolve(r)
 	if err != nil {
 		return nil, tokens.Token{}, err
