@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -43,8 +44,19 @@ func csvRow(r budget.Record) []string {
 		strconv.Itoa(r.Status), string(r.Outcome),
 		i(u.InputTokens), i(u.CacheReadTokens), i(u.CacheWriteTokens), i(u.CacheWrite1hTokens), i(u.OutputTokens), i(u.ReasoningTokens),
 		r.Reserved.String(), r.Charged.String(), i(r.LatencyMS),
-		r.UserAgent, strconv.FormatBool(r.OldSecret), r.RequestID,
+		cell(r.UserAgent), strconv.FormatBool(r.OldSecret), cell(r.RequestID),
 	}
+}
+
+// cell makes text a client chose (its user agent, a provider's request id)
+// safe to open in a spreadsheet: one that starts with =, +, -, @, a tab or
+// a carriage return would be read as a formula there, so it gets a leading
+// apostrophe (the usual defence; the JSON export keeps the text as sent).
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 // csvUsage streams the usage answer as CSV (see WriteCSV).

@@ -54,3 +54,26 @@ func TestAppendRecordJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestCSV_ClientTextIsNotAFormula: a user agent that a spreadsheet would
+// run as a formula is written with a leading apostrophe; plain text stays.
+func TestCSV_ClientTextIsNotAFormula(t *testing.T) {
+	for in, want := range map[string]string{
+		"=HYPERLINK(\"http://x\")": "'=HYPERLINK(\"http://x\")",
+		"+1":                       "'+1",
+		"-cmd":                     "'-cmd",
+		"@SUM(A1)":                 "'@SUM(A1)",
+		"\tx":                      "'\tx",
+		"curl/8.5":                 "curl/8.5",
+		"":                         "",
+	} {
+		if got := cell(in); got != want {
+			t.Errorf("cell(%q) = %q; want %q", in, got, want)
+		}
+	}
+	var rec budget.Record
+	rec.UserAgent = "=1+1"
+	if row := csvRow(rec); row[len(row)-3] != "'=1+1" {
+		t.Errorf("the user agent column is %q", row[len(row)-3])
+	}
+}
