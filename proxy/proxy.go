@@ -411,6 +411,20 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 		}
 		return nil, tok, refuse(ErrBadRequest, "The body could not be read.")
 	}
+	// The body may have taken its time (up to read_timeout): look the
+	// secret up again, so that a revoke, kill, rotation or narrowed scope
+	// committed meanwhile applies to this request too. The ledger checks
+	// the first three once more when it reserves; a free route has no
+	// reservation, so this is its last check.
+	if tok, err = p.auth.Authenticate(secret); err != nil {
+		if !isDomainRefusal(err) && !errors.Is(err, tokens.ErrMalformed) {
+			err = fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		return nil, tok, err
+	}
+	if err := checkScopes(&tok, rt, client); err != nil {
+		return nil, tok, err
+	}
 	if rt.endpoint.api == nil {
 		// A free route (model lists, token counting) is forwarded as it
 		// came, with the real key in place of the token.
