@@ -416,12 +416,20 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 	// committed meanwhile applies to this request too. The ledger checks
 	// the first three once more when it reserves; a free route has no
 	// reservation, so this is its last check.
-	if tok, err = p.auth.Authenticate(secret); err != nil {
+	// The token is replaced only when it is found again: the slot's release
+	// (the defer above) names the token by tok.ID, and an error may come
+	// back with no token.
+	again, err := p.auth.Authenticate(secret)
+	if err != nil {
 		if !isDomainRefusal(err) && !errors.Is(err, tokens.ErrMalformed) {
 			err = fmt.Errorf("%w: %w", ErrStorage, err)
 		}
-		return nil, tok, err
+		if again.ID == "" {
+			again = tok
+		}
+		return nil, again, err
 	}
+	tok = again
 	if err := checkScopes(&tok, rt, client); err != nil {
 		return nil, tok, err
 	}

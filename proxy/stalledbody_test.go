@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -120,5 +121,49 @@ func TestStalledBody_ChangesMeanwhileApply(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// failSecond fails every second Authenticate (the one after the body)
+// with no token, as a closed or damaged database answers, while fail is
+// set.
+type failSecond struct {
+	tokens.Authenticator
+	mu    sync.Mutex
+	calls int
+	fail  bool
+}
+
+func (a *failSecond) Authenticate(secret string) (tokens.Token, error) {
+	a.mu.Lock()
+	a.calls++
+	fail := a.fail && a.calls%2 == 0
+	a.mu.Unlock()
+	if fail {
+		return tokens.Token{}, errors.New("the token store is closed")
+	}
+	t, err := a.Authenticator.Authenticate(secret)
+	t.MaxConcurrent = 1
+	return t, err
+}
+
+// TestSecondAuthenticationFailure_FreesTheSlot: a request refused because
+// the token store failed after its body arrived gives its max_concurrent
+// slot back, so the token's next request is served.
+func TestSecondAuthenticationFailure_FreesTheSlot(t *testing.T) {
+	auth := &failSecond{fail: true}
+	h := newHarness(t, harnessOptions{noSync: true, auth: func(a tokens.Authenticator) tokens.Authenticator {
+		auth.Authenticator = a
+		return auth
+	}})
+	resp, body := h.send("POST", "/v1/chat/completions", helloBody)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("with the store failing: %d %s; want 503", resp.StatusCode, body)
+	}
+	auth.mu.Lock()
+	auth.fail = false
+	auth.mu.Unlock()
+	if resp, body := h.send("POST", "/v1/chat/completions", helloBody); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the next request: %d %s; want 200 (the slot was kept)", resp.StatusCode, body)
 	}
 }
