@@ -314,6 +314,18 @@ func (p *Proxy) prepare(w http.ResponseWriter, r *http.Request, start time.Time)
 	return fw
 }
 
+// authenticate looks the secret up. A revoked, expired, killed or rotated
+// token comes back with its error, so that its refusal is logged and
+// counted against it; a token store that cannot answer (a damaged or
+// closed database) fails closed as a ledger error, 503, not a 500.
+func (p *Proxy) authenticate(secret string) (tokens.Token, error) {
+	tok, err := p.auth.Authenticate(secret)
+	if err != nil && !isDomainRefusal(err) && !errors.Is(err, tokens.ErrMalformed) {
+		err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return tok, err
+}
+
 // writeRefusal logs and writes the refusal of a request that nothing was
 // reserved for (or whose reservation is settled), and counts it for its
 // token.
@@ -353,15 +365,8 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 	if err != nil {
 		return nil, tokens.Token{}, err
 	}
-	tok, err := p.auth.Authenticate(secret)
+	tok, err := p.authenticate(secret)
 	if err != nil {
-		if !isDomainRefusal(err) && !errors.Is(err, tokens.ErrMalformed) {
-			// The token store could not answer (a damaged or closed
-			// database): fail closed as a ledger error, 503, not a 500.
-			err = fmt.Errorf("%w: %w", ErrStorage, err)
-		}
-		// A revoked, expired, killed or rotated token comes back with the
-		// error, so that its refusal is logged and counted against it.
 		return nil, tok, err
 	}
 	client, clientStr := clientAddr(r, p.trusted)
@@ -419,11 +424,8 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 	// The token is replaced only when it is found again: the slot's release
 	// (the defer above) names the token by tok.ID, and an error may come
 	// back with no token.
-	again, err := p.auth.Authenticate(secret)
+	again, err := p.authenticate(secret)
 	if err != nil {
-		if !isDomainRefusal(err) && !errors.Is(err, tokens.ErrMalformed) {
-			err = fmt.Errorf("%w: %w", ErrStorage, err)
-		}
 		if again.ID == "" {
 			again = tok
 		}
