@@ -8,6 +8,11 @@ var (
 	// non-negative decimal with at most nine decimal places.
 	ErrInvalidAmount = errors.New("invalid dollar amount")
 
+	// ErrInvalidFraction is returned for a share of a budget (an alert
+	// threshold) that is not a decimal above 0 and at most 10 with at most
+	// six decimal places.
+	ErrInvalidFraction = errors.New("invalid budget share")
+
 	// ErrOverflow is returned when money or token arithmetic would not fit in
 	// 64 bits. Callers treat it as "cannot be bounded" and refuse.
 	ErrOverflow = errors.New("amount out of range")

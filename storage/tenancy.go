@@ -75,6 +75,9 @@ type TokenSpec struct {
 	MaxRequest budget.Money
 	// RotateEvery sets RotateBy to the creation plus it; 0 means never due.
 	RotateEvery time.Duration
+	// AlertAt are the shares of the token's budget that fire a threshold
+	// alert; empty uses the config's (Options.Alerts).
+	AlertAt []budget.Fraction
 }
 
 // checkScopes refuses token scopes that cannot be used, before anything is
@@ -440,6 +443,9 @@ type LimitChange struct {
 	// window counts every charge recorded in it and every open reservation
 	// of the scope (see carrySpend).
 	Period budget.Period
+	// AlertAt, when not nil, replaces a project's alert thresholds; an
+	// empty list goes back to the config's. Not used for the global budget.
+	AlertAt *[]budget.Fraction
 }
 
 func (c LimitChange) apply(l budget.Limit) budget.Limit {
@@ -508,6 +514,9 @@ type TokenChange struct {
 	// RotateEvery replaces the rotation period, and RotateBy with the last
 	// rotation (or the creation) plus it; 0 is never due.
 	RotateEvery *time.Duration
+	// AlertAt, when not nil, replaces the token's alert thresholds; an
+	// empty list goes back to the config's.
+	AlertAt *[]budget.Fraction
 }
 
 // fields lists what c changes, for the audit log.

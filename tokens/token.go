@@ -18,6 +18,10 @@ type Project struct {
 	Created time.Time `json:"created"`
 	// Killed is the project's kill switch.
 	Killed bool `json:"killed"`
+	// AlertAt are the shares of the project's budget that fire a
+	// threshold alert, in parts per million (budget.Fraction), ascending;
+	// empty uses the config's.
+	AlertAt []uint32 `json:"alert_at_ppm,omitempty"`
 }
 
 // Token is what an app holds instead of a real provider key. Its secret is
@@ -78,6 +82,10 @@ type Token struct {
 	Revoked time.Time `json:"revoked,omitzero"`
 	// Killed is the token's kill switch.
 	Killed bool `json:"killed"`
+	// AlertAt are the shares of the token's budget that fire a threshold
+	// alert, in parts per million (budget.Fraction), ascending; empty uses
+	// the config's.
+	AlertAt []uint32 `json:"alert_at_ppm,omitempty"`
 
 	// OldSecret is set, never stored, on the token Authenticate returns
 	// when the secret presented is the one replaced by a rotation, still
