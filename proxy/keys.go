@@ -686,6 +686,15 @@ func (p *Proxy) keyRejected(prov *Provider) {
 	if warn {
 		p.log.Warn().Str("provider", prov.Name).Str("fingerprint", fp).Uint64("unauthorized", n).
 			Msg("the provider refused its real key (401): revoked or expired? Put a valid key in the source, then run hardcap keys reload")
+		if ks := prov.Key.keys; ks != nil {
+			// Into the ledger now, not at shutdown: the ledger raises the
+			// key_rejected alert as it records them.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = ks.Flush(ctx)
+			}()
+		}
 	}
 }
 

@@ -363,6 +363,7 @@ func (db *DB) commitBatch(ops []*writeOp) {
 		// Before anyone is answered: a revoke or kill that returns is
 		// seen by the next Authenticate.
 		db.publish()
+		db.afterCommit()
 		db.st.committed()
 		db.stats.commit(len(pending), took)
 		for i, op := range pending {

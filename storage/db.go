@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hardcap/hardcap/alert"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
@@ -36,7 +37,7 @@ var (
 	bucketReservations = []byte("reservations") // id -> budget.Reservation
 	bucketRecords      = []byte("records")      // end time ns + reservation id -> binary record (records.go)
 	bucketMeta         = []byte("meta")         // see meta keys
-	allBuckets         = append([][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}, append(recordBuckets, bucketRollup, bucketAudit, bucketTokenIPs)...)
+	allBuckets         = append([][]byte{bucketProjects, bucketTokens, bucketTokenHashes, bucketLimits, bucketSpend, bucketReservations, bucketRecords, bucketMeta}, append(recordBuckets, bucketRollup, bucketAudit, bucketTokenIPs, bucketAlerts, bucketAlertsOpen, bucketAlertsFired, bucketTokenSeen)...)
 )
 
 // Meta keys.
@@ -92,6 +93,17 @@ type Options struct {
 	// are rolled up into daily totals (see Compact) by a background task
 	// that runs at Open and then hourly. Zero keeps every record.
 	Retention time.Duration
+	// Alerts says which alerts the ledger raises into its outbox and
+	// which anomalies freeze a token; the zero Policy raises none
+	// (alert.DefaultPolicy is the product's default).
+	Alerts alert.Policy
+	// OnAlert is called, on a goroutine of its own, after a commit that
+	// added alerts to the outbox (to wake their delivery).
+	OnAlert func()
+	// OnFreeze is called, on a goroutine of its own, after the commit of
+	// an automatic freeze, with what was frozen (to cut its requests in
+	// flight).
+	OnFreeze func(KillTarget)
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
@@ -106,6 +118,12 @@ type DB struct {
 	onLow    budget.OnLow
 	maxBatch int
 	linger   time.Duration
+	// policy is Options.Alerts; alerting says it raises anything, so that
+	// settlements keep spend rates.
+	policy   alert.Policy
+	alerting bool
+	onAlert  func()
+	onFreeze func(KillTarget)
 
 	ops        chan *writeOp
 	writerDone chan struct{}
@@ -210,6 +228,10 @@ func open(path string, opts Options) (*DB, error) {
 		onLow:        opts.OnLow,
 		maxBatch:     opts.MaxBatch,
 		linger:       opts.SettleLinger,
+		policy:       opts.Alerts,
+		alerting:     len(opts.Alerts.Thresholds) > 0 || len(opts.Alerts.Rules) > 0 || len(opts.Alerts.Projects) > 0,
+		onAlert:      opts.OnAlert,
+		onFreeze:     opts.OnFreeze,
 		ops:          make(chan *writeOp, 4096),
 		refusals:     make(chan refusal, refusalQueueLen),
 		writerDone:   make(chan struct{}),
@@ -315,6 +337,12 @@ func (db *DB) openChecks() error {
 			}
 			var err error
 			if db.st, err = loadState(tx); err != nil {
+				return err
+			}
+			if err := db.st.loadFired(tx, db.now()); err != nil {
+				return err
+			}
+			if err := db.st.loadSeen(tx); err != nil {
 				return err
 			}
 			if db.recovered, err = db.recover(tx); err != nil {

@@ -48,6 +48,10 @@ var (
 	// exactly once; a second attempt changes nothing. It is
 	// budget.ErrNotReserved.
 	ErrNotReserved = budget.ErrNotReserved
+
+	// ErrAlertNotFound is returned for an alert id the outbox does not
+	// hold.
+	ErrAlertNotFound = errors.New("storage: no such alert")
 )
 
 // errCrashed answers the operations of a transaction that the dropCommits

@@ -272,7 +272,10 @@ func (db *DB) AddUnauthorized(ctx context.Context, provider string, n uint64, la
 			return err
 		}
 		addUnauthorized(&cur, n, last)
-		return putProviderKey(tx, cur)
+		if err := putProviderKey(tx, cur); err != nil {
+			return err
+		}
+		return db.detectKeyRejected(tx, provider, cur, n, last)
 	})
 }
 

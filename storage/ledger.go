@@ -79,11 +79,28 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	outputCap, amount, err := q.Fit(headroom, db.onLow)
 	if errors.Is(err, budget.ErrExhausted) {
+		// The refusal's alert is its only write: the first of a window
+		// for want of budget.
+		if aerr := db.detectExhausted(tx, budgets[tightest], keys[tightest], spends[tightest], tok, now); aerr != nil {
+			return budget.Reservation{}, aerr
+		}
 		// Name the budget, so the refusal can say which one to raise.
 		return budget.Reservation{}, &budget.ExhaustedError{Scope: budgets[tightest].Scope, Err: err}
 	}
 	if err != nil {
 		return budget.Reservation{}, err
+	}
+	if db.alerting {
+		// The anomalies of the request's use; a freeze refuses it, with
+		// the freeze and its alerts committed.
+		frozen, err := db.detectUse(tx, tok, req, now)
+		if err != nil {
+			return budget.Reservation{}, err
+		}
+		if frozen {
+			st.noteUse(tok.ID, now, req.ClientIP, req.UserAgent)
+			return budget.Reservation{}, fmt.Errorf("%w for token %s: hardcap froze it after an anomaly; see `hardcap alerts`", tokens.ErrKilled, tok.ID)
+		}
 	}
 
 	// Every check has passed; from here on only writes.
@@ -186,6 +203,8 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 	if s.Charged < 0 {
 		return budget.Record{}, errors.New("storage: negative charge")
 	}
+	now := db.now()
+	rates := db.settleRates(tx, res, now)
 	for _, k := range res.Keys {
 		sp := db.st.spend[k]
 		sp.Reserved -= res.Amount
@@ -214,6 +233,11 @@ func (db *DB) settle(tx *bolt.Tx, res budget.Reservation, s budget.Settlement) (
 	rec := budget.NewRecord(res, s)
 	if err := writeRecord(tx, db.st, rec); err != nil {
 		return budget.Record{}, err
+	}
+	if db.alerting {
+		if err := db.detectSettle(tx, res, s, rates, now); err != nil {
+			return budget.Record{}, fatal(err)
+		}
 	}
 	return rec, nil
 }

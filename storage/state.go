@@ -38,6 +38,14 @@ type state struct {
 	// and address (see bucketTokenIPs).
 	ips map[string]map[string]tokens.ClientIP
 
+	// The alerts' state (see alerts.go and detect.go): the once-marks in
+	// force, the alerts and freezes of the batch (for the callbacks after
+	// its commit), what the detectors remember.
+	fired   map[string]struct{}
+	raised  int
+	freezes []KillTarget
+	detect  detectState
+
 	undo []undo
 	// What reserve's noteUse changed since the last commit: each token's
 	// and address entry's value before the first change, for a rollback,
@@ -152,6 +160,8 @@ func newState() *state {
 		windows:  map[budget.Scope]window{},
 		scopes:   map[string][2]budget.Scope{},
 		ips:      map[string]map[string]tokens.ClientIP{},
+		fired:    map[string]struct{}{},
+		detect:   newDetectState(),
 		useUndo:  map[string]tokenUse{},
 		ipUndo:   map[ipKey]ipUndo{},
 
@@ -265,6 +275,7 @@ func (st *state) rollback() {
 		}
 	}
 	st.rollbackUse()
+	st.rollbackDetect()
 	st.forget()
 }
 
@@ -288,6 +299,7 @@ func (st *state) forget() {
 	clear(st.hours)
 	st.hourOrder = st.hourOrder[:0]
 	st.resCursor, st.resTx = nil, nil
+	st.forgetDetect()
 }
 
 // setSpend changes a window's spend in memory and marks it for flush.

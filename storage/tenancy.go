@@ -171,6 +171,7 @@ func (db *DB) CreateToken(ctx context.Context, spec TokenSpec) (tokens.Token, st
 		Created:       now,
 		CreatedBy:     ActorFrom(ctx),
 		RotateEvery:   spec.RotateEvery,
+		AlertAt:       ppm(spec.AlertAt),
 	}
 	if spec.RotateEvery > 0 {
 		tok.RotateBy = now.Add(spec.RotateEvery)
@@ -443,8 +444,10 @@ type LimitChange struct {
 	// window counts every charge recorded in it and every open reservation
 	// of the scope (see carrySpend).
 	Period budget.Period
-	// AlertAt, when not nil, replaces a project's alert thresholds; an
-	// empty list goes back to the config's. Not used for the global budget.
+	// AlertAt, when not nil, replaces the project's or token's alert
+	// thresholds (the shares of its budget that fire budget.threshold);
+	// an empty list goes back to the config's. Not used for the global
+	// budget.
 	AlertAt *[]budget.Fraction
 }
 
@@ -481,7 +484,15 @@ func (db *DB) UpdateProject(ctx context.Context, name string, change LimitChange
 		if err := db.setLimit(tx, scope, l); err != nil {
 			return err
 		}
-		return db.appendAudit(tx, AuditEntry{Actor: ActorFrom(ctx), Action: "change", Kind: "project", Target: name, Detail: "budget " + describeLimit(l)})
+		detail := "budget " + describeLimit(l)
+		if change.AlertAt != nil {
+			p.AlertAt = ppm(*change.AlertAt)
+			if err := db.putProject(tx, p); err != nil {
+				return err
+			}
+			detail += ", alert thresholds " + describeFractions(p.AlertAt)
+		}
+		return db.appendAudit(tx, AuditEntry{Actor: ActorFrom(ctx), Action: "change", Kind: "project", Target: name, Detail: detail})
 	})
 	return p, l, err
 }
@@ -514,9 +525,6 @@ type TokenChange struct {
 	// RotateEvery replaces the rotation period, and RotateBy with the last
 	// rotation (or the creation) plus it; 0 is never due.
 	RotateEvery *time.Duration
-	// AlertAt, when not nil, replaces the token's alert thresholds; an
-	// empty list goes back to the config's.
-	AlertAt *[]budget.Fraction
 }
 
 // fields lists what c changes, for the audit log.
@@ -528,6 +536,7 @@ func (c TokenChange) fields() string {
 		}
 	}
 	add(c.Limit.Amount != nil || c.Limit.Period != "", "budget")
+	add(c.Limit.AlertAt != nil, "alert_at")
 	add(c.Name != nil, "name")
 	add(c.Owner != nil, "owner")
 	add(c.Purpose != nil, "purpose")
@@ -617,6 +626,9 @@ func (db *DB) UpdateToken(ctx context.Context, id string, change TokenChange) (t
 		}
 		if change.MaxRequest != nil {
 			t.MaxRequest = int64(*change.MaxRequest)
+		}
+		if change.Limit.AlertAt != nil {
+			t.AlertAt = ppm(*change.Limit.AlertAt)
 		}
 		if change.RotateEvery != nil {
 			t.RotateEvery = *change.RotateEvery
@@ -770,4 +782,30 @@ func shownID(id string) string {
 		return "(a token's secret, not its id)"
 	}
 	return budget.Clip(id)
+}
+
+// ppm is fractions as a token or project stores them, ascending, without
+// repeats; nil for none.
+func ppm(fs []budget.Fraction) []uint32 {
+	if len(fs) == 0 {
+		return nil
+	}
+	sorted := budget.SortFractions(slices.Clone(fs))
+	out := make([]uint32, len(sorted))
+	for i, f := range sorted {
+		out[i] = uint32(f)
+	}
+	return out
+}
+
+// describeFractions says stored thresholds in the audit log's words.
+func describeFractions(v []uint32) string {
+	if len(v) == 0 {
+		return "from the config"
+	}
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = budget.Fraction(f).String()
+	}
+	return strings.Join(parts, ",")
 }
