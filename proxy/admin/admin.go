@@ -5,6 +5,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hardcap/hardcap/alert"
+	"github.com/hardcap/hardcap/alert/webhook"
 	"github.com/hardcap/hardcap/audit"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/proxy"
@@ -58,6 +61,19 @@ type Options struct {
 	// /admin/v1/keys/reload re-reads; nil lists the ledger only and
 	// refuses a reload.
 	Keys *proxy.Keys
+	// Notifier delivers alerts (alert/webhook's Deliverer): GET
+	// /admin/v1/status lists its channels and POST /admin/v1/alerts/test
+	// sends through it; nil means no channel is configured.
+	Notifier Notifier
+}
+
+// Notifier is what the admin API needs of alert delivery.
+type Notifier interface {
+	// Channels lists the channels, without URL or secret.
+	Channels() []webhook.ChannelInfo
+	// DeliverNow attempts the entry's delivery on each of its channels
+	// now and records the outcome.
+	DeliverNow(ctx context.Context, e alert.Entry) []webhook.Result
 }
 
 // Handler serves /admin/v1/.
