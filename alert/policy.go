@@ -49,8 +49,8 @@ type Spike struct {
 	// Window is the recent span, 10 minutes by default.
 	Window time.Duration
 	// Baseline is the span before Window the average is taken over, 24
-	// hours by default (a younger token's average counts the time since
-	// its first spend, at least one hour).
+	// hours by default. A younger token's average counts the time since
+	// its creation; one with less than an hour of it is never a spike.
 	Baseline time.Duration
 	// Factor is how many times the average rate counts as a spike; 10 by
 	// default.
