@@ -169,7 +169,9 @@ func (db *DB) Undelivered(ctx context.Context, n int) ([]alert.Entry, error) {
 				continue
 			}
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("storage: alert %x: %w", k, err)
+				// A damaged entry must not hold up the alerts after it.
+				db.log.Warn().Err(err).Hex("alert", k).Msg("storage: an alert in the outbox does not decode; skipped (hardcap db check)")
+				continue
 			}
 			out = append(out, e)
 		}
@@ -250,7 +252,7 @@ func (db *DB) Alerts(f AlertFilter) ([]alert.Entry, error) {
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
 			var e alert.Entry
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("storage: alert %x: %w", k, err)
+				continue // see Undelivered
 			}
 			if !f.Since.IsZero() && e.Alert.Time.Before(f.Since) {
 				break

@@ -58,6 +58,8 @@ type detectState struct {
 	// batch created, so that a rollback takes them back.
 	adds []rateAdd
 	born []budget.Scope
+	// buf is scratch for map keys.
+	buf []byte
 }
 
 type rateAdd struct {
@@ -250,50 +252,46 @@ func (db *DB) detectUse(tx *bolt.Tx, t tokens.Token, req budget.Request, now tim
 			}
 		}
 	}
-	if db.policy.On(alert.NewModel, t.Project) {
-		seen := st.detect.seen[t.ID]
-		baseline := len(seen) == 0
-		for _, n := range [...]struct{ kind, name, what string }{{"m", req.Model, "model"}, {"r", req.Route, "route"}} {
-			if n.name == "" {
-				continue
-			}
-			key := n.kind + n.name
-			if _, ok := seen[key]; ok {
-				continue
-			}
-			remembered, err := db.rememberSeen(tx, t.ID, key, now)
-			if err != nil {
-				return false, err
-			}
-			if baseline {
-				continue
-			}
-			if !remembered {
-				coolKey := "seen/" + t.ID
-				if st.cooling(coolKey, now, fullCooldown) {
-					continue
-				}
-				st.setCool(coolKey, now)
-			}
-			msg := fmt.Sprintf("%s was used for the %s %s, which it never used before (from %s).", tokenLabel(t), n.what, budget.Clip(n.name), req.ClientIP)
-			f, err := db.anomaly(tx, t, alert.NewModel, 0, msg, map[string]string{n.what: n.name, "ip": req.ClientIP})
-			if err != nil {
-				return false, err
-			}
-			frozen = frozen || f
+	// Remembered even while new_model is off, so that turning it on later
+	// does not call everything used meanwhile new.
+	on := db.policy.On(alert.NewModel, t.Project)
+	seen := st.detect.seen[t.ID]
+	baseline := len(seen) == 0
+	for _, n := range [...]struct {
+		kind byte
+		name string
+		what string
+	}{{'m', req.Model, "model"}, {'r', req.Route, "route"}} {
+		if n.name == "" {
+			continue
 		}
-	} else {
-		// Off: still remember, so that turning it on later does not call
-		// everything used meanwhile new.
-		for _, key := range [...]string{"m" + req.Model, "r" + req.Route} {
-			if len(key) > 1 {
-				if _, ok := st.detect.seen[t.ID][key]; !ok {
-					if _, err := db.rememberSeen(tx, t.ID, key, now); err != nil {
-						return false, err
-					}
-				}
-			}
+		// The lookup of a []byte key converted in place allocates
+		// nothing: this runs for every request.
+		st.detect.buf = append(append(st.detect.buf[:0], n.kind), n.name...)
+		if _, ok := seen[string(st.detect.buf)]; ok {
+			continue
 		}
+		remembered, err := db.rememberSeen(tx, t.ID, string(st.detect.buf), now)
+		if err != nil {
+			return false, err
+		}
+		if baseline || !on {
+			continue
+		}
+		if !remembered {
+			coolKey := "seen/" + t.ID
+			if st.cooling(coolKey, now, fullCooldown) {
+				continue
+			}
+			st.setCool(coolKey, now)
+		}
+		msg := fmt.Sprintf("%s was used for the %s %s, which it never used before (from %s).", tokenLabel(t), n.what, budget.Clip(n.name), req.ClientIP)
+		f, err := db.anomaly(tx, t, alert.NewModel, 0, msg, map[string]string{n.what: n.name, "ip": req.ClientIP})
+		if err != nil {
+			return false, err
+		}
+		frozen = frozen || f
+		seen = st.detect.seen[t.ID]
 	}
 	return frozen, nil
 }
