@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hardcap/hardcap/alert"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/storage"
@@ -242,7 +243,7 @@ func newServeBenchSync(t testing.TB, mem, sync bool) *serveBench {
 		bp.secret = "hc_bench_secret"
 		opts.Tokens, opts.Ledger = bp.mem, bp.mem
 	} else {
-		db, err := storage.Open(filepath.Join(t.TempDir(), "hardcap.db"), storage.Options{NoSync: !sync})
+		db, err := storage.Open(filepath.Join(t.TempDir(), "hardcap.db"), storage.Options{NoSync: !sync, Alerts: alert.DefaultPolicy()})
 		if err != nil {
 			t.Fatal(err)
 		}

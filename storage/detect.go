@@ -53,7 +53,7 @@ type detectState struct {
 	high map[string]budget.Money
 	// cool is when an alert under a cooldown last fired, by kind and
 	// target.
-	cool map[string]time.Time
+	cool map[coolKey]time.Time
 	// adds are the batch's additions to rates, and born the rates the
 	// batch created, so that a rollback takes them back.
 	adds []rateAdd
@@ -61,6 +61,11 @@ type detectState struct {
 	// buf is scratch for map keys.
 	buf []byte
 }
+
+// coolKey names a cooldown: a kind and its token or provider. A struct of
+// two strings, not their concatenation, so that a lookup allocates
+// nothing.
+type coolKey struct{ kind, target string }
 
 type rateAdd struct {
 	r  *alert.Rate
@@ -73,7 +78,7 @@ func newDetectState() detectState {
 		seen:  map[string]map[string]struct{}{},
 		rates: map[budget.Scope]*alert.Rate{},
 		high:  map[string]budget.Money{},
-		cool:  map[string]time.Time{},
+		cool:  map[coolKey]time.Time{},
 	}
 }
 
@@ -115,7 +120,7 @@ func (st *state) loadSeen(tx *bolt.Tx) error {
 }
 
 // setCool notes an alert under a cooldown, in the undo log.
-func (st *state) setCool(key string, at time.Time) {
+func (st *state) setCool(key coolKey, at time.Time) {
 	old, had := st.detect.cool[key]
 	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
 		if had {
@@ -128,7 +133,7 @@ func (st *state) setCool(key string, at time.Time) {
 }
 
 // cooling reports whether key fired less than d ago.
-func (st *state) cooling(key string, now time.Time, d time.Duration) bool {
+func (st *state) cooling(key coolKey, now time.Time, d time.Duration) bool {
 	last, ok := st.detect.cool[key]
 	return ok && now.Sub(last) < d
 }
@@ -233,7 +238,7 @@ func (db *DB) detectUse(tx *bolt.Tx, t tokens.Token, req budget.Request, now tim
 		stale := had && db.policy.NewIPAfter > 0 && now.Sub(e.Last) >= db.policy.NewIPAfter
 		// A token's first address is its baseline, not an anomaly.
 		if len(ips) > 0 && (!had || stale) {
-			coolKey := "ip/" + t.ID
+			coolKey := coolKey{"ip", t.ID}
 			full := !had && len(ips) >= tokens.MaxClientIPs
 			if !full || !st.cooling(coolKey, now, fullCooldown) {
 				if full {
@@ -279,7 +284,7 @@ func (db *DB) detectUse(tx *bolt.Tx, t tokens.Token, req budget.Request, now tim
 			continue
 		}
 		if !remembered {
-			coolKey := "seen/" + t.ID
+			coolKey := coolKey{"seen", t.ID}
 			if st.cooling(coolKey, now, fullCooldown) {
 				continue
 			}
@@ -368,7 +373,7 @@ func (db *DB) detectSettle(tx *bolt.Tx, res budget.Reservation, s budget.Settlem
 		}
 	}
 	if s.Charged > res.Amount && db.policy.On(alert.Overshoot, t.Project) {
-		coolKey := "over/" + t.ID
+		coolKey := coolKey{"over", t.ID}
 		if !st.cooling(coolKey, now, overshootCooldown) {
 			st.setCool(coolKey, now)
 			msg := fmt.Sprintf("A request of %s (%s, %s) was charged %s, above the %s reserved for its worst case: the provider billed more than hardcap's price data allowed for. Its budgets may go past their limit by the difference. Check `hardcap prices` for the model and report it.",
@@ -384,7 +389,7 @@ func (db *DB) detectSettle(tx *bolt.Tx, res budget.Reservation, s budget.Settlem
 		}
 	}
 	if r := rates[2]; r != nil && s.Charged > 0 && db.policy.On(alert.SpendSpike, t.Project) && !t.Killed {
-		coolKey := "spike/" + t.ID
+		coolKey := coolKey{"spike", t.ID}
 		if !st.cooling(coolKey, now, db.policy.Spike.Cooldown) {
 			c := r.CheckSpike(now, db.policy.Spike)
 			if c.Spike {
@@ -634,7 +639,7 @@ func (db *DB) detectKeyRejected(tx *bolt.Tx, provider string, k ProviderKeyInfo,
 		return nil
 	}
 	now := db.now()
-	coolKey := "key/" + provider
+	coolKey := coolKey{"key", provider}
 	if db.st.cooling(coolKey, now, db.policy.KeyRejectedEvery) {
 		return nil
 	}
