@@ -339,7 +339,9 @@ func (db *DB) rememberSeen(tx *bolt.Tx, id, key string, now time.Time) (bool, er
 // detectExhausted raises budget.exhausted for the first refusal of a
 // window for want of budget.
 func (db *DB) detectExhausted(tx *bolt.Tx, b budget.Budget, key string, sp budget.Spend, t tokens.Token, now time.Time) error {
-	if !db.policy.Exhausted {
+	if !db.policy.Exhausted || (b.Limit.Amount <= 0 && !b.Limit.Zero) {
+		// Off, or no budget to name: a worst case past what money can
+		// count.
 		return nil
 	}
 	once := "x/" + key
