@@ -50,7 +50,8 @@ type Spike struct {
 	Window time.Duration
 	// Baseline is the span before Window the average is taken over, 24
 	// hours by default. A younger token's average counts the time since
-	// its creation; one with less than an hour of it is never a spike.
+	// its creation; one with less history than Window is never a spike.
+	// Window is counted in whole minutes: at least one.
 	Baseline time.Duration
 	// Factor is how many times the average rate counts as a spike; 10 by
 	// default.

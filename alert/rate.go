@@ -161,13 +161,14 @@ func (r *Rate) CheckSpike(now time.Time, s Spike) SpikeCheck {
 	span := s.Baseline
 	if !r.since.IsZero() {
 		age := now.Add(-s.Window).Sub(r.since)
-		if age < time.Hour {
-			// Less than an hour of history before the window: there is
-			// no usual rate to be above yet.
+		if age < s.Window {
+			// Less history before the window than the window itself:
+			// there is no usual rate to be above yet.
 			return c
 		}
 		span = min(span, age)
 	}
+	span = max(span, s.Window)
 	c.Average = mulDiv(base, int64(s.Window), int64(span))
 	hi, lo := bits.Mul64(uint64(c.Average), uint64(s.Factor))
 	c.Spike = hi == 0 && uint64(recent) > lo

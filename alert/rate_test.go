@@ -62,7 +62,7 @@ func TestCheckSpike(t *testing.T) {
 		spike bool
 	}{
 		{"under the floor", func(r *Rate, now time.Time) { r.Add(now, 999) }, 48 * time.Hour, false},
-		{"young history", func(r *Rate, now time.Time) { r.Add(now, 1_000_000) }, 30 * time.Minute, false},
+		{"young history", func(r *Rate, now time.Time) { r.Add(now, 1_000_000) }, 15 * time.Minute, false},
 		{"no baseline", func(r *Rate, now time.Time) { r.Add(now, 5000) }, 48 * time.Hour, true},
 		{"usual rate", func(r *Rate, now time.Time) {
 			for h := 1; h <= 24; h++ {
