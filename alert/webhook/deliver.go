@@ -228,6 +228,7 @@ func (d *Deliverer) pass1(ctx context.Context) {
 	}
 	d.mu.Unlock()
 	for i, del := range unknown {
+		d.logFailure(unknownOf[i].entry.Alert.ID, del)
 		d.record(unknownOf[i], del)
 		d.release(unknownOf[i])
 	}
@@ -393,15 +394,21 @@ func (d *Deliverer) attempt(ctx context.Context, c *channel, t *tracked, prev al
 	del := d.outcome(t, c.name, prev.Attempts, err, d.now(), false)
 	if err != nil {
 		res.Error = err.Error()
-		ev := d.log.Warn().Str("alert", a.ID).Str("channel", c.name).Int("attempt", del.Attempts).Str("error", res.Error)
-		if del.State == alert.Failed {
-			ev.Msg("alerts: delivery failed; no more attempts")
-		} else {
-			ev.Time("next", del.Next).Msg("alerts: delivery failed; will retry")
-		}
+		d.logFailure(a.ID, del)
 	}
 	d.record(t, del)
 	return res
+}
+
+// logFailure writes the warn line of a failed attempt; del.Error never
+// holds a URL, secret or password.
+func (d *Deliverer) logFailure(id string, del alert.Delivery) {
+	ev := d.log.Warn().Str("alert", id).Str("channel", del.Channel).Int("attempt", del.Attempts).Str("error", del.Error)
+	if del.State == alert.Failed {
+		ev.Msg("alerts: delivery failed; no more attempts")
+		return
+	}
+	ev.Time("next", del.Next).Msg("alerts: delivery failed; will retry")
 }
 
 // outcome is the delivery of t's alert on channel after attempt number
@@ -516,7 +523,9 @@ func (d *Deliverer) deliverNow(ctx context.Context, t *tracked, name string) Res
 		d.mu.Lock()
 		prev, _ := t.entry.Delivery(name)
 		d.mu.Unlock()
-		d.record(t, d.outcome(t, name, prev.Attempts, ErrNoChannel, d.now(), true))
+		del := d.outcome(t, name, prev.Attempts, ErrNoChannel, d.now(), true)
+		d.logFailure(t.entry.Alert.ID, del)
+		d.record(t, del)
 		return Result{Channel: name, Error: ErrNoChannel.Error()}
 	}
 	k := key{t.entry.Alert.ID, name}

@@ -408,3 +408,46 @@ func TestDeliverNow_WhileRunning(t *testing.T) {
 	wg.Wait()
 	waitFor(t, "every alert done", ob.allDone)
 }
+
+// TestRun_Wake: an alert added after a pass goes out on Wake, not at the
+// next poll an hour away.
+func TestRun_Wake(t *testing.T) {
+	rc := newReceiver(t, nil, nil)
+	srv := newLoopbackServer(t, rc)
+	ob := newOutbox()
+	d := mustNew(t, Options{Outbox: ob, Webhooks: []Webhook{{URL: srv}}, Poll: time.Hour})
+	start(t, d)
+	// Wake twice before and after the add: it never blocks.
+	d.Wake()
+	d.Wake()
+	ob.add(alert.Entry{Alert: testAlert("al_w", alert.TypeNewIP, time.Now())})
+	d.Wake()
+	waitFor(t, "the woken delivery", func() bool { return ob.isDone("al_w") })
+}
+
+// TestRun_EndsAfterAttemptsInFlight: Run's end waits for the attempt
+// under way, which is recorded as it ended.
+func TestRun_EndsAfterAttemptsInFlight(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		once.Do(func() { close(started) })
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}))
+	ob := newOutbox(alert.Entry{Alert: testAlert("al_f", alert.TypeNewIP, time.Now())})
+	d := mustNew(t, Options{Outbox: ob, Webhooks: []Webhook{{URL: srv}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() {
+		d.Run(ctx)
+		close(ended)
+	}()
+	<-started
+	cancel()
+	close(release)
+	<-ended
+	if del, _ := ob.delivery("al_f", "webhook-1"); del.State != alert.Delivered || !ob.isDone("al_f") {
+		t.Errorf("recorded %+v, want delivered and done", del)
+	}
+}

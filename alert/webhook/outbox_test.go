@@ -1,14 +1,16 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hardcap/hardcap/alert"
+	"github.com/hardcap/hardcap/internal/testlog"
 	"github.com/rs/zerolog"
 )
 
@@ -126,26 +128,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer is a log sink written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newLog() (zerolog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func newLog() (zerolog.Logger, *testlog.Buffer) {
+	buf := &testlog.Buffer{}
 	return zerolog.New(buf), buf
 }
 
@@ -191,4 +175,13 @@ func mustNew(t *testing.T, opts Options) *Deliverer {
 		t.Fatalf("New: %v", err)
 	}
 	return d
+}
+
+// newLoopbackServer serves h on loopback until the test ends and returns
+// its URL.
+func newLoopbackServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
