@@ -80,11 +80,12 @@ type Options struct {
 	Webhooks []Webhook
 	SMTP     []SMTP
 	Routes   []Route
-	// Default are the channels of an alert no route matches; nil is
-	// every channel.
+	// Default are the channels of an alert no route matches; nil (or
+	// empty) is every channel.
 	Default []string
 	// Client sends webhooks; nil is a client with a 10 s timeout that
-	// follows no redirect.
+	// follows no redirect. A client given is used as it is (its redirect
+	// policy too); an attempt is cut at its Timeout, or 10 s without one.
 	Client *http.Client
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
