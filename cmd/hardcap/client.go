@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/proxy/admin"
 	"github.com/hardcap/hardcap/tokens"
 )
 
@@ -347,6 +348,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	case "project create":
 		budgetUSD := fs.String("budget", "", "budget in USD; 0 is zero, unlimited (the default) is no limit")
 		period := fs.String("period", "", "day, week, month or total (default total)")
+		alertAt := alertAtFlag(fs, false)
 		pos, c, err := prepare(args, 1)
 		if err != nil {
 			return err
@@ -354,15 +356,20 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := checkProject(pos[0]); err != nil {
 			return err
 		}
-		var p projectJSON
-		if err := c.call(ctx, "POST", "/admin/v1/projects", map[string]any{"name": pos[0], "budget_usd": *budgetUSD, "period": *period}, &p); err != nil || c.json {
+		body := map[string]any{"name": pos[0], "budget_usd": *budgetUSD, "period": *period}
+		if err := alertAt.into(fs, body); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "project %s created (budget %s)\n", p.Name, p.Budget.describe())
+		var p projectJSON
+		if err := c.call(ctx, "POST", "/admin/v1/projects", body, &p); err != nil || c.json {
+			return err
+		}
+		fmt.Fprintf(stdout, "project %s created (budget %s, %s)\n", p.Name, p.Budget.describe(), alertAtText(p.AlertAt))
 		return nil
 	case "project set":
 		budgetUSD := fs.String("budget", "", "new budget in USD; 0 is zero, unlimited is no limit")
 		period := fs.String("period", "", "new period: day, week, month or total")
+		alertAt := alertAtFlag(fs, true)
 		pos, c, err := prepare(args, 1)
 		if err != nil {
 			return err
@@ -371,14 +378,17 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		body := setFlags(fs, map[string]string{"budget": "budget_usd", "period": "period"}, map[string]any{"budget": *budgetUSD, "period": *period})
+		if err := alertAt.into(fs, body); err != nil {
+			return err
+		}
 		if len(body) == 0 {
-			return usageError("project set: give --budget or --period (see hardcap help project set)")
+			return usageError("project set: give --budget, --period or --alert-at (see hardcap help project set)")
 		}
 		var p projectJSON
 		if err := c.call(ctx, "PATCH", "/admin/v1/projects/"+url.PathEscape(pos[0]), body, &p); err != nil || c.json {
 			return err
 		}
-		fmt.Fprintf(stdout, "project %s: budget %s; spent %s, reserved %s (%s)\n", p.Name, p.Budget.describe(), p.Budget.Spent, p.Budget.Reserved, p.Budget.Window)
+		fmt.Fprintf(stdout, "project %s: budget %s; spent %s, reserved %s (%s); %s\n", p.Name, p.Budget.describe(), p.Budget.Spent, p.Budget.Reserved, p.Budget.Window, alertAtText(p.AlertAt))
 		return nil
 	case "project delete":
 		revoke := fs.Bool("revoke-tokens", false, "revoke the project's live tokens (and cut their requests) instead of refusing")
@@ -413,9 +423,9 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROJECT\tBUDGET\tSPENT\tRESERVED\tKILLED")
+		fmt.Fprintln(tw, "PROJECT\tBUDGET\tSPENT\tRESERVED\tKILLED\tALERT AT")
 		for _, p := range out.Projects {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", p.Name, p.Budget.describe(), p.Budget.Spent, p.Budget.Reserved, p.Killed)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", p.Name, p.Budget.describe(), p.Budget.Spent, p.Budget.Reserved, p.Killed, alertAtList(p.AlertAt))
 		}
 		return tw.Flush()
 	case "token create":
@@ -427,6 +437,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		expires := fs.String("expires", "", "lifetime, e.g. 720h, 30d or 1y, at most 100 years (default never)")
 		rpm := fs.Int("rpm", 0, "requests per minute (default no limit)")
 		lf := ledgerFlags(fs, false)
+		alertAt := alertAtFlag(fs, false)
 		_, c, err := prepare(args, 0)
 		if err != nil {
 			return err
@@ -448,12 +459,15 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		lf.into(fs, body)
+		if err := alertAt.into(fs, body); err != nil {
+			return err
+		}
 		var t tokenJSON
 		if err := c.call(ctx, "POST", "/admin/v1/tokens", body, &t); err != nil || c.json {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\n\ntoken %s for project %s (budget %s, owner %s, rotate by %s). The token is shown once; store it now.\n",
-			t.Token, t.ID, t.Project, t.Budget.describe(), orDash(t.Owner), shortTime(t.RotateBy))
+		fmt.Fprintf(stdout, "%s\n\ntoken %s for project %s (budget %s, %s, owner %s, rotate by %s). The token is shown once; store it now.\n",
+			t.Token, t.ID, t.Project, t.Budget.describe(), alertAtText(t.AlertAt), orDash(t.Owner), shortTime(t.RotateBy))
 		return nil
 	case "token set":
 		label := fs.String("name", "", "new label")
@@ -463,6 +477,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		expires := fs.String("expires", "", "new lifetime from now, e.g. 30d or 1y, or never")
 		rpm := fs.Int("rpm", 0, "new requests per minute; 0 is no limit")
 		lf := ledgerFlags(fs, true)
+		alertAt := alertAtFlag(fs, true)
 		pos, c, err := prepare(args, 1)
 		if err != nil {
 			return err
@@ -484,14 +499,17 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		lf.into(fs, body)
+		if err := alertAt.into(fs, body); err != nil {
+			return err
+		}
 		if len(body) == 0 {
-			return usageError("token set: give at least one of --name, --owner, --purpose, --budget, --period, --models, --routes, --ips, --expires, --rpm, --max-concurrent, --max-request-usd, --rotate-every (see hardcap help token set)")
+			return usageError("token set: give at least one of --name, --owner, --purpose, --budget, --period, --models, --routes, --ips, --expires, --rpm, --max-concurrent, --max-request-usd, --rotate-every, --alert-at (see hardcap help token set)")
 		}
 		var t tokenJSON
 		if err := c.call(ctx, "PATCH", "/admin/v1/tokens/"+url.PathEscape(pos[0]), body, &t); err != nil || c.json {
 			return err
 		}
-		fmt.Fprintf(stdout, "token %s (project %s, %s): budget %s; spent %s, reserved %s\n", t.ID, t.Project, t.State, t.Budget.describe(), t.Budget.Spent, t.Budget.Reserved)
+		fmt.Fprintf(stdout, "token %s (project %s, %s): budget %s; spent %s, reserved %s; %s\n", t.ID, t.Project, t.State, t.Budget.describe(), t.Budget.Spent, t.Budget.Reserved, alertAtText(t.AlertAt))
 		return nil
 	case "token list":
 		project := fs.String("project", "", "only this project's tokens")
@@ -685,6 +703,7 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "ledger writer: %d commits carrying %d operations (%.1f per commit); commit time mean %s, p50 <= %s, p99 <= %s, max %s\n",
 				wr.Commits, wr.Ops, float64(wr.Ops)/float64(wr.Commits), micros(wr.CommitMeanUS), micros(wr.CommitP50US), micros(wr.CommitP99US), micros(wr.CommitMaxUS))
 		}
+		fmt.Fprintln(stdout, alertsStatusLine(st.Alerts))
 		for _, p := range st.Prices {
 			line := fmt.Sprintf("prices: %s from %s", p.Name, p.Origin)
 			if p.AsOf != "" {
@@ -760,9 +779,12 @@ func (b budgetJSON) describe() string {
 }
 
 type projectJSON struct {
-	Name   string     `json:"name"`
-	Killed bool       `json:"killed"`
-	Budget budgetJSON `json:"budget"`
+	Name   string `json:"name"`
+	Killed bool   `json:"killed"`
+	// AlertAt are the project's own alert thresholds; empty is the
+	// config's.
+	AlertAt []string   `json:"alert_at"`
+	Budget  budgetJSON `json:"budget"`
 }
 
 type tokenJSON struct {
@@ -798,6 +820,7 @@ type tokenJSON struct {
 	Killed        bool       `json:"killed"`
 	State         string     `json:"state"`
 	Due           string     `json:"due"`
+	AlertAt       []string   `json:"alert_at"`
 	Budget        budgetJSON `json:"budget"`
 	ClientIPs     []struct {
 		IP       string    `json:"ip"`
@@ -853,8 +876,9 @@ type statusJSON struct {
 	// SettlementsWaiting counts settlements the ledger failed to write,
 	// retried until they land; SettlementsWaitingUSD is what their
 	// reservations hold meanwhile.
-	SettlementsWaiting    int    `json:"settlements_waiting"`
-	SettlementsWaitingUSD string `json:"settlements_waiting_usd"`
+	SettlementsWaiting    int                `json:"settlements_waiting"`
+	SettlementsWaitingUSD string             `json:"settlements_waiting_usd"`
+	Alerts                admin.AlertsStatus `json:"alerts"`
 	Writer                struct {
 		Commits      uint64 `json:"commits"`
 		Ops          uint64 `json:"ops"`

@@ -14,16 +14,18 @@ const usage = `hardcap puts a hard ceiling on what LLM API keys can spend.
 
 Usage:
   hardcap serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo] [--allow-insecure-listen]
-  hardcap project create NAME [--budget USD|unlimited] [--period day|week|month|total]
-  hardcap project set NAME [--budget USD|unlimited] [--period P]
+  hardcap project create NAME [--budget USD|unlimited] [--period day|week|month|total] [--alert-at 0.5,0.9]
+  hardcap project set NAME [--budget USD|unlimited] [--period P] [--alert-at 0.5,0.9|default]
   hardcap project delete NAME [--revoke-tokens]
   hardcap project list
   hardcap token create --project NAME [--name LABEL] [--budget USD|unlimited] [--period P]
                        [--models a,b] [--expires DURATION] [--rpm N]
                        [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s]
                        [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD]
+                       [--alert-at 0.5,0.9]
   hardcap token set ID [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b]
-                       [--expires DURATION|never] [--rpm N] [same ledger flags as create]
+                       [--expires DURATION|never] [--rpm N] [--alert-at 0.5,0.9|default]
+                       [same ledger flags as create]
   hardcap token list [--project NAME]
   hardcap token show ID
   hardcap token rotate ID [--grace 24h]
@@ -33,6 +35,8 @@ Usage:
   hardcap kill [--project NAME | --token ID]
   hardcap resume [--project NAME | --token ID]
   hardcap status
+  hardcap alerts [--limit N] [--type T] [--since D|TIME]   (recent alerts and their delivery)
+  hardcap alerts test [--channel NAME]
   hardcap reconcile [--provider NAME] [--since 30d]
   hardcap incident --token ID [--since D|TIME] [--format md|json] [--out FILE]
   hardcap audit [--fail-on low|medium|high|critical] [--fix [--yes]] [--ack KIND:TARGET]
@@ -70,21 +74,21 @@ var commandDocs = map[string]commandDoc{
 	"serve": {"serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--demo] [--allow-insecure-listen]",
 		"Runs the proxy and the admin API. --demo serves built-in simulated OpenAI and Anthropic providers\n(no key, no network); --allow-insecure-listen allows a listen address other than loopback without TLS.",
 		"hardcap serve --demo"},
-	"project create": {"project create NAME [--budget USD|unlimited] [--period day|week|month|total]",
-		"Creates a project: a budget and a kill switch its tokens share. Names are 1-64 letters, digits, '.', '_' or '-'.",
-		"hardcap project create web --budget 20 --period month"},
-	"project set": {"project set NAME [--budget USD|unlimited] [--period P]",
-		"Changes a project's budget; only the flags given change. A budget below what is already spent is allowed\nand refuses new requests; money already reserved is not taken back.",
+	"project create": {"project create NAME [--budget USD|unlimited] [--period day|week|month|total] [--alert-at 0.5,0.9]",
+		"Creates a project: a budget and a kill switch its tokens share. Names are 1-64 letters, digits, '.', '_' or '-'.\n--alert-at gives the shares of its budget that fire a budget.threshold alert, once per budget window,\ninstead of the config's alerts.thresholds.",
+		"hardcap project create web --budget 20 --period month --alert-at 0.5,0.9"},
+	"project set": {"project set NAME [--budget USD|unlimited] [--period P] [--alert-at 0.5,0.9|default]",
+		"Changes a project's budget; only the flags given change. A budget below what is already spent is allowed\nand refuses new requests; money already reserved is not taken back. --alert-at default goes back to the\nconfig's alerts.thresholds.",
 		"hardcap project set web --budget 50"},
 	"project delete": {"project delete NAME [--revoke-tokens]",
 		"Deletes a project. Refused while it has live tokens, unless --revoke-tokens revokes them. Its usage\nrecords stay (hardcap usage --project NAME).",
 		"hardcap project delete web --revoke-tokens"},
 	"project list": {"project list", "Lists every project with its budget and spend.", "hardcap project list --json"},
-	"token create": {"token create --project NAME [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION] [--rpm N]\n    [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s] [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD]",
-		"Issues a token (hc_...) for a project and prints it once. Names and owners are at most 128 characters,\npurposes 256. The secret is due for rotation after --rotate-every (default tokens.rotate_every, 90d).",
+	"token create": {"token create --project NAME [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION] [--rpm N]\n    [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s] [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD]\n    [--alert-at 0.5,0.9]",
+		"Issues a token (hc_...) for a project and prints it once. Names and owners are at most 128 characters,\npurposes 256. The secret is due for rotation after --rotate-every (default tokens.rotate_every, 90d).\n--alert-at gives the shares of the token's budget that fire a budget.threshold alert (default the\nconfig's alerts.thresholds).",
 		"hardcap token create --project web --name ci --owner ana --purpose \"CI evals\" --budget 5 --period day --routes chat"},
-	"token set": {"token set ID [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION|never] [--rpm N]\n    [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s] [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD|unlimited]",
-		"Changes a token; only the flags given change. --models \"\", --routes \"\" and --ips \"\" remove that scope,\n--rpm 0 and --max-concurrent 0 remove the limit, --max-request-usd unlimited removes the per-request\nlimit, --expires counts from now.",
+	"token set": {"token set ID [--name LABEL] [--budget USD|unlimited] [--period P] [--models a,b] [--expires DURATION|never] [--rpm N]\n    [--owner WHO] [--purpose TEXT] [--rotate-every D|never] [--routes r,s] [--ips CIDR,...] [--max-concurrent N] [--max-request-usd USD|unlimited]\n    [--alert-at 0.5,0.9|default]",
+		"Changes a token; only the flags given change. --models \"\", --routes \"\" and --ips \"\" remove that scope,\n--rpm 0 and --max-concurrent 0 remove the limit, --max-request-usd unlimited removes the per-request\nlimit, --expires counts from now, --alert-at default goes back to the config's alerts.thresholds.",
 		"hardcap token set tok_123 --budget 10 --rpm 60"},
 	"token list":   {"token list [--project NAME]", "Lists tokens with their owner, purpose, state, budget, spend, last use and what is due\n(rotation due or overdue, expiry near).", "hardcap token list --project web"},
 	"token show":   {"token show ID", "Prints a token's whole ledger entry: owner, purpose, who created it and when, last use (time, client\nIP, user agent), request count, rotation dates, scopes, budget and every client address seen\n(first and last use, requests; past 1,000 addresses the rest are counted under \"other\").", "hardcap token show tok_123"},
@@ -94,9 +98,20 @@ var commandDocs = map[string]commandDoc{
 	"usage": {"usage [--project NAME] [--token ID] [--since DURATION] [--limit N] [--cursor C] [--csv]",
 		"Prints usage records and totals. On a terminal the newest 100 are shown unless --limit is given;\n--json and --csv print every record unless --limit is given (0 is all), streamed as the server reads\nthem. When --limit leaves older records out, the cursor printed (next_cursor in --json) pages on.",
 		"hardcap usage --project web --since 7d"},
-	"kill":          {"kill [--project NAME | --token ID]", "Turns the kill switch on (no flag: everything); in-flight requests are cut.", "hardcap kill --project web"},
-	"resume":        {"resume [--project NAME | --token ID]", "Turns the kill switch off.", "hardcap resume --project web"},
-	"status":        {"status", "Prints the server's version, global budget, kill switch and price data.", "hardcap status --json"},
+	"kill":   {"kill [--project NAME | --token ID]", "Turns the kill switch on (no flag: everything); in-flight requests are cut.", "hardcap kill --project web"},
+	"resume": {"resume [--project NAME | --token ID]", "Turns the kill switch off.", "hardcap resume --project web"},
+	"status": {"status", "Prints the server's version, global budget, kill switch, alert channels and price data.", "hardcap status --json"},
+	"alerts": {"alerts [--limit N] [--type T] [--since D|TIME]",
+		"Lists the newest alerts (default 100), newest first: time, id, type, what it is about (global, project,\n" +
+			"token or provider), what hardcap did (alert or freeze), each channel's delivery (delivered, pending with\n" +
+			"its attempts so far, failed; - before the first attempt) and the message, cut to 80 characters; --json\n" +
+			"prints each alert whole with its details. Types: budget.threshold, budget.exhausted, anomaly.new_ip,\n" +
+			"anomaly.spend_spike, anomaly.new_model, anomaly.key_rejected, anomaly.overshoot,\n" +
+			"anomaly.reconcile_drift, token.frozen, test.",
+		"hardcap alerts --type anomaly.new_ip --since 7d"},
+	"alerts test": {"alerts test [--channel NAME]",
+		"Sends a test alert now to every alert channel of the config, or only to --channel, and prints each\nchannel's outcome. Exits 1 when a channel failed.",
+		"hardcap alerts test --channel ops"},
 	"reconcile":     {"reconcile [--provider NAME] [--since 30d]", "Compares each provider's cost report with hardcap's books, per day and model.", "hardcap reconcile --provider openai --since 30d"},
 	"prices check":  {"prices check [--provider ID] [--json]", "Lists models whose price sources disagree.", "hardcap prices check --provider openai"},
 	"prices update": {"prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]", "Downloads fresh price data into the data dir.", "hardcap prices update"},

@@ -202,6 +202,7 @@ func printToken(w io.Writer, t tokenJSON) error {
 	row("due", t.due())
 	row("expires", shortTime(t.Expires))
 	row("budget", fmt.Sprintf("%s; spent %s, reserved %s", t.Budget.describe(), t.Budget.Spent, t.Budget.Reserved))
+	row("alert at", alertAtList(t.AlertAt))
 	row("models", list(t.Models, "any priced model"))
 	row("routes", list(t.Routes, "all"))
 	row("ips", list(t.IPs, "any"))

@@ -125,6 +125,9 @@ func New(opts Options) *Handler {
 	// The provider key ledger (keys.go).
 	h.mux.HandleFunc("GET /admin/v1/keys", h.listKeys)
 	h.mux.HandleFunc("POST /admin/v1/keys/reload", h.reloadKeys)
+	// Alerts (alerts.go).
+	h.mux.HandleFunc("GET /admin/v1/alerts", h.listAlerts)
+	h.mux.HandleFunc("POST /admin/v1/alerts/test", h.testAlert)
 	return h
 }
 
@@ -177,8 +180,19 @@ func budgetView(bs storage.BudgetStatus) BudgetView {
 
 // ProjectView is a project as the API shows it.
 type ProjectView struct {
-	tokens.Project
-	Budget BudgetView `json:"budget"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// Killed is the project's kill switch.
+	Killed bool `json:"killed"`
+	// AlertAt are the shares of the project's budget that fire a
+	// budget.threshold alert ("0.5"), ascending; [] means the config's
+	// alerts.thresholds.
+	AlertAt []string   `json:"alert_at"`
+	Budget  BudgetView `json:"budget"`
+}
+
+func projectView(p tokens.Project, bs storage.BudgetStatus) ProjectView {
+	return ProjectView{Name: p.Name, Created: p.Created, Killed: p.Killed, AlertAt: alertAtView(p.AlertAt), Budget: budgetView(bs)}
 }
 
 // TokenView is a token as the API shows it, its ledger entry (SPEC §6):
@@ -221,8 +235,12 @@ type TokenView struct {
 	State      string        `json:"state"`
 	// Due says what is due: "rotation overdue", "rotation due", "expires
 	// soon", "expired"; absent when nothing is.
-	Due    string     `json:"due,omitempty"`
-	Budget BudgetView `json:"budget"`
+	Due string `json:"due,omitempty"`
+	// AlertAt are the shares of the token's budget that fire a
+	// budget.threshold alert ("0.5"), ascending; [] means the config's
+	// alerts.thresholds.
+	AlertAt []string   `json:"alert_at"`
+	Budget  BudgetView `json:"budget"`
 	// ClientIPs lists the distinct client addresses the token was used
 	// from, most recent first (token show only).
 	ClientIPs []tokens.ClientIP `json:"client_ips,omitempty"`
@@ -255,7 +273,8 @@ func (h *Handler) tokenView(t tokens.Token) (TokenView, error) {
 		RotateEvery: FormatEvery(t.RotateEvery), RotateBy: t.RotateBy, Rotated: t.Rotated,
 		Expires: t.Expires, Models: orEmpty(t.Models), Routes: orEmpty(t.Routes), IPs: orEmpty(t.IPs),
 		RPM: t.RPM, MaxConcurrent: t.MaxConcurrent,
-		Revoked: t.Revoked, Killed: t.Killed, State: state, Due: t.Due(now, h.opts.DueSoon), Budget: budgetView(bs),
+		Revoked: t.Revoked, Killed: t.Killed, State: state, Due: t.Due(now, h.opts.DueSoon), AlertAt: alertAtView(t.AlertAt),
+		Budget: budgetView(bs),
 	}
 	if !t.LastUsed.Time.IsZero() {
 		u := t.LastUsed
@@ -289,6 +308,9 @@ type createProjectRequest struct {
 	Name   string `json:"name"`
 	Budget string `json:"budget_usd"`
 	Period string `json:"period"`
+	// AlertAt are the shares of the budget that fire a threshold alert
+	// ("0.5", "0.9"); absent or [] uses the config's.
+	AlertAt []string `json:"alert_at"`
 }
 
 func (h *Handler) createProject(w http.ResponseWriter, r *http.Request) {
@@ -301,10 +323,23 @@ func (h *Handler) createProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	// The thresholds are checked before the project is created, so a
+	// mistake in them leaves nothing behind.
+	alertAt, err := alertAtFrom(req.AlertAt)
+	if err != nil {
+		writeBadAlertAt(w, err)
+		return
+	}
 	p, err := h.opts.DB.CreateProject(r.Context(), req.Name, limit)
 	if err != nil {
 		h.writeDomainError(w, err)
 		return
+	}
+	if len(alertAt) > 0 {
+		if p, _, err = h.opts.DB.UpdateProject(r.Context(), p.Name, storage.LimitChange{AlertAt: &alertAt}); err != nil {
+			h.writeDomainError(w, err)
+			return
+		}
 	}
 	h.opts.Log.Info().Str("project", p.Name).Str("limit_usd", describeLimit(limit)).Str("period", string(limit.Period)).Msg("project created")
 	h.writeProject(w, http.StatusCreated, p)
@@ -326,7 +361,7 @@ func (h *Handler) listProjects(w http.ResponseWriter, r *http.Request) {
 			h.writeDomainError(w, err)
 			return
 		}
-		out = append(out, ProjectView{Project: p, Budget: budgetView(bs)})
+		out = append(out, projectView(p, bs))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"projects": out})
 }
@@ -352,6 +387,9 @@ type createTokenRequest struct {
 	// RotateEvery is the rotation period ("90d", "never"); "" is the
 	// server's default (tokens.rotate_every).
 	RotateEvery string `json:"rotate_every"`
+	// AlertAt are the shares of the budget that fire a threshold alert
+	// ("0.5", "0.9"); absent or [] uses the config's.
+	AlertAt []string `json:"alert_at"`
 }
 
 func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
@@ -376,6 +414,10 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if spec.MaxRequest, err = maxRequestFrom(req.MaxRequest); err != nil {
 		h.writeDomainError(w, err)
+		return
+	}
+	if spec.AlertAt, err = alertAtFrom(req.AlertAt); err != nil {
+		writeBadAlertAt(w, err)
 		return
 	}
 	spec.RotateEvery = max(h.opts.RotateEvery, 0)
@@ -508,6 +550,10 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		"settlements_waiting":     waiting,
 		"settlements_waiting_usd": held,
 		"writer":                  writerView(h.opts.DB.WriterStats()),
+	}
+	if out["alerts"], err = h.alertsStatus(); err != nil {
+		h.writeDomainError(w, err)
+		return
 	}
 	if h.opts.Status != nil {
 		for k, v := range h.opts.Status() {

@@ -32,7 +32,7 @@ func (h *Handler) writeProject(w http.ResponseWriter, status int, p tokens.Proje
 		h.writeDomainError(w, err)
 		return
 	}
-	writeJSON(w, status, ProjectView{Project: p, Budget: budgetView(bs)})
+	writeJSON(w, status, projectView(p, bs))
 }
 
 // expiry turns a lifetime from now into an expiry time; NeverExpires is the
@@ -85,6 +85,9 @@ func limitChangeFrom(usd, period *string) (storage.LimitChange, error) {
 type updateProjectRequest struct {
 	Budget *string `json:"budget_usd"`
 	Period *string `json:"period"`
+	// AlertAt replaces the project's alert thresholds; [] goes back to
+	// the config's.
+	AlertAt *[]string `json:"alert_at"`
 }
 
 func (h *Handler) updateProject(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +98,10 @@ func (h *Handler) updateProject(w http.ResponseWriter, r *http.Request) {
 	change, err := limitChangeFrom(req.Budget, req.Period)
 	if err != nil {
 		h.writeDomainError(w, err)
+		return
+	}
+	if change.AlertAt, err = alertAtChange(req.AlertAt); err != nil {
+		writeBadAlertAt(w, err)
 		return
 	}
 	p, l, err := h.opts.DB.UpdateProject(r.Context(), r.PathValue("name"), change)
@@ -160,6 +167,9 @@ type updateTokenRequest struct {
 	MaxRequest *string `json:"max_request_usd"`
 	// RotateEvery is a duration or "never".
 	RotateEvery *string `json:"rotate_every"`
+	// AlertAt replaces the token's alert thresholds; [] goes back to the
+	// config's.
+	AlertAt *[]string `json:"alert_at"`
 }
 
 // maxRequestFrom parses max_request_usd: "" or "unlimited" is no limit,
@@ -201,6 +211,10 @@ func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request) {
 	limit, err := limitChangeFrom(req.Budget, req.Period)
 	if err != nil {
 		h.writeDomainError(w, err)
+		return
+	}
+	if limit.AlertAt, err = alertAtChange(req.AlertAt); err != nil {
+		writeBadAlertAt(w, err)
 		return
 	}
 	if req.Models != nil {
