@@ -125,6 +125,7 @@ var ErrorCodes = []ErrorCode{
 	{tokens.ErrInvalidGrace, http.StatusBadRequest, "invalid_request"},
 	{tokens.ErrInvalidRotation, http.StatusBadRequest, "invalid_request"},
 	{budget.ErrInvalidAmount, http.StatusBadRequest, "invalid_request"},
+	{budget.ErrInvalidFraction, http.StatusBadRequest, "invalid_request"},
 	{budget.ErrInvalidPeriod, http.StatusBadRequest, "invalid_request"},
 	{budget.ErrInvalidConfig, http.StatusBadRequest, "invalid_request"},
 	{pricing.ErrInvalidUsage, http.StatusBadRequest, "invalid_request"},

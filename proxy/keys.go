@@ -384,6 +384,19 @@ type Keys struct {
 	done    chan struct{}
 	started atomic.Bool
 	once    sync.Once
+	// counting is held shared by every write that moves 401 counts from
+	// memory to the ledger, and exclusively by Counted, so that a reader
+	// never sees a count in neither place (or in both).
+	counting sync.RWMutex
+}
+
+// Counted calls fn with the key states while no 401 count is on its way
+// from memory to the ledger: what fn reads of the ledger and the states'
+// Pending counts add up.
+func (ks *Keys) Counted(fn func([]KeyState) error) error {
+	ks.counting.Lock()
+	defer ks.counting.Unlock()
+	return fn(ks.States())
 }
 
 // KeysOptions configures NewKeys.
@@ -480,6 +493,7 @@ func (ks *Keys) Flush(ctx context.Context) error {
 	for _, p := range ks.provs {
 		k := p.Key
 		k.recMu.Lock()
+		ks.counting.RLock()
 		k.mu.Lock()
 		n, last := k.pending, k.lastReject
 		k.pending = 0
@@ -492,6 +506,7 @@ func (ks *Keys) Flush(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		ks.counting.RUnlock()
 		k.recMu.Unlock()
 	}
 	return errors.Join(errs...)
@@ -627,6 +642,8 @@ func (k *KeySource) record(ctx context.Context, key string) (KeyChange, error) {
 	}
 	k.recMu.Lock()
 	defer k.recMu.Unlock()
+	ks.counting.RLock()
+	defer ks.counting.RUnlock()
 	k.mu.Lock()
 	n, last := k.pending, k.lastReject
 	k.pending = 0

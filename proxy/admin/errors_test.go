@@ -26,7 +26,7 @@ import (
 // a decision here and in proxy.ErrorCodes.
 var knownErrors = map[string]map[string]error{
 	"budget": {
-		"ErrInvalidAmount": budget.ErrInvalidAmount, "ErrOverflow": budget.ErrOverflow, "ErrExhausted": budget.ErrExhausted,
+		"ErrInvalidAmount": budget.ErrInvalidAmount, "ErrInvalidFraction": budget.ErrInvalidFraction, "ErrOverflow": budget.ErrOverflow, "ErrExhausted": budget.ErrExhausted,
 		"ErrInvalidPeriod": budget.ErrInvalidPeriod, "ErrInvalidConfig": budget.ErrInvalidConfig,
 		"ErrNotReserved": budget.ErrNotReserved, "ErrLedgerClosed": budget.ErrLedgerClosed,
 		"ErrLedgerDamaged": budget.ErrLedgerDamaged,
@@ -118,13 +118,10 @@ func exportedErrors(t *testing.T, dir string) []string {
 // passes it (a configured provider's name, a key its source gave, never
 // empty); a reload answers a failed ledger write as proxy.ErrStorage.
 // ErrAlertNotFound comes only from SetDelivery, which alert delivery calls
-// and no route does. budget.ErrInvalidFraction is answered 400 by the
-// handlers that read alert_at themselves (alerts.go, TestAlertAt_Invalid
-// checks it), as the config reads alerts.thresholds before any server.
+// and no route does.
 var notServed = map[string]map[string]bool{
 	"storage": {"ErrLocked": true, "ErrNewerFormat": true, "ErrExists": true, "ErrBadCursor": true, "ErrInvalidAck": true, "ErrInvalidProviderKey": true,
 		"ErrAlertNotFound": true},
-	"budget": {"ErrInvalidFraction": true},
 }
 
 func TestErrorTable_Complete(t *testing.T) {

@@ -164,13 +164,20 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
 // record joined with the configured source and the 401s counted since the
 // last ledger write, sorted.
 func (h *Handler) keyViews() ([]KeyView, error) {
-	ledger, err := h.opts.DB.ProviderKeys()
+	var ledger []storage.ProviderKeyInfo
+	var states []proxy.KeyState
+	var err error
+	if h.opts.Keys != nil {
+		err = h.opts.Keys.Counted(func(s []proxy.KeyState) error {
+			states = s
+			ledger, err = h.opts.DB.ProviderKeys()
+			return err
+		})
+	} else {
+		ledger, err = h.opts.DB.ProviderKeys()
+	}
 	if err != nil {
 		return nil, err
-	}
-	var states []proxy.KeyState
-	if h.opts.Keys != nil {
-		states = h.opts.Keys.States()
 	}
 	now := h.opts.Now()
 	every := map[string]time.Duration{}
