@@ -533,13 +533,12 @@ func webhookChannel(n *yaml.Node, where string, index int) (webhook.Webhook, err
 
 // formatOfHost is the format an empty format stands for, as the webhook
 // package chooses it: hooks.slack.com is Slack, discord.com and
-// discordapp.com are Discord, anything else JSON.
+// discordapp.com (and their www. forms) are Discord, anything else JSON.
 func formatOfHost(host string) webhook.Format {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	switch {
-	case host == "hooks.slack.com":
+	switch strings.TrimPrefix(strings.ToLower(strings.TrimSuffix(host, ".")), "www.") {
+	case "hooks.slack.com":
 		return webhook.FormatSlack
-	case host == "discord.com" || host == "discordapp.com" || strings.HasSuffix(host, ".discord.com") || strings.HasSuffix(host, ".discordapp.com"):
+	case "discord.com", "discordapp.com":
 		return webhook.FormatDiscord
 	}
 	return webhook.FormatJSON

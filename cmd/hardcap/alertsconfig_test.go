@@ -321,3 +321,41 @@ func TestAlertsConfig_CredentialsReadAtStart(t *testing.T) {
 		t.Fatalf("url %q", got)
 	}
 }
+
+// TestAlertsConfig_Docs: examples/alerts.yaml, the README's config
+// reference and its Alerts example load and pass the checks.
+func TestAlertsConfig_Docs(t *testing.T) {
+	for _, v := range []string{"HARDCAP_SLACK_WEBHOOK_URL", "HARDCAP_OPS_WEBHOOK_URL"} {
+		t.Setenv(v, "https://hooks.slack.com/services/T0/B0/x")
+	}
+	t.Setenv("HARDCAP_WEBHOOK_SECRET", testWebhookSecret)
+	t.Setenv("SMTP_PASSWORD", testSMTPPassword)
+	example, err := os.ReadFile("../../examples/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{"examples/alerts.yaml": string(example)}
+	for i, block := range strings.Split(string(readme), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if strings.Contains(block, "\nalerts:") || strings.HasPrefix(block, "alerts:") {
+			docs["README yaml block "+strings.Repeat("#", i+1)] = block
+		}
+	}
+	if len(docs) < 3 {
+		t.Fatalf("found %d documents with alerts, want the example and two README blocks", len(docs))
+	}
+	for name, doc := range docs {
+		s, err := checkYAML(t, doc)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !s.alerts.hasChannels() {
+			t.Errorf("%s: no channel", name)
+		}
+	}
+}
