@@ -12,6 +12,7 @@ import (
 	"github.com/hardcap/hardcap/alert"
 	"github.com/hardcap/hardcap/alert/webhook"
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/internal/fakeopenai"
 	"github.com/hardcap/hardcap/internal/testlog"
 	"github.com/hardcap/hardcap/storage"
 )
@@ -239,5 +240,48 @@ func TestServe_NoDelivery(t *testing.T) {
 	if err := m.Open(); err == nil {
 		_ = m.Close()
 		t.Fatal("Open succeeded")
+	}
+}
+
+// TestServe_FreezeCutsStreams: a freeze cuts the frozen token's stream in
+// flight at once; without the cut it would hang until upstream_timeout.
+func TestServe_FreezeCutsStreams(t *testing.T) {
+	s := startServer(t, `alerts:
+  anomalies:
+    spend_spike: {action: freeze, factor: 1, floor_usd: "0.000000001"}
+`)
+	s.mustCLI("project", "create", "web")
+	var tok struct {
+		Token string `json:"token"`
+	}
+	decodeJSON(t, s.mustCLI("token", "create", "--project", "web", "--json"), &tok)
+	s.up.SetBehavior(fakeopenai.Behavior{StallAfterEvents: 1})
+	req, _ := http.NewRequest("POST", s.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello"}]}`))
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		close(ended)
+	}()
+	// A second request settles: the token's first spend is a spike.
+	s.up.SetBehavior(fakeopenai.Behavior{})
+	if code, body := chat(t, s.url, tok.Token, hello); code != 200 {
+		t.Fatalf("second request: %d %s", code, body)
+	}
+	waitFor(t, "the stalled stream cut by the freeze", func() bool {
+		select {
+		case <-ended:
+			return true
+		default:
+			return false
+		}
+	})
+	if code, body := chat(t, s.url, tok.Token, hello); code != 403 || !strings.Contains(body, "kill_switch") {
+		t.Fatalf("after the freeze: %d %s", code, body)
 	}
 }
