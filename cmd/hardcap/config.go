@@ -55,10 +55,14 @@ type Config struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConnectionsPerIP caps the connections open at once from one client
 	// IP; default 1024 (on loopback every local app shares 127.0.0.1).
-	MaxConnectionsPerIP int          `yaml:"max_connections_per_ip"`
-	Alerts              AlertsConfig `yaml:"alerts"`
-	Usage               UsageConfig  `yaml:"usage"`
-	Tokens              TokensConfig `yaml:"tokens"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// Alerts says which alerts fire and where they go (see AlertsConfig).
+	Alerts AlertsConfig `yaml:"alerts"`
+	// Reconcile schedules the comparison of the providers' cost reports
+	// with hardcap's books (see ReconcileConfig).
+	Reconcile ReconcileConfig `yaml:"reconcile"`
+	Usage     UsageConfig     `yaml:"usage"`
+	Tokens    TokensConfig    `yaml:"tokens"`
 	// AllowInsecureListen allows a listen address other than loopback.
 	// hardcap has no TLS yet, so tokens and the admin token would cross the
 	// network in clear; default false.
@@ -113,9 +117,9 @@ type ProviderConfig struct {
 	// request with per-call server tools (web search, file search, image
 	// generation, MCP) that sets none; default 8.
 	MaxToolCalls int64 `yaml:"max_tool_calls"`
-	// AdminKey is the provider's admin key (env:, file: or cmd:), read only
-	// by hardcap reconcile for the provider's cost report; the server never
-	// reads it.
+	// AdminKey is the provider's admin key (env:, file: or cmd:), read
+	// for the provider's cost report by hardcap reconcile and by the
+	// server's scheduled reconcile (reconcile.every), never for requests.
 	AdminKey string `yaml:"admin_key"`
 	// RotateEvery is how often the provider's real key should be replaced,
 	// e.g. "90d" (the default) or "30d": hardcap keys shows the due date
@@ -216,13 +220,6 @@ type TokensConfig struct {
 	RotateEvery string `yaml:"rotate_every"`
 }
 
-// AlertsConfig is accepted so that configs written for a later version
-// load; this version logs a warning instead of sending alerts.
-type AlertsConfig struct {
-	Thresholds []float64 `yaml:"thresholds"`
-	Webhooks   []string  `yaml:"webhooks"`
-}
-
 func defaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:8787",
@@ -279,6 +276,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.Prices = file.Prices
 	cfg.Log = file.Log
 	cfg.Alerts = file.Alerts
+	cfg.Reconcile = file.Reconcile
 	cfg.Usage = file.Usage
 	cfg.Tokens = file.Tokens
 	cfg.AllowInsecureListen = file.AllowInsecureListen
@@ -319,6 +317,10 @@ type settings struct {
 	rotateEvery time.Duration
 	// trustedProxies is trusted_proxies.
 	trustedProxies []netip.Prefix
+	// alerts are the alert policy and the channels, credentials read.
+	alerts alertSettings
+	// reconcile is the scheduled reconcile's setting.
+	reconcile reconcileSettings
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -372,6 +374,13 @@ func (cfg Config) check() (settings, error) {
 	}
 	if cfg.MaxConnections < 0 || cfg.MaxConnectionsPerIP < 0 {
 		return s, errors.New("config: max_connections and max_connections_per_ip must not be negative")
+	}
+	if s.reconcile, err = cfg.Reconcile.check(); err != nil {
+		return s, err
+	}
+	// Last: it reads the channels' credentials.
+	if s.alerts, err = cfg.Alerts.check(); err != nil {
+		return s, err
 	}
 	return s, nil
 }

@@ -240,15 +240,8 @@ func (r *reconciler) run(ctx context.Context, only string, since time.Duration) 
 
 // compare fills p with the provider's report and hardcap's books.
 func (r *reconciler) compare(ctx context.Context, pc ProviderConfig, p *reconcileProvider, start, end time.Time) error {
-	if _, err := pc.provider(p.Provider); err != nil {
+	if err := checkCostSource(p.Provider, pc); err != nil {
 		return err
-	}
-	base, err := url.Parse(pc.BaseURL)
-	if err != nil {
-		return fmt.Errorf("config: providers.%s.base_url must be an http(s) URL", p.Provider)
-	}
-	if base.Scheme != "https" && !loopbackHost(base.Hostname()) {
-		return fmt.Errorf("providers.%s.base_url is plain http to a host other than loopback: the admin key is only sent over https", p.Provider)
 	}
 	// The books first: when the server is not running, the admin key is
 	// not read at all.
@@ -257,28 +250,54 @@ func (r *reconciler) compare(ctx context.Context, pc ProviderConfig, p *reconcil
 	if err := r.client.call(ctx, "GET", "/admin/v1/usage/daily?"+q.Encode(), nil, &books); err != nil {
 		return fmt.Errorf("hardcap's books: %w", err)
 	}
-	src, err := proxy.ParseKeySource(pc.AdminKey)
-	if err != nil {
-		return fmt.Errorf("config: providers.%s.admin_key: %w", p.Provider, err)
-	}
-	key, err := src.Key(ctx)
-	if err != nil {
-		return fmt.Errorf("providers.%s.admin_key: %w", p.Provider, err)
-	}
-	api := costAPI{http: r.http, base: strings.TrimSuffix(base.String(), "/"), key: key, timeout: costCallTimeout, project: pc.Project}
-	var costs []providerCost
-	switch proxy.Kind(p.Kind) {
-	case proxy.KindOpenAI:
-		costs, err = api.openAI(ctx, start, end)
-	case proxy.KindAnthropic:
-		costs, err = api.anthropic(ctx, start, end)
-	default:
-		err = fmt.Errorf("kind %q has no cost report hardcap can read", p.Kind)
-	}
+	costs, err := fetchCosts(ctx, r.http, p.Provider, pc, start, end)
 	if err != nil {
 		return err
 	}
 	return r.fill(p, costs, books.Days)
+}
+
+// checkCostSource checks what reading the provider's cost report needs
+// of its config, without reading the admin key.
+func checkCostSource(name string, pc ProviderConfig) error {
+	if _, err := pc.provider(name); err != nil {
+		return err
+	}
+	base, err := url.Parse(pc.BaseURL)
+	if err != nil {
+		return fmt.Errorf("config: providers.%s.base_url must be an http(s) URL", name)
+	}
+	if base.Scheme != "https" && !loopbackHost(base.Hostname()) {
+		return fmt.Errorf("providers.%s.base_url is plain http to a host other than loopback: the admin key is only sent over https", name)
+	}
+	return nil
+}
+
+// fetchCosts reads the admin key of the provider name and its cost report
+// for the UTC days from start to end (exclusive). Both hardcap reconcile
+// and the server's scheduled reconcile use it. No error carries the key.
+func fetchCosts(ctx context.Context, hc *http.Client, name string, pc ProviderConfig, start, end time.Time) ([]providerCost, error) {
+	if err := checkCostSource(name, pc); err != nil {
+		return nil, err
+	}
+	base, _ := url.Parse(pc.BaseURL)
+	src, err := proxy.ParseKeySource(pc.AdminKey)
+	if err != nil {
+		return nil, fmt.Errorf("config: providers.%s.admin_key: %w", name, err)
+	}
+	key, err := src.Key(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("providers.%s.admin_key: %w", name, err)
+	}
+	api := costAPI{http: hc, base: strings.TrimSuffix(base.String(), "/"), key: key, timeout: costCallTimeout, project: pc.Project}
+	switch kind := pc.kind(name); proxy.Kind(kind) {
+	case proxy.KindOpenAI:
+		return api.openAI(ctx, start, end)
+	case proxy.KindAnthropic:
+		return api.anthropic(ctx, start, end)
+	default:
+		return nil, fmt.Errorf("kind %q has no cost report hardcap can read", kind)
+	}
 }
 
 // loopbackHost reports whether host is localhost or a loopback address.

@@ -15,8 +15,11 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/hardcap/hardcap/alert"
+	"github.com/hardcap/hardcap/alert/webhook"
 	"github.com/hardcap/hardcap/audit"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
@@ -64,7 +67,45 @@ type Main struct {
 	started  time.Time
 	closeMu  sync.Mutex
 	closed   bool
+
+	// notifier delivers alerts; nil when no channel is configured.
+	notifier notifier
+	// cutter and waker are the proxy and the notifier as the storage
+	// callbacks see them: both are built after the database, whose
+	// callbacks may run from the first request on.
+	cutter atomic.Pointer[proxy.Proxy]
+	waker  atomic.Pointer[notifier]
+	// reconcile is the scheduled reconcile; nil when off.
+	reconcile *reconcileLoop
+	// reconcileFirst, when set, replaces the wait before the first
+	// scheduled reconcile (tests).
+	reconcileFirst time.Duration
+	// stopBackground ends the deliverer and the scheduled reconcile;
+	// background waits for them.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 }
+
+// notifier is what the server needs of alert delivery (alert/webhook's
+// Deliverer).
+type notifier interface {
+	// Run delivers the outbox until ctx ends.
+	Run(ctx context.Context)
+	// Wake makes Run read the outbox now: an alert was just recorded.
+	Wake()
+	// Channels lists the channels without URL or secret.
+	Channels() []webhook.ChannelInfo
+	// DeliverNow attempts an entry's delivery at once (hardcap alerts
+	// test).
+	DeliverNow(ctx context.Context, e alert.Entry) []webhook.Result
+}
+
+// errNoDelivery is newNotifier's answer in a build without alert delivery.
+var errNoDelivery = errors.New("alerts: this build of hardcap cannot deliver alerts to channels; remove alerts.webhooks and alerts.email, or use a build with alert delivery")
+
+// newNotifier builds the alert deliverer from the configured channels; it
+// is webhook.New in a build with alert delivery.
+var newNotifier = func(webhook.Options) (notifier, error) { return nil, errNoDelivery }
 
 // Open prepares everything Run serves: logs, the database (with recovery),
 // the admin token, prices and the listener.
@@ -83,9 +124,6 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
-	if len(m.Config.Alerts.Webhooks) > 0 || len(m.Config.Alerts.Thresholds) > 0 {
-		m.log.Warn().Msg("alerts: thresholds and webhooks are not built in this version; overshoots are logged at warn level")
-	}
 	// The database comes first: its lock keeps a second hardcap on this
 	// directory from writing the admin token or anything else.
 	if err := m.prepareDataDir(); err != nil {
@@ -94,6 +132,19 @@ func (m *Main) Open() error {
 	m.db, err = m.openStorage(storage.Options{
 		Now: m.Now, Location: set.location, Global: set.global, OnLow: set.onLow,
 		Retention: set.retention,
+		Alerts:    set.alerts.policy,
+		// A freeze cuts the frozen token's (project's) streams, once the
+		// proxy exists; the kill switch already refuses new requests.
+		OnFreeze: func(t storage.KillTarget) {
+			if p := m.cutter.Load(); p != nil {
+				p.Cut(proxy.CutTarget{TokenID: t.Token, Project: t.Project})
+			}
+		},
+		OnAlert: func() {
+			if n := m.waker.Load(); n != nil {
+				(*n).Wake()
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -152,6 +203,23 @@ func (m *Main) Open() error {
 		UpstreamTimeout: m.Config.UpstreamTimeout,
 		TrustedProxies:  set.trustedProxies,
 	})
+	m.cutter.Store(m.proxy)
+	var notify admin.Notifier
+	if set.alerts.hasChannels() {
+		opts := set.alerts.delivery
+		opts.Outbox, opts.Log, opts.Now = m.db, m.log, m.Now
+		if m.notifier, err = newNotifier(opts); err != nil {
+			return err
+		}
+		m.waker.Store(&m.notifier)
+		notify = m.notifier
+	} else {
+		m.log.Info().Msg("alerts: no channel configured (alerts.webhooks, alerts.email): alerts are recorded and hardcap alerts lists them, but none is sent")
+	}
+	m.reconcile = newReconcileLoop(m.reconcileProviders(), set, m.db, m.Now, m.log)
+	if m.reconcile != nil && m.reconcileFirst > 0 {
+		m.reconcile.first = m.reconcileFirst
+	}
 	m.keys = proxy.NewKeys(proxy.KeysOptions{Providers: set.providers, Recorder: admin.KeyLedger{DB: m.db}, Log: m.log, Now: m.Now})
 	adminAPI := admin.New(admin.Options{
 		DB: m.db, Proxy: m.proxy, AdminToken: adminToken, Log: m.log, Now: m.Now,
@@ -161,6 +229,8 @@ func (m *Main) Open() error {
 		// The key ledger's default rotation period (tokens.rotate_every).
 		RotateEvery: set.rotateEvery,
 		Keys:        m.keys,
+		// nil (no interface value) when no channel is configured.
+		Notifier: notify,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -212,6 +282,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// The key ledger sees each source now and at every KeyTTL, traffic or
 	// not, so a changed key is recorded when it changes.
 	m.keys.Start(proxy.KeyTTL)
+	m.startBackground()
 	// SIGHUP re-reads the key sources; the loop ends before Close, so no
 	// reload writes to a closing database.
 	hupCtx, stopHups := context.WithCancel(ctx)
@@ -327,6 +398,10 @@ func (m *Main) Close() error {
 			Msg("settlements still not recorded at shutdown: the next start charges their reservations in full")
 	}
 	fcancel()
+	// Alert delivery and the scheduled reconcile end before the database
+	// closes; what is not delivered yet waits in the outbox for the next
+	// start.
+	m.stopBackgroundWork()
 	// The upstream 401 counts held in memory go to the key ledger.
 	if m.keys != nil {
 		kctx, kcancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -356,8 +431,10 @@ func (m *Main) startDemo(provs []*proxy.Provider) ([]*proxy.Provider, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/", demo.NewOpenAI(demo.Options{}))
 	mux.Handle("/anthropic/", http.StripPrefix("/anthropic", demo.NewAnthropic(demo.Options{})))
-	m.demo = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = m.demo.Serve(ln) }()
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.demo = srv
+	// srv, not m.demo: a failed Open clears m.demo while this runs.
+	go func() { _ = srv.Serve(ln) }()
 	base, _ := url.Parse("http://" + ln.Addr().String() + "/v1")
 	antBase, _ := url.Parse("http://" + ln.Addr().String() + "/anthropic")
 	out := []*proxy.Provider{
@@ -377,6 +454,50 @@ func (m *Main) startDemo(provs []*proxy.Provider) ([]*proxy.Provider, error) {
 	return out, nil
 }
 
+// startBackground starts the alert deliverer, when a channel is
+// configured, and the scheduled reconcile, when on.
+func (m *Main) startBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed {
+		cancel()
+		return
+	}
+	m.stopBackground = cancel
+	if n := m.notifier; n != nil {
+		m.background.Go(func() { n.Run(ctx) })
+	}
+	if l := m.reconcile; l != nil {
+		m.background.Go(func() { l.run(ctx) })
+	}
+}
+
+// stopBackgroundWork ends what startBackground started and waits for it.
+// Close calls it with closeMu held.
+func (m *Main) stopBackgroundWork() {
+	if m.stopBackground != nil {
+		m.stopBackground()
+	}
+	m.background.Wait()
+}
+
+// reconcileProviders is the config the scheduled reconcile reads: in demo
+// mode the simulated providers replace openai and anthropic, so their
+// admin keys would compare a real bill with simulated books.
+func (m *Main) reconcileProviders() Config {
+	cfg := m.Config
+	if m.Demo {
+		cfg.Providers = map[string]ProviderConfig{}
+		for name, pc := range m.Config.Providers {
+			if name != "openai" && name != "anthropic" {
+				cfg.Providers[name] = pc
+			}
+		}
+	}
+	return cfg
+}
+
 func (m *Main) statusFacts(set settings) map[string]any {
 	provs := make([]map[string]string, 0, len(set.providers))
 	for _, p := range set.providers {
@@ -391,7 +512,17 @@ func (m *Main) statusFacts(set settings) map[string]any {
 		"on_low":    set.onLow,
 		"timezone":  set.location.String(),
 		"prices":    sourceAges(m.catalog, m.Now()),
+		// Names and kinds only: a channel's URL and secret are credentials.
+		"alert_channels": m.alertChannels(),
 	}
+}
+
+// alertChannels lists the alert channels without URL or secret.
+func (m *Main) alertChannels() []webhook.ChannelInfo {
+	if m.notifier == nil {
+		return []webhook.ChannelInfo{}
+	}
+	return m.notifier.Channels()
 }
 
 // loadPrices is the catalog of the built-in price data, prices.file and
