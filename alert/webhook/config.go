@@ -80,8 +80,8 @@ type Options struct {
 	Webhooks []Webhook
 	SMTP     []SMTP
 	Routes   []Route
-	// Default are the channels of an alert no route matches; nil (or
-	// empty) is every channel.
+	// Default are the channels of an alert no route matches; nil is
+	// every channel, an empty (non-nil) list none.
 	Default []string
 	// Client sends webhooks; nil is a client with a 10 s timeout that
 	// follows no redirect. A client given is used as it is (its redirect

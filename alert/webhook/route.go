@@ -16,7 +16,8 @@ func (d *Deliverer) Route(a alert.Alert) []string {
 			return slices.Clone(r.Channels)
 		}
 	}
-	if len(d.dflt) > 0 {
+	if d.dflt != nil {
+		// An empty but set default sends unrouted alerts nowhere.
 		return slices.Clone(d.dflt)
 	}
 	return d.allNames()

@@ -100,12 +100,9 @@ type notifier interface {
 	DeliverNow(ctx context.Context, e alert.Entry) []webhook.Result
 }
 
-// errNoDelivery is newNotifier's answer in a build without alert delivery.
-var errNoDelivery = errors.New("alerts: this build of hardcap cannot deliver alerts to channels; remove alerts.webhooks and alerts.email, or use a build with alert delivery")
-
 // newNotifier builds the alert deliverer from the configured channels; it
 // is webhook.New in a build with alert delivery.
-var newNotifier = func(webhook.Options) (notifier, error) { return nil, errNoDelivery }
+var newNotifier = func(o webhook.Options) (notifier, error) { return webhook.New(o) }
 
 // Open prepares everything Run serves: logs, the database (with recovery),
 // the admin token, prices and the listener.
@@ -513,16 +510,7 @@ func (m *Main) statusFacts(set settings) map[string]any {
 		"timezone":  set.location.String(),
 		"prices":    sourceAges(m.catalog, m.Now()),
 		// Names and kinds only: a channel's URL and secret are credentials.
-		"alert_channels": m.alertChannels(),
 	}
-}
-
-// alertChannels lists the alert channels without URL or secret.
-func (m *Main) alertChannels() []webhook.ChannelInfo {
-	if m.notifier == nil {
-		return []webhook.ChannelInfo{}
-	}
-	return m.notifier.Channels()
 }
 
 // loadPrices is the catalog of the built-in price data, prices.file and
