@@ -16,6 +16,9 @@ import (
 type Rate struct {
 	minutes [rateMinutes]bucket
 	hours   [rateHours]bucket
+	// filled are the hour totals read from the disk (AddHour), also in
+	// hours: what was spent before the minute buckets began to count.
+	filled [rateHours]bucket
 	// since is when the rate began to count: the token's creation, or the
 	// first hour filled from the disk. A younger history has a shorter
 	// baseline.
@@ -74,6 +77,7 @@ func (r *Rate) Add(t time.Time, m budget.Money) {
 func (r *Rate) AddHour(hour time.Time, m budget.Money) {
 	hi := hour.Unix() / 3600
 	r.hours[hi%rateHours].add(hi, m)
+	r.filled[hi%rateHours].add(hi, m)
 	if r.since.IsZero() || hour.Before(r.since) {
 		r.since = hour
 	}
@@ -112,27 +116,40 @@ func (r *Rate) hoursSum(now, from time.Time) budget.Money {
 	return sum
 }
 
-// LastHour is the spend of the hour before now: from the minute buckets
-// when they cover it, else the current and the previous hour's totals
-// scaled to one hour.
+// LastHour is the spend of the hour before now: the minute buckets, and
+// for the part of the hour before they began to count, the hour totals
+// read from the disk, prorated by how much of each hour falls in it.
 func (r *Rate) LastHour(now time.Time) budget.Money {
-	if s, ok := r.Last(now, time.Hour); ok {
-		return s
+	live, covered := r.Last(now, time.Hour)
+	if covered {
+		return live
 	}
-	prev := now.Truncate(time.Hour).Add(-time.Hour)
-	from := prev
-	if r.since.After(from) {
-		from = r.since
+	from, until := now.Add(-time.Hour), now
+	if !r.minutesSince.IsZero() {
+		until = r.minutesSince
 	}
-	span := now.Sub(from)
-	if span <= 0 {
-		return 0
+	sum := live
+	for h := from.Truncate(time.Hour); h.Before(until); h = h.Add(time.Hour) {
+		hi := h.Unix() / 3600
+		b := r.filled[hi%rateHours]
+		if b.at != hi || b.sum <= 0 {
+			continue
+		}
+		// The hour's total covers [h, end): the whole hour, or up to
+		// until for the hour the disk was read in.
+		end := h.Add(time.Hour)
+		if end.After(until) {
+			end = until
+		}
+		lo := h
+		if lo.Before(from) {
+			lo = from
+		}
+		if end.After(lo) {
+			sum = satAdd(sum, mulDiv(b.sum, int64(end.Sub(lo)), int64(end.Sub(h))))
+		}
 	}
-	sum := r.hoursSum(now, prev)
-	if span <= time.Hour {
-		return sum
-	}
-	return mulDiv(sum, int64(time.Hour), int64(span))
+	return sum
 }
 
 // SpikeCheck is a spike detector's reading of a Rate.

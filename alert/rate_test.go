@@ -22,10 +22,10 @@ func TestRate_LastAndLastHour(t *testing.T) {
 	if got, covered := r.Last(now, time.Hour); got != 175 || covered {
 		t.Errorf("Last 1h = %d %v, want 175 and not covered (counting began at %s)", got, covered, t0)
 	}
-	// The minutes do not cover an hour: the hour totals since 11:00
-	// (175 in 91 minutes) scaled to one hour.
-	if got := r.LastHour(now); got != 115 {
-		t.Errorf("LastHour before the minutes cover an hour = %d, want 115", got)
+	// The minutes do not cover an hour, but nothing was read from the
+	// disk: all that is known of the hour is in them.
+	if got := r.LastHour(now); got != 175 {
+		t.Errorf("LastHour before the minutes cover an hour = %d, want 175", got)
 	}
 	later := t0.Add(89 * time.Minute)
 	if got := r.LastHour(later); got != 25 {
@@ -47,9 +47,15 @@ func TestRate_LastHourFromHoursAfterRestart(t *testing.T) {
 	r.AddHour(t0.Add(-time.Hour), 300) // the hour before
 	r.AddHour(t0, 100)                 // the current hour, 30 min in
 	got := r.LastHour(t0.Add(30 * time.Minute))
-	// 400 over the 90 minutes since the previous hour began, scaled to 60.
-	if got != 266 {
-		t.Errorf("LastHour from hour totals = %d, want 266", got)
+	// Half of the hour before (150) and all of the current one so far.
+	if got != 250 {
+		t.Errorf("LastHour from hour totals = %d, want 250", got)
+	}
+	// Live spend after the fill adds to it; the filled part shrinks as
+	// the hour moves on.
+	r.Add(t0.Add(30*time.Minute), 40)
+	if got := r.LastHour(t0.Add(45 * time.Minute)); got != 40+75+100 {
+		t.Errorf("LastHour with live minutes = %d, want %d", got, 40+75+100)
 	}
 }
 

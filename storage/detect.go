@@ -162,6 +162,7 @@ func (db *DB) anomaly(tx *bolt.Tx, t tokens.Token, kind alert.Kind, spent budget
 	if details == nil {
 		details = map[string]string{}
 	}
+	message = capital(message)
 	a := alert.Alert{Type: kind.Type(), Scope: tokenScope(t), Spent: spent, Message: message, Action: alert.ActionAlert, Details: details}
 	if !freeze {
 		_, _, err := db.raise(tx, a, RaiseOptions{})
@@ -398,7 +399,7 @@ func (db *DB) detectSettle(tx *bolt.Tx, res budget.Reservation, s budget.Settlem
 				st.setCool(coolKey, now)
 				sp := db.policy.Spike
 				msg := fmt.Sprintf("%s spent %s in the last %s, more than %d times its usual %s per %s (the average of the last %s).",
-					tokenLabel(t), usdText(c.Recent), sp.Window, sp.Factor, usdText(c.Average), sp.Window, sp.Baseline)
+					tokenLabel(t), usdText(c.Recent), spanWords(sp.Window), sp.Factor, usdText(c.Average), spanWords(sp.Window), spanWords(sp.Baseline))
 				if _, err := db.anomaly(tx, t, alert.SpendSpike, c.Recent, msg, map[string]string{"window": sp.Window.String(), "average_usd": c.Average.String(), "model": res.Request.Model}); err != nil {
 					return err
 				}
@@ -653,4 +654,24 @@ func (db *DB) detectKeyRejected(tx *bolt.Tx, provider string, k ProviderKeyInfo,
 		Details: map[string]string{"provider": provider, "fingerprint": fp, "unauthorized": fmt.Sprint(n)}}
 	_, _, err := db.raise(tx, a, RaiseOptions{})
 	return err
+}
+
+// capital is s with its first letter upper case: messages begin with a
+// token's label.
+func capital(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// spanWords says a detector's span as people do: "10 min", "24 h".
+func spanWords(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d >= time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
 }
