@@ -3,7 +3,9 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,10 +52,12 @@ type detectState struct {
 	rates map[budget.Scope]*alert.Rate
 	// high is, per budget window key, the largest threshold amount
 	// already fired: a settlement below it needs no mark lookup.
-	high map[string]budget.Money
+	high map[string]highMark
 	// cool is when an alert under a cooldown last fired, by kind and
 	// target.
 	cool map[coolKey]time.Time
+	// bursts count the alerts under maxBurst.
+	bursts map[coolKey]burst
 	// adds are the batch's additions to rates, and born the rates the
 	// batch created, so that a rollback takes them back.
 	adds []rateAdd
@@ -75,10 +79,11 @@ type rateAdd struct {
 
 func newDetectState() detectState {
 	return detectState{
-		seen:  map[string]map[string]struct{}{},
-		rates: map[budget.Scope]*alert.Rate{},
-		high:  map[string]budget.Money{},
-		cool:  map[coolKey]time.Time{},
+		seen:   map[string]map[string]struct{}{},
+		rates:  map[budget.Scope]*alert.Rate{},
+		high:   map[string]highMark{},
+		cool:   map[coolKey]time.Time{},
+		bursts: map[coolKey]burst{},
 	}
 }
 
@@ -117,6 +122,59 @@ func (st *state) loadSeen(tx *bolt.Tx) error {
 		m[string(name)] = struct{}{}
 		return nil
 	})
+}
+
+// maxBurst and burstSpan bound the new-address and new-model alerts of
+// one token with action alert: a leaked token used from many addresses
+// must not flood the channels. A freeze is never held back.
+const (
+	maxBurst  = 5
+	burstSpan = time.Hour
+)
+
+// burst counts the alerts of a kind for a token since from.
+type burst struct {
+	from time.Time
+	n    int
+}
+
+// allowBurst reports whether one more alert of kind under key may fire at
+// now, counting it, and whether it is the last one allowed in its span.
+func (db *DB) allowBurst(key coolKey, project string, kind alert.Kind, now time.Time) (allowed, last bool) {
+	if db.policy.Rule(kind, project).Action == alert.ActionFreeze {
+		return true, false
+	}
+	st := db.st
+	b, had := st.detect.bursts[key]
+	if !had || now.Sub(b.from) >= burstSpan {
+		b = burst{from: now}
+	}
+	if b.n >= maxBurst {
+		return false, false
+	}
+	old := st.detect.bursts[key]
+	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
+		if had {
+			st.detect.bursts[key] = old
+		} else {
+			delete(st.detect.bursts, key)
+		}
+	}})
+	b.n++
+	st.detect.bursts[key] = b
+	return true, b.n == maxBurst
+}
+
+func ordinal(n int) string {
+	switch n % 10 {
+	case 1:
+		return "st"
+	case 2:
+		return "nd"
+	case 3:
+		return "rd"
+	}
+	return "th"
 }
 
 // setCool notes an alert under a cooldown, in the undo log.
@@ -172,8 +230,15 @@ func (db *DB) anomaly(tx *bolt.Tx, t tokens.Token, kind alert.Kind, spent budget
 	if rule.FreezeProject {
 		target, what, resume = KillTarget{Project: t.Project}, "project "+t.Project, "hardcap resume --project "+t.Project
 	}
-	if err := db.freeze(tx, target, string(kind.Type())); err != nil {
+	froze, err := db.freeze(tx, target, string(kind.Type()))
+	if err != nil {
 		return false, err
+	}
+	if !froze {
+		// Frozen already (an earlier anomaly of the batch, or a kill):
+		// the anomaly is told, the freeze is not claimed again.
+		_, _, err := db.raise(tx, a, RaiseOptions{})
+		return true, err
 	}
 	a.Action = alert.ActionFreeze
 	a.Message = message + " hardcap froze " + what + " (its kill switch is on, its requests in flight are cut); when it is safe, run `" + resume + "`."
@@ -188,42 +253,42 @@ func (db *DB) anomaly(tx *bolt.Tx, t tokens.Token, kind alert.Kind, spent budget
 	if rule.FreezeProject {
 		f.Scope = alert.Scope{Kind: "project", Project: t.Project}
 	}
-	_, _, err := db.raise(tx, f, RaiseOptions{})
+	_, _, err = db.raise(tx, f, RaiseOptions{})
 	return true, err
 }
 
 // freeze turns target's kill switch on in tx, with an audit entry by
 // "system"; the proxy cuts the target's requests in flight once the
 // commit is on disk (Options.OnFreeze).
-func (db *DB) freeze(tx *bolt.Tx, target KillTarget, cause string) error {
+func (db *DB) freeze(tx *bolt.Tx, target KillTarget, cause string) (bool, error) {
 	e := AuditEntry{Actor: "system", Action: "freeze", Detail: cause}
 	switch {
 	case target.Token != "":
 		t := db.st.tokens[target.Token]
 		if t.Killed {
-			return nil
+			return false, nil
 		}
 		t.Killed = true
 		if err := db.putToken(tx, t); err != nil {
-			return err
+			return false, err
 		}
 		e.Kind, e.Target = "token", t.ID
 	default:
 		p, ok := db.st.projects[target.Project]
 		if !ok || p.Killed {
-			return nil
+			return false, nil
 		}
 		p.Killed = true
 		if err := db.putProject(tx, p); err != nil {
-			return err
+			return false, err
 		}
 		e.Kind, e.Target = "project", p.Name
 	}
 	if err := fatal(db.appendAudit(tx, e)); err != nil {
-		return err
+		return false, err
 	}
 	db.st.freezes = append(db.st.freezes, target)
-	return nil
+	return true, nil
 }
 
 // detectUse runs a reservation's detectors: a client address the token was
@@ -239,17 +304,21 @@ func (db *DB) detectUse(tx *bolt.Tx, t tokens.Token, req budget.Request, now tim
 		stale := had && db.policy.NewIPAfter > 0 && now.Sub(e.Last) >= db.policy.NewIPAfter
 		// A token's first address is its baseline, not an anomaly.
 		if len(ips) > 0 && (!had || stale) {
-			coolKey := coolKey{"ip", t.ID}
+			ipKey := coolKey{"ip", t.ID}
 			full := !had && len(ips) >= tokens.MaxClientIPs
-			if !full || !st.cooling(coolKey, now, fullCooldown) {
+			allowed, last := db.allowBurst(coolKey{"ipburst", t.ID}, t.Project, alert.NewIP, now)
+			if allowed && (!full || !st.cooling(ipKey, now, fullCooldown)) {
 				if full {
-					st.setCool(coolKey, now)
+					st.setCool(ipKey, now)
 				}
 				msg := fmt.Sprintf("%s was used from %s, an address it was never used from", tokenLabel(t), req.ClientIP)
 				if stale {
 					msg = fmt.Sprintf("%s was used from %s, an address not seen for it since %s", tokenLabel(t), req.ClientIP, e.Last.UTC().Format("2006-01-02"))
 				}
 				msg += " (user agent " + quoteOrNone(req.UserAgent) + "). If nobody you know moved the app, the token has leaked: revoke or rotate it."
+				if last {
+					msg += fmt.Sprintf(" This is its %d%s new address within %s: more in that time are recorded (hardcap token show) but not alerted.", maxBurst, ordinal(maxBurst), spanWords(burstSpan))
+				}
 				f, err := db.anomaly(tx, t, alert.NewIP, 0, msg, map[string]string{"ip": req.ClientIP, "user_agent": req.UserAgent, "model": req.Model, "route": req.Route})
 				if err != nil {
 					return false, err
@@ -285,13 +354,20 @@ func (db *DB) detectUse(tx *bolt.Tx, t tokens.Token, req budget.Request, now tim
 			continue
 		}
 		if !remembered {
-			coolKey := coolKey{"seen", t.ID}
-			if st.cooling(coolKey, now, fullCooldown) {
+			fullKey := coolKey{"seen", t.ID}
+			if st.cooling(fullKey, now, fullCooldown) {
 				continue
 			}
-			st.setCool(coolKey, now)
+			st.setCool(fullKey, now)
+		}
+		allowed, last := db.allowBurst(coolKey{"seenburst", t.ID}, t.Project, alert.NewModel, now)
+		if !allowed {
+			continue
 		}
 		msg := fmt.Sprintf("%s was used for the %s %s, which it never used before (from %s).", tokenLabel(t), n.what, budget.Clip(n.name), req.ClientIP)
+		if last {
+			msg += fmt.Sprintf(" This is its %d%s new model or route within %s: more in that time are remembered but not alerted.", maxBurst, ordinal(maxBurst), spanWords(burstSpan))
+		}
 		f, err := db.anomaly(tx, t, alert.NewModel, 0, msg, map[string]string{n.what: n.name, "ip": req.ClientIP})
 		if err != nil {
 			return false, err
@@ -338,25 +414,35 @@ func (db *DB) rememberSeen(tx *bolt.Tx, id, key string, now time.Time) (bool, er
 }
 
 // detectExhausted raises budget.exhausted for the first refusal of a
-// window for want of budget.
-func (db *DB) detectExhausted(tx *bolt.Tx, b budget.Budget, key string, sp budget.Spend, t tokens.Token, now time.Time) error {
+// window for want of budget, once per window and limit. A refusal only
+// because of money reserved by requests in flight, which may come back,
+// is not one: the request must not fit even in what committed spend
+// leaves (on_low as configured, so clamping counts).
+func (db *DB) detectExhausted(tx *bolt.Tx, b budget.Budget, key string, sp budget.Spend, q budget.Quote, t tokens.Token, now time.Time) error {
 	if !db.policy.Exhausted || (b.Limit.Amount <= 0 && !b.Limit.Zero) {
 		// Off, or no budget to name: a worst case past what money can
 		// count.
 		return nil
 	}
-	once := "x/" + key
+	if _, _, err := q.Fit(budget.Spend{Committed: sp.Committed}.Headroom(b.Limit), db.onLow); !errors.Is(err, budget.ErrExhausted) {
+		return nil
+	}
+	once := "x/" + key + "/" + b.Limit.Amount.String()
 	if _, fired := db.st.fired[once]; fired {
 		return nil
 	}
+	what := "the rest of the budget is below the least the request can cost"
+	if db.onLow == budget.Reject {
+		what = "its worst case does not fit what is left (budget.on_low: reject)"
+	}
 	a := alert.Alert{
 		Type: alert.TypeExhausted, Scope: db.budgetScope(b.Scope, t), Window: windowLabel(b.Limit, now, db.loc),
-		Spent: sp.Committed, Message: fmt.Sprintf("%s refused a request (%s, %s): %s committed and %s reserved of %s %s. Requests are refused until the window ends or the limit is raised.",
-			db.budgetName(b.Scope, t), tokenLabel(t), "no headroom for its worst case", usdText(sp.Committed), usdText(sp.Reserved), usdText(b.Limit.Amount), periodWords(b.Limit)),
+		Spent: sp.Committed, Message: fmt.Sprintf("%s refused a request of %s: %s; %s committed of %s %s. Requests are refused until the window ends or the limit is raised.",
+			db.budgetName(b.Scope, t), tokenLabel(t), what, usdText(sp.Committed), usdText(b.Limit.Amount), periodWords(b.Limit)),
 	}
 	lim := b.Limit.Amount
 	a.Limit = &lim
-	_, _, err := db.raise(tx, a, RaiseOptions{Once: once, OnceUntil: db.windowEnd(b.Scope)})
+	_, _, err := db.raise(tx, a, RaiseOptions{Once: once, OnceUntil: db.windowEnd(b.Limit, now)})
 	return err
 }
 
@@ -410,54 +496,90 @@ func (db *DB) detectSettle(tx *bolt.Tx, res budget.Reservation, s budget.Settlem
 }
 
 // detectThresholds fires the thresholds a settlement's charge reached in
-// the budgets of res (global, project, token: the first three keys).
+// the current windows of its budgets (global, project, token). A charge
+// that went to a window no longer current (it rolled over, or the period
+// changed, while the request ran) fires nothing there.
 func (db *DB) detectThresholds(tx *bolt.Tx, res budget.Reservation, s budget.Settlement, rates [3]*alert.Rate, t tokens.Token, now time.Time) error {
 	st := db.st
-	scopes := [3]budget.Scope{budget.GlobalScope, budget.ProjectScope(res.Request.Project), budget.TokenScope(res.Request.TokenID)}
+	ps, ts := st.tokenScopes(t)
+	scopes := [3]budget.Scope{budget.GlobalScope, ps, ts}
 	for i, scope := range scopes {
 		limit := db.global
-		var fs []budget.Fraction
+		ths := thresholds{def: db.policy.Thresholds}
 		switch i {
-		case 0:
-			fs = db.policy.Thresholds
 		case 1:
 			limit = st.limits[scope]
-			fs = fractions(st.projects[res.Request.Project].AlertAt, db.policy.Thresholds)
+			ths.own = st.projects[t.Project].AlertAt
 		case 2:
 			limit = st.limits[scope]
-			fs = fractions(t.AlertAt, db.policy.Thresholds)
+			ths.own = t.AlertAt
 		}
-		if limit.Amount <= 0 || len(fs) == 0 {
+		n := ths.len()
+		if limit.Amount <= 0 || n == 0 {
 			continue
 		}
-		key := res.Keys[i]
+		key := st.windowKey(scope, limit, now, db.loc)
+		if !slices.Contains(res.Keys, key) {
+			continue
+		}
 		committed := st.spend[key].Committed
-		if committed < fs[0].Of(limit.Amount) {
+		if committed < ths.at(0).Of(limit.Amount) {
 			continue // the common case: below every threshold
 		}
 		high, hadHigh := st.detect.high[key]
-		for _, f := range fs {
+		hadHigh = hadHigh && high.limit == limit.Amount
+		for k := range n {
+			f := ths.at(k)
 			amount := f.Of(limit.Amount)
 			if committed < amount {
 				break
 			}
-			if hadHigh && amount <= high {
+			if hadHigh && amount <= high.amount {
 				continue
 			}
-			once := "t/" + key + "/" + f.String()
+			// The mark holds the limit: a limit raised or lowered in the
+			// window fires its shares again.
+			once := "t/" + key + "/" + limit.Amount.String() + "/" + f.String()
 			if _, fired := st.fired[once]; !fired {
-				if err := db.raiseThreshold(tx, scope, key, limit, f, committed, rates[i], t, now, once); err != nil {
+				if err := db.raiseThreshold(tx, scope, limit, f, committed, rates[i], t, now, once); err != nil {
 					return err
 				}
 			}
-			st.setHigh(key, amount)
-			high, hadHigh = amount, true
+			st.setHigh(key, highMark{limit.Amount, amount})
+			high, hadHigh = highMark{limit.Amount, amount}, true
 		}
 	}
 	return nil
 }
 
-func (db *DB) raiseThreshold(tx *bolt.Tx, scope budget.Scope, key string, limit budget.Limit, f budget.Fraction, committed budget.Money, r *alert.Rate, t tokens.Token, now time.Time, once string) error {
+// thresholds are a budget's shares: its own, when it has them, else the
+// config's; read in place, without a copy per settlement.
+type thresholds struct {
+	own []uint32
+	def []budget.Fraction
+}
+
+func (t thresholds) len() int {
+	if len(t.own) > 0 {
+		return len(t.own)
+	}
+	return len(t.def)
+}
+
+func (t thresholds) at(i int) budget.Fraction {
+	if len(t.own) > 0 {
+		return budget.Fraction(t.own[i])
+	}
+	return t.def[i]
+}
+
+// highMark is the largest threshold amount fired in a window, and the
+// limit it was fired under.
+type highMark struct {
+	limit, amount budget.Money
+}
+
+func (db *DB) raiseThreshold(tx *bolt.Tx, scope budget.Scope, limit budget.Limit, f budget.Fraction, committed budget.Money, r *alert.Rate, t tokens.Token, now time.Time, once string) error {
 	var perHour budget.Money
 	if r != nil {
 		perHour = r.LastHour(now)
@@ -476,13 +598,13 @@ func (db *DB) raiseThreshold(tx *bolt.Tx, scope budget.Scope, key string, limit 
 	details["last_hour_usd"] = perHour.String()
 	lim := limit.Amount
 	a := alert.Alert{Type: alert.TypeThreshold, Scope: db.budgetScope(scope, t), Window: windowLabel(limit, now, db.loc), Threshold: &f, Spent: committed, Limit: &lim, Message: msg, Details: details}
-	_, _, err := db.raise(tx, a, RaiseOptions{Once: once, OnceUntil: db.windowEnd(scope)})
+	_, _, err := db.raise(tx, a, RaiseOptions{Once: once, OnceUntil: db.windowEnd(limit, now)})
 	return err
 }
 
 // setHigh notes the largest threshold amount fired in a window, in the
 // undo log.
-func (st *state) setHigh(key string, amount budget.Money) {
+func (st *state) setHigh(key string, amount highMark) {
 	old, had := st.detect.high[key]
 	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
 		if had {
@@ -492,18 +614,6 @@ func (st *state) setHigh(key string, amount budget.Money) {
 		}
 	}})
 	st.detect.high[key] = amount
-}
-
-// fractions is a project's or token's own thresholds, else the default.
-func fractions(own []uint32, def []budget.Fraction) []budget.Fraction {
-	if len(own) == 0 {
-		return def
-	}
-	fs := make([]budget.Fraction, len(own))
-	for i, v := range own {
-		fs[i] = budget.Fraction(v)
-	}
-	return budget.SortFractions(fs)
 }
 
 // budgetScope is the alert scope of a budget scope.
@@ -528,9 +638,13 @@ func (db *DB) budgetName(scope budget.Scope, t tokens.Token) string {
 	return "The budget of " + tokenLabel(t)
 }
 
-// windowEnd is when the cached window of scope ends (zero: never).
-func (db *DB) windowEnd(scope budget.Scope) time.Time {
-	return db.st.windows[scope].until
+// windowEnd is when the window of limit at now ends (zero: never, a total
+// budget): when a once-mark about it stops holding.
+func (db *DB) windowEnd(l budget.Limit, now time.Time) time.Time {
+	if l.Period == "" || l.Period == budget.Total {
+		return time.Time{}
+	}
+	return l.Period.End(now, db.loc)
 }
 
 func windowLabel(l budget.Limit, now time.Time, loc *time.Location) string {
@@ -567,6 +681,10 @@ func (db *DB) settleRates(tx *bolt.Tx, res budget.Reservation, now time.Time) [3
 	}
 	req := res.Request
 	scopes := [3]budget.Scope{budget.GlobalScope, budget.ProjectScope(req.Project), budget.TokenScope(req.TokenID)}
+	if t, ok := db.st.tokens[req.TokenID]; ok && t.Project == req.Project {
+		ps, ts := db.st.tokenScopes(t)
+		scopes[1], scopes[2] = ps, ts
+	}
 	for i, s := range scopes {
 		if r, ok := db.st.detect.rates[s]; ok {
 			out[i] = r
@@ -615,16 +733,26 @@ func (db *DB) fillRate(tx *bolt.Tx, which int, req budget.Request, now time.Time
 		if !ok {
 			return r
 		}
+		// Newest first, so that past rateFillMax the oldest hours are
+		// the ones left out.
 		prefix := idPrefix(tid)
-		start := binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(from.UnixNano()))
+		end := binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(now.UnixNano())+1)
 		c := tx.Bucket(bucketByToken).Cursor()
-		n := 0
-		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && n < rateFillMax; k, v = c.Next() {
+		k, v := c.Seek(end)
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for n := 0; k != nil && bytes.HasPrefix(k, prefix) && n < rateFillMax; k, v = c.Prev() {
 			n++
 			if len(k) < 12 {
 				continue
 			}
 			ns := int64(binary.BigEndian.Uint64(k[4:12]))
+			if ns < from.UnixNano() {
+				break
+			}
 			ch, w := binary.Uvarint(v)
 			if w <= 0 || ch == 0 {
 				continue

@@ -463,3 +463,93 @@ func TestSpendSpike_HistoryFromDiskAfterRestart(t *testing.T) {
 		t.Fatalf("a spike after a restart: %d alerts, want 1", len(as))
 	}
 }
+
+func TestExhausted_NotOnReservedMoney(t *testing.T) {
+	db, _ := alertDB(t, nil)
+	tok := newToken(t, db, "p", budget.Limit{Amount: 1000}, budget.Limit{})
+	held, err := reserve(db, tok, flat(1000)) // all of it, reserved
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reserve(db, tok, flat(10)); !errors.Is(err, budget.ErrExhausted) {
+		t.Fatalf("got %v, want a refusal", err)
+	}
+	if as := alertsOf(t, db, alert.TypeExhausted); len(as) != 0 {
+		t.Fatalf("money only reserved fired exhausted: %+v", as)
+	}
+	if _, err := db.Settle(ctx, held.ID, budget.Settlement{Charged: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reserve(db, tok, flat(10)); !errors.Is(err, budget.ErrExhausted) {
+		t.Fatalf("got %v, want a refusal", err)
+	}
+	if as := alertsOf(t, db, alert.TypeExhausted); len(as) != 1 {
+		t.Fatalf("the budget spent: %d exhausted alerts, want 1", len(as))
+	}
+}
+
+func TestThresholds_LimitChanges(t *testing.T) {
+	db, _ := alertDB(t, nil)
+	tok := newToken(t, db, "p", budget.Limit{Amount: 1000}, budget.Limit{})
+	set := func(amount budget.Money) {
+		t.Helper()
+		l := budget.Limit{Amount: amount}
+		if _, _, err := db.UpdateProject(ctx, "p", LimitChange{Amount: &l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spend(t, db, tok, "", "m", 500) // 0.5 of 1000
+	set(600)                        // 500 is now past 0.8 of 600 (480)
+	spend(t, db, tok, "", "m", 1)
+	set(2000)
+	spend(t, db, tok, "", "m", 499) // 1000: 0.5 of the new limit
+	got := thresholdsOf(alertsOf(t, db, alert.TypeThreshold), "project")
+	if strings.Join(got, ",") != "0.5,0.5,0.8,0.5" {
+		t.Fatalf("thresholds across limit changes: %v, want 0.5 (of 1000), 0.5 and 0.8 (of 600), 0.5 (of 2000)", got)
+	}
+}
+
+func TestThresholds_NotForAnOldWindow(t *testing.T) {
+	db, c := alertDB(t, nil)
+	day := budget.Limit{Amount: 1000, Period: budget.Day}
+	tok := newToken(t, db, "p", day, budget.Limit{})
+	res, err := reserve(db, tok, flat(900))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Set(alertEpoch.Add(24 * time.Hour)) // the day turns while it runs
+	if _, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: 900}); err != nil {
+		t.Fatal(err)
+	}
+	if as := alertsOf(t, db, alert.TypeThreshold); len(as) != 0 {
+		t.Fatalf("a charge to yesterday's window fired today's thresholds: %+v", as)
+	}
+}
+
+func TestNewIP_BurstOfAlertsIsBounded(t *testing.T) {
+	db, _ := alertDB(t, nil)
+	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
+	spend(t, db, tok, "10.0.0.1", "m", 1)
+	for i := range 50 {
+		spend(t, db, tok, fmt.Sprintf("192.0.2.%d", i+2), "m", 1)
+	}
+	as := alertsOf(t, db, alert.TypeNewIP)
+	if len(as) != maxBurst || !strings.Contains(as[maxBurst-1].Message, "not alerted") {
+		t.Fatalf("50 new addresses raised %d alerts, want %d, the last saying the rest are not alerted", len(as), maxBurst)
+	}
+}
+
+func TestFreeze_NotClaimedTwice(t *testing.T) {
+	db, _ := alertDB(t, func(p *alert.Policy) {
+		p.Rules[alert.NewIP] = alert.Rule{Action: alert.ActionFreeze}
+		p.Rules[alert.NewModel] = alert.Rule{Action: alert.ActionFreeze}
+	})
+	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
+	spend(t, db, tok, "10.0.0.1", "m", 1)
+	if _, err := db.Reserve(ctx, budget.Request{TokenID: tok.ID, Model: "other", ClientIP: "10.0.0.2"}, flat(1)); !errors.Is(err, tokens.ErrKilled) {
+		t.Fatalf("got %v", err)
+	}
+	if as := alertsOf(t, db, alert.TypeFrozen); len(as) != 1 {
+		t.Fatalf("%d token.frozen alerts for one freeze", len(as))
+	}
+}

@@ -81,7 +81,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	if errors.Is(err, budget.ErrExhausted) {
 		// The refusal's alert is its only write: the first of a window
 		// for want of budget.
-		if aerr := db.detectExhausted(tx, budgets[tightest], keys[tightest], spends[tightest], tok, now); aerr != nil {
+		if aerr := db.detectExhausted(tx, budgets[tightest], keys[tightest], spends[tightest], q, tok, now); aerr != nil {
 			return budget.Reservation{}, aerr
 		}
 		// Name the budget, so the refusal can say which one to raise.

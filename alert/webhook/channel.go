@@ -177,7 +177,7 @@ func newWebhook(w Webhook, where string) (*webhookChannel, error) {
 	if w.Secret != "" && f == FormatJSON {
 		var ok bool
 		if hc.key, ok = signingKey(w.Secret); !ok {
-			return nil, fmt.Errorf("%w: %s: the key after whsec_ is not base64", ErrSecret, where)
+			return nil, fmt.Errorf("%w: %s: the secret is not base64 after an optional whsec_ (a Standard Webhooks secret)", ErrSecret, where)
 		}
 	}
 	return hc, nil
@@ -229,14 +229,11 @@ func newSMTP(s SMTP, where string) (*smtpChannel, error) {
 }
 
 // signingKey is the HMAC key of a Standard Webhooks secret: the decoded
-// bytes of "whsec_<base64>", or any other text's bytes. It is false for a
-// whsec_ secret that does not decode (the decoder's error, an offset into
-// the secret, is not shown).
+// bytes of its base64, after an optional "whsec_", as the spec's own
+// libraries read it. It is false for a secret that does not decode (the
+// decoder's error, an offset into the secret, is not shown).
 func signingKey(secret string) ([]byte, bool) {
-	b64, ok := strings.CutPrefix(secret, "whsec_")
-	if !ok {
-		return []byte(secret), true
-	}
+	b64, _ := strings.CutPrefix(secret, "whsec_")
 	key, err := base64.StdEncoding.DecodeString(b64)
 	return key, err == nil && len(key) > 0
 }

@@ -37,8 +37,7 @@ type Webhook struct {
 	// Format is the body; empty chooses it from the URL's host.
 	Format Format
 	// Secret, when set, signs JSON bodies per the Standard Webhooks spec:
-	// "whsec_" and the base64 key, or any other text used as the key's
-	// bytes.
+	// "whsec_" and the base64 key (the prefix may be left out).
 	Secret string
 }
 

@@ -63,7 +63,7 @@ func TestNew_Invalid(t *testing.T) {
 func TestNew_Names(t *testing.T) {
 	d := mustNew(t, Options{Outbox: newOutbox(),
 		Webhooks: []Webhook{
-			{URL: "https://example.org/a", Secret: "plain text key"},
+			{URL: "https://example.org/a", Secret: "cGxhaW4gdGV4dCBrZXk="},
 			{URL: "https://hooks.slack.com/services/x"},
 			{URL: "http://localhost:9000/b"},
 			{URL: "https://discord.com/api/webhooks/1/x"},

@@ -107,11 +107,12 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.failed[key]++
 	}
 	rc.mu.Unlock()
-	defer func() {
-		rc.mu.Lock()
-		delete(rc.inflight, key)
-		rc.mu.Unlock()
-	}()
+	// The attempt ends here for the check: the client may retry as soon
+	// as the answer (or the closed connection) reaches it, before this
+	// handler returns.
+	rc.mu.Lock()
+	delete(rc.inflight, key)
+	rc.mu.Unlock()
 	switch how {
 	case "":
 		w.WriteHeader(http.StatusNoContent)

@@ -184,6 +184,13 @@ func color(a alert.Alert) int {
 // from reading as one.
 var discordMentions = strings.NewReplacer("@everyone", "@\u200beveryone", "@here", "@\u200bhere")
 
+// discordText also escapes Discord's markdown in the text an embed
+// renders it in (the description and field values), so that client text
+// (a user agent, a model name) cannot make a link or hide a line.
+var discordText = strings.NewReplacer("@everyone", "@\u200beveryone", "@here", "@\u200bhere",
+	`\`, `\\`, "[", `\[`, "]", `\]`, "(", `\(`, ")", `\)`, "*", `\*`, "_", `\_`, "~", `\~`,
+	"`", "\\`", "|", `\|`, ">", `\>`, "#", `\#`, "<", `\<`)
+
 type discordField struct {
 	Name   string `json:"name"`
 	Value  string `json:"value"`
@@ -223,7 +230,7 @@ const (
 func discordBody(a alert.Alert) ([]byte, error) {
 	e := discordEmbed{
 		Title:       cut(discordMentions.Replace(title(a)), discordTitleMax),
-		Description: cut(discordMentions.Replace(a.Message), discordDescriptionMax),
+		Description: cut(discordText.Replace(a.Message), discordDescriptionMax),
 		Color:       color(a),
 		Timestamp:   a.Time.UTC().Format(time.RFC3339),
 	}
@@ -234,7 +241,7 @@ func discordBody(a alert.Alert) ([]byte, error) {
 		}
 		e.Fields = append(e.Fields, discordField{
 			Name:   cut(discordMentions.Replace(f.name), discordFieldNameMax),
-			Value:  cut(discordMentions.Replace(f.value), discordFieldValueMax),
+			Value:  cut(discordText.Replace(f.value), discordFieldValueMax),
 			Inline: true,
 		})
 	}

@@ -211,7 +211,7 @@ func TestDiscordBody(t *testing.T) {
 			if e.Title != tc.title || e.Color != tc.color || e.Footer.Text != tc.a.ID || e.Timestamp != tc.a.Time.UTC().Format(time.RFC3339) {
 				t.Errorf("embed %+v, want title %q colour %x footer %q", e, tc.title, tc.color, tc.a.ID)
 			}
-			if !strings.HasPrefix(e.Description, strings.Split(tc.a.Message, "@")[0]) || len(e.Fields) == 0 || e.Fields[0].Name != "Scope" {
+			if !strings.HasPrefix(e.Description, discordText.Replace(strings.Split(tc.a.Message, "@")[0])) || len(e.Fields) == 0 || e.Fields[0].Name != "Scope" {
 				t.Errorf("embed %+v", e)
 			}
 		})
@@ -229,5 +229,17 @@ func TestMailMessage_StripsLineBreaks(t *testing.T) {
 	head, _, _ := strings.Cut(msg, "\r\n\r\n")
 	if strings.Contains(head, "\nBcc:") {
 		t.Errorf("a header was injected:\n%s", head)
+	}
+}
+
+func TestDiscordText_NoLinkFromClientText(t *testing.T) {
+	got := discordText.Replace("ua [Known CI runner](https://evil.example) **bold** `code` > quote")
+	for _, bad := range []string{"[Known", "](", "**", "`code`"} {
+		if strings.Contains(strings.ReplaceAll(got, `\`, ""), bad) && !strings.Contains(got, `\`+bad[:1]) {
+			t.Errorf("%q survives unescaped in %q", bad, got)
+		}
+	}
+	if strings.Contains(got, "[Known CI runner](https") {
+		t.Errorf("a markdown link survives: %q", got)
 	}
 }
