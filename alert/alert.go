@@ -154,12 +154,14 @@ func (e Entry) Delivery(channel string) (Delivery, bool) {
 
 // Outbox is where alerts wait for delivery: storage's DB implements it.
 type Outbox interface {
-	// Undelivered returns up to n entries, oldest first, that some channel
-	// may still have to deliver: entries whose every Delivery is final
-	// are left out once SetDelivery said they are done.
-	Undelivered(ctx context.Context, n int) ([]Entry, error)
+	// Undelivered returns up to n entries raised after the alert id
+	// after ("" from the first), oldest first, that some channel may
+	// still have to deliver: entries whose every Delivery is final are
+	// left out once SetDelivery said they are done.
+	Undelivered(ctx context.Context, after string, n int) ([]Entry, error)
 	// SetDelivery records d for the alert id, replacing the channel's
 	// earlier Delivery. done says that every channel the alert goes to
-	// now has a final state, so Undelivered leaves it out from now on.
+	// now has a final state, so Undelivered leaves it out from now on; a
+	// d without a Channel records nothing but that.
 	SetDelivery(ctx context.Context, id string, d Delivery, done bool) error
 }

@@ -151,15 +151,23 @@ func alertPrefix(tx *bolt.Tx) (string, error) {
 
 // Undelivered returns up to n alerts some channel may still have to
 // deliver, oldest first (alert.Outbox).
-func (db *DB) Undelivered(ctx context.Context, n int) ([]alert.Entry, error) {
+func (db *DB) Undelivered(ctx context.Context, after string, n int) ([]alert.Entry, error) {
 	if n <= 0 {
 		n = 100
+	}
+	var from uint64
+	if after != "" {
+		seq, ok := alertSeq(after)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrAlertNotFound, budget.Clip(after))
+		}
+		from = seq + 1
 	}
 	var out []alert.Entry
 	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAlerts)
 		c := tx.Bucket(bucketAlertsOpen).Cursor()
-		for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
+		for k, _ := c.Seek(alertKey(from)); k != nil && len(out) < n; k, _ = c.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -202,7 +210,7 @@ func (db *DB) SetDelivery(ctx context.Context, id string, d alert.Delivery, done
 		if e.Alert.ID != id {
 			return fmt.Errorf("%w: %s", ErrAlertNotFound, budget.Clip(id))
 		}
-		replaced := false
+		replaced := d.Channel == "" // closes the entry, records nothing
 		for i := range e.Deliveries {
 			if e.Deliveries[i].Channel == d.Channel {
 				e.Deliveries[i], replaced = d, true

@@ -399,7 +399,7 @@ func TestOutbox_DeliveryStateAndIDs(t *testing.T) {
 	if a.Alert.ID == b.Alert.ID || !strings.HasPrefix(a.Alert.ID, "al_") {
 		t.Fatalf("ids %q and %q", a.Alert.ID, b.Alert.ID)
 	}
-	open, _ := db.Undelivered(ctx, 10)
+	open, _ := db.Undelivered(ctx, "", 10)
 	if len(open) != 2 || open[0].Alert.ID != a.Alert.ID || open[0].Channels[0] != "ops" {
 		t.Fatalf("undelivered: %+v", open)
 	}
@@ -411,7 +411,7 @@ func TestOutbox_DeliveryStateAndIDs(t *testing.T) {
 	if err := db.SetDelivery(ctx, a.Alert.ID, d, true); err != nil {
 		t.Fatal(err)
 	}
-	open, _ = db.Undelivered(ctx, 10)
+	open, _ = db.Undelivered(ctx, "", 10)
 	if len(open) != 1 || open[0].Alert.ID != b.Alert.ID {
 		t.Fatalf("undelivered after done: %+v", open)
 	}
@@ -551,5 +551,41 @@ func TestFreeze_NotClaimedTwice(t *testing.T) {
 	}
 	if as := alertsOf(t, db, alert.TypeFrozen); len(as) != 1 {
 		t.Fatalf("%d token.frozen alerts for one freeze", len(as))
+	}
+}
+
+func TestOutbox_UndeliveredPages(t *testing.T) {
+	db, _ := alertDB(t, nil)
+	var ids []string
+	for i := range 5 {
+		e, _, err := db.RaiseAlert(ctx, alert.Alert{Type: alert.TypeTest, Message: fmt.Sprint(i)}, RaiseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.Alert.ID)
+	}
+	if err := db.SetDelivery(ctx, ids[1], alert.Delivery{}, true); err != nil { // closed, no delivery
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for {
+		page, err := db.Undelivered(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			got = append(got, e.Alert.ID)
+			if len(e.Deliveries) != 0 {
+				t.Errorf("%s has deliveries %+v", e.Alert.ID, e.Deliveries)
+			}
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].Alert.ID
+	}
+	if want := []string{ids[0], ids[2], ids[3], ids[4]}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("pages gave %v, want %v", got, want)
 	}
 }

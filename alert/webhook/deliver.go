@@ -19,10 +19,12 @@ const (
 )
 
 const (
-	// batch is how many entries one pass reads from the outbox. It is
-	// large because Undelivered returns the oldest first: entries waiting
-	// on a dead channel's backoff fill the front of every read.
+	// batch is how many entries one read of the outbox returns; a pass
+	// reads page after page, so that entries waiting on a dead
+	// channel's backoff never hide the newer ones behind them.
 	batch = 1000
+	// maxPages bounds the pages of one pass.
+	maxPages = 1000
 	// queueLen bounds each channel's queue of attempts; what does not fit
 	// waits in the outbox for a later pass.
 	queueLen = 64
@@ -178,12 +180,21 @@ func (d *Deliverer) pass1(ctx context.Context) {
 	d.pass++
 	p := d.pass
 	d.mu.Unlock()
-	entries, err := d.outbox.Undelivered(ctx, batch)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.log.Warn().Err(err).Msg("alerts: reading the outbox failed")
+	var entries []alert.Entry
+	after := ""
+	for range maxPages {
+		page, err := d.outbox.Undelivered(ctx, after, batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn().Err(err).Msg("alerts: reading the outbox failed")
+			}
+			return
 		}
-		return
+		entries = append(entries, page...)
+		if len(page) < batch {
+			break
+		}
+		after = page[len(page)-1].Alert.ID
 	}
 	now := d.now()
 	var unknown []alert.Delivery
@@ -204,9 +215,13 @@ func (d *Deliverer) pass1(ctx context.Context) {
 			}
 			waiting = true
 			c := d.byName[name]
-			if c == nil {
-				prev, _ := t.entry.Delivery(name)
-				unknown = append(unknown, d.outcome(t, name, prev.Attempts, ErrNoChannel, now, true))
+			prev, tried := t.entry.Delivery(name)
+			if c == nil || !tried && !now.Before(t.entry.Alert.Time.Add(alert.MaxAge)) {
+				why := ErrNoChannel
+				if c != nil {
+					why = ErrTooOld
+				}
+				unknown = append(unknown, d.outcome(t, name, prev.Attempts, why, now, true))
 				unknownOf = append(unknownOf, t)
 				t.refs++
 				continue
@@ -468,7 +483,9 @@ func (d *Deliverer) markDone(t *tracked) {
 			last = del
 		}
 	}
-	ok := !t.done && t.final() && last.Channel != ""
+	// An entry routed nowhere (default_channels: []) is done with no
+	// delivery: an empty Delivery only closes it.
+	ok := !t.done && t.final() && (last.Channel != "" || len(t.channels) == 0)
 	d.mu.Unlock()
 	if ok {
 		d.write(t, last, true)

@@ -452,3 +452,62 @@ func TestRun_EndsAfterAttemptsInFlight(t *testing.T) {
 		t.Errorf("recorded %+v, want delivered and done", del)
 	}
 }
+
+// TestRun_OldEntriesDoNotHideNewOnes: more than a page of entries waiting
+// on a dead channel's backoff does not keep a newer entry from a healthy
+// channel.
+func TestRun_OldEntriesDoNotHideNewOnes(t *testing.T) {
+	rc := newReceiver(t, nil, func(string, int) string { return "" })
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: now}
+	ob := newOutbox()
+	for i := range batch + 5 {
+		id := fmt.Sprintf("al_x_%d", i+1)
+		ob.add(alert.Entry{Alert: testAlert(id, alert.TypeNewIP, now), Deliveries: []alert.Delivery{
+			{Channel: "healthy", State: alert.Delivered, Attempts: 1, Last: now},
+			{Channel: "dead", State: alert.Pending, Attempts: 3, Last: now, Next: now.Add(time.Hour)},
+		}})
+	}
+	ob.add(alert.Entry{Alert: testAlert("al_x_new", alert.TypeNewIP, now)})
+	d := mustNew(t, Options{Outbox: ob, Now: clock.Now, Poll: 2 * time.Millisecond,
+		Webhooks: []Webhook{{Name: "healthy", URL: srv.URL}, {Name: "dead", URL: "http://127.0.0.1:1/"}}})
+	start(t, d)
+	waitFor(t, "the newest alert on the healthy channel", func() bool {
+		del, ok := ob.delivery("al_x_new", "healthy")
+		return ok && del.State == alert.Delivered
+	})
+}
+
+// TestRun_RoutedNowhereIsDone: an alert no channel gets (an empty
+// default) leaves the outbox.
+func TestRun_RoutedNowhereIsDone(t *testing.T) {
+	ob := newOutbox(alert.Entry{Alert: testAlert("al_none", alert.TypeNewIP, time.Now())})
+	d := mustNew(t, Options{Outbox: ob, Default: []string{}, Poll: 2 * time.Millisecond,
+		Webhooks: []Webhook{{Name: "ops", URL: "http://127.0.0.1:1/"}}})
+	start(t, d)
+	waitFor(t, "the unrouted alert done", func() bool { return ob.isDone("al_none") })
+	if h := ob.history("al_none", "ops"); len(h) != 0 {
+		t.Fatalf("an unrouted alert was attempted: %+v", h)
+	}
+}
+
+// TestRun_StaleAlertNotSent: an alert older than MaxAge that a channel
+// never tried (the channel was added later) is marked failed there, not
+// sent a day late.
+func TestRun_StaleAlertNotSent(t *testing.T) {
+	rc := newReceiver(t, nil, func(string, int) string { return "" })
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	now := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	ob := newOutbox(alert.Entry{Alert: testAlert("al_week", alert.TypeNewIP, now.Add(-7*24*time.Hour))})
+	d := mustNew(t, Options{Outbox: ob, Now: func() time.Time { return now }, Poll: 2 * time.Millisecond,
+		Webhooks: []Webhook{{Name: "ops", URL: srv.URL}}})
+	start(t, d)
+	waitFor(t, "the stale alert done", func() bool { return ob.isDone("al_week") })
+	del, _ := ob.delivery("al_week", "ops")
+	if del.State != alert.Failed || del.Error != ErrTooOld.Error() || rc.count(rc.got, "/ al_week") != 0 {
+		t.Fatalf("got %+v, sent %d times", del, rc.count(rc.got, "/ al_week"))
+	}
+}

@@ -40,6 +40,11 @@ var (
 	// ErrNoChannel is an entry routed to a channel that is no longer
 	// configured; its delivery fails at once.
 	ErrNoChannel = errors.New("no channel of that name")
+
+	// ErrTooOld is an alert a channel never tried before alert.MaxAge
+	// had passed since it was raised (the channel was added later): it
+	// is marked failed there, not sent a day late.
+	ErrTooOld = errors.New("raised more than 24 h before this channel could send it; not sent")
 	// ErrNoStartTLS is an SMTP server that does not offer STARTTLS to a
 	// channel that requires it.
 	ErrNoStartTLS = errors.New("SMTP server does not offer STARTTLS")

@@ -40,13 +40,18 @@ func (o *fakeOutbox) add(e alert.Entry) {
 	o.entries[e.Alert.ID] = &e
 }
 
-func (o *fakeOutbox) Undelivered(ctx context.Context, n int) ([]alert.Entry, error) {
+func (o *fakeOutbox) Undelivered(ctx context.Context, after string, n int) ([]alert.Entry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var out []alert.Entry
+	skipping := after != ""
 	for _, id := range o.order {
 		if len(out) == n {
 			break
+		}
+		if skipping {
+			skipping = id != after
+			continue
 		}
 		if o.done[id] {
 			continue
@@ -68,7 +73,9 @@ func (o *fakeOutbox) SetDelivery(_ context.Context, id string, d alert.Delivery,
 		o.order = append(o.order, id)
 	}
 	i := slices.IndexFunc(e.Deliveries, func(x alert.Delivery) bool { return x.Channel == d.Channel })
-	if i < 0 {
+	if d.Channel == "" {
+		// Closes the entry only (alert.Outbox).
+	} else if i < 0 {
 		e.Deliveries = append(e.Deliveries, d)
 	} else {
 		e.Deliveries[i] = d
