@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 	"unicode"
 
 	"github.com/hardcap/hardcap/alert"
@@ -132,6 +133,10 @@ func oneLine(s string) string {
 	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }), " ")
 }
 
+// alertsTestTimeout is how long alerts test waits for the server by
+// default: longer than one attempt on the slowest channel.
+const alertsTestTimeout = 30 * time.Second
+
 func alertsTest(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("alerts test")
 	prepare := clientFlags(fs, stdout)
@@ -139,6 +144,13 @@ func alertsTest(ctx context.Context, args []string, stdout io.Writer) error {
 	_, c, err := prepare(args, 0)
 	if err != nil {
 		return err
+	}
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+	if !timeoutSet {
+		// One attempt may take a channel's whole 10 s timeout, and the
+		// server answers after the slowest.
+		c.timeout = alertsTestTimeout
 	}
 	// The answer is read here even with --json: the exit code says
 	// whether every channel took the test.
