@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -343,6 +344,91 @@ func (db *DB) afterCommit() {
 	if len(st.freezes) > 0 && db.onFreeze != nil {
 		for _, t := range st.freezes {
 			go db.onFreeze(t)
+		}
+	}
+}
+
+// AlertKeep is how long an alert every channel is done with stays in the
+// outbox for `hardcap alerts`.
+const AlertKeep = 90 * 24 * time.Hour
+
+// pruneAlertsMax bounds the entries one pruning step deletes, so that it
+// holds the writer briefly.
+const pruneAlertsMax = 10_000
+
+// PruneAlerts deletes the once-marks whose window has ended (and what the
+// detectors remember of those windows) and the alerts older than
+// AlertKeep that no channel still has to deliver. It runs at Open and
+// hourly; it returns how many entries it deleted.
+func (db *DB) PruneAlerts(ctx context.Context) (int, error) {
+	n := 0
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		now := db.now()
+		st := db.st
+		b := tx.Bucket(bucketAlertsFired)
+		var stale [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(stale) < pruneAlertsMax; k, v = c.Next() {
+			if len(v) == 8 {
+				if until := binary.BigEndian.Uint64(v); until != 0 && int64(until) < now.UnixNano() {
+					stale = append(stale, bytes.Clone(k))
+				}
+			}
+		}
+		for _, k := range stale {
+			if err := fatal(b.Delete(k)); err != nil {
+				return err
+			}
+			mark := string(k)
+			st.undo = append(st.undo, undo{kind: undoFunc, fn: func() { st.fired[mark] = struct{}{} }})
+			delete(st.fired, mark)
+		}
+		// The high marks only spare a settlement the once-mark lookups:
+		// dropped, the marks answer, and the next crossing of each window
+		// notes its high mark again. This lets go of ended windows'.
+		clear(st.detect.high)
+		n += len(stale)
+		open := tx.Bucket(bucketAlertsOpen)
+		ab := tx.Bucket(bucketAlerts)
+		var old [][]byte
+		ac := ab.Cursor()
+		for k, v := ac.First(); k != nil && len(old) < pruneAlertsMax; k, v = ac.Next() {
+			var e struct {
+				Alert struct {
+					Time time.Time `json:"time"`
+				} `json:"alert"`
+			}
+			if json.Unmarshal(v, &e) != nil || now.Sub(e.Alert.Time) < AlertKeep {
+				break // oldest first: the rest are younger
+			}
+			if open.Get(k) == nil {
+				old = append(old, bytes.Clone(k))
+			}
+		}
+		for _, k := range old {
+			if err := fatal(ab.Delete(k)); err != nil {
+				return err
+			}
+		}
+		n += len(old)
+		return nil
+	})
+	return n, err
+}
+
+// pruneAlerts runs PruneAlerts every interval until the writer ends.
+func (db *DB) pruneAlerts(interval time.Duration) {
+	for {
+		if _, err := db.PruneAlerts(background); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			db.log.Error().Err(err).Msg("storage: pruning old alerts failed; retried later")
+		}
+		select {
+		case <-time.After(interval):
+		case <-db.writerDone:
+			return
 		}
 	}
 }

@@ -290,6 +290,9 @@ func open(path string, opts Options) (*DB, error) {
 	if opts.Retention > 0 {
 		go db.retain(opts.Retention, time.Hour)
 	}
+	if db.alerting {
+		go db.pruneAlerts(time.Hour)
+	}
 	return db, nil
 }
 

@@ -589,3 +589,32 @@ func TestOutbox_UndeliveredPages(t *testing.T) {
 		t.Fatalf("pages gave %v, want %v", got, want)
 	}
 }
+
+func TestPruneAlerts(t *testing.T) {
+	db, c := alertDB(t, nil)
+	day := budget.Limit{Amount: 1000, Period: budget.Day}
+	tok := newToken(t, db, "p", day, budget.Limit{})
+	spend(t, db, tok, "", "m", 600)
+	c.Set(alertEpoch.Add(24 * time.Hour))
+	if n, err := db.PruneAlerts(ctx); err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want the 0.5 mark of the day that ended", n, err)
+	}
+	if len(db.st.fired) != 0 {
+		t.Fatalf("marks left: %v", db.st.fired)
+	}
+	// The alert itself stays until AlertKeep, and then only once done.
+	c.Set(alertEpoch.Add(AlertKeep + time.Hour))
+	if n, _ := db.PruneAlerts(ctx); n != 0 {
+		t.Fatalf("pruned an alert still waiting for delivery")
+	}
+	a := alertsOf(t, db, alert.TypeThreshold)[0]
+	if err := db.SetDelivery(ctx, a.ID, alert.Delivery{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.PruneAlerts(ctx); n != 1 {
+		t.Fatalf("pruned %d, want the old delivered alert", n)
+	}
+	if es, _ := db.Alerts(AlertFilter{}); len(es) != 0 {
+		t.Fatalf("alerts left: %d", len(es))
+	}
+}
