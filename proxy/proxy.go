@@ -93,9 +93,6 @@ type Options struct {
 	// Transport carries upstream requests; default a tuned
 	// http.Transport.
 	Transport http.RoundTripper
-	// Alert is called for every settlement above its reservation; it must
-	// not block.
-	Alert func(budget.Record)
 	// SettleRetry is the first wait before a settlement the ledger failed
 	// to write is tried again, doubling up to SettleRetryMax; defaults
 	// DefaultSettleRetry and DefaultSettleRetryMax.
@@ -127,7 +124,6 @@ type Proxy struct {
 	now       func() time.Time
 	maxBody   int64
 	timeout   time.Duration
-	alertFn   func(budget.Record)
 	trusted   []netip.Prefix
 	refusals  RefusalCounter
 
@@ -149,7 +145,6 @@ func New(opts Options) *Proxy {
 		now:       opts.Now,
 		maxBody:   opts.MaxBodyBytes,
 		timeout:   opts.UpstreamTimeout,
-		alertFn:   opts.Alert,
 		trusted:   opts.TrustedProxies,
 		refusals:  opts.Refusals,
 	}
@@ -743,10 +738,4 @@ func scrub(body []byte, key string) []byte {
 		return body
 	}
 	return bytes.ReplaceAll(body, []byte(key), []byte("[redacted]"))
-}
-
-func (p *Proxy) alert(rec budget.Record) {
-	if p.alertFn != nil {
-		p.alertFn(rec)
-	}
 }

@@ -242,8 +242,9 @@ func (p *Proxy) logRecord(res budget.Reservation, rec budget.Record) {
 		Stringer("reserved_usd", rec.Reserved).Stringer("charged_usd", rec.Charged).
 		Int64("latency_ms", rec.LatencyMS)
 	if rec.Charged > res.Amount {
+		// The ledger raised the overshoot alert in the settlement's
+		// transaction (storage's detectors).
 		ev.Msg("charge above reservation: the price data or the provider's usage is off")
-		p.alert(rec)
 		return
 	}
 	ev.Msg("request")
