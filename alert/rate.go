@@ -152,11 +152,25 @@ func (r *Rate) LastHour(now time.Time) budget.Money {
 	return sum
 }
 
+// Idle reports whether r has counted nothing in the day and hours its
+// buckets hold: it can be dropped and filled from the disk again.
+func (r *Rate) Idle(now time.Time) bool {
+	cur := now.Unix() / 3600
+	for _, b := range r.hours {
+		if b.at > cur-rateHours && b.sum != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // SpikeCheck is a spike detector's reading of a Rate.
 type SpikeCheck struct {
 	// Recent is the spend of the last Spike.Window; Average the
-	// baseline's average spend per Window.
+	// baseline's average spend per Window, taken over Span (Baseline, or
+	// the history a younger token has).
 	Recent, Average budget.Money
+	Span            time.Duration
 	// Spike says Recent is above Floor and above Factor times Average.
 	Spike bool
 }
@@ -186,6 +200,7 @@ func (r *Rate) CheckSpike(now time.Time, s Spike) SpikeCheck {
 		span = min(span, age)
 	}
 	span = max(span, s.Window)
+	c.Span = span
 	c.Average = mulDiv(base, int64(s.Window), int64(span))
 	hi, lo := bits.Mul64(uint64(c.Average), uint64(s.Factor))
 	c.Spike = hi == 0 && uint64(recent) > lo

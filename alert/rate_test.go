@@ -128,3 +128,17 @@ func TestPolicy_RuleOverrides(t *testing.T) {
 		t.Error("a bad action parsed")
 	}
 }
+
+func TestRate_Idle(t *testing.T) {
+	r := NewRate(t0)
+	if !r.Idle(t0) {
+		t.Error("a new rate is not idle")
+	}
+	r.Add(t0, 5)
+	if r.Idle(t0.Add(time.Hour)) {
+		t.Error("a rate that spent an hour ago is idle")
+	}
+	if !r.Idle(t0.Add(27 * time.Hour)) {
+		t.Error("a rate that spent 27 hours ago is not idle")
+	}
+}

@@ -387,6 +387,25 @@ func (db *DB) PruneAlerts(ctx context.Context) (int, error) {
 		// dropped, the marks answer, and the next crossing of each window
 		// notes its high mark again. This lets go of ended windows'.
 		clear(st.detect.high)
+		// Rates idle for a day (a token no longer used, revoked, deleted)
+		// are filled from the disk again if they are used; cooldowns and
+		// bursts past their span hold nothing.
+		for scope, r := range st.detect.rates {
+			if r.Idle(now) {
+				delete(st.detect.rates, scope)
+			}
+		}
+		keep := max(48*time.Hour, db.policy.Spike.Cooldown, db.policy.KeyRejectedEvery)
+		for k, at := range st.detect.cool {
+			if now.Sub(at) > keep {
+				delete(st.detect.cool, k)
+			}
+		}
+		for k, b := range st.detect.bursts {
+			if now.Sub(b.from) >= burstSpan {
+				delete(st.detect.bursts, k)
+			}
+		}
 		n += len(stale)
 		open := tx.Bucket(bucketAlertsOpen)
 		ab := tx.Bucket(bucketAlerts)

@@ -485,7 +485,7 @@ func (db *DB) detectSettle(tx *bolt.Tx, res budget.Reservation, s budget.Settlem
 				st.setCool(coolKey, now)
 				sp := db.policy.Spike
 				msg := fmt.Sprintf("%s spent %s in the last %s, more than %d times its usual %s per %s (the average of the last %s).",
-					tokenLabel(t), usdText(c.Recent), spanWords(sp.Window), sp.Factor, usdText(c.Average), spanWords(sp.Window), spanWords(sp.Baseline))
+					tokenLabel(t), usdText(c.Recent), spanWords(sp.Window), sp.Factor, usdText(c.Average), spanWords(sp.Window), spanWords(c.Span.Round(time.Minute)))
 				if _, err := db.anomaly(tx, t, alert.SpendSpike, c.Recent, msg, map[string]string{"window": sp.Window.String(), "average_usd": c.Average.String(), "model": res.Request.Model}); err != nil {
 					return err
 				}
