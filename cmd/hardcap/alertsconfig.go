@@ -655,9 +655,48 @@ func decodeStrict(n *yaml.Node, where string, v any) error {
 		}
 	}
 	if err := n.Decode(v); err != nil {
+		// Name the key whose value does not decode: each value alone
+		// into its field's type.
+		t := reflect.TypeOf(v).Elem()
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			ft, ok := yamlField(t, n.Content[i].Value)
+			if !ok {
+				continue
+			}
+			if n.Content[i+1].Decode(reflect.New(ft).Interface()) != nil {
+				return fmt.Errorf("config: %s.%s (line %d): a value has the wrong type, want %s (the value is not shown)", where, n.Content[i].Value, n.Content[i+1].Line, kindWords(ft))
+			}
+		}
 		return fmt.Errorf("config: %s (line %d): a value has the wrong type (the value is not shown)", where, n.Line)
 	}
 	return nil
+}
+
+// yamlField is the type of the field of struct type t with yaml key k.
+func yamlField(t reflect.Type, k string) (reflect.Type, bool) {
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name == k {
+			return t.Field(i).Type, true
+		}
+	}
+	return nil, false
+}
+
+// kindWords says what a config value of type t must be.
+func kindWords(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a map"
+	}
+	return "another kind of value"
 }
 
 // yamlKeys lists the yaml keys of the struct type t.

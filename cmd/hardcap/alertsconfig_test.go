@@ -359,3 +359,21 @@ func TestAlertsConfig_Docs(t *testing.T) {
 		}
 	}
 }
+
+func TestConfig_AlertsWrongTypeNamesTheKey(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"alerts: {exhausted: maybe}\n", "want true or false"},
+		{"alerts:\n  email: {host: smtp.example.com, port: many, from: a@b.example, to: [c@d.example]}\n", "alerts.email.port"},
+	} {
+		cfg, err := parseConfig([]byte(tc.yaml), defaultConfig())
+		if err == nil {
+			_, err = cfg.check() // the channels are read at start
+		}
+		if err == nil {
+			t.Fatalf("%q loaded", tc.yaml)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %q does not name %s", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -579,6 +579,9 @@ var (
 // file says: the parser quotes values (a key pasted in the wrong place
 // would end up in a log), so only line numbers and known key names are
 // kept.
+// yamlWant finds the Go type in a yaml type error ("... into bool").
+var yamlWant = regexp.MustCompile(`into ([][A-Za-z0-9.\[\]*]+)`)
+
 func yamlError(err error) error {
 	msg := err.Error()
 	var lines []string
@@ -596,7 +599,23 @@ func yamlError(err error) error {
 		}
 		return fmt.Errorf("config: %s: unknown key", where)
 	case strings.Contains(msg, "cannot unmarshal"):
-		return fmt.Errorf("config: %s: a value has the wrong type (the value is not shown)", where)
+		want := ""
+		if m := yamlWant.FindStringSubmatch(msg); m != nil {
+			// The Go type the value was for (never the value itself).
+			switch ty := m[1]; {
+			case ty == "bool":
+				want = ", want true or false"
+			case strings.HasPrefix(ty, "int") || strings.HasPrefix(ty, "uint"):
+				want = ", want a whole number"
+			case ty == "string":
+				want = ", want a string"
+			case strings.HasPrefix(ty, "[]"):
+				want = ", want a list"
+			case strings.HasPrefix(ty, "map["):
+				want = ", want a map"
+			}
+		}
+		return fmt.Errorf("config: %s: a value has the wrong type%s (the value is not shown)", where, want)
 	}
 	return fmt.Errorf("config: %s: invalid YAML (the text is not shown)", where)
 }
