@@ -266,7 +266,13 @@ func alertsStatusLine(s admin.AlertsStatus) string {
 		}
 		line = "alerts: channels " + strings.Join(names, ", ")
 	}
-	line += fmt.Sprintf("; %d waiting for delivery, %d with a failed channel", s.Waiting, s.Failed)
+	if len(s.Channels) == 0 {
+		// Nothing delivers them: they are kept for hardcap alerts, and a
+		// channel added later gets those younger than a day.
+		line += fmt.Sprintf("; %d recorded and not sent, %d with a failed channel", s.Waiting, s.Failed)
+	} else {
+		line += fmt.Sprintf("; %d waiting for delivery, %d with a failed channel", s.Waiting, s.Failed)
+	}
 	if s.Failed > 0 {
 		line += " (hardcap alerts shows them)"
 	}

@@ -132,7 +132,7 @@ func TestCLI_AlertsList(t *testing.T) {
 	if _, err := s.cli("alerts", "test"); err == nil || !strings.Contains(err.Error(), "no alert channel is configured") {
 		t.Errorf("alerts test with no channel: got %v", err)
 	}
-	if out := s.mustCLI("status"); !strings.Contains(out, "alerts: no channel configured") || !strings.Contains(out, "3 waiting for delivery, 1 with a failed channel") {
+	if out := s.mustCLI("status"); !strings.Contains(out, "alerts: no channel configured") || !strings.Contains(out, "3 recorded and not sent, 1 with a failed channel") {
 		t.Errorf("status printed %q", out)
 	}
 }
