@@ -12,6 +12,7 @@ import (
 	"github.com/hardcap/hardcap/alert"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/tokens"
+	bolt "go.etcd.io/bbolt"
 )
 
 var alertEpoch = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -616,5 +617,36 @@ func TestPruneAlerts(t *testing.T) {
 	}
 	if es, _ := db.Alerts(AlertFilter{}); len(es) != 0 {
 		t.Fatalf("alerts left: %d", len(es))
+	}
+}
+
+// TestDetectors_NoWritePerRequest: once a token's address and model are
+// known, its requests add nothing to the detectors' buckets: the address
+// and spike detectors read memory (the address list is the last-use fold
+// every request already had).
+func TestDetectors_NoWritePerRequest(t *testing.T) {
+	db, c := alertDB(t, nil)
+	tok := newToken(t, db, "web", budget.Limit{}, budget.Limit{})
+	spend(t, db, tok, "10.0.0.1", "m", 1)
+	count := func() (n [3]int) {
+		t.Helper()
+		err := db.view(func(tx *bolt.Tx) error {
+			for i, b := range [][]byte{bucketTokenSeen, bucketAlerts, bucketAlertsFired} {
+				n[i] = tx.Bucket(b).Stats().KeyN
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	for i := range 100 {
+		c.Set(alertEpoch.Add(time.Duration(i) * time.Minute))
+		spend(t, db, tok, "10.0.0.1", "m", 1000)
+	}
+	if after := count(); after != before {
+		t.Fatalf("detector buckets went from %v to %v keys over 100 usual requests", before, after)
 	}
 }
