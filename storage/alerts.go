@@ -363,6 +363,7 @@ const pruneAlertsMax = 10_000
 func (db *DB) PruneAlerts(ctx context.Context) (int, error) {
 	n := 0
 	err := db.update(ctx, func(tx *bolt.Tx) error {
+		n = 0 // a batch run again counts again
 		now := db.now()
 		st := db.st
 		b := tx.Bucket(bucketAlertsFired)
@@ -417,7 +418,10 @@ func (db *DB) PruneAlerts(ctx context.Context) (int, error) {
 					Time time.Time `json:"time"`
 				} `json:"alert"`
 			}
-			if json.Unmarshal(v, &e) != nil || now.Sub(e.Alert.Time) < AlertKeep {
+			if json.Unmarshal(v, &e) != nil {
+				continue // damaged: kept for hardcap db check, and read past
+			}
+			if now.Sub(e.Alert.Time) < AlertKeep {
 				break // oldest first: the rest are younger
 			}
 			if open.Get(k) == nil {

@@ -650,3 +650,41 @@ func TestDetectors_NoWritePerRequest(t *testing.T) {
 		t.Fatalf("detector buckets went from %v to %v keys over 100 usual requests", before, after)
 	}
 }
+
+func TestExhausted_TokenBudgetBehindATighterReservedOne(t *testing.T) {
+	c := &clock{t: alertEpoch}
+	db := openTest(t, Options{Now: c.Now, Alerts: alert.DefaultPolicy(), NoSync: true, Global: budget.Limit{Amount: 10_000}})
+	other := newToken(t, db, "other", budget.Limit{}, budget.Limit{})
+	tok := newToken(t, db, "p", budget.Limit{}, budget.Limit{Amount: 20})
+	spend(t, db, tok, "", "m", 15)
+	if _, err := reserve(db, other, flat(9_981)); err != nil { // the global budget held by another project
+		t.Fatal(err)
+	}
+	if _, err := reserve(db, tok, budget.Quote{MaxOutput: 50, MinOutput: 50, OutputRate: 1_000_000}); !errors.Is(err, budget.ErrExhausted) {
+		t.Fatalf("got %v, want a refusal", err)
+	}
+	as := alertsOf(t, db, alert.TypeExhausted)
+	if len(as) != 1 || as[0].Scope.Kind != "token" {
+		t.Fatalf("exhausted alerts %+v, want the token's", as)
+	}
+}
+
+func TestPruneAlerts_ReadsPastADamagedEntry(t *testing.T) {
+	db, c := alertDB(t, nil)
+	if err := db.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAlerts).Put(alertKey(0), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e, _, err := db.RaiseAlert(ctx, alert.Alert{Type: alert.TypeTest, Message: "old"}, RaiseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetDelivery(ctx, e.Alert.ID, alert.Delivery{}, true); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(alertEpoch.Add(AlertKeep + time.Hour))
+	if n, err := db.PruneAlerts(ctx); err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want the old alert behind the damaged entry", n, err)
+	}
+}

@@ -79,10 +79,14 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 	}
 	outputCap, amount, err := q.Fit(headroom, db.onLow)
 	if errors.Is(err, budget.ErrExhausted) {
-		// The refusal's alert is its only write: the first of a window
-		// for want of budget.
-		if aerr := db.detectExhausted(tx, budgets[tightest], keys[tightest], spends[tightest], q, tok, now); aerr != nil {
-			return budget.Reservation{}, aerr
+		// The refusal's alerts are its only writes: the first of a
+		// window for want of budget, for each budget whose committed
+		// spend leaves no room (the tightest may be tight only for money
+		// other requests hold, and another budget truly spent).
+		for i := range budgets {
+			if aerr := db.detectExhausted(tx, budgets[i], keys[i], spends[i], q, tok, now); aerr != nil {
+				return budget.Reservation{}, aerr
+			}
 		}
 		// Name the budget, so the refusal can say which one to raise.
 		return budget.Reservation{}, &budget.ExhaustedError{Scope: budgets[tightest].Scope, Err: err}

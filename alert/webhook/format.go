@@ -113,7 +113,7 @@ func cut(s string, n int) string {
 
 // slackEscape escapes the three characters Slack reads as markup; model
 // names and addresses come from clients.
-var slackEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+var slackEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "://", ":\u200b//")
 
 type slackText struct {
 	Type string `json:"type"`
@@ -186,8 +186,9 @@ var discordMentions = strings.NewReplacer("@everyone", "@\u200beveryone", "@here
 
 // discordText also escapes Discord's markdown in the text an embed
 // renders it in (the description and field values), so that client text
-// (a user agent, a model name) cannot make a link or hide a line.
-var discordText = strings.NewReplacer("@everyone", "@\u200beveryone", "@here", "@\u200bhere",
+// (a user agent, a model name) cannot make a link or hide a line; a
+// bare URL gets a zero-width space after its scheme, so it is not one.
+var discordText = strings.NewReplacer("@everyone", "@\u200beveryone", "@here", "@\u200bhere", "://", ":\u200b//",
 	`\`, `\\`, "[", `\[`, "]", `\]`, "(", `\(`, ")", `\)`, "*", `\*`, "_", `\_`, "~", `\~`,
 	"`", "\\`", "|", `\|`, ">", `\>`, "#", `\#`, "<", `\<`)
 

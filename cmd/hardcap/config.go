@@ -575,13 +575,13 @@ var (
 	yamlUnknownKey = regexp.MustCompile(`field ([a-z_]{1,40}) not found`)
 )
 
-// yamlError turns a YAML parser error into one that never repeats what the
-// file says: the parser quotes values (a key pasted in the wrong place
-// would end up in a log), so only line numbers and known key names are
-// kept.
 // yamlWant finds the Go type in a yaml type error ("... into bool").
 var yamlWant = regexp.MustCompile(`into ([][A-Za-z0-9.\[\]*]+)`)
 
+// yamlError turns a YAML parser error into one that never repeats what the
+// file says: the parser quotes values (a key pasted in the wrong place
+// would end up in a log), so only line numbers, known key names and the
+// Go type a value was for are kept.
 func yamlError(err error) error {
 	msg := err.Error()
 	var lines []string
