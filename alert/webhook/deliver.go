@@ -216,7 +216,12 @@ func (d *Deliverer) pass1(ctx context.Context) {
 			waiting = true
 			c := d.byName[name]
 			prev, tried := t.entry.Delivery(name)
-			if c == nil || !tried && !now.Before(t.entry.Alert.Time.Add(alert.MaxAge)) {
+			// Past the retrying: a channel never tried, or whose last
+			// attempt (due at the deadline) is an hour late (hardcap was
+			// down), is not sent a day or more late.
+			deadline := t.entry.Alert.Time.Add(alert.MaxAge)
+			late := !now.Before(deadline) && (!tried || now.Sub(deadline) > time.Hour)
+			if c == nil || late {
 				why := ErrNoChannel
 				if c != nil {
 					why = ErrTooOld

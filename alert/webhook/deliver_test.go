@@ -511,3 +511,23 @@ func TestRun_StaleAlertNotSent(t *testing.T) {
 		t.Fatalf("got %+v, sent %d times", del, rc.count(rc.got, "/ al_week"))
 	}
 }
+
+// TestRun_LastAttemptMissedIsNotSent: hardcap was down when an alert's
+// last attempt was due; hours later it is marked failed, not sent.
+func TestRun_LastAttemptMissedIsNotSent(t *testing.T) {
+	rc := newReceiver(t, nil, func(string, int) string { return "" })
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	raised := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	deadline := raised.Add(alert.MaxAge)
+	ob := newOutbox(alert.Entry{Alert: testAlert("al_late", alert.TypeNewIP, raised), Deliveries: []alert.Delivery{
+		{Channel: "ops", State: alert.Pending, Attempts: 9, Last: deadline.Add(-time.Hour), Next: deadline},
+	}})
+	d := mustNew(t, Options{Outbox: ob, Now: func() time.Time { return deadline.Add(2 * time.Hour) }, Poll: 2 * time.Millisecond,
+		Webhooks: []Webhook{{Name: "ops", URL: srv.URL}}})
+	start(t, d)
+	waitFor(t, "the late alert done", func() bool { return ob.isDone("al_late") })
+	if del, _ := ob.delivery("al_late", "ops"); del.State != alert.Failed || rc.count(rc.got, "/ al_late") != 0 {
+		t.Fatalf("got %+v, sent %d times", del, rc.count(rc.got, "/ al_late"))
+	}
+}

@@ -41,9 +41,10 @@ var (
 	// configured; its delivery fails at once.
 	ErrNoChannel = errors.New("no channel of that name")
 
-	// ErrTooOld is an alert a channel never tried before alert.MaxAge
-	// had passed since it was raised (the channel was added later): it
-	// is marked failed there, not sent a day late.
+	// ErrTooOld is an alert a channel could not try before alert.MaxAge
+	// had passed since it was raised (the channel was added later, or
+	// hardcap was down when its last attempt was due): it is marked
+	// failed there, not sent a day late.
 	ErrTooOld = errors.New("raised more than 24 h before this channel could send it; not sent")
 	// ErrNoStartTLS is an SMTP server that does not offer STARTTLS to a
 	// channel that requires it.
