@@ -105,6 +105,21 @@ type Options struct {
 	// Refusals counts the requests refused with a known token; default
 	// Tokens, or else Ledger, when it is one (storage.DB is).
 	Refusals RefusalCounter
+	// Observer is told of every settled request and every refusal, for
+	// metrics; nil (the default) costs one nil check per request.
+	Observer Observer
+}
+
+// Observer watches the data plane's outcomes. Its methods must be cheap and
+// must not block: Settled runs where each settled record is logged (the
+// ledger's writer may be waiting on it), Refused on the request's goroutine
+// before the refusal is answered. metrics.Metrics is the implementation.
+type Observer interface {
+	// Settled is called once for each settled request's record.
+	Settled(rec budget.Record)
+	// Refused is called once for each refusal, with its public error code
+	// (budget_exceeded, rate_limited, ...).
+	Refused(code string)
 }
 
 // RefusalCounter counts refused requests per token. NoteRefusal must not
@@ -126,6 +141,7 @@ type Proxy struct {
 	timeout   time.Duration
 	trusted   []netip.Prefix
 	refusals  RefusalCounter
+	observer  Observer
 
 	rp       *httputil.ReverseProxy
 	limits   rateLimits
@@ -147,6 +163,7 @@ func New(opts Options) *Proxy {
 		timeout:   opts.UpstreamTimeout,
 		trusted:   opts.TrustedProxies,
 		refusals:  opts.Refusals,
+		observer:  opts.Observer,
 	}
 	if p.refusals == nil {
 		if rc, ok := opts.Tokens.(RefusalCounter); ok {
@@ -341,6 +358,9 @@ func (p *Proxy) writeRefusal(w http.ResponseWriter, r *http.Request, start time.
 		Int64("latency_ms", p.now().Sub(start).Milliseconds()).Msg("refused")
 	if tok.ID != "" && p.refusals != nil {
 		p.refusals.NoteRefusal(tok.ID, pe.Code, client, start)
+	}
+	if p.observer != nil {
+		p.observer.Refused(pe.Code)
 	}
 	writeError(w, p.shapeOf(r), pe)
 }

@@ -230,6 +230,9 @@ func (p *Proxy) recorded(res budget.Reservation, s budget.Settlement, rec budget
 // logRecord writes the request's log line, and alerts on a charge above
 // its reservation.
 func (p *Proxy) logRecord(res budget.Reservation, rec budget.Record) {
+	if p.observer != nil {
+		p.observer.Settled(rec)
+	}
 	level := zerolog.InfoLevel
 	if rec.Charged > res.Amount {
 		level = zerolog.WarnLevel

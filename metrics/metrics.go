@@ -1,0 +1,112 @@
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/storage"
+	"github.com/hardcap/hardcap/tokens"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Books is what the metrics read of the ledger at scrape time.
+// *storage.DB is the implementation.
+type Books interface {
+	// WriterStats are the group-commit writer's figures since Open.
+	WriterStats() storage.WriterStats
+	// Status summarizes the books: the global budget, open reservations
+	// and overshoots.
+	Status() (storage.Status, error)
+	// OpenReservations lists the reservations not yet settled.
+	OpenReservations() ([]budget.Reservation, error)
+	// Projects lists the projects.
+	Projects() ([]tokens.Project, error)
+	// BudgetStatus is a scope's limit and current window's spend.
+	BudgetStatus(scope budget.Scope) (storage.BudgetStatus, error)
+	// AlertCounts are the alerts waiting for delivery and those failed.
+	AlertCounts() (waiting, failed int, err error)
+}
+
+// Settlements is what the metrics read of the proxy's retry queue.
+// *proxy.Proxy is the implementation.
+type Settlements interface {
+	// SettlementsWaiting is how many settlements wait for a retry and the
+	// money (nano-USD) their reservations hold.
+	SettlementsWaiting() (n int, held budget.Money)
+}
+
+var (
+	_ Books          = (*storage.DB)(nil)
+	_ Settlements    = (*proxy.Proxy)(nil)
+	_ proxy.Observer = (*Metrics)(nil)
+)
+
+// Options configures Metrics.
+type Options struct {
+	// Books is the ledger; nil reports only the request counters.
+	Books Books
+	// Settlements is the proxy's settlement retry queue; nil reports no
+	// settlements waiting metric.
+	Settlements Settlements
+	// Runtime adds the Go runtime's and the process's standard metrics
+	// (go_*, process_*); default false.
+	Runtime bool
+}
+
+// Metrics is hardcap's Prometheus registry. It is the proxy's Observer
+// (counting requests and refusals) and serves the scrape with Handler.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	refusals *prometheus.CounterVec
+}
+
+// New builds the metrics on a registry of their own (never Prometheus's
+// global one, so two servers in one process, as in tests, do not clash).
+func New(opts Options) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hardcap_requests_total",
+			Help: "Requests settled, by route, provider, model and outcome.",
+		}, []string{"route", "provider", "model", "outcome"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hardcap_refusals_total",
+			Help: "Requests refused before anything was forwarded, by error code.",
+		}, []string{"code"}),
+	}
+	m.reg.MustRegister(m.requests, m.refusals)
+	if opts.Books != nil {
+		m.reg.MustRegister(newBooks(opts.Books, opts.Settlements))
+	}
+	if opts.Runtime {
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return m
+}
+
+// Settled counts a settled request (proxy.Observer).
+func (m *Metrics) Settled(rec budget.Record) {
+	m.requests.WithLabelValues(rec.Route, rec.Provider, rec.Model, string(rec.Outcome)).Inc()
+}
+
+// Refused counts a refusal by its public code (proxy.Observer).
+func (m *Metrics) Refused(code string) {
+	m.refusals.WithLabelValues(code).Inc()
+}
+
+// Handler serves the scrape in Prometheus's text (or negotiated) format.
+// A figure the books cannot give (a damaged database) is left out and the
+// rest is still served, so one failing read does not blind the dashboard:
+// hardcap_scrape_errors_total says a read failed. At most four scrapes
+// run at once; more are answered 503, so a flood of scrapes cannot pile
+// reads on the database.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+	})
+}
