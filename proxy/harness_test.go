@@ -74,6 +74,8 @@ type harnessOptions struct {
 	auth func(tokens.Authenticator) tokens.Authenticator
 	// trusted are the proxy's trusted proxies.
 	trusted []netip.Prefix
+	// observer is the proxy's Observer, when set.
+	observer proxy.Observer
 }
 
 func ledgerOrDB(wrap func(budget.Ledger) budget.Ledger, db *storage.DB) budget.Ledger {
@@ -149,6 +151,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		UpstreamTimeout: o.timeout,
 		SettleRetry:     o.settleRetry,
 		SettleRetryMax:  o.settleRetryMax,
+		Observer:        o.observer,
 	})
 	h.srv = httptest.NewServer(h.p)
 	t.Cleanup(func() {

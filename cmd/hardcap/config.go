@@ -73,6 +73,11 @@ type Config struct {
 	// is not itself a trusted proxy. Default none: the client is the TCP
 	// peer, and X-Forwarded-For is ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsToken is a second credential GET /metrics accepts besides the
+	// admin token, so a Prometheus server need not hold the admin token:
+	// env:NAME, file:PATH or the literal token; default none (the admin
+	// token only).
+	MetricsToken string `yaml:"metrics_token"`
 }
 
 // ProviderConfig is one upstream API.
@@ -281,6 +286,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.Tokens = file.Tokens
 	cfg.AllowInsecureListen = file.AllowInsecureListen
 	cfg.TrustedProxies = file.TrustedProxies
+	cfg.MetricsToken = file.MetricsToken
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
 	}
@@ -305,6 +311,9 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	return cfg, nil
 }
 
+// errShortMetricsToken is a metrics_token too short to be a credential.
+var errShortMetricsToken = fmt.Errorf("the token is shorter than %d characters, too short to be safe", minAdminToken)
+
 // settings are the checked, typed values of a Config.
 type settings struct {
 	global    budget.Limit
@@ -321,6 +330,8 @@ type settings struct {
 	alerts alertSettings
 	// reconcile is the scheduled reconcile's setting.
 	reconcile reconcileSettings
+	// metricsToken is metrics_token, read; "" for none.
+	metricsToken string
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -374,6 +385,14 @@ func (cfg Config) check() (settings, error) {
 	}
 	if cfg.MaxConnections < 0 || cfg.MaxConnectionsPerIP < 0 {
 		return s, errors.New("config: max_connections and max_connections_per_ip must not be negative")
+	}
+	if cfg.MetricsToken != "" {
+		if s.metricsToken, err = readCredential(cfg.MetricsToken); err != nil {
+			return s, fmt.Errorf("config: metrics_token: %w", err)
+		}
+		if len(s.metricsToken) < minAdminToken {
+			return s, fmt.Errorf("config: metrics_token: %w", errShortMetricsToken)
+		}
 	}
 	if s.reconcile, err = cfg.Reconcile.check(); err != nil {
 		return s, err

@@ -25,6 +25,7 @@ import (
 	"github.com/hardcap/hardcap/budget/pricing"
 	"github.com/hardcap/hardcap/demo"
 	"github.com/hardcap/hardcap/internal/connguard"
+	"github.com/hardcap/hardcap/metrics"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/proxy/admin"
 	"github.com/hardcap/hardcap/storage"
@@ -59,6 +60,7 @@ type Main struct {
 	logBuf   *logBuffer // nil unless logs go to a file; see newLogger
 	db       *storage.DB
 	proxy    *proxy.Proxy
+	metrics  *metrics.Metrics
 	keys     *proxy.Keys // the provider key sources, tied to the key ledger
 	server   *http.Server
 	listener net.Listener
@@ -98,6 +100,17 @@ type notifier interface {
 	// DeliverNow attempts an entry's delivery at once (hardcap alerts
 	// test).
 	DeliverNow(ctx context.Context, e alert.Entry) []webhook.Result
+}
+
+// settlementsOf is the proxy's settlement retry queue as the metrics read
+// it: nothing waits before the proxy exists.
+type settlementsOf struct{ p *atomic.Pointer[proxy.Proxy] }
+
+func (s settlementsOf) SettlementsWaiting() (int, budget.Money) {
+	if p := s.p.Load(); p != nil {
+		return p.SettlementsWaiting()
+	}
+	return 0, 0
 }
 
 // newNotifier builds the alert deliverer from the configured channels; it
@@ -189,7 +202,11 @@ func (m *Main) Open() error {
 			Str("model", rec.Model).Stringer("charged_usd", rec.Charged).
 			Msg("charged in full a reservation the last run left unsettled")
 	}
+	// The metrics read the proxy's retry queue through m.cutter, set just
+	// below: the proxy takes them as its Observer, so they come first.
+	m.metrics = metrics.New(metrics.Options{Books: m.db, Settlements: settlementsOf{&m.cutter}, Runtime: true})
 	m.proxy = proxy.New(proxy.Options{
+		Observer:        m.metrics,
 		Providers:       set.providers,
 		Tokens:          m.db,
 		Ledger:          m.db,
@@ -235,6 +252,9 @@ func (m *Main) Open() error {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/admin/", adminAPI)
+	// Every method, so that a POST /metrics is a 405 here, not the data
+	// plane's unknown-route refusal.
+	mux.Handle("/metrics", metrics.RequireToken(m.metrics.Handler(), adminToken, set.metricsToken))
 	mux.Handle("/", m.proxy)
 	m.server = &http.Server{
 		Handler:           mux,
