@@ -106,6 +106,8 @@ type notifier interface {
 // it: nothing waits before the proxy exists.
 type settlementsOf struct{ p *atomic.Pointer[proxy.Proxy] }
 
+// SettlementsWaiting is the proxy's SettlementsWaiting, or none before
+// the proxy exists.
 func (s settlementsOf) SettlementsWaiting() (int, budget.Money) {
 	if p := s.p.Load(); p != nil {
 		return p.SettlementsWaiting()
