@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/proxy"
@@ -62,7 +64,19 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	refusals *prometheus.CounterVec
+	// models are the model names given a label of their own, at most
+	// MaxModelLabels: a priced model may be matched by a prefix or a
+	// pattern, so a token holder could otherwise make a series per name.
+	models  sync.Map
+	nModels atomic.Int64
 }
+
+// MaxModelLabels bounds the model label's values; later models are
+// counted under OtherModel.
+const MaxModelLabels = 200
+
+// OtherModel is the model label of the models past MaxModelLabels.
+const OtherModel = "other"
 
 // New builds the metrics on a registry of their own (never Prometheus's
 // global one, so two servers in one process, as in tests, do not clash).
@@ -90,7 +104,23 @@ func New(opts Options) *Metrics {
 
 // Settled counts a settled request (proxy.Observer).
 func (m *Metrics) Settled(rec budget.Record) {
-	m.requests.WithLabelValues(rec.Route, rec.Provider, rec.Model, string(rec.Outcome)).Inc()
+	m.requests.WithLabelValues(rec.Route, rec.Provider, m.modelLabel(rec.Model), string(rec.Outcome)).Inc()
+}
+
+// modelLabel is model, while fewer than MaxModelLabels models have a
+// label, else OtherModel.
+func (m *Metrics) modelLabel(model string) string {
+	if _, ok := m.models.Load(model); ok {
+		return model
+	}
+	if m.nModels.Add(1) > MaxModelLabels {
+		m.nModels.Add(-1)
+		return OtherModel
+	}
+	if _, loaded := m.models.LoadOrStore(model, struct{}{}); loaded {
+		m.nModels.Add(-1)
+	}
+	return model
 }
 
 // Refused counts a refusal by its public code (proxy.Observer).

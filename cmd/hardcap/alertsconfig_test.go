@@ -330,6 +330,7 @@ func TestAlertsConfig_Docs(t *testing.T) {
 	}
 	t.Setenv("HARDCAP_WEBHOOK_SECRET", testWebhookSecret)
 	t.Setenv("SMTP_PASSWORD", testSMTPPassword)
+	t.Setenv("HARDCAP_METRICS_TOKEN", "a-metrics-token-for-the-docs-test")
 	example, err := os.ReadFile("../../examples/alerts.yaml")
 	if err != nil {
 		t.Fatal(err)
