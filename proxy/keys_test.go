@@ -299,8 +299,12 @@ func TestKeys_ReloadBadInput(t *testing.T) {
 	}
 }
 
-// TestKeys_Rejections: upstream 401s are counted, warned about at most
-// once a minute, and written with the next read or by Flush.
+// TestKeys_Rejections: upstream 401s are counted and warned about at most
+// once a minute; a warning also writes the counts to the ledger at once
+// (for the key_rejected alert), and what comes between two warnings is
+// written with the next read, the next warning or Flush. At every quiet
+// point the ledger's count and the one pending in memory add up to the
+// 401s seen.
 func TestKeys_Rejections(t *testing.T) {
 	prov, _ := fileProvider(t, "openai", "sk-test-6666")
 	rec := &fakeRecorder{}
@@ -311,6 +315,31 @@ func TestKeys_Rejections(t *testing.T) {
 	if _, err := ks.Reload(t.Context(), ""); err != nil {
 		t.Fatal(err)
 	}
+	written := func() uint64 {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.unauth["openai"]
+	}
+	// settled waits until the ledger and memory add up to want, the
+	// 401s seen, and returns what the ledger holds.
+	settled := func(want uint64) uint64 {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var pending, ledger uint64
+			_ = ks.Counted(func(st []KeyState) error {
+				pending, ledger = st[0].Pending, written()
+				return nil
+			})
+			if pending+ledger == want && ks.States()[0].Rejected == want {
+				return ledger
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ledger %d + pending %d, want %d", ledger, pending, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	p.keyRejected(prov)
 	p.keyRejected(prov)
 	if n := strings.Count(logs.String(), "refused its real key"); n != 1 {
@@ -319,26 +348,36 @@ func TestKeys_Rejections(t *testing.T) {
 	if !strings.Contains(logs.String(), `"fingerprint":"00126666"`) {
 		t.Fatalf("the warning does not name the fingerprint: %s", logs.String())
 	}
+	// The warning's write took at least the first 401 to the ledger.
+	deadline := time.Now().Add(5 * time.Second)
+	for written() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if written() == 0 {
+		t.Fatal("a warned 401 did not reach the ledger")
+	}
+	settled(2)
 	now = now.Add(time.Minute)
 	p.keyRejected(prov)
 	if n := strings.Count(logs.String(), "refused its real key"); n != 2 {
 		t.Fatalf("%d warnings after a minute, want 2", n)
 	}
-	if st := ks.States()[0]; st.Pending != 3 || st.Rejected != 3 || !st.LastRejected.Equal(now) {
+	settled(3)
+	if st := ks.States()[0]; !st.LastRejected.Equal(now) {
 		t.Fatalf("state got %+v", st)
 	}
 	if _, err := ks.Reload(t.Context(), ""); err != nil {
 		t.Fatal(err)
 	}
-	if rec.unauth["openai"] != 3 || ks.States()[0].Pending != 0 {
-		t.Fatalf("the read wrote %d 401s, pending %d; want 3, 0", rec.unauth["openai"], ks.States()[0].Pending)
+	if got := settled(3); got != 3 || ks.States()[0].Pending != 0 {
+		t.Fatalf("the read wrote %d 401s in all, pending %d; want 3, 0", got, ks.States()[0].Pending)
 	}
-	p.keyRejected(prov)
+	p.keyRejected(prov) // no warning: within the minute
 	if err := ks.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if rec.unauth["openai"] != 4 || ks.States()[0].Rejected != 4 {
-		t.Fatalf("after Close %d 401s were written, want 4", rec.unauth["openai"])
+	if written() != 4 || ks.States()[0].Rejected != 4 {
+		t.Fatalf("after Close %d 401s were written, want 4", written())
 	}
 }
 
