@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/proxy"
@@ -64,6 +65,11 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	refusals *prometheus.CounterVec
+	// firstByte and duration are the upstream's time to first byte and
+	// each settled request's time from reservation to settlement, by
+	// provider (a configured name: bounded).
+	firstByte *prometheus.HistogramVec
+	duration  *prometheus.HistogramVec
 	// models are the model names given a label of their own, at most
 	// MaxModelLabels: a priced model may be matched by a prefix or a
 	// pattern, so a token holder could otherwise make a series per name.
@@ -92,7 +98,17 @@ func New(opts Options) *Metrics {
 			Help: "Requests refused before anything was forwarded, by error code.",
 		}, []string{"code"}),
 	}
-	m.reg.MustRegister(m.requests, m.refusals)
+	m.firstByte = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hardcap_upstream_first_byte_seconds",
+		Help:    "Time from a metered request's reservation to the provider's answer headers, by provider.",
+		Buckets: latencyBuckets,
+	}, []string{"provider"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hardcap_request_duration_seconds",
+		Help:    "Time from a metered request's reservation to its settlement (the whole answer, streams included), by provider.",
+		Buckets: latencyBuckets,
+	}, []string{"provider"})
+	m.reg.MustRegister(m.requests, m.refusals, m.firstByte, m.duration)
 	if opts.Books != nil {
 		m.reg.MustRegister(newBooks(opts.Books, opts.Settlements))
 	}
@@ -105,7 +121,17 @@ func New(opts Options) *Metrics {
 // Settled counts a settled request (proxy.Observer).
 func (m *Metrics) Settled(rec budget.Record) {
 	m.requests.WithLabelValues(rec.Route, rec.Provider, m.modelLabel(rec.Model), string(rec.Outcome)).Inc()
+	m.duration.WithLabelValues(rec.Provider).Observe(float64(rec.LatencyMS) / 1000)
 }
+
+// Responded observes the upstream's time to first byte (proxy.Observer).
+func (m *Metrics) Responded(provider string, firstByte time.Duration) {
+	m.firstByte.WithLabelValues(provider).Observe(firstByte.Seconds())
+}
+
+// latencyBuckets span a fast upstream's first byte to a long stream's
+// end, in seconds.
+var latencyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 
 // modelLabel is model, while fewer than MaxModelLabels models have a
 // label, else OtherModel.

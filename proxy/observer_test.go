@@ -5,15 +5,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hardcap/hardcap/budget"
 )
 
 // observed records what a proxy.Observer is told.
 type observed struct {
-	mu      sync.Mutex
-	settled []budget.Record
-	refused []string
+	mu        sync.Mutex
+	settled   []budget.Record
+	refused   []string
+	responded []string
 }
 
 func (o *observed) Settled(rec budget.Record) {
@@ -26,6 +28,15 @@ func (o *observed) Refused(code string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.refused = append(o.refused, code)
+}
+
+func (o *observed) Responded(provider string, firstByte time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if firstByte < 0 {
+		panic("a negative time to first byte")
+	}
+	o.responded = append(o.responded, provider)
 }
 
 func (o *observed) counts() (settled []budget.Record, refused []string) {
@@ -63,5 +74,10 @@ func TestObserver_SettledAndRefused(t *testing.T) {
 	}
 	if len(refused) != 1 || refused[0] != code || code == "" {
 		t.Errorf("got refusals %q, want one %q", refused, code)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.responded) != 1 || obs.responded[0] != "openai" {
+		t.Errorf("got answers of %q, want one of openai (the refused request never went upstream)", obs.responded)
 	}
 }

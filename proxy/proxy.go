@@ -120,6 +120,10 @@ type Observer interface {
 	// Refused is called once for each refusal, with its public error code
 	// (budget_exceeded, rate_limited, ...).
 	Refused(code string)
+	// Responded is called once for each metered request the provider
+	// answered, with the time from its reservation to the answer's
+	// headers (the upstream's time to first byte, as hardcap sees it).
+	Responded(provider string, firstByte time.Duration)
 }
 
 // RefusalCounter counts refused requests per token. NoteRefusal must not
@@ -639,6 +643,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	fw := forwardFrom(resp.Request.Context())
 	if fw.meter != nil {
 		fw.meter.requestID = requestID(resp.Header)
+		if p.observer != nil {
+			p.observer.Responded(fw.prov.Name, p.now().Sub(fw.meter.start))
+		}
 	}
 	if resp.StatusCode == http.StatusUnauthorized && fw.key != "" {
 		// The provider refused the real key: counted for hardcap keys.

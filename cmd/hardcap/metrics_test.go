@@ -77,6 +77,8 @@ alerts:
 		`hardcap_settlements_waiting 0`,
 		`hardcap_alerts_waiting `,
 		`hardcap_ledger_commit_seconds_bucket{le="0.001"} `,
+		`hardcap_upstream_first_byte_seconds_count{provider="openai"} 1`,
+		`hardcap_request_duration_seconds_count{provider="openai"} 1`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(body, want) {
