@@ -152,16 +152,8 @@ func (db *DB) allowBurst(key coolKey, project string, kind alert.Kind, now time.
 	if b.n >= maxBurst {
 		return false, false
 	}
-	old := st.detect.bursts[key]
-	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
-		if had {
-			st.detect.bursts[key] = old
-		} else {
-			delete(st.detect.bursts, key)
-		}
-	}})
 	b.n++
-	st.detect.bursts[key] = b
+	setUndone(st, st.detect.bursts, key, b)
 	return true, b.n == maxBurst
 }
 
@@ -177,18 +169,22 @@ func ordinal(n int) string {
 	return "th"
 }
 
-// setCool notes an alert under a cooldown, in the undo log.
-func (st *state) setCool(key coolKey, at time.Time) {
-	old, had := st.detect.cool[key]
+// setUndone sets m[k] to v, with the undo log entry that puts back what
+// m held before: the detectors' memory rolls back with its transaction.
+func setUndone[K comparable, V any](st *state, m map[K]V, k K, v V) {
+	old, had := m[k]
 	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
 		if had {
-			st.detect.cool[key] = old
+			m[k] = old
 		} else {
-			delete(st.detect.cool, key)
+			delete(m, k)
 		}
 	}})
-	st.detect.cool[key] = at
+	m[k] = v
 }
+
+// setCool notes an alert under a cooldown, in the undo log.
+func (st *state) setCool(key coolKey, at time.Time) { setUndone(st, st.detect.cool, key, at) }
 
 // cooling reports whether key fired less than d ago.
 func (st *state) cooling(key coolKey, now time.Time, d time.Duration) bool {
@@ -604,17 +600,7 @@ func (db *DB) raiseThreshold(tx *bolt.Tx, scope budget.Scope, limit budget.Limit
 
 // setHigh notes the largest threshold amount fired in a window, in the
 // undo log.
-func (st *state) setHigh(key string, amount highMark) {
-	old, had := st.detect.high[key]
-	st.undo = append(st.undo, undo{kind: undoFunc, fn: func() {
-		if had {
-			st.detect.high[key] = old
-		} else {
-			delete(st.detect.high, key)
-		}
-	}})
-	st.detect.high[key] = amount
-}
+func (st *state) setHigh(key string, amount highMark) { setUndone(st, st.detect.high, key, amount) }
 
 // budgetScope is the alert scope of a budget scope.
 func (db *DB) budgetScope(scope budget.Scope, t tokens.Token) alert.Scope {
@@ -680,10 +666,13 @@ func (db *DB) settleRates(tx *bolt.Tx, res budget.Reservation, now time.Time) [3
 		return out
 	}
 	req := res.Request
-	scopes := [3]budget.Scope{budget.GlobalScope, budget.ProjectScope(req.Project), budget.TokenScope(req.TokenID)}
+	var scopes [3]budget.Scope
 	if t, ok := db.st.tokens[req.TokenID]; ok && t.Project == req.Project {
+		// Formatted once per token, not per settlement.
 		ps, ts := db.st.tokenScopes(t)
-		scopes[1], scopes[2] = ps, ts
+		scopes = [3]budget.Scope{budget.GlobalScope, ps, ts}
+	} else {
+		scopes = [3]budget.Scope{budget.GlobalScope, budget.ProjectScope(req.Project), budget.TokenScope(req.TokenID)}
 	}
 	for i, s := range scopes {
 		if r, ok := db.st.detect.rates[s]; ok {
