@@ -19,7 +19,9 @@ var funcs = template.FuncMap{
 	"when":        when,
 	"join":        strings.Join,
 	"tokenStatus": tokenStatus,
-	"periods":     func() []string { return []string{string(budget.Day), string(budget.Week), string(budget.Month), string(budget.Total)} },
+	"periods": func() []string {
+		return []string{string(budget.Day), string(budget.Week), string(budget.Month), string(budget.Total)}
+	},
 }
 
 // parsePages parses the embedded templates; they are part of the binary,
