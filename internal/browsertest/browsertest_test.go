@@ -40,6 +40,10 @@ func testSite(t *testing.T) *httptest.Server {
 	mux.HandleFunc("GET /wide", page(widePage))
 	mux.HandleFunc("GET /noviewport", page(noViewportPage))
 	mux.HandleFunc("GET /error", page(`<!doctype html><body><script>throw new Error("boom")</script></body>`))
+	mux.HandleFunc("GET /csp", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'")
+		fmt.Fprint(w, `<!doctype html><body><p style="color:red">inline style</p></body>`)
+	})
 	mux.HandleFunc("POST /posted", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusAccepted)
@@ -198,6 +202,14 @@ func TestJSErrors(t *testing.T) {
 	errs := waitErrors()
 	if len(errs) != 1 || !strings.Contains(errs[0], "boom") {
 		t.Errorf("errors %q, want one with boom", errs)
+	}
+
+	csp := tab.NewTab()
+	csp.Navigate(site.URL + "/csp")
+	tab = csp
+	errs = waitErrors()
+	if len(errs) != 1 || !strings.Contains(errs[0], "Content Security Policy") {
+		t.Errorf("errors %q, want one about the Content Security Policy", errs)
 	}
 }
 

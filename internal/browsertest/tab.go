@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -88,8 +89,10 @@ func firstRun(ctx context.Context, limit time.Duration) error {
 	}
 }
 
-// listenErrors collects the page's uncaught exceptions and console.error
-// lines, for JSErrors.
+// listenErrors collects the page's uncaught exceptions, console.error
+// lines and the browser's own errors about the page (such as a refusal by
+// the Content-Security-Policy), for JSErrors. A failed load of a resource is
+// not one: a test that loads a 403 page on purpose would see it.
 func (p *Tab) listenErrors() error {
 	p.errMu, p.jsErrors = new(sync.Mutex), new([]string)
 	mu, list := p.errMu, p.jsErrors
@@ -111,6 +114,11 @@ func (p *Tab) listenErrors() error {
 				}
 			}
 			line = "console.error: " + strings.Join(parts, " ")
+		case *cdplog.EventEntryAdded:
+			if ev.Entry == nil || ev.Entry.Level != cdplog.EntryLevelError || ev.Entry.Source == cdplog.EntrySourceNetwork {
+				return
+			}
+			line = string(ev.Entry.Source) + ": " + ev.Entry.Text
 		default:
 			return
 		}
@@ -133,8 +141,8 @@ func exceptionText(d *runtime.ExceptionDetails) string {
 	return fmt.Sprintf("%s (%s:%d)", text, d.URL, d.LineNumber+1)
 }
 
-// JSErrors returns the page's uncaught exceptions and console.error lines
-// seen so far in this tab, in order.
+// JSErrors returns the page's uncaught exceptions, console.error lines and
+// the browser's errors about the page seen so far in this tab, in order.
 func (p *Tab) JSErrors() []string {
 	p.errMu.Lock()
 	defer p.errMu.Unlock()
