@@ -44,6 +44,8 @@ func uiConfirm(t *testing.T, tab *browsertest.Tab, button, shot string, unchange
 	}
 	if shot != "" {
 		tab.Shoot(shot)
+	} else {
+		tab.CheckWidths("confirm " + button)
 	}
 	unchanged()
 	if got := tab.ClickAndWait("button#confirm"); got != http.StatusOK {
@@ -52,7 +54,7 @@ func uiConfirm(t *testing.T, tab *browsertest.Tab, button, shot string, unchange
 }
 
 func TestUI_Browser(t *testing.T) {
-	s := startServer(t, "")
+	s := startServer(t, "budget:\n  global: {limit_usd: \"0.01\", period: day}\n")
 	tab := browsertest.Start(t) // after the server: its cleanup runs first
 	adminToken := uiAdminToken(t, s)
 	ui := s.url + "/ui"
@@ -69,7 +71,7 @@ func TestUI_Browser(t *testing.T) {
 	if !tab.Has(".error") || tab.Has("nav") {
 		t.Errorf("a wrong token: no .error, or logged in anyway: %s", tab.HTML())
 	}
-	tab.Shoot("login-refused")
+	tab.CheckWidths("login-refused")
 
 	tab.SetValue("input#token", adminToken)
 	if got := tab.ClickAndWait("button#login"); got != http.StatusOK || !strings.HasSuffix(tab.Location(), "/ui/") {
@@ -80,11 +82,11 @@ func TestUI_Browser(t *testing.T) {
 			t.Errorf("the overview lacks #%s", id)
 		}
 	}
-	tab.Shoot("overview-empty")
+	tab.CheckWidths("overview-empty")
 
 	// A project and a token, made with the dashboard's forms.
 	tab.Navigate(ui + "/projects")
-	tab.Shoot("projects-empty")
+	tab.CheckWidths("projects-empty")
 	tab.SetValue("#create-project input[name=name]", "web")
 	tab.SetValue("#create-project input[name=budget]", "0.0005")
 	tab.SetValue("#create-project select[name=period]", "month")
@@ -127,7 +129,7 @@ func TestUI_Browser(t *testing.T) {
 	tab.Navigate(ui + "/")
 	projectBar := `.budget[data-scope="project:web"]`
 	tokenBar := fmt.Sprintf(`.budget[data-scope="token:%s"]`, tokenID)
-	for _, bar := range []string{projectBar, tokenBar} {
+	for _, bar := range []string{`#budgets .budget[data-scope="global:day"]`, projectBar, tokenBar} {
 		if !tab.Has(bar+" .bar") || tab.Attr(bar, "data-limit-usd") == "" {
 			t.Fatalf("no %s with a .bar and a limit: %s", bar, tab.HTML())
 		}
@@ -231,7 +233,7 @@ func TestUI_Browser(t *testing.T) {
 	// Rotate with no grace: the new secret is shown once, the old one is
 	// refused at once, the new one works.
 	tab.SetValue("input#grace", "0")
-	uiConfirm(t, tab, "button#rotate", "confirm-rotate", func() {
+	uiConfirm(t, tab, "button#rotate", "", func() {
 		if code, body := chat(t, s.url, secret, uiChatBody); code != http.StatusOK {
 			t.Errorf("before the rotation is confirmed: %d %s, want 200", code, body)
 		}
@@ -285,7 +287,7 @@ func TestUI_Browser(t *testing.T) {
 	if got := tab.Text("#status"); !strings.Contains(got, "revoked") {
 		t.Errorf("after the revoke: status %q", got)
 	}
-	tab.Shoot("token-revoked")
+	tab.CheckWidths("token-revoked")
 	if code, body := chat(t, s.url, newSecret, uiChatBody); code != http.StatusUnauthorized {
 		t.Errorf("a revoked token's request: %d %s, want 401", code, body)
 	}
@@ -293,9 +295,16 @@ func TestUI_Browser(t *testing.T) {
 	// A browser without the session is sent to the login page.
 	fresh := tab.NewSession()
 	for _, page := range []string{"/projects", "/", "/tokens/" + tokenID, "/usage"} {
-		if fresh.Navigate(ui+page); !strings.HasSuffix(fresh.Location(), "/ui/login") {
+		if fresh.Navigate(ui + page); !strings.HasSuffix(fresh.Location(), "/ui/login") {
 			t.Errorf("%s without a session: at %s, want the login page", page, fresh.Location())
 		}
+	}
+
+	// A post without a session is refused, even from the dashboard's origin
+	// and with confirm=yes.
+	fresh.Navigate(ui + "/login")
+	if code, url := fresh.NextDocument(tokenPage+"/kill", chromedp.Evaluate[chromedp.Void](forge)); code != http.StatusForbidden {
+		t.Errorf("a post without a session: %d at %s, want 403", code, url)
 	}
 
 	// Logout ends the session.

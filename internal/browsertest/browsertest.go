@@ -152,6 +152,9 @@ func Start(t *testing.T, opts ...Option) *Tab {
 	startErr := firstRun(ctx, startTimeout)
 
 	t.Cleanup(func() {
+		if t.Failed() && startErr == nil {
+			tab.shootFailure()
+		}
 		// A graceful close lets Chromium end its own child processes.
 		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := chromedp.Cancel(cctx); err != nil && !errors.Is(err, context.Canceled) && startErr == nil {

@@ -96,6 +96,7 @@ func TestTab(t *testing.T) {
 	}
 
 	tab.Navigate(site.URL + "/")
+	tab.CheckWidths("home")
 	paths := tab.Shoot("home")
 	if len(paths) != 2 {
 		t.Fatalf("%d screenshots, want 2", len(paths))
@@ -269,4 +270,37 @@ func TestMissingBrowserChild(t *testing.T) {
 	candidates = []string{"/nonexistent/chromium"}
 	Start(t)
 	t.Error("Start returned without a browser")
+}
+
+// TestFailureScreenshot runs a failing child test and finds the screenshot
+// of the page it failed on.
+func TestFailureScreenshot(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFailureScreenshotChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "BROWSERTEST_CHILD=1", EnvScreenshots+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the child passed:\n%s", out)
+	}
+	path := filepath.Join(dir, "TestFailureScreenshotChild-failed.png")
+	if !strings.Contains(string(out), "the page at the failure") || !strings.Contains(string(out), path) {
+		t.Errorf("the child's output does not name %s:\n%s", path, out)
+	}
+	f, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(bytes.NewReader(f)); err != nil {
+		t.Errorf("%s: %v", path, err)
+	}
+}
+
+func TestFailureScreenshotChild(t *testing.T) {
+	if os.Getenv("BROWSERTEST_CHILD") != "1" {
+		t.Skip("run by TestFailureScreenshot")
+	}
+	site := testSite(t)
+	tab := Start(t)
+	tab.Navigate(site.URL + "/")
+	t.Error("failing on purpose")
 }

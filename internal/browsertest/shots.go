@@ -1,12 +1,14 @@
 package browsertest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -96,6 +98,27 @@ func (p *Tab) Screenshot(name string) string {
 	return path
 }
 
+// shootFailure writes a screenshot of the page a failed test ended on,
+// named after the test with "-failed", and logs its path. It reports its
+// own trouble in the log only: the test has failed already.
+func (p *Tab) shootFailure() {
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		err = os.MkdirAll(ScreenshotDir(), 0o755)
+	}
+	path := filepath.Join(ScreenshotDir(), unsafeName.ReplaceAllString(p.t.Name(), "_")+"-failed.png")
+	if err == nil {
+		err = os.WriteFile(path, png, 0o644)
+	}
+	if err != nil {
+		p.t.Logf("no screenshot of the failure: %v", err)
+		return
+	}
+	p.t.Logf("the page at the failure (%s): %s", p.location(), path)
+}
+
 // overflowJS measures the page's width against the viewport. It names the
 // outermost elements that stick out on the right, which are what to fix.
 const overflowJS = `(vw) => {
@@ -164,11 +187,25 @@ func (p *Tab) horizontalScroll(want int64) string {
 // screenshots' paths.
 func (p *Tab) Shoot(page string) []string {
 	p.t.Helper()
+	return p.atViewports(page, true)
+}
+
+// CheckWidths is Shoot without the screenshots, for one more state of a
+// page already shot: cheaper, and the check is the same.
+func (p *Tab) CheckWidths(page string) {
+	p.t.Helper()
+	p.atViewports(page, false)
+}
+
+func (p *Tab) atViewports(page string, shoot bool) []string {
+	p.t.Helper()
 	var paths []string
 	for _, v := range Viewports {
 		p.SetViewport(v)
 		p.CheckNoHorizontalScroll(page, v.Width)
-		paths = append(paths, p.Screenshot(page+"-"+v.Name))
+		if shoot {
+			paths = append(paths, p.Screenshot(page+"-"+v.Name))
+		}
 	}
 	p.SetViewport(Desktop)
 	return paths
