@@ -203,7 +203,10 @@ func TestUI_Browser(t *testing.T) {
 	if code, url := tab.NextDocument(tokenPage+"/kill", chromedp.Navigate(evil.URL)); code != http.StatusForbidden {
 		t.Errorf("a forged post from %s: %d at %s, want 403", evil.URL, code, url)
 	}
-	tab.WaitJS("the refusal page", `location.pathname.endsWith("/kill")`)
+	tab.WaitJS("the refusal page", `location.pathname.endsWith("/kill") && document.readyState === "complete"`)
+	if got := tab.Text("main"); !strings.Contains(got, "another site") {
+		t.Errorf("the refusal of the forged post does not say why: %q", got)
+	}
 	tab.Shoot("forged-refused")
 	tab.Navigate(tokenPage)
 	forge := fmt.Sprintf(`(() => {
