@@ -69,10 +69,10 @@ type Main struct {
 	// it is not set.
 	metricsServer   *http.Server
 	metricsListener net.Listener
-	catalog  *pricing.Catalog
-	started  time.Time
-	closeMu  sync.Mutex
-	closed   bool
+	catalog         *pricing.Catalog
+	started         time.Time
+	closeMu         sync.Mutex
+	closed          bool
 
 	// notifier delivers alerts; nil when no channel is configured.
 	notifier notifier
