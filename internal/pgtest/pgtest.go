@@ -38,6 +38,7 @@ type Server struct {
 	cred *syscall.Credential // nil when the test does not run as root
 
 	mu  sync.Mutex
+	ndb int // databases NewDatabase made
 	cmd *exec.Cmd
 	log *os.File
 }
@@ -96,6 +97,27 @@ func Start(t testing.TB) *Server {
 
 // DSN is the connection string of the test database.
 func (s *Server) DSN() string { return s.dsn("hardcap") }
+
+// NewDatabase creates a fresh, empty database and returns its DSN, so
+// that the subtests of one server do not see each other's tables.
+func (s *Server) NewDatabase(t testing.TB) string {
+	t.Helper()
+	s.mu.Lock()
+	s.ndb++
+	name := fmt.Sprintf("hardcap_%d", s.ndb)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.dsn("postgres"))
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	return s.dsn(name)
+}
 
 // Port is the server's loopback TCP port.
 func (s *Server) Port() int { return s.port }
