@@ -105,7 +105,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLock)); err != nil {
 		return fmt.Errorf("postgres: migration lock: %w", s.scrub(err))
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock)) }()
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock))
+	}()
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS hardcap;
 		CREATE TABLE IF NOT EXISTS hardcap.schema_migrations (version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("postgres: %w", s.scrub(err))
