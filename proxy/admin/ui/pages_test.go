@@ -279,3 +279,18 @@ func TestHeaders(t *testing.T) {
 		t.Fatalf("app.js has %d lines; it is meant to stay small", n)
 	}
 }
+
+func TestAuditPage(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login()
+	a := b.get("/ui/audit")
+	mustContain(t, "empty audit", a.body, `id="findings"`)
+	// A token with no budget of its own and a rotation never due is a
+	// finding or two.
+	id, _ := b.createToken("web", "name", "ci", "rotate_every", "never")
+	a = b.get("/ui/audit")
+	if a.status != http.StatusOK || !strings.Contains(a.body, `class="finding severity-`) || !strings.Contains(a.body, id) {
+		t.Fatalf("audit page: %d\n%s", a.status, clipBody(a.body))
+	}
+}
