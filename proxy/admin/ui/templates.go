@@ -16,6 +16,7 @@ var pageNames = []string{"login.html", "error.html", "overview.html", "projects.
 var funcs = template.FuncMap{
 	"usd":         usd,
 	"usdPtr":      usdPtr,
+	"amount":      amount,
 	"when":        when,
 	"join":        strings.Join,
 	"tokenStatus": tokenStatus,
