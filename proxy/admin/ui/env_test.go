@@ -150,22 +150,12 @@ func (b *browser) login() {
 // adminGet reads the admin API directly, to check what a page changed.
 func (e *env) adminGet(path string) string {
 	e.t.Helper()
-	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, raw)
-	}
-	return string(raw)
+	return e.adminDo("GET", path, "")
 }
 
-// adminDo sends a change to the admin API directly.
-func (e *env) adminDo(method, path, body string) {
+// adminDo sends a request to the admin API directly and returns the
+// answer's body; an answer other than 2xx fails the test.
+func (e *env) adminDo(method, path, body string) string {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testAdminToken)
@@ -178,6 +168,7 @@ func (e *env) adminDo(method, path, body string) {
 	if resp.StatusCode >= 300 {
 		e.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
 	}
+	return string(raw)
 }
 
 // record settles one request of token charged c, ended at the clock's

@@ -271,6 +271,9 @@ func TestHeaders(t *testing.T) {
 			t.Errorf("%s has inline script or style", path)
 		}
 	}
+	if a := b.get("/ui/static/"); a.status != http.StatusNotFound {
+		t.Fatalf("the static directory: %d, want 404 (no listing)", a.status)
+	}
 	js := b.get("/ui/static/app.js")
 	if js.status != http.StatusOK || !strings.Contains(js.header.Get("Content-Type"), "javascript") {
 		t.Fatalf("app.js: %d %s", js.status, js.header.Get("Content-Type"))
