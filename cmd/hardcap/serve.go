@@ -28,6 +28,7 @@ import (
 	"github.com/hardcap/hardcap/metrics"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/proxy/admin"
+	"github.com/hardcap/hardcap/proxy/admin/ui"
 	"github.com/hardcap/hardcap/storage"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
@@ -258,6 +259,8 @@ func (m *Main) Open() error {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/admin/", adminAPI)
+	mux.Handle("/ui/", ui.New(ui.Options{Admin: adminAPI, AdminToken: adminToken, Now: m.Now, Log: m.log, Thresholds: set.alerts.policy.Thresholds}))
+	mux.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	// Every method, so that a POST /metrics is a 405 here, not the data
 	// plane's unknown-route refusal.
 	mux.Handle("/metrics", metrics.RequireToken(m.metrics.Handler(), adminToken, set.metricsToken))

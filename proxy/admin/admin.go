@@ -110,6 +110,7 @@ func New(opts Options) *Handler {
 	h.mux.HandleFunc("PATCH /admin/v1/tokens/{id}", h.updateToken)
 	h.mux.HandleFunc("GET /admin/v1/usage", h.usage)
 	h.mux.HandleFunc("GET /admin/v1/usage/daily", h.daily)
+	h.mux.HandleFunc("GET /admin/v1/overview", h.overview) // the dashboard's overview (overview.go)
 	h.mux.HandleFunc("POST /admin/v1/kill", h.kill(true))
 	h.mux.HandleFunc("POST /admin/v1/resume", h.kill(false))
 	h.mux.HandleFunc("GET /admin/v1/status", h.status)
