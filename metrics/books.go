@@ -27,6 +27,10 @@ type books struct {
 	limit, remaining             *prometheus.Desc
 	alertsWaiting, alertsFailed  *prometheus.Desc
 	scrapeErrors                 *prometheus.Desc
+	tokenSpent, tokenReserved    *prometheus.Desc
+	// perToken sends tokenSpent and tokenReserved for each live token, and
+	// the limit and headroom of the tokens with a limit.
+	perToken bool
 }
 
 func newBooks(db Books, s Settlements) *books {
@@ -53,6 +57,8 @@ func newBooks(db Books, s Settlements) *books {
 		alertsWaiting: d("alerts_waiting", "Alerts waiting for delivery on some channel."),
 		alertsFailed:  d("alerts_failed", "Alerts among the last listed whose delivery failed for good on some channel."),
 		scrapeErrors:  d("scrape_errors_total", "Reads of the books that failed during scrapes (their metrics were left out)."),
+		tokenSpent:    d("token_spent_usd", "Settled spend of the token's current budget window, in USD (metrics_per_token).", "token", "project"),
+		tokenReserved: d("token_reserved_usd", "Money held by the token's open reservations in its current window, in USD (metrics_per_token).", "token", "project"),
 	}
 }
 
@@ -64,6 +70,10 @@ func (b *books) Describe(ch chan<- *prometheus.Desc) {
 		b.alertsWaiting, b.alertsFailed, b.scrapeErrors,
 	} {
 		ch <- d
+	}
+	if b.perToken {
+		ch <- b.tokenSpent
+		ch <- b.tokenReserved
 	}
 }
 
@@ -95,6 +105,9 @@ func (b *books) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(b.waitingUSD, prometheus.GaugeValue, usd(held))
 	}
 	b.collectProjects(ch)
+	if b.perToken {
+		b.collectTokens(ch)
+	}
 	if waiting, failed, err := b.db.AlertCounts(); err != nil {
 		b.errs.Add(1)
 	} else {
@@ -148,6 +161,31 @@ func (b *books) collectProjects(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(b.spent, prometheus.GaugeValue, usd(bs.Committed), p.Name)
 		ch <- prometheus.MustNewConstMetric(b.reserved, prometheus.GaugeValue, usd(bs.Reserved), p.Name)
+		b.collectLimit(ch, bs)
+	}
+}
+
+// collectTokens sends each live token's spend and reservations of its
+// current window and, when it has a limit, its limit and headroom under
+// the scope label "token:ID". Revoked tokens are left out: they can spend
+// no more, and their series would only grow.
+func (b *books) collectTokens(ch chan<- prometheus.Metric) {
+	ts, err := b.db.Tokens("")
+	if err != nil {
+		b.errs.Add(1)
+		return
+	}
+	for _, t := range ts {
+		if !t.Revoked.IsZero() {
+			continue
+		}
+		bs, err := b.db.BudgetStatus(budget.TokenScope(t.ID))
+		if err != nil {
+			b.errs.Add(1)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(b.tokenSpent, prometheus.GaugeValue, usd(bs.Committed), t.ID, t.Project)
+		ch <- prometheus.MustNewConstMetric(b.tokenReserved, prometheus.GaugeValue, usd(bs.Reserved), t.ID, t.Project)
 		b.collectLimit(ch, bs)
 	}
 }

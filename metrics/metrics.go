@@ -27,6 +27,8 @@ type Books interface {
 	OpenReservations() ([]budget.Reservation, error)
 	// Projects lists the projects.
 	Projects() ([]tokens.Project, error)
+	// Tokens lists the tokens of a project, or of every project for "".
+	Tokens(project string) ([]tokens.Token, error)
 	// BudgetStatus is a scope's limit and current window's spend.
 	BudgetStatus(scope budget.Scope) (storage.BudgetStatus, error)
 	// AlertCounts are the alerts waiting for delivery and those failed.
@@ -57,6 +59,12 @@ type Options struct {
 	// Runtime adds the Go runtime's and the process's standard metrics
 	// (go_*, process_*); default false.
 	Runtime bool
+	// PerToken adds series labelled with token ids: each live token's
+	// spend, reservations and budget, and its requests by outcome. Default
+	// false: a series per token grows with every token issued, and a
+	// token id names who spends (cardinality and privacy are the
+	// operator's choice). Token ids only: never a secret.
+	PerToken bool
 }
 
 // Metrics is hardcap's Prometheus registry. It is the proxy's Observer
@@ -75,6 +83,10 @@ type Metrics struct {
 	// pattern, so a token holder could otherwise make a series per name.
 	models  sync.Map
 	nModels atomic.Int64
+	// tokenRequests counts settled requests by token id and outcome; nil
+	// unless Options.PerToken. Only tokens that authenticated settle, so
+	// its label values are the operator's tokens, never a client's text.
+	tokenRequests *prometheus.CounterVec
 }
 
 // MaxModelLabels bounds the model label's values; later models are
@@ -109,8 +121,17 @@ func New(opts Options) *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"provider"})
 	m.reg.MustRegister(m.requests, m.refusals, m.firstByte, m.duration)
+	if opts.PerToken {
+		m.tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hardcap_token_requests_total",
+			Help: "Requests settled, by token id, project and outcome (metrics_per_token).",
+		}, []string{"token", "project", "outcome"})
+		m.reg.MustRegister(m.tokenRequests)
+	}
 	if opts.Books != nil {
-		m.reg.MustRegister(newBooks(opts.Books, opts.Settlements))
+		b := newBooks(opts.Books, opts.Settlements)
+		b.perToken = opts.PerToken
+		m.reg.MustRegister(b)
 	}
 	if opts.Runtime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -122,6 +143,9 @@ func New(opts Options) *Metrics {
 func (m *Metrics) Settled(rec budget.Record) {
 	m.requests.WithLabelValues(rec.Route, rec.Provider, m.modelLabel(rec.Model), string(rec.Outcome)).Inc()
 	m.duration.WithLabelValues(rec.Provider).Observe(float64(rec.LatencyMS) / 1000)
+	if m.tokenRequests != nil && rec.TokenID != "" {
+		m.tokenRequests.WithLabelValues(rec.TokenID, rec.Project, string(rec.Outcome)).Inc()
+	}
 }
 
 // Responded observes the upstream's time to first byte (proxy.Observer).

@@ -2,11 +2,14 @@ package metrics_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -250,5 +253,151 @@ func TestRequireToken(t *testing.T) {
 				t.Errorf("got body %q, want a short message without a token", body)
 			}
 		})
+	}
+}
+
+// TestMetrics_PerToken: with PerToken, each live token has its spend,
+// reservations and requests by outcome, and a token with a limit its limit
+// and headroom; a revoked token has no series, and the secret never
+// appears. Without PerToken no series names a token.
+func TestMetrics_PerToken(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "hardcap.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.CreateProject(ctx, "web", budget.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	capped, secret, err := db.CreateToken(ctx, storage.TokenSpec{Project: "web", Limit: budget.Ceiling(usd(t, "3"), budget.Total)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, _, err := db.CreateToken(ctx, storage.TokenSpec{Project: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _, err := db.CreateToken(ctx, storage.TokenSpec{Project: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RevokeToken(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	on := metrics.New(metrics.Options{Books: db, PerToken: true})
+	off := metrics.New(metrics.Options{Books: db})
+	req := budget.Request{TokenID: capped.ID, Project: "web", Provider: "openai", Model: "gpt-4o-mini", Route: "chat"}
+	res, err := db.Reserve(ctx, req, dollars(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.Settle(ctx, res.ID, budget.Settlement{Charged: usd(t, "0.5"), Outcome: budget.Complete, Status: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on.Settled(rec)
+	off.Settled(rec)
+	if _, err := db.Reserve(ctx, req, dollars(1)); err != nil {
+		t.Fatal(err)
+	}
+
+	body, got := scrape(t, on.Handler())
+	want := map[string]float64{
+		`hardcap_token_spent_usd{project="web",token="` + capped.ID + `"}`:                         0.5,
+		`hardcap_token_reserved_usd{project="web",token="` + capped.ID + `"}`:                      1,
+		`hardcap_token_spent_usd{project="web",token="` + free.ID + `"}`:                           0,
+		`hardcap_budget_limit_usd{scope="token:` + capped.ID + `"}`:                                3,
+		`hardcap_budget_remaining_usd{scope="token:` + capped.ID + `"}`:                            1.5,
+		`hardcap_token_requests_total{outcome="complete",project="web",token="` + capped.ID + `"}`: 1,
+	}
+	for series, w := range want {
+		if g, ok := got[series]; !ok {
+			t.Errorf("%s: missing from the scrape", series)
+		} else if math.Abs(g-w) > 1e-9 {
+			t.Errorf("%s: got %v, want %v", series, g, w)
+		}
+	}
+	if _, ok := got[`hardcap_budget_limit_usd{scope="token:`+free.ID+`"}`]; ok {
+		t.Error("a token without a limit has a budget_limit_usd series")
+	}
+	if strings.Contains(body, gone.ID) {
+		t.Error("a revoked token has series")
+	}
+	if strings.Contains(body, secret) {
+		t.Error("the scrape holds a token secret")
+	}
+	offBody, _ := scrape(t, off.Handler())
+	for _, id := range []string{capped.ID, free.ID} {
+		if strings.Contains(offBody, id) {
+			t.Errorf("without PerToken the scrape names token %s", id)
+		}
+	}
+}
+
+// TestGrafanaDashboard: every hardcap_ metric the example Grafana
+// dashboard queries is one the scrape serves (a renamed metric must not
+// leave a panel empty), and the dashboard is valid JSON with a
+// Prometheus datasource input.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("../examples/grafana/hardcap.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Inputs []struct{ Name, PluginID string } `json:"__inputs"`
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	if len(dash.Inputs) != 1 || dash.Inputs[0].Name != "DS_PROMETHEUS" {
+		t.Errorf("inputs %+v, want one DS_PROMETHEUS", dash.Inputs)
+	}
+
+	db, err := storage.Open(filepath.Join(t.TempDir(), "hardcap.db"), storage.Options{Global: budget.Ceiling(usd(t, "10"), budget.Total)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.CreateProject(ctx, "web", budget.Ceiling(usd(t, "5"), budget.Total)); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(metrics.Options{Books: db, Settlements: waitingQueue{}})
+	m.Settled(budget.Record{Request: budget.Request{Route: "chat", Provider: "openai", Model: "gpt-4o-mini"}, Outcome: budget.Complete})
+	m.Responded("openai", 0)
+	m.Refused("budget_exceeded")
+	body, _ := scrape(t, m.Handler())
+	families := map[string]bool{}
+	for line := range strings.SplitSeq(body, "\n") {
+		if f, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			families[strings.Fields(f)[0]] = true
+		}
+	}
+	name := regexp.MustCompile(`hardcap_[a-z_]+`)
+	queried := 0
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, n := range name.FindAllString(tg.Expr, -1) {
+				queried++
+				f := n
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if base, ok := strings.CutSuffix(n, suffix); ok && families[base] {
+						f = base
+					}
+				}
+				if !families[f] {
+					t.Errorf("panel %q queries %s, which the scrape does not serve", p.Title, n)
+				}
+			}
+		}
+	}
+	if queried < 10 {
+		t.Errorf("the dashboard queries %d hardcap metrics, want the main ones", queried)
 	}
 }

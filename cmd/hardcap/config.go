@@ -78,6 +78,15 @@ type Config struct {
 	// env:NAME, file:PATH or the literal token; default none (the admin
 	// token only).
 	MetricsToken string `yaml:"metrics_token"`
+	// MetricsListen is a second address serving only GET /metrics, with no
+	// token, for a Prometheus server that should hold no credential
+	// (host:port); default none. It shows project names and spend to whoever
+	// reaches it: keep it on loopback or a private network.
+	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsPerToken adds per-token series (spend, reservations, budget,
+	// requests), labelled with token ids; default false (a series per token
+	// grows with every token issued).
+	MetricsPerToken bool `yaml:"metrics_per_token"`
 }
 
 // ProviderConfig is one upstream API.
@@ -287,6 +296,8 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.AllowInsecureListen = file.AllowInsecureListen
 	cfg.TrustedProxies = file.TrustedProxies
 	cfg.MetricsToken = file.MetricsToken
+	cfg.MetricsListen = file.MetricsListen
+	cfg.MetricsPerToken = file.MetricsPerToken
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
 	}
@@ -393,6 +404,9 @@ func (cfg Config) check() (settings, error) {
 		if len(s.metricsToken) < minAdminToken {
 			return s, fmt.Errorf("config: metrics_token: %w", errShortMetricsToken)
 		}
+	}
+	if err := checkMetricsListen(cfg.MetricsListen, cfg.Listen); err != nil {
+		return s, err
 	}
 	if s.reconcile, err = cfg.Reconcile.check(); err != nil {
 		return s, err

@@ -161,3 +161,81 @@ func TestConfig_MetricsToken(t *testing.T) {
 		})
 	}
 }
+
+// TestServe_MetricsListen: metrics_listen serves GET /metrics with no
+// token and nothing else (no admin API, no data plane); with
+// metrics_per_token the scrape names the token by id, never its secret;
+// the main listener still wants a token.
+func TestServe_MetricsListen(t *testing.T) {
+	s := startServer(t, "metrics_listen: 127.0.0.1:0\nmetrics_per_token: true\n")
+	addr := s.main.MetricsAddr()
+	if addr == "" || addr == s.main.Addr() {
+		t.Fatalf("metrics address %q (main %q)", addr, s.main.Addr())
+	}
+	token := s.newToken("web")
+	if code, body := chat(t, s.url, token, hello); code != http.StatusOK {
+		t.Fatalf("chat: got %d: %s", code, body)
+	}
+	get := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+addr+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		return resp.StatusCode, string(b)
+	}
+	id := s.tokenID("web")
+	var body string
+	waitFor(t, "the token's request on metrics_listen", func() bool {
+		var code int
+		code, body = get(http.MethodGet, "/metrics")
+		return code == http.StatusOK && strings.Contains(body, `hardcap_token_requests_total{outcome="complete",project="web",token="`+id+`"} 1`)
+	})
+	for _, want := range []string{`hardcap_token_spent_usd{project="web",token="` + id + `"} `, `hardcap_spent_usd{project="web"} `} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the scrape has no %q", want)
+		}
+	}
+	if strings.Contains(body, token) || strings.Contains(body, fakeKey) {
+		t.Error("the scrape holds a token secret or the provider key")
+	}
+	for _, tt := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/admin/v1/projects", http.StatusNotFound},
+		{http.MethodPost, "/v1/chat/completions", http.StatusNotFound},
+	} {
+		if code, got := get(tt.method, tt.path); code != tt.want {
+			t.Errorf("%s %s on metrics_listen: got %d, want %d: %s", tt.method, tt.path, code, tt.want, got)
+		}
+	}
+	if code, _ := scrapeMetrics(t, s, http.MethodGet, ""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics on the main listener without a token: got %d, want 401", code)
+	}
+}
+
+// TestConfig_MetricsListen: bad metrics_listen values are refused with
+// the key named.
+func TestConfig_MetricsListen(t *testing.T) {
+	for _, tt := range []struct{ addr, listen string }{
+		{"9090", "127.0.0.1:8080"},
+		{"127.0.0.1:", "127.0.0.1:8080"},
+		{"metrics.example:9090", "127.0.0.1:8080"},
+		{"127.0.0.1:8080", "127.0.0.1:8080"},
+	} {
+		err := checkMetricsListen(tt.addr, tt.listen)
+		if err == nil || !strings.Contains(err.Error(), "metrics_listen") {
+			t.Errorf("metrics_listen %q (listen %q): got %v, want an error naming metrics_listen", tt.addr, tt.listen, err)
+		}
+	}
+	for _, ok := range []string{"", "127.0.0.1:9090", "[::1]:9090", ":9090", "localhost:9090"} {
+		if err := checkMetricsListen(ok, "127.0.0.1:8080"); err != nil {
+			t.Errorf("metrics_listen %q: %v", ok, err)
+		}
+	}
+}

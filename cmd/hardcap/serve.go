@@ -66,10 +66,14 @@ type Main struct {
 	server   *http.Server
 	listener net.Listener
 	demo     *http.Server
-	catalog  *pricing.Catalog
-	started  time.Time
-	closeMu  sync.Mutex
-	closed   bool
+	// metricsServer and metricsListener serve metrics_listen; nil when
+	// it is not set.
+	metricsServer   *http.Server
+	metricsListener net.Listener
+	catalog         *pricing.Catalog
+	started         time.Time
+	closeMu         sync.Mutex
+	closed          bool
 
 	// notifier delivers alerts; nil when no channel is configured.
 	notifier notifier
@@ -207,7 +211,7 @@ func (m *Main) Open() error {
 	}
 	// The metrics read the proxy's retry queue through m.cutter, set just
 	// below: the proxy takes them as its Observer, so they come first.
-	m.metrics = metrics.New(metrics.Options{Books: m.db, Settlements: settlementsOf{&m.cutter}, Runtime: true})
+	m.metrics = metrics.New(metrics.Options{Books: m.db, Settlements: settlementsOf{&m.cutter}, Runtime: true, PerToken: m.Config.MetricsPerToken})
 	m.proxy = proxy.New(proxy.Options{
 		Observer:        m.metrics,
 		Providers:       set.providers,
@@ -285,6 +289,10 @@ func (m *Main) Open() error {
 			})
 		},
 	}
+	if err := m.openMetricsListener(m.Config.MetricsListen); err != nil {
+		_ = m.listener.Close()
+		return err
+	}
 	m.started = m.Now()
 	opened = true
 	return nil
@@ -312,6 +320,10 @@ func (m *Main) Run(ctx context.Context) error {
 	hups.Go(func() { m.serveHangups(hupCtx) })
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
+	if m.metricsServer != nil {
+		m.log.Info().Str("metrics_listen", "http://"+m.MetricsAddr()+"/metrics").Msg("metrics served without a token")
+		go func() { _ = m.metricsServer.Serve(m.metricsListener) }()
+	}
 	select {
 	case err := <-errc:
 		stopHups()
@@ -411,6 +423,10 @@ func (m *Main) Close() error {
 	}
 	if m.demo != nil {
 		_ = m.demo.Close()
+	}
+	if m.metricsServer != nil {
+		_ = m.metricsServer.Close()
+		_ = m.metricsListener.Close() // when Run never served it
 	}
 	// Settlements the ledger failed to write get one more try before the
 	// database closes; the next start charges what is left in full.

@@ -71,8 +71,10 @@ const MaxOverviewHours = 24 * 14
 var errTotalsRead = errors.New("admin: usage totals read")
 
 // overview serves GET /admin/v1/overview[?hours=N] (default 24, at most
-// MaxOverviewHours). Every sum comes from the ledger's hour totals, so the
-// cost grows with the number of budgets and hours, not of requests.
+// MaxOverviewHours). The chart's, the global and the projects' sums come
+// from the ledger's hour totals, a token's last hour from its index
+// entries of that hour: the cost grows with the budgets, the hours and the
+// last hour's requests, never with the length of the history.
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 	hours := 24
 	if s := r.URL.Query().Get("hours"); s != "" {

@@ -93,32 +93,29 @@ func budgetChange(r *http.Request) (map[string]any, error) {
 
 // setProjectBudget serves POST /ui/projects/{name}/budget.
 func (h *Handler) setProjectBudget(w http.ResponseWriter, r *http.Request, se *session) {
-	name := r.PathValue("name")
-	body, err := budgetChange(r)
 	var p admin.ProjectView
-	if err == nil {
-		err = h.admin.call(r.Context(), "PATCH", "/admin/v1/projects/"+url.PathEscape(name), body, &p)
-	}
-	if err != nil {
-		h.fail(w, se, err)
-		return
-	}
-	h.done(w, r, se, "/ui/projects/"+url.PathEscape(name), fmt.Sprintf("Budget of project %s set to %s (%s).", p.Name, usdPtr(p.Budget.Limit), p.Budget.Period))
+	h.setBudget(w, r, se, "project", r.PathValue("name"), &p, &p.Budget)
 }
 
 // setTokenBudget serves POST /ui/tokens/{id}/budget.
 func (h *Handler) setTokenBudget(w http.ResponseWriter, r *http.Request, se *session) {
-	id := r.PathValue("id")
-	body, err := budgetChange(r)
 	var t admin.TokenView
+	h.setBudget(w, r, se, "token", r.PathValue("id"), &t, &t.Budget)
+}
+
+// setBudget changes the budget of a project or token (kind) by PATCH,
+// decoding the answer into out, whose budget is b, and goes back to its
+// page.
+func (h *Handler) setBudget(w http.ResponseWriter, r *http.Request, se *session, kind, name string, out any, b *admin.BudgetView) {
+	body, err := budgetChange(r)
 	if err == nil {
-		err = h.admin.call(r.Context(), "PATCH", "/admin/v1/tokens/"+url.PathEscape(id), body, &t)
+		err = h.admin.call(r.Context(), "PATCH", "/admin/v1/"+kind+"s/"+url.PathEscape(name), body, out)
 	}
 	if err != nil {
 		h.fail(w, se, err)
 		return
 	}
-	h.done(w, r, se, "/ui/tokens/"+url.PathEscape(id), fmt.Sprintf("Budget of token %s set to %s (%s).", t.ID, usdPtr(t.Budget.Limit), t.Budget.Period))
+	h.done(w, r, se, "/ui/"+kind+"s/"+url.PathEscape(name), fmt.Sprintf("Budget of %s %s set to %s (%s).", kind, name, usdPtr(b.Limit), b.Period))
 }
 
 // confirmData is the confirmation page's content: the action's question,
@@ -158,6 +155,21 @@ type killAnswer struct {
 	Cut    int    `json:"cut"`
 }
 
+// kill turns the kill switch of a project or token (kind, named name) on
+// (action kill) or off (resume), and goes back to its page.
+func (h *Handler) kill(w http.ResponseWriter, r *http.Request, se *session, action, kind, name, page string) {
+	var k killAnswer
+	if err := h.admin.call(r.Context(), "POST", "/admin/v1/"+action, map[string]string{kind: name}, &k); err != nil {
+		h.fail(w, se, err)
+		return
+	}
+	msg := fmt.Sprintf("The %s %s is resumed.", kind, name)
+	if k.Killed {
+		msg = fmt.Sprintf("The %s %s is killed; %d requests in flight were cut.", kind, name, k.Cut)
+	}
+	h.done(w, r, se, page, msg)
+}
+
 // projectAction serves POST /ui/projects/{name}/{kill|resume|delete}.
 func (h *Handler) projectAction(w http.ResponseWriter, r *http.Request, se *session) {
 	name, action := r.PathValue("name"), r.PathValue("action")
@@ -173,17 +185,7 @@ func (h *Handler) projectAction(w http.ResponseWriter, r *http.Request, se *sess
 		if !h.confirmed(w, r, se, c) {
 			return
 		}
-		var k killAnswer
-		path := "/admin/v1/" + action
-		if err := h.admin.call(r.Context(), "POST", path, map[string]string{"project": name}, &k); err != nil {
-			h.fail(w, se, err)
-			return
-		}
-		msg := "Project " + name + " resumed."
-		if k.Killed {
-			msg = fmt.Sprintf("Project %s killed; %d requests in flight were cut.", name, k.Cut)
-		}
-		h.done(w, r, se, page, msg)
+		h.kill(w, r, se, action, "project", name, page)
 	case "delete":
 		c := confirmData{Question: "Delete project " + name + "?", Button: "Delete project", Cancel: page,
 			Detail: "A project with tokens is refused unless its tokens are revoked with it."}
@@ -240,16 +242,7 @@ func (h *Handler) tokenAction(w http.ResponseWriter, r *http.Request, se *sessio
 	ctx := r.Context()
 	switch action {
 	case "kill", "resume":
-		var k killAnswer
-		if err := h.admin.call(ctx, "POST", "/admin/v1/"+action, map[string]string{"token": id}, &k); err != nil {
-			h.fail(w, se, err)
-			return
-		}
-		msg := "Token " + id + " resumed."
-		if k.Killed {
-			msg = fmt.Sprintf("Token %s killed; %d requests in flight were cut.", id, k.Cut)
-		}
-		h.done(w, r, se, page, msg)
+		h.kill(w, r, se, action, "token", id, page)
 	case "revoke":
 		if err := h.admin.call(ctx, "DELETE", "/admin/v1/tokens/"+url.PathEscape(id), nil, nil); err != nil {
 			h.fail(w, se, err)

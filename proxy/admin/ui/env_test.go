@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hardcap/hardcap/alert"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/internal/testlog"
 	"github.com/hardcap/hardcap/proxy"
@@ -39,7 +40,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, log: &testlog.Buffer{}, now: time.Date(2026, 12, 1, 12, 30, 0, 0, time.UTC)}
-	db, err := storage.Open(filepath.Join(t.TempDir(), "hardcap.db"), storage.Options{NoSync: true, Now: e.clock})
+	db, err := storage.Open(filepath.Join(t.TempDir(), "hardcap.db"), storage.Options{NoSync: true, Now: e.clock, Alerts: alert.DefaultPolicy()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,14 @@ func (b *browser) login() {
 // adminGet reads the admin API directly, to check what a page changed.
 func (e *env) adminGet(path string) string {
 	e.t.Helper()
-	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+	return e.adminDo("GET", path, "")
+}
+
+// adminDo sends a request to the admin API directly and returns the
+// answer's body; an answer other than 2xx fails the test.
+func (e *env) adminDo(method, path, body string) string {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -157,8 +165,8 @@ func (e *env) adminGet(path string) string {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, raw)
+	if resp.StatusCode >= 300 {
+		e.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
 	}
 	return string(raw)
 }

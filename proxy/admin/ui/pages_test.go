@@ -271,11 +271,29 @@ func TestHeaders(t *testing.T) {
 			t.Errorf("%s has inline script or style", path)
 		}
 	}
+	if a := b.get("/ui/static/"); a.status != http.StatusNotFound {
+		t.Fatalf("the static directory: %d, want 404 (no listing)", a.status)
+	}
 	js := b.get("/ui/static/app.js")
 	if js.status != http.StatusOK || !strings.Contains(js.header.Get("Content-Type"), "javascript") {
 		t.Fatalf("app.js: %d %s", js.status, js.header.Get("Content-Type"))
 	}
 	if n := strings.Count(js.body, "\n"); n >= 300 {
 		t.Fatalf("app.js has %d lines; it is meant to stay small", n)
+	}
+}
+
+func TestAuditPage(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login()
+	a := b.get("/ui/audit")
+	mustContain(t, "empty audit", a.body, `id="findings"`)
+	// A token with no budget of its own and a rotation never due is a
+	// finding or two.
+	id, _ := b.createToken("web", "name", "ci", "rotate_every", "never")
+	a = b.get("/ui/audit")
+	if a.status != http.StatusOK || !strings.Contains(a.body, `class="finding severity-`) || !strings.Contains(a.body, id) {
+		t.Fatalf("audit page: %d\n%s", a.status, clipBody(a.body))
 	}
 }

@@ -1,7 +1,9 @@
 package ui
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -175,4 +177,32 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestLogin_SecureCookieUnderTLS: served over TLS, the cookie is Secure.
+func TestLogin_SecureCookieUnderTLS(t *testing.T) {
+	h := New(Options{AdminToken: testAdminToken})
+	req := httptest.NewRequest("POST", "https://hardcap.example/ui/login", strings.NewReader(url.Values{"token": {testAdminToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.TLS = &tls.ConnectionState{}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	cs := rec.Result().Cookies()
+	if rec.Code != http.StatusSeeOther || len(cs) != 1 || !cs[0].Secure || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login over TLS: %d, cookies %+v; want one Secure HttpOnly SameSite=Strict cookie", rec.Code, cs)
+	}
+}
+
+// TestBearerIsNoSession: a request with an Authorization header, the data
+// plane's token or even the admin token, is no session: the login page.
+func TestBearerIsNoSession(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	for _, auth := range []string{"Bearer hc_0123456789abcdefghijABCDEFGHIJ", "Bearer " + testAdminToken} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/ui/", nil)
+		req.Header.Set("Authorization", auth)
+		if a := b.do(req); a.status != http.StatusSeeOther || a.location() != "/ui/login" {
+			t.Errorf("GET /ui/ with %.12s...: %d to %q, want 303 to /ui/login", auth, a.status, a.location())
+		}
+	}
 }

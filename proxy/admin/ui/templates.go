@@ -5,7 +5,16 @@ import (
 	"strings"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/proxy/admin"
 )
+
+// budgetForm is the content of the budget change form of a project's or a
+// token's page.
+type budgetForm struct {
+	Action string
+	Budget admin.BudgetView
+	CSRF   string
+}
 
 // pageNames are the page templates, each parsed with layout.html and
 // partials.html.
@@ -16,6 +25,8 @@ var pageNames = []string{"login.html", "error.html", "overview.html", "projects.
 var funcs = template.FuncMap{
 	"usd":         usd,
 	"usdPtr":      usdPtr,
+	"amount":      amount,
+	"budgetForm":  func(action string, b admin.BudgetView, csrf string) budgetForm { return budgetForm{action, b, csrf} },
 	"when":        when,
 	"join":        strings.Join,
 	"tokenStatus": tokenStatus,

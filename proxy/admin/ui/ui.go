@@ -95,7 +95,13 @@ func New(opts Options) *Handler {
 
 func (h *Handler) routes() {
 	m := h.mux
-	m.Handle("GET /ui/static/", h.static)
+	m.HandleFunc("GET /ui/static/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listing
+			return
+		}
+		h.static.ServeHTTP(w, r)
+	})
 	m.HandleFunc("GET /ui/login", h.loginPage)
 	m.HandleFunc("POST /ui/login", h.login)
 	m.HandleFunc("POST /ui/logout", h.withSession(h.logout))

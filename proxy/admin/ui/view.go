@@ -171,6 +171,17 @@ func usd(m budget.Money) string {
 	return "$" + s
 }
 
+// amount is a limit as a budget field takes it: the decimal without
+// trailing zeros ("2", "0.0003"), or "unlimited".
+func amount(m *budget.Money) string {
+	if m == nil {
+		return budget.UnlimitedWord
+	}
+	s := m.String()
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s
+}
+
 // usdPtr shows an optional limit: "no limit" when nil.
 func usdPtr(m *budget.Money) string {
 	if m == nil {
