@@ -380,8 +380,8 @@ type Keys struct {
 	provsMu sync.Mutex
 	provs   []*Provider
 	rec     KeyRecorder
-	log   zerolog.Logger
-	now   func() time.Time
+	log     zerolog.Logger
+	now     func() time.Time
 
 	stop    chan struct{}
 	done    chan struct{}

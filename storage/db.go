@@ -128,7 +128,7 @@ type DB struct {
 	pruning   atomic.Bool
 	retention atomic.Int64
 	onAlert   func()
-	onFreeze func(KillTarget)
+	onFreeze  func(KillTarget)
 
 	ops        chan *writeOp
 	writerDone chan struct{}
