@@ -14,6 +14,7 @@ import (
 	"github.com/hardcap/hardcap/budget/pricing"
 	"github.com/hardcap/hardcap/internal/holdup"
 	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/storage"
 )
 
 // pricedAt is the embedded catalog with gpt-4o-mini at in and out USD per
@@ -79,6 +80,16 @@ func TestReconfigure_UnderLoad(t *testing.T) {
 	for s := range statuses {
 		if s != http.StatusOK {
 			t.Fatalf("a request during the reconfiguration got %d", s)
+		}
+	}
+	flushLedger(t, h.db)
+	if u, err := h.db.Usage(storage.RecordFilter{TokenID: h.tokenID}); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, rec := range u.Records {
+			if rec.Provider == "compat" {
+				t.Fatal("the stream settled before the reconfiguration: it was not in flight")
+			}
 		}
 	}
 	front.Release()

@@ -215,8 +215,10 @@ func (m *Main) planReload(old *running) (*reloadPlan, error) {
 		old, new any
 	}{
 		{"prices", old.cfg.Prices, cfg.Prices},
-		{"alerts", old.cfg.Alerts, cfg.Alerts},
-		{"reconcile", old.cfg.Reconcile, cfg.Reconcile},
+		// The checked values, not the YAML: alerts keeps YAML nodes, whose
+		// line numbers move with any edit above them.
+		{"alerts", old.set.alerts, set.alerts},
+		{"reconcile", old.set.reconcile, set.reconcile},
 		{"trusted_proxies", old.set.trustedProxies, set.trustedProxies},
 		{"metrics_token", old.set.metricsToken, set.metricsToken},
 		{"log.level", old.cfg.Log.Level, cfg.Log.Level},
