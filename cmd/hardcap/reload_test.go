@@ -480,3 +480,21 @@ func TestSignals_HangupReloadsConfig(t *testing.T) {
 		t.Fatalf("after the refused reload the request was charged %s off the prices kept", d)
 	}
 }
+
+// TestExamples_ContainerConfig: the container's config passes the checks
+// a start runs.
+func TestExamples_ContainerConfig(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join("..", "..", "examples", "container.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseLogLevel(cfg.Log); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/data" || cfg.Listen != "0.0.0.0:8787" {
+		t.Fatalf("data_dir %q, listen %q: want the Containerfile's volume and port", cfg.DataDir, cfg.Listen)
+	}
+}
