@@ -60,7 +60,7 @@ var usInferenceUplift = pricing.Multiplier{Num: 11, Den: 10}
 // container outlives its last use). Per-call server tools get b.callPrices,
 // and their most calls at the dearest price are reserved. A model whose
 // data shows a fee hardcap cannot price is refused.
-func (p *Proxy) priceRequest(b *bounds, m pricing.Model, prov *Provider, name string) (pricing.Prices, error) {
+func (p *Proxy) priceRequest(b *bounds, m pricing.Model, prov *Provider, name string, timeout time.Duration) (pricing.Prices, error) {
 	pr := m.Prices
 	if u := pr.Fees.Unpriced; len(u) > 0 {
 		return pricing.Prices{}, refuse(ErrUnbounded, "The price data bills %q by %s, which hardcap cannot price, so it cannot bound the cost.", name, strings.Join(u, ", "))
@@ -103,7 +103,7 @@ func (p *Proxy) priceRequest(b *bounds, m pricing.Model, prov *Provider, name st
 	}
 	if len(b.containers) > 0 {
 		// A container lives until 20 minutes after its last use.
-		sessions := int64((p.timeout + 2*containerSession - 1) / containerSession)
+		sessions := int64((timeout + 2*containerSession - 1) / containerSession)
 		for _, c := range b.containers {
 			f, serr := prov.PriceMultiplier.Money(c)
 			if serr != nil {

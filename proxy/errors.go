@@ -77,6 +77,10 @@ var (
 	ErrProviderNotFound = errors.New("no such provider")
 )
 
+// ErrReconfigure is returned by Proxy.Reconfigure for a set of providers
+// and prices it cannot serve; nothing is changed.
+var ErrReconfigure = errors.New("proxy: reconfiguration refused")
+
 // ErrorCode is how one domain error is answered, on the data plane and in
 // the admin API alike.
 type ErrorCode struct {

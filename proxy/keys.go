@@ -375,10 +375,13 @@ type KeyChange struct {
 // memory and written with the next read or at Close. It never holds a key
 // itself; the sources do.
 type Keys struct {
-	provs []*Provider // by name
-	rec   KeyRecorder
-	log   zerolog.Logger
-	now   func() time.Time
+	// provs are the providers by name; Follow replaces the slice (never
+	// its elements) under provsMu, and readers take it with list.
+	provsMu sync.Mutex
+	provs   []*Provider
+	rec     KeyRecorder
+	log     zerolog.Logger
+	now     func() time.Time
 
 	stop    chan struct{}
 	done    chan struct{}
@@ -485,12 +488,15 @@ func (ks *Keys) Close(ctx context.Context) error {
 }
 
 // Flush writes the 401 counts held in memory to the ledger.
-func (ks *Keys) Flush(ctx context.Context) error {
+func (ks *Keys) Flush(ctx context.Context) error { return ks.flush(ctx, ks.list()) }
+
+// flush writes the 401 counts of provs' sources to the ledger.
+func (ks *Keys) flush(ctx context.Context, provs []*Provider) error {
 	if ks.rec == nil {
 		return nil
 	}
 	var errs []error
-	for _, p := range ks.provs {
+	for _, p := range provs {
 		k := p.Key
 		k.recMu.Lock()
 		ks.counting.RLock()
@@ -535,10 +541,11 @@ type KeyReload struct {
 // It returns ErrNoProviders when there is nothing to reload and
 // ErrProviderNotFound for a provider the config does not have.
 func (ks *Keys) Reload(ctx context.Context, provider string) ([]KeyReload, error) {
-	provs := ks.provs
+	all := ks.list()
+	provs := all
 	if provider != "" {
 		provs = nil
-		for _, p := range ks.provs {
+		for _, p := range all {
 			if p.Name == provider {
 				provs = []*Provider{p}
 			}
@@ -593,8 +600,9 @@ type KeyState struct {
 
 // States returns the state of each provider's key, by provider name.
 func (ks *Keys) States() []KeyState {
-	out := make([]KeyState, 0, len(ks.provs))
-	for _, p := range ks.provs {
+	provs := ks.list()
+	out := make([]KeyState, 0, len(provs))
+	for _, p := range provs {
 		k := p.Key
 		k.mu.Lock()
 		st := KeyState{Provider: p.Name, Kind: k.kind, Source: k.String(), RotateEvery: k.rotateEvery(),

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -135,17 +136,14 @@ type RefusalCounter interface {
 
 // Proxy is the data plane. It is an http.Handler for the data-plane paths.
 type Proxy struct {
-	providers map[string]*Provider
-	auth      tokens.Authenticator
-	ledger    budget.Ledger
-	prices    PriceBook
-	log       zerolog.Logger
-	now       func() time.Time
-	maxBody   int64
-	timeout   time.Duration
-	trusted   []netip.Prefix
-	refusals  RefusalCounter
-	observer  Observer
+	// table holds the providers, prices and bounds (see Reconfigure).
+	table    atomic.Pointer[table]
+	auth     tokens.Authenticator
+	ledger   budget.Ledger
+	log      zerolog.Logger
+	now      func() time.Time
+	refusals RefusalCounter
+	observer Observer
 
 	rp       *httputil.ReverseProxy
 	limits   rateLimits
@@ -157,18 +155,14 @@ type Proxy struct {
 // New returns a Proxy.
 func New(opts Options) *Proxy {
 	p := &Proxy{
-		providers: map[string]*Provider{},
-		auth:      opts.Tokens,
-		ledger:    opts.Ledger,
-		prices:    opts.Prices,
-		log:       opts.Log,
-		now:       opts.Now,
-		maxBody:   opts.MaxBodyBytes,
-		timeout:   opts.UpstreamTimeout,
-		trusted:   opts.TrustedProxies,
-		refusals:  opts.Refusals,
-		observer:  opts.Observer,
+		auth:     opts.Tokens,
+		ledger:   opts.Ledger,
+		log:      opts.Log,
+		now:      opts.Now,
+		refusals: opts.Refusals,
+		observer: opts.Observer,
 	}
+	p.table.Store(newTable(opts.Providers, opts.Prices, opts.TrustedProxies, opts.MaxBodyBytes, opts.UpstreamTimeout))
 	if p.refusals == nil {
 		if rc, ok := opts.Tokens.(RefusalCounter); ok {
 			p.refusals = rc
@@ -177,23 +171,8 @@ func New(opts Options) *Proxy {
 		}
 	}
 	p.settles = newSettleQueue(p, opts.SettleRetry, opts.SettleRetryMax)
-	for _, prov := range opts.Providers {
-		if prov.CapField == "" {
-			prov.CapField = "max_tokens"
-			if prov.Prices == "openai" {
-				prov.CapField = "max_completion_tokens"
-			}
-		}
-		p.providers[prov.Name] = prov
-	}
 	if p.now == nil {
 		p.now = time.Now
-	}
-	if p.maxBody <= 0 {
-		p.maxBody = 32 << 20
-	}
-	if p.timeout <= 0 {
-		p.timeout = 10 * time.Minute
 	}
 	transport := opts.Transport
 	if transport == nil {
@@ -355,7 +334,7 @@ func (p *Proxy) writeRefusal(w http.ResponseWriter, r *http.Request, start time.
 	}
 	// The client as the records name it: the evidence of a refusal that
 	// leaves no record is this line and the token's counts.
-	_, client := clientAddr(r, p.trusted)
+	_, client := clientAddr(r, p.table.Load().trusted)
 	ev.Str("token", tok.ID).Str("project", tok.Project).Str("route", r.Method+" "+safePath(r.URL.Path)).
 		Int("status", pe.Status).Str("code", pe.Code).
 		Str("client_ip", client).Str("user_agent", userAgent(r.Header)).
@@ -376,7 +355,10 @@ func (p *Proxy) writeRefusal(w http.ResponseWriter, r *http.Request, start time.
 //
 //go:noinline
 func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start time.Time) (*forward, tokens.Token, error) {
-	rt, err := p.resolve(r)
+	// One table for the whole request: a reload while it runs changes
+	// nothing of it.
+	t := p.table.Load()
+	rt, err := p.resolve(r, t)
 	if err != nil {
 		return nil, tokens.Token{}, err
 	}
@@ -388,7 +370,7 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 	if err != nil {
 		return nil, tok, err
 	}
-	client, clientStr := clientAddr(r, p.trusted)
+	client, clientStr := clientAddr(r, t.trusted)
 	if err := checkScopes(&tok, rt, client); err != nil {
 		return nil, tok, err
 	}
@@ -423,11 +405,11 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 	fw.url.RawQuery = r.URL.RawQuery
 	fw.target = &fw.url
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tok, refuse(ErrTooLarge, "The body is over %d bytes.", p.maxBody)
+			return nil, tok, refuse(ErrTooLarge, "The body is over %d bytes.", t.maxBody)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -461,7 +443,7 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 			return nil, tok, err
 		}
 		fw.body = body
-		fw.Context, fw.cancel = context.WithTimeout(r.Context(), p.timeout)
+		fw.Context, fw.cancel = context.WithTimeout(r.Context(), t.timeout)
 		if held {
 			fw.slot, held = tok.ID, false
 		}
@@ -474,7 +456,7 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 	if !tok.Allows(req.model()) {
 		return nil, tok, refuse(tokens.ErrModelNotAllowed, "This token may not use %q.", req.model())
 	}
-	model, err := p.prices.Lookup(rt.provider.Prices, req.model(), start)
+	model, err := t.prices.Lookup(rt.provider.Prices, req.model(), start)
 	if err != nil {
 		if errors.Is(err, pricing.ErrModelNotPriced) || errors.Is(err, pricing.ErrUnknownProvider) {
 			return nil, tok, refuse(err, "No price is known for %q at provider %q.", req.model(), rt.provider.Prices)
@@ -485,7 +467,7 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 		return nil, tok, err
 	}
 	b := req.bounds()
-	if model.Prices, err = p.priceRequest(&b, model, rt.provider, req.model()); err != nil {
+	if model.Prices, err = p.priceRequest(&b, model, rt.provider, req.model(), t.timeout); err != nil {
 		return nil, tok, err
 	}
 	q, err := quote(b, model)
@@ -505,7 +487,7 @@ func (p *Proxy) prepareRequest(w http.ResponseWriter, r *http.Request, start tim
 	// it inside the ledger or cuts it here, never neither. The upstream
 	// context does not end with the client's: a client that leaves does not
 	// stop the metering.
-	ctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(r.Context()), p.timeout)
+	ctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(r.Context()), t.timeout)
 	ctx, cut := context.WithCancelCause(ctx)
 	m := &meter{p: p, prices: model.Prices, start: start, cut: cut, tokenID: tok.ID, project: tok.Project, oldSecret: tok.OldSecret}
 	// The deadline must outlive the handler while a drain reads on: it

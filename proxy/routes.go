@@ -85,14 +85,14 @@ type route struct {
 // /v1/messages, and model lists from an Anthropic client, go to the
 // provider named "anthropic", other /v1/ requests to the one named
 // "openai"; /p/{provider}/v1/... go to the named provider.
-func (p *Proxy) resolve(r *http.Request) (route, error) {
+func (p *Proxy) resolve(r *http.Request, t *table) (route, error) {
 	path := r.URL.Path
 	provName := defaultProvider(r)
 	if rest, ok := strings.CutPrefix(path, "/p/"); ok {
 		name, sub, _ := strings.Cut(rest, "/")
 		provName, path = name, "/"+sub
 	}
-	prov, ok := p.providers[provName]
+	prov, ok := t.providers[provName]
 	if !ok {
 		return route{}, refuse(ErrUnknownRoute, "hardcap has no provider named %q.", safePath(provName))
 	}
@@ -146,7 +146,7 @@ func (p *Proxy) shapeOf(r *http.Request) Kind {
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/p/"); ok {
 		name, _, _ = strings.Cut(rest, "/")
 	}
-	if prov, ok := p.providers[name]; ok {
+	if prov, ok := p.table.Load().providers[name]; ok {
 		return prov.Kind
 	}
 	if name == "anthropic" {

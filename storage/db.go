@@ -122,8 +122,13 @@ type DB struct {
 	// settlements keep spend rates.
 	policy   alert.Policy
 	alerting bool
-	onAlert  func()
-	onFreeze func(KillTarget)
+	// pruning says pruneAlerts runs (it starts with the first policy
+	// that raises anything); retention is Options.Retention, changed by
+	// SetRetention.
+	pruning   atomic.Bool
+	retention atomic.Int64
+	onAlert   func()
+	onFreeze  func(KillTarget)
 
 	ops        chan *writeOp
 	writerDone chan struct{}
@@ -229,7 +234,7 @@ func open(path string, opts Options) (*DB, error) {
 		maxBatch:     opts.MaxBatch,
 		linger:       opts.SettleLinger,
 		policy:       opts.Alerts,
-		alerting:     len(opts.Alerts.Thresholds) > 0 || len(opts.Alerts.Rules) > 0 || len(opts.Alerts.Projects) > 0,
+		alerting:     alerting(opts.Alerts),
 		onAlert:      opts.OnAlert,
 		onFreeze:     opts.OnFreeze,
 		ops:          make(chan *writeOp, 4096),
@@ -287,10 +292,10 @@ func open(path string, opts Options) (*DB, error) {
 	}
 	go db.writer()
 	go db.dispatch()
-	if opts.Retention > 0 {
-		go db.retain(opts.Retention, time.Hour)
-	}
+	db.retention.Store(int64(max(opts.Retention, 0)))
+	go db.retain(time.Hour)
 	if db.alerting {
+		db.pruning.Store(true)
 		go db.pruneAlerts(time.Hour)
 	}
 	return db, nil

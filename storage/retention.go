@@ -120,16 +120,19 @@ func (db *DB) Compact(ctx context.Context, retention time.Duration) (int, error)
 }
 
 // retain runs Compact at start and then every interval until the DB
-// closes; a failure is logged and tried again at the next interval.
-func (db *DB) retain(retention, interval time.Duration) {
+// closes, with the retention of the moment (none while it is zero); a failure is logged and tried again at the next interval.
+func (db *DB) retain(interval time.Duration) {
 	for {
-		if n, err := db.Compact(background, retention); err != nil {
-			if errors.Is(err, ErrClosed) {
-				return
+		// Read each time: SetRetention changes it; zero keeps everything.
+		if retention := time.Duration(db.retention.Load()); retention > 0 {
+			if n, err := db.Compact(background, retention); err != nil {
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				db.log.Error().Err(err).Msg("rolling up old usage records failed; retried later")
+			} else if n > 0 {
+				db.log.Info().Int("records", n).Dur("retention", retention).Msg("rolled up old usage records into daily totals")
 			}
-			db.log.Error().Err(err).Msg("rolling up old usage records failed; retried later")
-		} else if n > 0 {
-			db.log.Info().Int("records", n).Dur("retention", retention).Msg("rolled up old usage records into daily totals")
 		}
 		select {
 		case <-time.After(interval):

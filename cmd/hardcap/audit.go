@@ -43,8 +43,9 @@ func (m *Main) auditFacts(set settings) audit.Input {
 		}
 	}
 	addSecret(filepath.Join(m.DataDir, "admin.token"), "admin token")
-	for _, name := range slices.Sorted(maps.Keys(m.Config.Providers)) {
-		pc := m.Config.Providers[name]
+	provs := m.liveConfig().Providers
+	for _, name := range slices.Sorted(maps.Keys(provs)) {
+		pc := provs[name]
 		for field, spec := range map[string]string{"api_key": pc.APIKey, "admin_key": pc.AdminKey} {
 			if path, ok := strings.CutPrefix(spec, "file:"); ok && strings.TrimSpace(path) != "" {
 				addSecret(strings.TrimSpace(path), "providers."+name+"."+field)
@@ -94,8 +95,8 @@ func (m *Main) auditFacts(set settings) audit.Input {
 			addConfig(filepath.Join(m.DataDir, name), what)
 		}
 	}
-	if m.catalog != nil {
-		for _, s := range m.catalog.Sources() {
+	if c := m.liveCatalog(); c != nil {
+		for _, s := range c.Sources() {
 			in.Prices = append(in.Prices, audit.PriceSource{Name: s.Name, AsOf: s.AsOf})
 		}
 	}

@@ -103,7 +103,7 @@ func TestNewLogger_BuffersFiles(t *testing.T) {
 	}
 	defer f.Close()
 	m := &Main{}
-	if m.log, m.logBuf, err = newLogger(LogConfig{}, f); err != nil {
+	if m.log, m.logBuf, _, err = newLogger(LogConfig{}, f); err != nil {
 		t.Fatal(err)
 	}
 	if m.logBuf == nil {
@@ -120,7 +120,7 @@ func TestNewLogger_BuffersFiles(t *testing.T) {
 	if n := strings.Count(string(data), "\n"); n != 10 {
 		t.Errorf("got %d lines in the file, want 10", n)
 	}
-	if _, buf, err := newLogger(LogConfig{}, &bytes.Buffer{}); err != nil || buf != nil {
+	if _, buf, _, err := newLogger(LogConfig{}, &bytes.Buffer{}); err != nil || buf != nil {
 		t.Errorf("got buffer %v, error %v for a bytes.Buffer, want none", buf, err)
 	}
 }
@@ -141,7 +141,7 @@ func BenchmarkLogLine(b *testing.B) {
 			var log zerolog.Logger
 			var buf *logBuffer
 			if buffered {
-				if log, buf, err = newLogger(LogConfig{}, f); err != nil {
+				if log, buf, _, err = newLogger(LogConfig{}, f); err != nil {
 					b.Fatal(err)
 				}
 				defer buf.Close()

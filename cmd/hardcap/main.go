@@ -109,23 +109,28 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	// The flags win over the file, at the start and at each reload.
+	flags := func(cfg *Config) {
+		if *listen != "" {
+			cfg.Listen = *listen
+		}
+		if *insecure {
+			cfg.AllowInsecureListen = true
+		}
 	}
+	flags(&cfg)
 	dir, err := dataDir(*data, cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	if *insecure {
-		cfg.AllowInsecureListen = true
-	}
-	// SIGHUP re-reads the provider key sources (Main.Hangups) instead of
-	// ending the process; subscribed before Open, so one that comes while
+	// SIGHUP reloads the config and re-reads the provider key sources
+	// (Main.Hangups) instead of ending the process; subscribed before Open, so one that comes while
 	// the server starts waits for it.
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(hups)
 	m := &Main{Config: cfg, DataDir: dir, Demo: *demoMode, LogOutput: stderr, Hangups: hups}
+	m.live.flags = flags
 	// hardcap audit searches the config file for keys in clear.
 	m.ConfigPath = *config
 	if m.ConfigPath == "" {

@@ -50,11 +50,13 @@ type Main struct {
 	// LogOutput receives the logs; default stderr.
 	LogOutput io.Writer
 	// ConfigPath is the config file the server was started with ("" for
-	// none), which hardcap audit searches for keys in clear.
+	// none), which hardcap audit searches for keys in clear and a SIGHUP
+	// reads again.
 	ConfigPath string
 	// Hangups delivers SIGHUP (serveCommand subscribes it): each one
-	// re-reads every provider key source, as hardcap keys reload does,
-	// while Run serves. nil: none.
+	// reloads the config from ConfigPath (reload.go) and re-reads every
+	// provider key source, as hardcap keys reload does, while Run serves.
+	// nil: none.
 	Hangups <-chan os.Signal
 
 	log      zerolog.Logger
@@ -91,6 +93,8 @@ type Main struct {
 	// background waits for them.
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
+	// live is what a SIGHUP's config reload changes (reload.go).
+	live live
 }
 
 // notifier is what the server needs of alert delivery (alert/webhook's
@@ -134,7 +138,7 @@ func (m *Main) Open() error {
 		m.LogOutput = os.Stderr
 	}
 	var err error
-	if m.log, m.logBuf, err = newLogger(m.Config.Log, m.LogOutput); err != nil {
+	if m.log, m.logBuf, m.live.level, err = newLogger(m.Config.Log, m.LogOutput); err != nil {
 		return err
 	}
 	set, err := m.Config.check()
@@ -225,33 +229,35 @@ func (m *Main) Open() error {
 		TrustedProxies:  set.trustedProxies,
 	})
 	m.cutter.Store(m.proxy)
-	var notify admin.Notifier
 	if set.alerts.hasChannels() {
 		opts := set.alerts.delivery
 		opts.Outbox, opts.Log, opts.Now = m.db, m.log, m.Now
-		if m.notifier, err = newNotifier(opts); err != nil {
+		n, err := newNotifier(opts)
+		if err != nil {
 			return err
 		}
-		m.waker.Store(&m.notifier)
-		notify = m.notifier
+		m.live.alerts.swap(n)
 	} else {
 		m.log.Info().Msg("alerts: no channel configured (alerts.webhooks, alerts.email): alerts are recorded and hardcap alerts lists them, but none is sent")
 	}
-	m.reconcile = newReconcileLoop(m.reconcileProviders(), set, m.db, m.Now, m.log)
+	// A reload swaps the deliverer behind this one (reload.go).
+	m.notifier = &m.live.alerts
+	m.waker.Store(&m.notifier)
+	m.reconcile = newReconcileLoop(m.reconcileProviders(m.Config), set, m.db, m.Now, m.log)
 	if m.reconcile != nil && m.reconcileFirst > 0 {
 		m.reconcile.first = m.reconcileFirst
 	}
 	m.keys = proxy.NewKeys(proxy.KeysOptions{Providers: set.providers, Recorder: admin.KeyLedger{DB: m.db}, Log: m.log, Now: m.Now})
 	adminAPI := admin.New(admin.Options{
 		DB: m.db, Proxy: m.proxy, AdminToken: adminToken, Log: m.log, Now: m.Now,
-		Status: func() map[string]any { return m.statusFacts(set) },
+		Status: func() map[string]any { return m.statusFacts(m.liveSettings(set)) },
 		// hardcap audit: the server's files, prices and providers.
-		AuditFacts: func() audit.Input { return m.auditFacts(set) },
+		AuditFacts: func() audit.Input { return m.auditFacts(m.liveSettings(set)) },
 		// The key ledger's default rotation period (tokens.rotate_every).
 		RotateEvery: set.rotateEvery,
 		Keys:        m.keys,
-		// nil (no interface value) when no channel is configured.
-		Notifier: notify,
+		// Without a channel it has none to list or test.
+		Notifier: m.notifier,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -263,7 +269,7 @@ func (m *Main) Open() error {
 	mux.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	// Every method, so that a POST /metrics is a 405 here, not the data
 	// plane's unknown-route refusal.
-	mux.Handle("/metrics", metrics.RequireToken(m.metrics.Handler(), adminToken, set.metricsToken))
+	mux.Handle("/metrics", m.metricsHandler(adminToken, set.metricsToken))
 	mux.Handle("/", m.proxy)
 	m.server = &http.Server{
 		Handler:           mux,
@@ -293,6 +299,7 @@ func (m *Main) Open() error {
 		_ = m.listener.Close()
 		return err
 	}
+	m.startLive(set, catalog, adminToken, adminAPI)
 	m.started = m.Now()
 	opened = true
 	return nil
@@ -313,8 +320,8 @@ func (m *Main) Run(ctx context.Context) error {
 	// not, so a changed key is recorded when it changes.
 	m.keys.Start(proxy.KeyTTL)
 	m.startBackground()
-	// SIGHUP re-reads the key sources; the loop ends before Close, so no
-	// reload writes to a closing database.
+	// SIGHUP reloads the config and re-reads the key sources; the loop
+	// ends before Close, so no reload writes to a closing database.
 	hupCtx, stopHups := context.WithCancel(ctx)
 	var hups sync.WaitGroup
 	hups.Go(func() { m.serveHangups(hupCtx) })
@@ -344,8 +351,8 @@ func (m *Main) Run(ctx context.Context) error {
 // name.
 const hangupActor = "signal"
 
-// serveHangups re-reads the provider key sources at each SIGHUP until ctx
-// ends.
+// serveHangups reloads the config (reload.go) and re-reads the provider
+// key sources at each SIGHUP until ctx ends.
 func (m *Main) serveHangups(ctx context.Context) {
 	if m.Hangups == nil {
 		return
@@ -355,18 +362,17 @@ func (m *Main) serveHangups(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-m.Hangups:
-			m.reloadKeys(ctx)
+			m.reload(ctx)
 		}
 	}
 }
 
 // reloadKeys re-reads every provider key source (what hardcap keys reload
 // does, as the actor "signal") and logs one info line with what changed. A
-// source that fails keeps the key read before. SIGHUP reloads nothing else
-// yet: other config changes need a restart.
+// source that fails keeps the key read before.
 func (m *Main) reloadKeys(ctx context.Context) {
 	got, err := m.keys.Reload(storage.WithActor(context.WithoutCancel(ctx), hangupActor), "")
-	const msg = "SIGHUP: provider keys re-read (other config changes need a restart)"
+	const msg = "SIGHUP: provider keys re-read"
 	if err != nil {
 		// ErrNoProviders: nothing to re-read.
 		m.log.Info().Str("result", err.Error()).Msg(msg)
@@ -506,9 +512,8 @@ func (m *Main) startBackground() {
 	if n := m.notifier; n != nil {
 		m.background.Go(func() { n.Run(ctx) })
 	}
-	if l := m.reconcile; l != nil {
-		m.background.Go(func() { l.run(ctx) })
-	}
+	// The scheduled reconcile as the last reload set it (reload.go).
+	m.background.Go(func() { m.runReconcile(ctx) })
 }
 
 // stopBackgroundWork ends what startBackground started and waits for it.
@@ -520,14 +525,14 @@ func (m *Main) stopBackgroundWork() {
 	m.background.Wait()
 }
 
-// reconcileProviders is the config the scheduled reconcile reads: in demo
-// mode the simulated providers replace openai and anthropic, so their
-// admin keys would compare a real bill with simulated books.
-func (m *Main) reconcileProviders() Config {
-	cfg := m.Config
+// reconcileProviders is the config the scheduled reconcile reads of cfg:
+// in demo mode the simulated providers replace openai and anthropic, so
+// their admin keys would compare a real bill with simulated books.
+func (m *Main) reconcileProviders(cfg Config) Config {
 	if m.Demo {
+		all := cfg.Providers
 		cfg.Providers = map[string]ProviderConfig{}
-		for name, pc := range m.Config.Providers {
+		for name, pc := range all {
 			if name != "openai" && name != "anthropic" {
 				cfg.Providers[name] = pc
 			}
@@ -549,7 +554,7 @@ func (m *Main) statusFacts(set settings) map[string]any {
 		"providers": provs,
 		"on_low":    set.onLow,
 		"timezone":  set.location.String(),
-		"prices":    sourceAges(m.catalog, m.Now()),
+		"prices":    sourceAges(m.liveCatalog(), m.Now()),
 		// Names and kinds only: a channel's URL and secret are credentials.
 	}
 }
@@ -614,14 +619,12 @@ func adminTokenProblem(t string) string {
 // newLogger builds the logger: console format on a terminal, JSON
 // otherwise, unless the config says which. Output to a file (stderr
 // redirected, not a terminal) goes through a logBuffer, returned so the
-// caller closes it (flushing its last lines); nil otherwise.
-func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, *logBuffer, error) {
-	level := zerolog.InfoLevel
-	if lc.Level != "" {
-		var err error
-		if level, err = zerolog.ParseLevel(lc.Level); err != nil {
-			return zerolog.Logger{}, nil, fmt.Errorf("config: log.level: %w", err)
-		}
+// caller closes it (flushing its last lines); nil otherwise. The level is
+// applied by the returned gate, which a reload changes.
+func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, *logBuffer, *levelGate, error) {
+	level, err := parseLogLevel(lc)
+	if err != nil {
+		return zerolog.Logger{}, nil, nil, err
 	}
 	terminal, file := false, false
 	if f, ok := out.(*os.File); ok {
@@ -637,11 +640,6 @@ func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, *logBuffer, error) 
 			format = "console"
 		}
 	}
-	switch format {
-	case "console", "json":
-	default:
-		return zerolog.Logger{}, nil, fmt.Errorf("config: log.format: %q (want auto, console or json)", format)
-	}
 	// A write syscall per line costs more than the rest of a request's
 	// line; a person watching a terminal wants each line as it comes.
 	var buffered *logBuffer
@@ -652,7 +650,12 @@ func newLogger(lc LogConfig, out io.Writer) (zerolog.Logger, *logBuffer, error) 
 	if format == "console" {
 		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
 	}
-	return zerolog.New(out).Level(level).With().Timestamp().Logger(), buffered, nil
+	// The logger passes every level to the gate, which drops those below
+	// log.level: a reload changes the gate, and every copy of the logger
+	// follows. Debug lines are rare (none on a request's path), so the
+	// ones dropped cost little.
+	gate := newLevelGate(out, level)
+	return zerolog.New(gate).Level(zerolog.TraceLevel).With().Timestamp().Logger(), buffered, gate, nil
 }
 
 // closeLog flushes and stops the log buffer, if there is one: the last

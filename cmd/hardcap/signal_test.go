@@ -112,7 +112,7 @@ func TestSignals_HangupReloadsKeys(t *testing.T) {
 	}
 	var before keysView
 	c.admin(t, "/admin/v1/keys", &before)
-	const hup = "SIGHUP: provider keys re-read (other config changes need a restart)"
+	const hup = "SIGHUP: provider keys re-read"
 	steps := []struct {
 		name   string
 		change func()

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hardcap/hardcap/alert"
@@ -85,6 +86,8 @@ type Handler struct {
 	// stable across restarts and never the token.
 	actor string
 	mux   *http.ServeMux
+	// rotateEvery is Options.RotateEvery, changed by SetRotateEvery.
+	rotateEvery atomic.Int64
 }
 
 // New returns the admin API handler.
@@ -100,6 +103,7 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{opts: opts, tokenHash: sha256.Sum256([]byte(opts.AdminToken)), mux: http.NewServeMux()}
 	h.actor = "admin:" + hex.EncodeToString(h.tokenHash[:4])
+	h.SetRotateEvery(opts.RotateEvery)
 	h.mux.HandleFunc("POST /admin/v1/projects", h.createProject)
 	h.mux.HandleFunc("GET /admin/v1/projects", h.listProjects)
 	h.mux.HandleFunc("POST /admin/v1/tokens", h.createToken)
@@ -421,7 +425,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) {
 		writeBadAlertAt(w, err)
 		return
 	}
-	spec.RotateEvery = max(h.opts.RotateEvery, 0)
+	spec.RotateEvery = max(time.Duration(h.rotateEvery.Load()), 0)
 	if req.RotateEvery != "" {
 		if spec.RotateEvery, err = rotateEveryFrom(req.RotateEvery); err != nil {
 			h.writeDomainError(w, err)
