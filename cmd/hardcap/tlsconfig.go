@@ -83,7 +83,7 @@ type acmeSettings struct {
 	email   string
 	ca      string
 	// roots are ca_root's certificates; nil for the system's roots.
-	roots              *x509.CertPool
+	roots             *x509.CertPool
 	http01, tlsALPN01 bool
 }
 
