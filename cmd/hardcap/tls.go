@@ -138,7 +138,8 @@ func (m *Main) openTLS(set tlsSettings, ln net.Listener) (net.Listener, error) {
 // issuer with the challenges enabled, and the challenge ports pointed at
 // hardcap's own listeners, so certmagic never binds one of its own.
 func (m *Main) newACME(a *acmeSettings, mainPort, redirectPort string) (*acmeServing, error) {
-	zl := newZapLogger(m.log)
+	// Named: every certmagic line says it is one ("certmagic.obtain").
+	zl := newZapLogger(m.log).Named("certmagic")
 	host, _, err := net.SplitHostPort(m.Config.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
