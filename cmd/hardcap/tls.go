@@ -153,7 +153,7 @@ func (m *Main) newACME(a *acmeSettings, mainPort, redirectPort string) (*acmeSer
 		Logger:             zl,
 	})
 	magic = certmagic.New(cache, certmagic.Config{
-		Storage:            &certmagic.FileStorage{Path: filepath.Join(m.DataDir, "tls")},
+		Storage:            newTLSStorage(filepath.Join(m.DataDir, "tls")),
 		RenewalWindowRatio: m.tlsTuning.renewRatio,
 		// A client that sends no server name (one that dials an IP
 		// address) gets the first domain's certificate.
@@ -380,5 +380,71 @@ func (f *certFiles) refreshLocked(force bool) error {
 	}
 	ev.Strs("names", pair.Leaf.DNSNames).Time("not_after", pair.Leaf.NotAfter).Str("sha256", hex.EncodeToString(fp[:])).
 		Msg("tls: cert_file and key_file read")
+	return nil
+}
+
+// tlsStorage is certmagic's file storage with locks held in memory instead
+// of lock files. The database's lock already keeps a second hardcap off the
+// data dir, so no other process shares these files, and certmagic's lock
+// files would only matter after a crash: then they are stale, delay the
+// next obtain, and certmagic reports them on its own logger (zap's format on
+// stderr, past hardcap's).
+type tlsStorage struct {
+	*certmagic.FileStorage
+	mu    sync.Mutex
+	locks map[string]chan struct{}
+}
+
+var (
+	_ certmagic.Storage   = (*tlsStorage)(nil)
+	_ certmagic.TryLocker = (*tlsStorage)(nil)
+)
+
+func newTLSStorage(path string) *tlsStorage {
+	return &tlsStorage{FileStorage: &certmagic.FileStorage{Path: path}, locks: map[string]chan struct{}{}}
+}
+
+// Lock waits until name is free or ctx ends, then takes it.
+func (s *tlsStorage) Lock(ctx context.Context, name string) error {
+	for {
+		ok, held := s.take(name)
+		if ok {
+			return nil
+		}
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// TryLock takes name if it is free.
+func (s *tlsStorage) TryLock(_ context.Context, name string) (bool, error) {
+	ok, _ := s.take(name)
+	return ok, nil
+}
+
+// take takes name, or returns the channel closed when its holder lets go.
+func (s *tlsStorage) take(name string) (bool, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if held, ok := s.locks[name]; ok {
+		return false, held
+	}
+	s.locks[name] = make(chan struct{})
+	return true, nil
+}
+
+// Unlock lets name go.
+func (s *tlsStorage) Unlock(_ context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held, ok := s.locks[name]
+	if !ok {
+		return fmt.Errorf("tls storage: %s is not locked", name)
+	}
+	delete(s.locks, name)
+	close(held)
 	return nil
 }

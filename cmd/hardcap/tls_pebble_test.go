@@ -277,6 +277,9 @@ func TestTLS_ACMEIssueAndRestart(t *testing.T) {
 		t.Fatalf("the serving lines do not say https and how certificates come: %s", logs)
 	}
 	checkOneFormat(t, logs, std)
+	if _, err := os.Stat(filepath.Join(dataDir, "tls", "locks")); err == nil {
+		t.Fatal("certmagic wrote lock files; hardcap's storage keeps its locks in memory")
+	}
 	keys := storedKeys(t, dataDir)
 	checkNoKeys(t, logs, keys...)
 

@@ -616,3 +616,45 @@ func TestZapCore(t *testing.T) {
 		t.Fatal("Enabled does not follow the zerolog level")
 	}
 }
+
+// TestTLSStorage_Locks: certmagic's locks are held in memory: Lock waits
+// for Unlock or its context, TryLock does not wait, and no lock file is
+// written.
+func TestTLSStorage_Locks(t *testing.T) {
+	dir := t.TempDir()
+	s := newTLSStorage(dir)
+	ctx := context.Background()
+	if err := s.Lock(ctx, "issue_cert_a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.TryLock(ctx, "issue_cert_a"); ok {
+		t.Fatal("TryLock took a held lock")
+	}
+	if ok, _ := s.TryLock(ctx, "issue_cert_b"); !ok {
+		t.Fatal("TryLock did not take a free lock")
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := s.Lock(short, "issue_cert_a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock on a held lock: %v, want the context's deadline", err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- s.Lock(ctx, "issue_cert_a") }()
+	select {
+	case err := <-got:
+		t.Fatalf("Lock returned %v while the lock was held", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := s.Unlock(ctx, "issue_cert_a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("Lock after Unlock: %v", err)
+	}
+	if err := s.Unlock(ctx, "never_locked"); err == nil {
+		t.Fatal("Unlock of a free lock succeeded")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("locking wrote %d files to the storage dir", len(entries))
+	}
+}
