@@ -312,6 +312,12 @@ func TestTLS_CertFiles(t *testing.T) {
 	if got := serial(); got != 2 {
 		t.Fatalf("after a broken cert_file: serial %d, want 2 kept", got)
 	}
+	// Later looks at the unchanged broken file stay quiet.
+	time.Sleep(100 * time.Millisecond)
+	_ = serial()
+	if n := strings.Count(s.logs.String(), "changed but cannot be used"); n != 1 {
+		t.Fatalf("the broken file was reported %d times, want once", n)
+	}
 	if err := s.main.reloadTLS(); !errors.Is(err, errCertFiles) {
 		t.Fatalf("reloadTLS with a broken cert_file: %v, want errCertFiles", err)
 	}
