@@ -664,3 +664,33 @@ func TestTLSStorage_Locks(t *testing.T) {
 		t.Fatalf("locking wrote %d files to the storage dir", len(entries))
 	}
 }
+
+// TestTLS_ConnectionCaps: the connection caps count TCP connections below
+// TLS, so they hold with TLS on: a connection over max_connections_per_ip
+// gets no handshake, and its slot comes back when the first one closes.
+func TestTLS_ConnectionCaps(t *testing.T) {
+	ca := newTestCA(t, "hardcap test CA")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.writeLeaf(1, certFile, keyFile)
+	s := startTLSServer(t, fmt.Sprintf("listen: 127.0.0.1:0\nmax_connections_per_ip: 1\ntls: {cert_file: %s, key_file: %s}\n", certFile, keyFile), t.TempDir(), tlsTuning{}, nil)
+	cfg := &tls.Config{ServerName: "localhost", RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
+	first, err := tls.Dial("tcp", s.main.Addr(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := tls.Dial("tcp", s.main.Addr(), cfg); err == nil {
+		second.Close()
+		first.Close()
+		t.Fatal("a second connection from the same IP got a TLS session over max_connections_per_ip: 1")
+	}
+	first.Close()
+	waitFor(t, "the slot to come back", func() bool {
+		c, err := tls.Dial("tcp", s.main.Addr(), cfg)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
