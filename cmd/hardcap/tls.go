@@ -64,7 +64,8 @@ type acmeServing struct {
 	cache   *certmagic.Cache
 	issuer  *certmagic.ACMEIssuer
 	domains []string
-	// stop ends the background obtaining and its retries.
+	// ctx is the background obtaining's; stop cancels it and its
+	// retries.
 	ctx  context.Context
 	stop context.CancelFunc
 }
