@@ -63,9 +63,9 @@ type Config struct {
 	Reconcile ReconcileConfig `yaml:"reconcile"`
 	Usage     UsageConfig     `yaml:"usage"`
 	Tokens    TokensConfig    `yaml:"tokens"`
-	// AllowInsecureListen allows a listen address other than loopback.
-	// hardcap has no TLS yet, so tokens and the admin token would cross the
-	// network in clear; default false.
+	// AllowInsecureListen allows a listen address other than loopback
+	// without tls: tokens and the admin token would cross the network in
+	// clear; default false.
 	AllowInsecureListen bool `yaml:"allow_insecure_listen"`
 	// TrustedProxies lists the proxies in front of hardcap (CIDR prefixes
 	// or addresses, IPv4 or IPv6) whose X-Forwarded-For it believes: a
@@ -87,6 +87,8 @@ type Config struct {
 	// requests), labelled with token ids; default false (a series per token
 	// grows with every token issued).
 	MetricsPerToken bool `yaml:"metrics_per_token"`
+	// TLS serves HTTPS (see TLSConfig); default off.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // ProviderConfig is one upstream API.
@@ -298,6 +300,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.MetricsToken = file.MetricsToken
 	cfg.MetricsListen = file.MetricsListen
 	cfg.MetricsPerToken = file.MetricsPerToken
+	cfg.TLS = file.TLS
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
 	}
@@ -343,6 +346,8 @@ type settings struct {
 	reconcile reconcileSettings
 	// metricsToken is metrics_token, read; "" for none.
 	metricsToken string
+	// tls is tls:, files read.
+	tls tlsSettings
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -388,7 +393,10 @@ func (cfg Config) check() (settings, error) {
 		}
 		s.providers = append(s.providers, p)
 	}
-	if err := checkListen(cfg.Listen, cfg.AllowInsecureListen); err != nil {
+	if err := checkListen(cfg.Listen, cfg.AllowInsecureListen || cfg.TLS.configured()); err != nil {
+		return s, err
+	}
+	if s.tls, err = cfg.TLS.check(cfg.Listen); err != nil {
 		return s, err
 	}
 	if cfg.UpstreamTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.ShutdownGrace < 0 || cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 {
@@ -583,10 +591,10 @@ func dataDir(flagValue, configValue string) (string, error) {
 	return filepath.Join(home, ".local", "share", "hardcap"), nil
 }
 
-// checkListen refuses a listen address that is not loopback, unless the
-// operator accepts the risk: without TLS, hardcap tokens and the admin token
-// would cross the network in clear.
-func checkListen(addr string, allowInsecure bool) error {
+// checkListen refuses a listen address that is not loopback, unless TLS is
+// configured or the operator accepts the risk: without TLS, hardcap tokens
+// and the admin token would cross the network in clear.
+func checkListen(addr string, allow bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("config: listen %q: %w", addr, err)
@@ -597,10 +605,10 @@ func checkListen(addr string, allowInsecure bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	if allowInsecure {
+	if allow {
 		return nil
 	}
-	return fmt.Errorf("config: listen %q is not a loopback address and hardcap has no TLS yet: tokens would travel in clear. Listen on 127.0.0.1 behind a TLS proxy, or accept the risk with --allow-insecure-listen (allow_insecure_listen: true)", addr)
+	return fmt.Errorf("config: listen %q is not a loopback address and tls is not configured: tokens would travel in clear. Configure tls (tls.acme, or tls.cert_file and tls.key_file), listen on 127.0.0.1 behind a TLS proxy, or accept the risk with --allow-insecure-listen (allow_insecure_listen: true)", addr)
 }
 
 var (

@@ -116,6 +116,11 @@ var restartKeys = []struct {
 	{"budget.global", func(c *Config) any { return c.Budget.Global }},
 	{"budget.on_low", func(c *Config) any { return c.Budget.OnLow }},
 	{"budget.timezone", func(c *Config) any { return c.Budget.Timezone }},
+	// The certificate files themselves are re-read (reloadTLS); which
+	// files, ACME and the redirect listener are the listener's.
+	{"tls", func(c *Config) any { return c.TLS }},
+	{"metrics_listen", func(c *Config) any { return c.MetricsListen }},
+	{"metrics_per_token", func(c *Config) any { return c.MetricsPerToken }},
 }
 
 // keepRestartKeys puts the running values of the restart keys back into
@@ -133,6 +138,8 @@ func keepRestartKeys(old *running, next *running) []string {
 	c.ShutdownGrace, c.ReadHeaderTimeout, c.ReadTimeout = o.ShutdownGrace, o.ReadHeaderTimeout, o.ReadTimeout
 	c.MaxConnections, c.MaxConnectionsPerIP = o.MaxConnections, o.MaxConnectionsPerIP
 	c.Budget = o.Budget
+	c.TLS, c.MetricsListen, c.MetricsPerToken = o.TLS, o.MetricsListen, o.MetricsPerToken
+	next.set.tls = old.set.tls
 	next.set.global, next.set.onLow, next.set.location = old.set.global, old.set.onLow, old.set.location
 	return changed
 }
@@ -285,7 +292,11 @@ func (m *Main) applyReload(ctx context.Context, old *running, p *reloadPlan) err
 		}
 		return err
 	}
-	// lead: call m.reloadTLS() here
+	// The certificate and key files are re-read now; a pair that fails
+	// keeps the one served (reloadTLS logs why).
+	if err := m.reloadTLS(); err != nil {
+		m.log.Warn().Err(err).Msg("SIGHUP: tls.cert_file/key_file not reloaded; the certificate served before is kept")
+	}
 	m.db.SetRetention(next.set.retention)
 	m.live.admin.SetRotateEvery(next.set.rotateEvery)
 	m.live.level.set(p.level)

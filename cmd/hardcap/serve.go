@@ -72,6 +72,7 @@ type Main struct {
 	// it is not set.
 	metricsServer   *http.Server
 	metricsListener net.Listener
+	tls             *tlsServing // nil without tls:
 	catalog         *pricing.Catalog
 	started         time.Time
 	closeMu         sync.Mutex
@@ -89,6 +90,8 @@ type Main struct {
 	// reconcileFirst, when set, replaces the wait before the first
 	// scheduled reconcile (tests).
 	reconcileFirst time.Duration
+	// tlsTuning shortens the TLS timings (tests).
+	tlsTuning tlsTuning
 	// stopBackground ends the deliverer and the scheduled reconcile;
 	// background waits for them.
 	stopBackground context.CancelFunc
@@ -295,6 +298,9 @@ func (m *Main) Open() error {
 			})
 		},
 	}
+	if m.listener, err = m.openTLS(set.tls, m.listener); err != nil {
+		return err
+	}
 	if err := m.openMetricsListener(m.Config.MetricsListen); err != nil {
 		_ = m.listener.Close()
 		return err
@@ -310,7 +316,7 @@ func (m *Main) Addr() string { return m.listener.Addr().String() }
 
 // Run serves until ctx ends, then shuts down gracefully: see Close.
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info().Str("listen", "http://"+m.Addr()).Str("data_dir", m.DataDir).Bool("demo", m.Demo).
+	m.log.Info().Str("listen", m.listenURL()).Str("data_dir", m.DataDir).Bool("demo", m.Demo).
 		Str("version", version).Msg("hardcap serving")
 	// Loading the price data and checking the database made garbage
 	// that would otherwise stay mapped until the runtime's scavenger
@@ -320,6 +326,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// not, so a changed key is recorded when it changes.
 	m.keys.Start(proxy.KeyTTL)
 	m.startBackground()
+	m.startTLS()
 	// SIGHUP reloads the config and re-reads the key sources; the loop
 	// ends before Close, so no reload writes to a closing database.
 	hupCtx, stopHups := context.WithCancel(ctx)
@@ -427,6 +434,7 @@ func (m *Main) Close() error {
 		_ = m.proxy.Wait(wctx)
 		wcancel()
 	}
+	m.closeTLS()
 	if m.demo != nil {
 		_ = m.demo.Close()
 	}
