@@ -3,7 +3,8 @@
 // as a user other than root (PostgreSQL refuses to run as root).
 //
 // Without the binaries a test skips with one line saying what to install,
-// unless HARDCAP_TEST_REQUIRE is "all" or lists "postgres": then it fails.
+// unless HARDCAP_TEST_REQUIRE is "all" or lists "postgres": then it fails
+// (internal/testreq).
 package pgtest
 
 import (
@@ -17,12 +18,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hardcap/hardcap/internal/testreq"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -50,9 +51,7 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := findBin()
-	if bin == "" {
-		need(t, Install)
-	}
+	testreq.Need(t, "postgres", bin != "", "PostgreSQL tests: "+Install)
 	dir, err := os.MkdirTemp("", "hardcap-pg-")
 	if err != nil {
 		t.Fatal(err)
@@ -239,27 +238,6 @@ func (s *Server) Start() {
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
 	return string(b)
-}
-
-// need skips the test with what to install, or fails it when
-// HARDCAP_TEST_REQUIRE asks for PostgreSQL.
-func need(t testing.TB, how string) {
-	t.Helper()
-	if Required("postgres") {
-		t.Fatalf("PostgreSQL is required (HARDCAP_TEST_REQUIRE=%s) but missing: %s", os.Getenv("HARDCAP_TEST_REQUIRE"), how)
-	}
-	t.Skipf("PostgreSQL tests: %s", how)
-}
-
-// Required reports whether HARDCAP_TEST_REQUIRE asks for component: "all",
-// or a comma-separated list that names it.
-func Required(component string) bool {
-	for f := range strings.SplitSeq(os.Getenv("HARDCAP_TEST_REQUIRE"), ",") {
-		if f = strings.TrimSpace(f); f == "all" || f == component {
-			return true
-		}
-	}
-	return false
 }
 
 // findBin is the directory holding initdb and postgres: $HARDCAP_PG_BIN,
