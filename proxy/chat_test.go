@@ -155,7 +155,7 @@ func TestChat_Refusals(t *testing.T) {
 		upstream bool
 	}{
 		{"no token", "POST", "/v1/chat/completions", "", helloBody, 401, "invalid_api_key", false},
-		{"typo in token", "POST", "/v1/chat/completions", "Bearer " + h.token[:len(h.token)-1] + "x", helloBody, 401, "invalid_api_key", false},
+		{"typo in token", "POST", "/v1/chat/completions", "Bearer " + typo(h.token), helloBody, 401, "invalid_api_key", false},
 		{"token of another database", "POST", "/v1/chat/completions", "Bearer " + other.token, helloBody, 401, "invalid_api_key", false},
 		{"provider key instead of token", "POST", "/v1/chat/completions", "Bearer " + realKey, helloBody, 401, "invalid_api_key", false},
 		{"unknown route", "POST", "/v1/audio/speech", "Bearer " + h.token, helloBody, 403, "not_allowed", false},
@@ -586,4 +586,14 @@ func TestPromptCacheRetention_Passes(t *testing.T) {
 			t.Fatalf("%s: the parameter did not reach the provider: %s", c.path, got)
 		}
 	}
+}
+
+// typo is secret with its last character changed (never to itself: a
+// secret may end in any letter).
+func typo(secret string) string {
+	last := byte('x')
+	if secret[len(secret)-1] == last {
+		last = 'y'
+	}
+	return secret[:len(secret)-1] + string(last)
 }
