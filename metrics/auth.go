@@ -21,15 +21,23 @@ func RequireToken(h http.Handler, tokens ...string) http.Handler {
 			sums = append(sums, sha256.Sum256([]byte(t)))
 		}
 	}
+	return GetOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(r.Header.Get("Authorization"), sums) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hardcap metrics"`)
+			plain(w, http.StatusUnauthorized, "Unauthorized: /metrics needs `Authorization: Bearer <token>` with the admin token or the metrics_token.\n")
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// GetOnly serves h to GET and HEAD requests and answers any other method
+// 405 with a short plain-text body: a scrape reads, never writes.
+func GetOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			plain(w, http.StatusMethodNotAllowed, "GET /metrics only.\n")
-			return
-		}
-		if !authorized(r.Header.Get("Authorization"), sums) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hardcap metrics"`)
-			plain(w, http.StatusUnauthorized, "Unauthorized: /metrics needs `Authorization: Bearer <token>` with the admin token or the metrics_token.\n")
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -120,7 +120,8 @@ func (db *DB) Compact(ctx context.Context, retention time.Duration) (int, error)
 }
 
 // retain runs Compact at start and then every interval until the DB
-// closes, with the retention of the moment (none while it is zero); a failure is logged and tried again at the next interval.
+// closes, with the retention of the moment (none while it is zero); a
+// failure is logged and tried again at the next interval.
 func (db *DB) retain(interval time.Duration) {
 	for {
 		// Read each time: SetRetention changes it; zero keeps everything.

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/hardcap/hardcap/metrics"
 )
 
 // checkMetricsListen checks metrics_listen: empty, or a host:port other
@@ -46,16 +48,8 @@ func (m *Main) openMetricsListener(addr string) error {
 		m.log.Warn().Str("metrics_listen", ln.Addr().String()).
 			Msg("metrics_listen is not loopback: whoever reaches it reads project names, budgets and spend without a token")
 	}
-	scrape := m.metrics.Handler()
 	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "GET /metrics only.", http.StatusMethodNotAllowed)
-			return
-		}
-		scrape.ServeHTTP(w, r)
-	})
+	mux.Handle("/metrics", metrics.GetOnly(m.metrics.Handler()))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "This address serves GET /metrics only.", http.StatusNotFound)
 	})

@@ -53,23 +53,21 @@ func (s *Store) SetLimit(ctx context.Context, scope budget.Scope, l budget.Limit
 	return nil
 }
 
-// grantSQL grants $want, or what is left under the limit when that is less
-// but at least $min, in one statement: the window's row is updated only
-// while held + amount <= limit, so concurrent grants from any replicas are
-// serialized by its row lock and never pass the limit together. SET's
-// right-hand sides all read the row as it was, so last_grant is the
-// amount added. No limit (NULL): LEAST ignores it and $want is granted.
+// grantSQL grants want ($3), or what is left under the limit when that is
+// less but at least min ($4), in one statement: the window's row is
+// updated only while held + amount <= limit, so concurrent grants from any
+// replicas are serialized by its row lock and never pass the limit
+// together. SET's right-hand sides all read the row as it was, so
+// last_grant is the amount added. No limit (NULL): LEAST ignores it and
+// want is granted.
 const grantSQL = `
-WITH w AS (
-	INSERT INTO hardcap.windows (key, scope) VALUES ($1, $3)
-	ON CONFLICT (key) DO NOTHING
-), g AS (
+WITH g AS (
 	UPDATE hardcap.windows w
-	SET held = w.held + LEAST($4::bigint, l.limit_nano - w.held),
-	    last_grant = LEAST($4::bigint, l.limit_nano - w.held)
+	SET held = w.held + LEAST($3::bigint, l.limit_nano - w.held),
+	    last_grant = LEAST($3::bigint, l.limit_nano - w.held)
 	FROM hardcap.limits l
 	WHERE w.key = $1 AND l.scope = w.scope
-	  AND LEAST($4::bigint, l.limit_nano - w.held) >= $5::bigint
+	  AND LEAST($3::bigint, l.limit_nano - w.held) >= $4::bigint
 	RETURNING w.last_grant AS amount
 )
 INSERT INTO hardcap.slices (key, replica, granted)
@@ -87,17 +85,27 @@ func (s *Store) Grant(ctx context.Context, scope budget.Scope, key string, want,
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	// The window row must exist before the UPDATE can lock it: a CTE's
-	// insert is not visible to its siblings, so a first grant of a window
-	// inserts it and then grants in a second statement.
-	for attempt := 0; attempt < 2; attempt++ {
+	// The window's row is made by the first grant that finds none (a
+	// statement cannot insert a row and update it too), so a grant in
+	// steady state is one statement.
+	for attempt := 0; ; attempt++ {
 		var amount, granted, committed int64
-		err := s.pool.QueryRow(ctx, grantSQL, key, s.replica, string(scope), int64(want), int64(min)).Scan(&amount, &granted, &committed)
+		err := s.pool.QueryRow(ctx, grantSQL, key, s.replica, int64(want), int64(min)).Scan(&amount, &granted, &committed)
 		if err == nil {
 			return budget.Money(amount), Slice{Granted: budget.Money(granted), Committed: budget.Money(committed)}, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return 0, Slice{}, fmt.Errorf("postgres: grant: %w", s.scrub(err))
+		}
+		if attempt > 0 {
+			break
+		}
+		tag, err := s.pool.Exec(ctx, `INSERT INTO hardcap.windows (key, scope) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, string(scope))
+		if err != nil {
+			return 0, Slice{}, fmt.Errorf("postgres: grant: %w", s.scrub(err))
+		}
+		if tag.RowsAffected() == 0 {
+			break // the window was there: no room, or no limit
 		}
 	}
 	var known bool
