@@ -45,6 +45,12 @@ var (
 	// ErrLedgerDamaged is returned when the ledger's storage is damaged: a
 	// check failed, or a read or write inside it faulted.
 	ErrLedgerDamaged = errors.New("database damaged")
+
+	// ErrClusterUnavailable is returned by a replica that cannot reach
+	// the cluster store when the budget slices it holds do not cover a
+	// request, or when its lease on them has ended: it never grants
+	// itself more.
+	ErrClusterUnavailable = errors.New("cluster store unreachable")
 )
 
 // ExhaustedError names the budget that refused a request. It wraps the

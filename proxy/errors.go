@@ -150,6 +150,7 @@ var ErrorCodes = []ErrorCode{
 	{budget.ErrLedgerClosed, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{budget.ErrLedgerDamaged, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{budget.ErrNotReserved, http.StatusServiceUnavailable, "ledger_unavailable"},
+	{budget.ErrClusterUnavailable, http.StatusServiceUnavailable, "cluster_unavailable"},
 	{ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
 }
 

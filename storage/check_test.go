@@ -513,7 +513,7 @@ func TestCommitBatch_NothingCommitsAfterAFault(t *testing.T) {
 	tok := newToken(t, db, "p", budget.NoLimit(""), budget.NoLimit(""))
 	bad := &writeOp{fn: func(tx *bolt.Tx) error { panic(memoryFault{}) }, done: make(chan error, 1)}
 	good := &writeOp{fn: func(tx *bolt.Tx) error {
-		_, err := db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10))
+		_, err := db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10), false)
 		return err
 	}, done: make(chan error, 1)}
 	db.commitBatch([]*writeOp{bad, good})

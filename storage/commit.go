@@ -31,6 +31,9 @@ type writeOp struct {
 	req budget.Request
 	q   budget.Quote
 	res budget.Reservation
+	// final is ReserveFinal's: in escrow mode, fit what the allowances
+	// leave.
+	final bool
 	// An opSettle's reservation and settlement, and the record it wrote.
 	id  string
 	s   budget.Settlement
@@ -386,7 +389,7 @@ func (db *DB) runOp(tx *bolt.Tx, op *writeOp) (err error) {
 	}()
 	switch op.kind {
 	case opReserve:
-		op.res, err = db.reserve(tx, op.req, op.q)
+		op.res, err = db.reserve(tx, op.req, op.q, op.final)
 	case opSettle:
 		// &op.s: a run again settles with the end time the first run set.
 		op.rec, err = db.settleOp(tx, op.id, &op.s)

@@ -104,6 +104,10 @@ type Options struct {
 	// an automatic freeze, with what was frozen (to cut its requests in
 	// flight).
 	OnFreeze func(KillTarget)
+
+	// Escrow puts the ledger in escrow mode (see escrow.go): the replica
+	// of a cluster reserves only against the budget slices it holds.
+	Escrow bool
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
@@ -156,6 +160,12 @@ type DB struct {
 	// (see NoteRefusal); refusalsDropped counts those a full queue dropped.
 	refusals        chan refusal
 	refusalsDropped atomic.Uint64
+
+	// escrow is Options.Escrow; allow holds the allowance of each
+	// window (writer only) and lease the end of the lease on them.
+	escrow bool
+	allow  map[string]budget.Money
+	lease  atomic.Pointer[time.Time]
 
 	recovered []budget.Record
 	stats     writerStats
@@ -237,6 +247,8 @@ func open(path string, opts Options) (*DB, error) {
 		alerting:     alerting(opts.Alerts),
 		onAlert:      opts.OnAlert,
 		onFreeze:     opts.OnFreeze,
+		escrow:       opts.Escrow,
+		allow:        make(map[string]budget.Money),
 		ops:          make(chan *writeOp, 4096),
 		refusals:     make(chan refusal, refusalQueueLen),
 		writerDone:   make(chan struct{}),

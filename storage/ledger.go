@@ -37,7 +37,7 @@ func (db *DB) Reserve(ctx context.Context, req budget.Request, q budget.Quote) (
 	return res, nil
 }
 
-func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.Reservation, error) {
+func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote, final bool) (budget.Reservation, error) {
 	now := db.now()
 	st := db.st
 	tok, proj, err := st.tokenAndProject(req.TokenID)
@@ -75,6 +75,16 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote) (budget.R
 		spends[i] = st.spend[keys[i]]
 		if h := spends[i].Headroom(b.Limit); h < headroom {
 			headroom, tightest = h, i
+		}
+	}
+	if db.escrow {
+		worst, err := q.Cost(q.MaxOutput)
+		if err != nil {
+			return budget.Reservation{}, err
+		}
+		headroom, tightest, err = db.escrowRoom(budgets[:], keys, spends[:], worst, final, headroom, tightest)
+		if err != nil {
+			return budget.Reservation{}, err
 		}
 	}
 	outputCap, amount, err := q.Fit(headroom, db.onLow)

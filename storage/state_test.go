@@ -219,7 +219,7 @@ func TestCommitBatch_RollbackLeavesMemoryEqualToDisk(t *testing.T) {
 			var first budget.Reservation
 			good := op(func(tx *bolt.Tx) error {
 				var err error
-				first, err = db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10))
+				first, err = db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10), false)
 				return err
 			})
 			revoke := op(func(tx *bolt.Tx) error {
@@ -446,7 +446,7 @@ func TestCommitBatch_ManyChangesOfOneCounterFlushOnce(t *testing.T) {
 			tok = b
 		}
 		ops = append(ops, op(func(tx *bolt.Tx) error {
-			res, err := db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10))
+			res, err := db.reserve(tx, budget.Request{TokenID: tok.ID, Model: "m"}, flat(10), false)
 			if err == nil {
 				ress = append(ress, res)
 			}

@@ -89,6 +89,9 @@ type Config struct {
 	MetricsPerToken bool `yaml:"metrics_per_token"`
 	// TLS serves HTTPS (see TLSConfig); default off.
 	TLS TLSConfig `yaml:"tls"`
+	// Cluster makes this hardcap a replica of a cluster (see
+	// ClusterConfig); default off.
+	Cluster ClusterConfig `yaml:"cluster"`
 }
 
 // ProviderConfig is one upstream API.
@@ -301,6 +304,7 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	cfg.MetricsListen = file.MetricsListen
 	cfg.MetricsPerToken = file.MetricsPerToken
 	cfg.TLS = file.TLS
+	cfg.Cluster = file.Cluster
 	if file.UpstreamTimeout != 0 {
 		cfg.UpstreamTimeout = file.UpstreamTimeout
 	}
@@ -348,6 +352,8 @@ type settings struct {
 	metricsToken string
 	// tls is tls:, files read.
 	tls tlsSettings
+	// cluster is cluster:, the DSN read.
+	cluster clusterSettings
 }
 
 // check validates cfg and converts it. Errors name the key at fault and
@@ -417,6 +423,9 @@ func (cfg Config) check() (settings, error) {
 		return s, err
 	}
 	if s.reconcile, err = cfg.Reconcile.check(); err != nil {
+		return s, err
+	}
+	if s.cluster, err = cfg.Cluster.check(); err != nil {
 		return s, err
 	}
 	// Last: it reads the channels' credentials.

@@ -119,6 +119,7 @@ var restartKeys = []struct {
 	// The certificate files themselves are re-read (reloadTLS); which
 	// files, ACME and the redirect listener are the listener's.
 	{"tls", func(c *Config) any { return c.TLS }},
+	{"cluster", func(c *Config) any { return c.Cluster }},
 	{"metrics_listen", func(c *Config) any { return c.MetricsListen }},
 	{"metrics_per_token", func(c *Config) any { return c.MetricsPerToken }},
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hardcap/hardcap/audit"
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/budget/pricing"
+	"github.com/hardcap/hardcap/cluster"
 	"github.com/hardcap/hardcap/demo"
 	"github.com/hardcap/hardcap/internal/connguard"
 	"github.com/hardcap/hardcap/metrics"
@@ -62,6 +63,7 @@ type Main struct {
 	log      zerolog.Logger
 	logBuf   *logBuffer // nil unless logs go to a file; see newLogger
 	db       *storage.DB
+	cluster  *cluster.Node // nil without cluster:
 	proxy    *proxy.Proxy
 	metrics  *metrics.Metrics
 	keys     *proxy.Keys // the provider key sources, tied to the key ledger
@@ -169,6 +171,7 @@ func (m *Main) Open() error {
 				(*n).Wake()
 			}
 		},
+		Escrow: set.cluster.on,
 	})
 	if err != nil {
 		return err
@@ -188,6 +191,7 @@ func (m *Main) Open() error {
 				_ = m.demo.Close()
 				m.demo = nil
 			}
+			m.leaveCluster()
 			_ = m.closeStorage()
 		}
 	}()
@@ -206,6 +210,13 @@ func (m *Main) Open() error {
 		}
 	}
 	m.catalog = catalog
+	var ledger budget.Ledger = m.db
+	if set.cluster.on {
+		if err := m.joinCluster(set); err != nil {
+			return err
+		}
+		ledger = m.cluster.Escrow
+	}
 	if m.Demo {
 		if set.providers, err = m.startDemo(set.providers); err != nil {
 			return err
@@ -223,7 +234,7 @@ func (m *Main) Open() error {
 		Observer:        m.metrics,
 		Providers:       set.providers,
 		Tokens:          m.db,
-		Ledger:          m.db,
+		Ledger:          ledger,
 		Prices:          catalog,
 		Log:             m.log,
 		Now:             m.Now,
@@ -450,6 +461,8 @@ func (m *Main) Close() error {
 			Msg("settlements still not recorded at shutdown: the next start charges their reservations in full")
 	}
 	fcancel()
+	// Every request has settled: the slices go back to the cluster.
+	m.leaveCluster()
 	// Alert delivery and the scheduled reconcile end before the database
 	// closes; what is not delivered yet waits in the outbox for the next
 	// start.

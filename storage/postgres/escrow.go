@@ -16,6 +16,8 @@ type Slice struct {
 	Granted budget.Money
 	// Committed is the replica's spend folded in so far; nano-USD.
 	Committed budget.Money
+	// Scope is the window's budget scope (set by Slices).
+	Scope budget.Scope
 }
 
 // Window is one budget window across the cluster.
@@ -53,21 +55,24 @@ func (s *Store) SetLimit(ctx context.Context, scope budget.Scope, l budget.Limit
 	return nil
 }
 
-// grantSQL grants want ($3), or what is left under the limit when that is
-// less but at least min ($4), in one statement: the window's row is
-// updated only while held + amount <= limit, so concurrent grants from any
+// grantSQL grants want ($3), or less when the limit leaves less, but at
+// least min ($4), in one statement. The amount is what is left under the
+// limit when that is less than want, and never more than a share ($5) of
+// it above min, so slices shrink as a budget nears its end and the last of
+// it is spread over the replicas that ask. The window's row is updated
+// only while held + amount <= limit, so concurrent grants from any
 // replicas are serialized by its row lock and never pass the limit
 // together. SET's right-hand sides all read the row as it was, so
-// last_grant is the amount added. No limit (NULL): LEAST ignores it and
-// want is granted.
+// last_grant is the amount added. No limit (NULL): LEAST and GREATEST
+// ignore it and want is granted.
 const grantSQL = `
 WITH g AS (
 	UPDATE hardcap.windows w
-	SET held = w.held + LEAST($3::bigint, l.limit_nano - w.held),
-	    last_grant = LEAST($3::bigint, l.limit_nano - w.held)
+	SET held = w.held + LEAST(l.limit_nano - w.held, GREATEST($4::bigint, LEAST($3::bigint, (l.limit_nano - w.held) / $5::bigint))),
+	    last_grant = LEAST(l.limit_nano - w.held, GREATEST($4::bigint, LEAST($3::bigint, (l.limit_nano - w.held) / $5::bigint)))
 	FROM hardcap.limits l
 	WHERE w.key = $1 AND l.scope = w.scope
-	  AND LEAST($3::bigint, l.limit_nano - w.held) >= $4::bigint
+	  AND LEAST(l.limit_nano - w.held, GREATEST($4::bigint, LEAST($3::bigint, (l.limit_nano - w.held) / $5::bigint))) >= $4::bigint
 	RETURNING w.last_grant AS amount
 )
 INSERT INTO hardcap.slices (key, replica, granted)
@@ -90,7 +95,7 @@ func (s *Store) Grant(ctx context.Context, scope budget.Scope, key string, want,
 	// steady state is one statement.
 	for attempt := 0; ; attempt++ {
 		var amount, granted, committed int64
-		err := s.pool.QueryRow(ctx, grantSQL, key, s.replica, int64(want), int64(min)).Scan(&amount, &granted, &committed)
+		err := s.pool.QueryRow(ctx, grantSQL, key, s.replica, int64(want), int64(min), s.share).Scan(&amount, &granted, &committed)
 		if err == nil {
 			return budget.Money(amount), Slice{Granted: budget.Money(granted), Committed: budget.Money(committed)}, nil
 		}
@@ -118,16 +123,19 @@ func (s *Store) Grant(ctx context.Context, scope budget.Scope, key string, want,
 	return 0, Slice{}, ErrNoRoom
 }
 
+// KeepAll is a Fold's keep that gives nothing back.
+const KeepAll = budget.MaxMoney
+
 // foldSQL folds the replica's spend in (committed only grows: a repeated
-// fold of the same figure changes nothing) and gives back $4 of the
-// slice, never below what is committed; the window's held and committed
-// change by the same amounts in the same statement.
+// fold of the same figure changes nothing) and lowers the slice to $4,
+// never below what is committed; the window's held and committed change by
+// the same amounts in the same statement.
 const foldSQL = `
 WITH s AS (
 	UPDATE hardcap.slices
 	SET committed = GREATEST(committed, $3::bigint),
-	    granted = GREATEST(committed, $3::bigint, granted - $4::bigint),
-	    granted_delta = GREATEST(committed, $3::bigint, granted - $4::bigint) - granted,
+	    granted = GREATEST(committed, $3::bigint, LEAST(granted, $4::bigint)),
+	    granted_delta = GREATEST(committed, $3::bigint, LEAST(granted, $4::bigint)) - granted,
 	    committed_delta = GREATEST(committed, $3::bigint) - committed
 	WHERE key = $1 AND replica = $2
 	RETURNING key, granted, committed, granted_delta, committed_delta
@@ -138,19 +146,19 @@ FROM s WHERE w.key = s.key
 RETURNING s.granted, s.committed`
 
 // Fold records that the replica has committed spend nano-USD in the window
-// key in all (its own ledger's figure, not an increment, so a fold that is
-// retried or repeated after a crash counts once) and gives back giveBack
-// of its slice, which the caller has stopped using. A committed figure
-// above the slice (an overshoot) raises the slice with it. It returns the
-// slice after the fold.
-func (s *Store) Fold(ctx context.Context, key string, spent, giveBack budget.Money) (Slice, error) {
-	if spent < 0 || giveBack < 0 {
+// key in all (its own ledger's figure, not an increment) and lowers its
+// slice to keep (KeepAll: no lower), which the caller has stopped using.
+// Both are totals, so a fold that is retried or repeated after a crash
+// changes nothing more. A committed figure above the slice (an overshoot)
+// raises the slice with it. It returns the slice after the fold.
+func (s *Store) Fold(ctx context.Context, key string, spent, keep budget.Money) (Slice, error) {
+	if spent < 0 || keep < 0 {
 		return Slice{}, ErrBadAmount
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var granted, committed int64
-	err := s.pool.QueryRow(ctx, foldSQL, key, s.replica, int64(spent), int64(giveBack)).Scan(&granted, &committed)
+	err := s.pool.QueryRow(ctx, foldSQL, key, s.replica, int64(spent), int64(keep)).Scan(&granted, &committed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if spent == 0 {
 			return Slice{}, nil // nothing granted, nothing spent

@@ -151,7 +151,7 @@ func testFoldIsIdempotent(t *testing.T, dsn string) {
 	}
 	mustGrant(t, a, 600)
 	for _, spent := range []budget.Money{250, 250, 100, 250} {
-		sl, err := a.Fold(ctx, key(project), spent, 0)
+		sl, err := a.Fold(ctx, key(project), spent, postgres.KeepAll)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,16 +178,16 @@ func testGiveBack(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	if sl.Granted != 500 || sl.Committed != 300 {
-		t.Fatalf("after folding 300 and giving back 500: %+v", sl)
+		t.Fatalf("after folding 300 and keeping 500: %+v", sl)
 	}
 	checkWindow(t, a, 500, 300)
 	if _, sl, err := b.Grant(ctx, project, key(project), 800, 1); err != nil || sl.Granted != 500 {
 		t.Fatalf("b's grant after the give-back: %+v %v, want 500", sl, err)
 	}
-	// A give-back larger than the slice above its spend stops at the spend.
-	sl, err = a.Fold(ctx, key(project), 300, 10_000)
+	// A slice lowered below its spend stops at the spend.
+	sl, err = a.Fold(ctx, key(project), 300, 0)
 	if err != nil || sl.Granted != 300 {
-		t.Fatalf("an over-large give-back: %+v %v, want granted 300", sl, err)
+		t.Fatalf("keeping nothing: %+v %v, want granted 300", sl, err)
 	}
 	checkWindow(t, a, 800, 300)
 }
@@ -200,7 +200,7 @@ func testOvershoot(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	mustGrant(t, a, 100)
-	sl, err := a.Fold(ctx, key(project), 150, 0)
+	sl, err := a.Fold(ctx, key(project), 150, postgres.KeepAll)
 	if err != nil || sl.Granted != 150 || sl.Committed != 150 {
 		t.Fatalf("overshoot fold: %+v %v", sl, err)
 	}
@@ -263,7 +263,7 @@ func testForget(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	mustGrant(t, a, 400)
-	if _, err := a.Fold(ctx, key(project), 100, 0); err != nil {
+	if _, err := a.Fold(ctx, key(project), 100, postgres.KeepAll); err != nil {
 		t.Fatal(err)
 	}
 	charged, err := b.Forget(ctx, "a")
@@ -317,7 +317,7 @@ func testBadInput(t *testing.T, dsn string) {
 	if _, _, err := a.Grant(ctx, project, key(project), 5, 6); !errors.Is(err, postgres.ErrBadAmount) {
 		t.Errorf("min above want: %v", err)
 	}
-	if _, err := a.Fold(ctx, key(project), -1, 0); !errors.Is(err, postgres.ErrBadAmount) {
+	if _, err := a.Fold(ctx, key(project), -1, postgres.KeepAll); !errors.Is(err, postgres.ErrBadAmount) {
 		t.Errorf("negative fold: %v", err)
 	}
 	// A password in the DSN never reaches an error.

@@ -39,6 +39,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxConns bounds the connection pool; default 8.
 	MaxConns int32
+	// GrantShare is the largest share of what a budget has left that one
+	// grant takes beyond its minimum (4: a quarter); default 1, all of it.
+	GrantShare int
 }
 
 // Store is a replica's connection to the cluster store.
@@ -46,6 +49,7 @@ type Store struct {
 	pool     *pgxpool.Pool
 	replica  string
 	timeout  time.Duration
+	share    int64
 	password string // only to cut it out of errors
 }
 
@@ -74,7 +78,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", redact(err, cfg.ConnConfig.Password))
 	}
-	s := &Store{pool: pool, replica: opts.Replica, timeout: opts.Timeout, password: cfg.ConnConfig.Password}
+	s := &Store{pool: pool, replica: opts.Replica, timeout: opts.Timeout, share: int64(max(opts.GrantShare, 1)), password: cfg.ConnConfig.Password}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -1,0 +1,63 @@
+// Package cluster runs a replica of hardcap in a cluster: replicas share
+// every budget, token, kill switch and usage record through the cluster
+// store (storage/postgres). Each replica reserves requests in its own
+// ledger against budget slices the store grants it (Escrow), so the
+// invariant committed + reserved <= limit holds across replicas with no
+// round trip per request.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/storage"
+	"github.com/hardcap/hardcap/storage/postgres"
+	"github.com/rs/zerolog"
+)
+
+// Options configures Open.
+type Options struct {
+	// DSN is the cluster store's connection string; Replica this
+	// replica's id, unique in the cluster.
+	DSN     string
+	Replica string
+	// Global is the global budget's limit (budget.global).
+	Global budget.Limit
+	// Escrow tunes the budget slices; the zero value is the default.
+	Escrow EscrowOptions
+	// Timeout bounds each statement; default 5s.
+	Timeout time.Duration
+	Log     zerolog.Logger
+}
+
+// Node is a running replica's part in the cluster.
+type Node struct {
+	Store  *postgres.Store
+	Escrow *Escrow
+}
+
+// Open connects to the cluster store (applying its migrations), registers
+// the replica, replays what its ledger db (opened in escrow mode) spent
+// into the store, and takes the lease on its slices.
+func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
+	pg, err := postgres.Open(ctx, postgres.Options{DSN: opts.DSN, Replica: opts.Replica, Timeout: opts.Timeout, GrantShare: 4})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Store: pg, Escrow: NewEscrow(pg, db, opts.Global, opts.Log, opts.Escrow)}
+	if err := n.Escrow.Start(ctx); err != nil {
+		pg.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Close gives the slices back (call it once the requests in flight have
+// settled), ends the lease and disconnects.
+func (n *Node) Close(ctx context.Context) error {
+	err := n.Escrow.Close(ctx)
+	n.Store.Close()
+	return errors.Join(err)
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hardcap/hardcap/cluster"
+)
+
+// joinCluster connects to the cluster store, replays this replica's
+// ledger into it and takes the lease on its slices.
+func (m *Main) joinCluster(set settings) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	node, err := cluster.Open(ctx, m.db, cluster.Options{
+		DSN: set.cluster.dsn, Replica: set.cluster.replica, Global: set.global,
+		Escrow: cluster.EscrowOptions{Lease: set.cluster.lease},
+		Log:    m.log,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	m.cluster = node
+	m.log.Info().Str("replica", set.cluster.replica).Dur("lease", set.cluster.lease).Msg("joined the cluster")
+	return nil
+}
+
+// leaveCluster gives the slices back and ends the lease; the requests in
+// flight must have settled.
+func (m *Main) leaveCluster() {
+	if m.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.cluster.Close(ctx); err != nil {
+		m.log.Warn().Err(err).Msg("cluster: slices not all given back; the next start of this replica folds them in")
+	} else {
+		m.log.Info().Msg("left the cluster: slices given back")
+	}
+	m.cluster = nil
+}
