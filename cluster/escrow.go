@@ -38,6 +38,8 @@ type Escrow struct {
 	// tried while a request waits, only in the background.
 	lost atomic.Bool
 
+	// kick wakes the background loop at once (a pressed window).
+	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
 }
@@ -104,6 +106,9 @@ type window struct {
 	reserved atomic.Int64
 	worst    atomic.Int64
 	used     atomic.Int64 // unix ns of the last reservation
+	// pressed is when (unix ns) another replica last found no room for
+	// a grant in the window: its slice is then sized to nothing ahead.
+	pressed atomic.Int64
 	// Under mu: the rate in nano-USD per second, the reserved sum at the
 	// last tick, and the last fold.
 	rate         float64
@@ -123,6 +128,7 @@ func NewEscrow(pg *postgres.Store, db *storage.DB, global budget.Limit, log zero
 	opts.defaults()
 	return &Escrow{
 		pg: pg, db: db, log: log, global: global, opts: opts,
+		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
@@ -162,8 +168,58 @@ func (e *Escrow) Start(ctx context.Context) error {
 	if err := e.renew(ctx); err != nil {
 		return err
 	}
+	lctx, cancel := context.WithCancel(context.Background())
+	go func() { <-e.stop; cancel() }()
+	go e.pg.ListenPressure(lctx, e.pressed)
 	go e.run()
 	return nil
+}
+
+// pressed is told of a window another replica found no room in: the
+// slice held here beyond open reservations is given back at once.
+func (e *Escrow) pressed(key string) {
+	v, ok := e.keys.Load(key)
+	if !ok {
+		return
+	}
+	v.(*window).pressed.Store(time.Now().UnixNano())
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// pressure says how long another replica's pressure on a window lasts.
+const pressure = 5 * time.Second
+
+// reclaim waits a little for other replicas to give back what a window's
+// slices hold unused, when they hold any, and asks again for want, or at
+// least lack (w.mu held). ok says the grant landed.
+func (e *Escrow) reclaim(ctx context.Context, w *window, want, lack budget.Money) (ok bool, err error) {
+	unclaimed, err := e.pg.Unclaimed(ctx, w.key)
+	e.trip()
+	if err != nil || unclaimed <= minSlice {
+		return false, err
+	}
+	if err := e.pg.Press(ctx, w.key); err != nil {
+		return false, err
+	}
+	e.trip()
+	for i := 1; i <= 4; i++ {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(time.Duration(i) * 20 * time.Millisecond):
+		}
+		_, err := e.grant(ctx, w, want, lack)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, postgres.ErrNoRoom) {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // Close gives back every slice above what is spent (once the requests in
@@ -293,19 +349,27 @@ func (e *Escrow) grantNow(ctx context.Context, n storage.SliceNeed) (more bool, 
 	}
 	want := n.Short + e.target(w)
 	amount, err := e.grant(ctx, w, want, n.Short)
-	if errors.Is(err, postgres.ErrNoRoom) {
-		// Not enough left for the whole worst case: take what is left,
-		// so that the request can be clamped to it.
-		_, err = e.grant(ctx, w, n.Short, 1)
-		if errors.Is(err, postgres.ErrNoRoom) {
-			return false, nil
-		}
+	if err == nil {
+		return amount >= n.Short, nil
+	}
+	if !errors.Is(err, postgres.ErrNoRoom) {
 		return false, unreachableOnly(err)
 	}
-	if err != nil {
+	// Not enough left for the whole worst case: take what is left, so
+	// that the request can be clamped to it.
+	got, err := e.grant(ctx, w, n.Short, 1)
+	if err != nil && !errors.Is(err, postgres.ErrNoRoom) {
 		return false, unreachableOnly(err)
 	}
-	return amount >= n.Short, nil
+	if got >= n.Lack {
+		return false, nil
+	}
+	// Still too little to run at all: other replicas may hold the rest
+	// unused; ask them for it.
+	if _, err := e.reclaim(ctx, w, n.Short-got, n.Lack-got); unreachableOnly(err) != nil {
+		return false, err
+	}
+	return false, nil
 }
 
 // unreachableOnly is err unless it is a refusal of the store's own (no
@@ -405,6 +469,9 @@ func (e *Escrow) renew(ctx context.Context) error {
 // target is the slice w is sized to: Ahead's worth of spend at its
 // recent rate, and at least a few of its largest reservations.
 func (e *Escrow) target(w *window) budget.Money {
+	if time.Since(time.Unix(0, w.pressed.Load())) < pressure {
+		return 0
+	}
 	t := budget.Money(w.rate * e.opts.Ahead.Seconds())
 	t = max(t, 4*budget.Money(w.worst.Load()), minSlice)
 	return t
@@ -421,6 +488,7 @@ func (e *Escrow) run() {
 		case <-e.stop:
 			return
 		case <-tick.C:
+		case <-e.kick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.opts.Lease)
 		if time.Since(lastRenew) >= e.opts.Renew || e.lost.Load() {

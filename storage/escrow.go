@@ -24,8 +24,10 @@ type SliceNeed struct {
 	Scope budget.Scope
 	Key   string
 	// Short is what the allowance lacks for the request's worst case;
-	// Worst is that worst case.
-	Short, Worst budget.Money
+	// Worst is that worst case. Lack is what it lacks before the request
+	// can run at all: Short under Options.OnLow reject, else what it
+	// lacks for the least the request may be clamped to (often nothing).
+	Short, Worst, Lack budget.Money
 }
 
 // NeedSlicesError is returned by Reserve in escrow mode when an allowance
@@ -167,7 +169,7 @@ func (db *DB) allowance(key string) Allowance {
 // escrowRoom narrows headroom to what the allowances of the limited
 // budgets leave, and lists the windows that cannot cover worst when final
 // is false; writer only.
-func (db *DB) escrowRoom(budgets []budget.Budget, keys []string, spends []budget.Spend, worst budget.Money, final bool, headroom budget.Money, tightest int) (budget.Money, int, error) {
+func (db *DB) escrowRoom(budgets []budget.Budget, keys []string, spends []budget.Spend, worst, least budget.Money, final bool, headroom budget.Money, tightest int) (budget.Money, int, error) {
 	if db.leaseEnded() {
 		return 0, 0, fmt.Errorf("%w: this replica's lease on its budget slices has ended", budget.ErrClusterUnavailable)
 	}
@@ -178,7 +180,11 @@ func (db *DB) escrowRoom(budgets []budget.Budget, keys []string, spends []budget
 		}
 		room := max(db.allow[keys[i]]-spends[i].Committed-spends[i].Reserved, 0)
 		if room < worst && !final {
-			needs = append(needs, SliceNeed{Scope: b.Scope, Key: keys[i], Short: worst - room, Worst: worst})
+			lack := worst - room
+			if db.onLow != budget.Reject {
+				lack = max(least-room, 0)
+			}
+			needs = append(needs, SliceNeed{Scope: b.Scope, Key: keys[i], Short: worst - room, Worst: worst, Lack: lack})
 		}
 		if room < headroom {
 			headroom, tightest = room, i

@@ -82,7 +82,11 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote, final boo
 		if err != nil {
 			return budget.Reservation{}, err
 		}
-		headroom, tightest, err = db.escrowRoom(budgets[:], keys, spends[:], worst, final, headroom, tightest)
+		least, err := q.Cost(min(max(q.MinOutput, 1), max(q.MaxOutput, 1)))
+		if err != nil {
+			return budget.Reservation{}, err
+		}
+		headroom, tightest, err = db.escrowRoom(budgets[:], keys, spends[:], worst, least, final, headroom, tightest)
 		if err != nil {
 			return budget.Reservation{}, err
 		}

@@ -46,6 +46,8 @@ Usage:
   hardcap prices update [--accept-drops] [--genai-url URL] [--litellm-url URL]
   hardcap db check|recover          (offline, on the data dir)
   hardcap db backup FILE|-          (through the running server; - is stdout)
+  hardcap cluster status [--config FILE]   (replicas, slices held, last contact)
+  hardcap cluster forget REPLICA [--force]   (charge a replica that will not return)
   hardcap scan [PATH...] [--git | --staged] [--revoke [--yes]] [--json]
   hardcap scan --install-hook       (a git pre-commit hook running scan --staged)
   hardcap help [COMMAND]            (every command also takes --help)
@@ -62,7 +64,7 @@ the API's JSON. A budget of 0 is zero (every priced request refused);
 
 // commandGroups are the commands that take a subcommand; `hardcap GROUP
 // --help` lists the group's lines of usage.
-var commandGroups = map[string]bool{"project": true, "token": true, "prices": true, "db": true}
+var commandGroups = map[string]bool{"project": true, "token": true, "prices": true, "db": true, "cluster": true}
 
 // commandDoc is what `hardcap help COMMAND` prints besides the flags.
 type commandDoc struct {
@@ -124,6 +126,12 @@ var commandDocs = map[string]commandDoc{
 			"shown redacted. Each hardcap token is looked up on the server by its hash; --revoke revokes the live\n" +
 			"ones (asking first unless --yes). Exit 1 on a finding or an unreadable path, 2 on a usage error.",
 		"hardcap scan . --git\nhardcap scan --install-hook"},
+	"cluster status": {"cluster status [--config FILE] [--json]",
+		"Lists the replicas of the cluster the config's cluster: section names, read from PostgreSQL directly\n(it works with every replica down): each one's state, last contact, slices, what they hold beyond their\nfolded spend, and what they folded in.",
+		"hardcap cluster status --config /etc/hardcap/hardcap.yaml"},
+	"cluster forget": {"cluster forget REPLICA [--config FILE] [--force]",
+		"Charges every slice a replica that will not come back holds as spent in full, and bars its replica_id\nfor good, so the money it held can never be spent twice. Refused while its lease runs (it may still be\nspending) unless --force.",
+		"hardcap cluster forget r3"},
 	"db backup": {"db backup FILE|-",
 		"Writes a consistent, checked copy of the database through the running server; - writes it to stdout.\nRefused for a FILE that is the database of the data dir or of any running hardcap.",
 		"hardcap db backup hardcap-backup.db"},

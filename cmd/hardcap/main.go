@@ -65,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = keysCommand(ctx, args[1:], stdout)
 	case "alerts":
 		err = alertsCommand(ctx, args[1:], stdout)
+	case "cluster":
+		err = clusterCommand(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprint(stdout, versionText())
 	case "-h", "--help":

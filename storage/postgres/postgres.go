@@ -39,6 +39,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxConns bounds the connection pool; default 8.
 	MaxConns int32
+	// Operator opens the store for an operator's command (hardcap cluster
+	// status, forget): no replica is registered, and Replica may be empty.
+	Operator bool
 	// GrantShare is the largest share of what a budget has left that one
 	// grant takes beyond its minimum (4: a quarter); default 1, all of it.
 	GrantShare int
@@ -59,7 +62,7 @@ var replicaName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // lacks (under an advisory lock), and registers the replica. A replica id
 // that was forgotten is refused with ErrForgotten.
 func Open(ctx context.Context, opts Options) (*Store, error) {
-	if !replicaName.MatchString(opts.Replica) {
+	if !opts.Operator && !replicaName.MatchString(opts.Replica) {
 		return nil, ErrNoReplica
 	}
 	if opts.Timeout <= 0 {
@@ -82,6 +85,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if opts.Operator {
+		return s, nil
 	}
 	if err := s.register(ctx); err != nil {
 		pool.Close()
