@@ -30,6 +30,9 @@ type Options struct {
 	// Timeout bounds each statement; default 5s.
 	Timeout time.Duration
 	Log     zerolog.Logger
+	// OnReplicas is told how many replicas hold a live lease, after each
+	// renewal of this one's (to share per-token rate limits); nil: none.
+	OnReplicas func(live int)
 }
 
 // Node is a running replica's part in the cluster.
@@ -47,6 +50,7 @@ func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Store: pg, Escrow: NewEscrow(pg, db, opts.Global, opts.Log, opts.Escrow)}
+	n.Escrow.onReplicas = opts.OnReplicas
 	if err := n.Escrow.Start(ctx); err != nil {
 		pg.Close()
 		return nil, err

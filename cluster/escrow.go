@@ -38,6 +38,8 @@ type Escrow struct {
 	// tried while a request waits, only in the background.
 	lost atomic.Bool
 
+	// onReplicas is Options.OnReplicas.
+	onReplicas func(live int)
 	// kick wakes the background loop at once (a pressed window).
 	kick chan struct{}
 	stop chan struct{}
@@ -463,6 +465,13 @@ func (e *Escrow) renew(ctx context.Context) error {
 	}
 	e.lost.Store(false)
 	e.db.SetLease(start.Add(e.opts.Lease - e.opts.Margin))
+	if e.onReplicas != nil {
+		n, err := e.pg.LiveReplicas(ctx)
+		e.trip()
+		if err == nil {
+			e.onReplicas(n)
+		}
+	}
 	return nil
 }
 
@@ -600,3 +609,24 @@ func (e *Escrow) windows() []*window {
 }
 
 func (e *Escrow) trip() { e.trips.Add(1) }
+
+// State is what the escrow tells of itself (hardcap status).
+type State struct {
+	Replica string `json:"replica"`
+	// LeaseLeft is how long the replica may go on spending without
+	// another contact with the store; zero: it has stopped.
+	LeaseLeft   time.Duration `json:"-"`
+	LeaseLeftMS int64         `json:"lease_left_ms"`
+	Reachable   bool          `json:"store_reachable"`
+	Windows     int           `json:"windows"`
+	RoundTrips  uint64        `json:"round_trips"`
+}
+
+// State reports the lease, the windows tended and the round trips.
+func (e *Escrow) State() State {
+	left := max(time.Until(e.db.Lease()), 0)
+	return State{
+		Replica: e.pg.Replica(), LeaseLeft: left, LeaseLeftMS: left.Milliseconds(),
+		Reachable: !e.lost.Load(), Windows: len(e.windows()), RoundTrips: e.trips.Load(),
+	}
+}

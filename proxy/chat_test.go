@@ -442,6 +442,24 @@ func TestChat_RateLimit(t *testing.T) {
 	}
 }
 
+// In a cluster of 3 replicas, each enforces a third (rounded up) of a
+// token's RPM: 2 of 6 here.
+func TestChat_RateLimitShared(t *testing.T) {
+	h := newHarness(t, harnessOptions{rpm: 6})
+	h.p.SetRateShare(3)
+	for i := 0; i < 2; i++ {
+		if resp := h.post("/v1/chat/completions", helloBody); resp.StatusCode != 200 {
+			t.Fatalf("request %d within the share: %d", i, resp.StatusCode)
+		} else {
+			readAll(t, resp)
+		}
+	}
+	resp := h.post("/v1/chat/completions", helloBody)
+	if code, _, _ := apiError(t, readAll(t, resp)); resp.StatusCode != 429 || code != "rate_limited" {
+		t.Fatalf("over the replica's share: %d %s, want 429 rate_limited", resp.StatusCode, code)
+	}
+}
+
 func TestChat_ModelsNotAllowedForToken(t *testing.T) {
 	h := newHarness(t, harnessOptions{models: []string{"gpt-4o"}})
 	resp := h.post("/v1/chat/completions", helloBody)

@@ -153,6 +153,14 @@ func (db *DB) SetLease(until time.Time) {
 	db.lease.Store(&until)
 }
 
+// Lease is the end of the lease SetLease set; zero when none.
+func (db *DB) Lease() time.Time {
+	if until := db.lease.Load(); until != nil {
+		return *until
+	}
+	return time.Time{}
+}
+
 // leaseEnded says the replica may no longer spend its slices. The lease
 // is on the monotonic clock (time.Now), not Options.Now.
 func (db *DB) leaseEnded() bool {

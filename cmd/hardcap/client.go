@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/cluster"
 	"github.com/hardcap/hardcap/proxy/admin"
 	"github.com/hardcap/hardcap/tokens"
 )
@@ -704,6 +705,14 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 				wr.Commits, wr.Ops, float64(wr.Ops)/float64(wr.Commits), micros(wr.CommitMeanUS), micros(wr.CommitP50US), micros(wr.CommitP99US), micros(wr.CommitMaxUS))
 		}
 		fmt.Fprintln(stdout, alertsStatusLine(st.Alerts))
+		if cs := st.Cluster; cs != nil {
+			reach := "reachable"
+			if !cs.Reachable {
+				reach = "NOT reachable: serving from the slices held until the lease ends"
+			}
+			fmt.Fprintf(stdout, "cluster: replica %s; store %s; lease %s left; %d budget windows with slices; %d store round trips\n",
+				cs.Replica, reach, (time.Duration(cs.LeaseLeftMS) * time.Millisecond).Round(100*time.Millisecond), cs.Windows, cs.RoundTrips)
+		}
 		for _, p := range st.Prices {
 			line := fmt.Sprintf("prices: %s from %s", p.Name, p.Origin)
 			if p.AsOf != "" {
@@ -879,6 +888,7 @@ type statusJSON struct {
 	SettlementsWaiting    int                `json:"settlements_waiting"`
 	SettlementsWaitingUSD string             `json:"settlements_waiting_usd"`
 	Alerts                admin.AlertsStatus `json:"alerts"`
+	Cluster               *cluster.State     `json:"cluster"`
 	Writer                struct {
 		Commits      uint64 `json:"commits"`
 		Ops          uint64 `json:"ops"`

@@ -70,6 +70,9 @@ func TestCluster_TwoReplicasShareABudget(t *testing.T) {
 		t.Errorf("two replicas spent only %s of %s: the rest was stranded in a slice", spent, ceiling)
 	}
 
+	if st := a.mustCLI("status"); !strings.Contains(st, "cluster: replica a; store reachable; lease ") {
+		t.Fatalf("status of a replica:\n%s", st)
+	}
 	cfgPath := filepath.Join(t.TempDir(), "ops.yaml")
 	if err := os.WriteFile(cfgPath, []byte(clusterCfg("ops")), 0o600); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,11 @@ func (m *Main) joinCluster(set settings) error {
 		DSN: set.cluster.dsn, Replica: set.cluster.replica, Global: set.global,
 		Escrow: cluster.EscrowOptions{Lease: set.cluster.lease},
 		Log:    m.log,
+		OnReplicas: func(live int) {
+			if p := m.cutter.Load(); p != nil {
+				p.SetRateShare(live)
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)

@@ -567,7 +567,7 @@ func (m *Main) statusFacts(set settings) map[string]any {
 	for _, p := range set.providers {
 		provs = append(provs, map[string]string{"name": p.Name, "kind": string(p.Kind), "base_url": p.BaseURL.String(), "prices": p.Prices, "key_source": p.Key.String()})
 	}
-	return map[string]any{
+	facts := map[string]any{
 		"version":   version,
 		"listen":    m.Addr(),
 		"demo":      m.Demo,
@@ -578,6 +578,10 @@ func (m *Main) statusFacts(set settings) map[string]any {
 		"prices":    sourceAges(m.liveCatalog(), m.Now()),
 		// Names and kinds only: a channel's URL and secret are credentials.
 	}
+	if c := m.cluster; c != nil {
+		facts["cluster"] = c.Escrow.State()
+	}
+	return facts
 }
 
 // loadPrices is the catalog of the built-in price data, prices.file and
