@@ -100,6 +100,10 @@ type window struct {
 	// dead says the window is no longer tended (w.mu held to change or
 	// read it): a new one stands for its key.
 	dead bool
+	// waiting counts requests waiting for mu to ask for a slice; syncs
+	// the grants requests waited for since the last tick.
+	waiting atomic.Int64
+	syncs   atomic.Int64
 	// gen counts grants, so that a request that waited for mu while
 	// another grant landed reserves again before asking for more.
 	gen atomic.Uint64
@@ -258,12 +262,15 @@ func (e *Escrow) Close(ctx context.Context) error {
 func (e *Escrow) Reserve(ctx context.Context, r budget.Request, q budget.Quote) (budget.Reservation, error) {
 	res, err := e.db.Reserve(ctx, r, q)
 	var unreachable error
-	for attempt := 0; attempt < 4; attempt++ {
+	// Each attempt but the last follows a grant that landed; the last
+	// reserves what the slices hold.
+	const attempts = 32
+	for attempt := 0; attempt < attempts; attempt++ {
 		var need *storage.NeedSlicesError
 		if !errors.As(err, &need) {
 			break
 		}
-		final := attempt == 3
+		final := attempt == attempts-1
 		for _, n := range need.Needs {
 			more, gerr := e.grantNow(ctx, n)
 			if gerr != nil {
@@ -336,7 +343,9 @@ func (e *Escrow) grantNow(ctx context.Context, n storage.SliceNeed) (more bool, 
 		w.worst.Store(int64(n.Worst))
 	}
 	gen := w.gen.Load()
+	w.waiting.Add(1)
 	w.mu.Lock()
+	w.waiting.Add(-1)
 	defer func() { w.mu.Unlock() }()
 	for w.dead {
 		// No longer tended: two windows of one key must never call the
@@ -349,7 +358,12 @@ func (e *Escrow) grantNow(ctx context.Context, n storage.SliceNeed) (more bool, 
 	if w.gen.Load() != gen {
 		return true, nil
 	}
-	want := n.Short + e.target(w)
+	// Enough for the requests queued behind this one too, and twice as
+	// much ahead with each grant a request waited for since the last
+	// tick, so that a burst is served by a few grants rather than one
+	// each before the rate catches up.
+	burst := budget.Money(1) << min(w.syncs.Add(1), 12)
+	want := n.Short + e.target(w) + (budget.Money(w.waiting.Load())+burst)*n.Worst
 	amount, err := e.grant(ctx, w, want, n.Short)
 	if err == nil {
 		return amount >= n.Short, nil
@@ -524,6 +538,7 @@ func (e *Escrow) tend(ctx context.Context) {
 		inst := float64(r-w.lastReserved) / secs
 		w.lastReserved = r
 		w.rate += min(secs/2, 1) * (inst - w.rate)
+		w.syncs.Store(0)
 		done, err := e.tendOne(ctx, w, idle, now)
 		if done {
 			// Under w.mu, so that no call to the store is made through

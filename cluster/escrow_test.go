@@ -37,7 +37,12 @@ var fastEscrow = cluster.EscrowOptions{Lease: 2 * time.Second, Margin: 500 * tim
 // mode with project p (limit projLimit) and a token, and joins the cluster.
 func startReplica(t *testing.T, dsn, id, path string, projLimit budget.Limit) *replica {
 	t.Helper()
-	db, err := storage.Open(path, storage.Options{Escrow: true, OnLow: budget.Reject, NoSync: true})
+	return startReplicaOnLow(t, dsn, id, path, projLimit, budget.Reject)
+}
+
+func startReplicaOnLow(t *testing.T, dsn, id, path string, projLimit budget.Limit, onLow budget.OnLow) *replica {
+	t.Helper()
+	db, err := storage.Open(path, storage.Options{Escrow: true, OnLow: onLow, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
