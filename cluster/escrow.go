@@ -120,6 +120,7 @@ type window struct {
 	rate         float64
 	lastReserved int64
 	lastFold     time.Time
+	lastTend     time.Time
 	foldedSpent  budget.Money
 	foldedGrant  budget.Money
 }
@@ -539,6 +540,14 @@ func (e *Escrow) tend(ctx context.Context) {
 		w.lastReserved = r
 		w.rate += min(secs/2, 1) * (inst - w.rate)
 		w.syncs.Store(0)
+		pressed := now.Sub(time.Unix(0, w.pressed.Load())) < pressure
+		if inst == 0 && !pressed && !idle && now.Sub(w.lastTend) < e.opts.FoldEvery {
+			// Nothing reserved since the last tick: the slice needs
+			// no top-up, and settled spend waits for the next fold.
+			w.mu.Unlock()
+			continue
+		}
+		w.lastTend = now
 		done, err := e.tendOne(ctx, w, idle, now)
 		if done {
 			// Under w.mu, so that no call to the store is made through
