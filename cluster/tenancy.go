@@ -40,6 +40,13 @@ type key struct{ kind, id string }
 // wait in a pending set and are published once it is back; what others
 // published meanwhile is read after the last version seen.
 type Tenancy struct {
+	// OnApply, when set (before Start), is told every record applied
+	// from another replica (whether or not it changed the ledger), after
+	// its commit, on the goroutine of Start
+	// or Run: the proxy cuts the requests in flight of a token or project
+	// a remote kill switch or revocation stopped. It must not block long.
+	OnApply func(storage.MirrorRecord)
+
 	pg      *postgres.Store
 	db      *storage.DB
 	replica string
@@ -295,6 +302,9 @@ func (t *Tenancy) apply(ctx context.Context, rows []postgres.Change, skip map[ke
 			return nil
 		}
 		n, err := t.db.MirrorApply(ctx, origin, batch)
+		if err == nil {
+			t.applied(batch...)
+		}
 		if err != nil && !errors.Is(err, storage.ErrClosed) {
 			// One bad record refuses its batch: apply them one by one.
 			n, err = 0, nil
@@ -302,6 +312,9 @@ func (t *Tenancy) apply(ctx context.Context, rows []postgres.Change, skip map[ke
 				m, err1 := t.db.MirrorApply(ctx, origin, []storage.MirrorRecord{r})
 				if errors.Is(err1, storage.ErrClosed) {
 					return err1
+				}
+				if err1 == nil {
+					t.applied(r)
 				}
 				if err1 != nil {
 					t.log.Error().Err(err1).Str("kind", r.Kind).Str("id", shown(r)).Msg("cluster: a tenancy record could not be applied")
@@ -334,6 +347,16 @@ func (t *Tenancy) apply(ctx context.Context, rows []postgres.Change, skip map[ke
 		seen = row.Version
 	}
 	return applied, seen, flush()
+}
+
+// applied tells OnApply of rs.
+func (t *Tenancy) applied(rs ...storage.MirrorRecord) {
+	if t.OnApply == nil {
+		return
+	}
+	for _, r := range rs {
+		t.OnApply(r)
+	}
 }
 
 // shown is a record's id for the log (a token's id, never a secret).

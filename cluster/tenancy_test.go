@@ -35,14 +35,14 @@ type replica struct {
 
 // newReplica opens a ledger in a directory of its own and its mirror
 // through dsn, and runs it until the test ends.
-func newReplica(t *testing.T, dsn, name string) *replica {
+func newReplica(t *testing.T, dsn, name string, onApply ...func(storage.MirrorRecord)) *replica {
 	t.Helper()
-	return newReplicaAt(t, dsn, name, filepath.Join(t.TempDir(), "hardcap.db"))
+	return newReplicaAt(t, dsn, name, filepath.Join(t.TempDir(), "hardcap.db"), onApply...)
 }
 
 // newReplicaAt is newReplica on the ledger at path; stop ends it before
 // the test does.
-func newReplicaAt(t *testing.T, dsn, name, path string) *replica {
+func newReplicaAt(t *testing.T, dsn, name, path string, onApply ...func(storage.MirrorRecord)) *replica {
 	t.Helper()
 	ctx := context.Background()
 	var ten atomic.Pointer[cluster.Tenancy]
@@ -58,6 +58,9 @@ func newReplicaAt(t *testing.T, dsn, name, path string) *replica {
 		t.Fatal(err)
 	}
 	r := &replica{name: name, db: db, pg: pg, ten: cluster.NewTenancy(pg, db, name, zerolog.New(zerolog.NewTestWriter(t)).With().Str("replica", name).Logger())}
+	for _, f := range onApply {
+		r.ten.OnApply = f
+	}
 	ten.Store(r.ten)
 	if err := r.ten.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -154,7 +157,13 @@ func TestTenancy_ReachesEveryReplica(t *testing.T) {
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
 	ctx := context.Background()
-	a := newReplica(t, dsn, "a")
+	// What a is told it applied: the proxy's cue to cut requests.
+	var killedOnA atomic.Int32
+	a := newReplica(t, dsn, "a", func(r storage.MirrorRecord) {
+		if r.Token != nil && r.Token.Killed {
+			killedOnA.Add(1)
+		}
+	})
 	b := newReplica(t, dsn, "b")
 
 	ten := budget.Ceiling(10*usd, budget.Day)
@@ -182,6 +191,12 @@ func TestTenancy_ReachesEveryReplica(t *testing.T) {
 	if _, err := a.db.Reserve(ctx, budget.Request{TokenID: tok.ID, Model: "m"}, quote); !errors.Is(err, tokens.ErrKilled) {
 		t.Fatalf("a reserved for a token b killed: %v", err)
 	}
+	eventually(t, "a's OnApply is told of the killed token", func() error {
+		if killedOnA.Load() == 0 {
+			return errors.New("not told")
+		}
+		return nil
+	})
 	if err := b.db.SetKill(ctx, storage.KillTarget{Token: tok.ID}, false); err != nil {
 		t.Fatal(err)
 	}
