@@ -52,8 +52,18 @@ func ActorFrom(ctx context.Context) string {
 
 // appendAudit writes e to the audit log in tx, at the writer's clock when
 // e.Time is zero. Call it from inside an update, after every check of the
-// change has passed.
+// change has passed. A change of a project, token or kill switch is noted
+// and marked for the change feed (Options.Changed).
 func (db *DB) appendAudit(tx *bolt.Tx, e AuditEntry) error {
+	if err := db.noteChange(tx, e.Kind, e.Target); err != nil {
+		return err
+	}
+	return db.writeAudit(tx, e)
+}
+
+// writeAudit writes e to the audit log in tx, without telling the change
+// feed (the mirror's own entries).
+func (db *DB) writeAudit(tx *bolt.Tx, e AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = db.now().UTC()
 	}

@@ -108,6 +108,11 @@ type Options struct {
 	// Escrow puts the ledger in escrow mode (see escrow.go): the replica
 	// of a cluster reserves only against the budget slices it holds.
 	Escrow bool
+	// Changed, when set, is told the kind ("project", "token", "all") and
+	// target (name, id, "") of every tenancy change, after its commit, on
+	// a goroutine of the change feed (see mirror.go); it must not block.
+	// MirrorApply's writes are not told.
+	Changed func(kind, target string)
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
@@ -171,6 +176,8 @@ type DB struct {
 	stats     writerStats
 	// results is the writer's slice of a batch's results, reused.
 	results []error
+	// feed carries tenancy changes to Options.Changed (nil: none).
+	feed *changeFeed
 }
 
 // Open opens the database at path, creating a new ledger only when the
@@ -304,6 +311,7 @@ func open(path string, opts Options) (*DB, error) {
 	}
 	go db.writer()
 	go db.dispatch()
+	db.startFeed(opts.Changed)
 	db.retention.Store(int64(max(opts.Retention, 0)))
 	go db.retain(time.Hour)
 	if db.alerting {

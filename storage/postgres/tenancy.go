@@ -1,0 +1,233 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hardcap/hardcap/budget"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TenancyChannel is the channel every tenancy write notifies, in its own
+// transaction, so that a listener hears of it once it is committed.
+const TenancyChannel = "hardcap_tenancy"
+
+// tenancyLock is the advisory lock key every tenancy write holds until
+// its commit: versions are taken and committed in one order.
+const tenancyLock = 0x68617264636174 // "hardcat"
+
+// Kinds of tenancy records.
+const (
+	KindProject = "project"
+	KindToken   = "token"
+	// KindAll is the global kill switch; its id is "".
+	KindAll = "all"
+)
+
+// maxChanges bounds the rows one Changes call reads.
+const maxChanges = 500
+
+// Change is one tenancy record of the cluster store: the current state of
+// a project, a token or the global kill switch, as the replica that wrote
+// it last exported it.
+type Change struct {
+	Kind string
+	ID   string
+	// Body is the record as JSON (storage.MirrorRecord); it holds hashes
+	// of secrets, never a secret. PostgreSQL keeps it as jsonb: the bytes
+	// read back are the same value, not the same text.
+	Body []byte
+	// Deleted is a tombstone: the project was deleted.
+	Deleted bool
+	// Limit is the budget limit of the record's scope (project:ID or
+	// token:ID), which Publish writes into hardcap.limits in the same
+	// transaction, for the escrow's grants. Not used for KindAll or a
+	// deleted record, and not filled by Changes (Body has it).
+	Limit budget.Limit
+	// Version orders the writes: a later write has a higher version.
+	// Publish returns it; Changes fills it.
+	Version int64
+	// Origin is the replica that wrote the row (filled by Changes).
+	Origin string
+}
+
+// scope is the budget scope a record's limit belongs to; "" for none.
+func (c Change) scope() budget.Scope {
+	switch c.Kind {
+	case KindProject:
+		return budget.ProjectScope(c.ID)
+	case KindToken:
+		return budget.TokenScope(c.ID)
+	}
+	return ""
+}
+
+// Publish writes c as the current record of (c.Kind, c.ID), with the next
+// version, keeps the scope's row of hardcap.limits in step (a deleted
+// project's row is removed: a grant for it fails closed with ErrNoLimit)
+// and notifies TenancyChannel, all in one transaction. It returns the
+// version written. The last write wins.
+func (s *Store) Publish(ctx context.Context, c Change) (int64, error) {
+	switch c.Kind {
+	case KindProject, KindToken, KindAll:
+	default:
+		return 0, fmt.Errorf("postgres: publish: unknown kind %q", budget.Clip(c.Kind))
+	}
+	if len(c.Body) == 0 {
+		return 0, errors.New("postgres: publish: empty record")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var version int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(tenancyLock)); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO hardcap.tenancy (kind, id, body, deleted, version, origin)
+			VALUES ($1, $2, $3, $4, nextval('hardcap.tenancy_version'), $5)
+			ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, deleted = EXCLUDED.deleted,
+				version = EXCLUDED.version, origin = EXCLUDED.origin, changed = now()
+			RETURNING version`, c.Kind, c.ID, string(c.Body), c.Deleted, s.replica).Scan(&version)
+		if err != nil {
+			return err
+		}
+		if scope := c.scope(); scope != "" {
+			if c.Deleted {
+				_, err = tx.Exec(ctx, `DELETE FROM hardcap.limits WHERE scope = $1`, string(scope))
+			} else {
+				var limit *int64
+				if v, ok := c.Limit.Ceiling(); ok {
+					n := int64(v)
+					limit = &n
+				}
+				period := string(c.Limit.Period)
+				if period == "" {
+					period = string(budget.Total)
+				}
+				_, err = tx.Exec(ctx, `INSERT INTO hardcap.limits (scope, limit_nano, period) VALUES ($1, $2, $3)
+					ON CONFLICT (scope) DO UPDATE SET limit_nano = EXCLUDED.limit_nano, period = EXCLUDED.period`,
+					string(scope), limit, period)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, TenancyChannel, fmt.Sprint(version))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: publish %s: %w", c.Kind, s.scrub(err))
+	}
+	return version, nil
+}
+
+// Changes returns the records written after version after, in version
+// order, at most 500: call it again from the last one's version while it
+// returns a full batch (more reports that). After 0 it reads every record.
+func (s *Store) Changes(ctx context.Context, after int64) (changes []Change, more bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT kind, id, body::text, deleted, version, origin FROM hardcap.tenancy
+		WHERE version > $1 ORDER BY version LIMIT $2`, after, maxChanges)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: tenancy changes: %w", s.scrub(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c Change
+		var body string
+		if err := rows.Scan(&c.Kind, &c.ID, &body, &c.Deleted, &c.Version, &c.Origin); err != nil {
+			return nil, false, fmt.Errorf("postgres: tenancy changes: %w", s.scrub(err))
+		}
+		c.Body = []byte(body)
+		changes = append(changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("postgres: tenancy changes: %w", s.scrub(err))
+	}
+	return changes, len(changes) == maxChanges, nil
+}
+
+// listenWait bounds one wait for a notification; a connection that stays
+// silent longer is pinged, so that a dead one is found.
+const listenWait = 10 * time.Second
+
+// ListenTenancy listens on TenancyChannel on a connection of its own until
+// ctx ends, reconnecting with a backoff (100ms, doubling up to 2s) when
+// the connection is lost. It calls wake after every (re)connection, when
+// a change may have been missed, and after every notification; wake must
+// not block. onErr (may be nil) is told why a connection was lost, once until
+// one succeeds again. It
+// returns ctx's error.
+func (s *Store) ListenTenancy(ctx context.Context, wake func(), onErr func(error)) error {
+	backoff := 100 * time.Millisecond
+	reported := false // the failures since the last connection
+	for {
+		connected, err := s.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if connected {
+			backoff, reported = 100*time.Millisecond, false
+		}
+		if onErr != nil && err != nil && !reported {
+			onErr(fmt.Errorf("postgres: listen: %w", s.scrub(err)))
+			reported = true
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// listenOnce connects, listens and waits for notifications until the
+// connection fails or ctx ends; connected says it got as far as LISTEN.
+func (s *Store) listenOnce(ctx context.Context, wake func()) (connected bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, s.timeout)
+	pc, err := s.pool.Acquire(actx)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	conn := pc.Hijack() // out of the pool: it is closed here, never reused
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	lctx, cancel := context.WithTimeout(ctx, s.timeout)
+	_, err = conn.Exec(lctx, "LISTEN "+TenancyChannel)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	wake()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, listenWait)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			wake()
+			continue
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case pgconn.Timeout(err) && !conn.IsClosed():
+			pctx, cancel := context.WithTimeout(ctx, s.timeout)
+			err = conn.Ping(pctx)
+			cancel()
+			if err == nil {
+				continue
+			}
+		}
+		return true, err
+	}
+}
