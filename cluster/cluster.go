@@ -9,6 +9,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/hardcap/hardcap/budget"
@@ -30,6 +31,13 @@ type Options struct {
 	// Timeout bounds each statement; default 5s.
 	Timeout time.Duration
 	Log     zerolog.Logger
+	// Feed is where the ledger's change feed goes (its Changed was given
+	// to storage.Options.Changed); nil: changes made on this replica are
+	// published only at its next start.
+	Feed *Feed
+	// OnRemote is told each tenancy record applied from another replica
+	// (to cut the requests in flight a remote kill or revoke stopped).
+	OnRemote func(storage.MirrorRecord)
 	// OnReplicas is told how many replicas hold a live lease, after each
 	// renewal of this one's (to share per-token rate limits); nil: none.
 	OnReplicas func(live int)
@@ -37,9 +45,18 @@ type Options struct {
 
 // Node is a running replica's part in the cluster.
 type Node struct {
-	Store  *postgres.Store
-	Escrow *Escrow
+	Store   *postgres.Store
+	Escrow  *Escrow
+	Tenancy *Tenancy
 }
+
+// Feed carries the ledger's change feed to the cluster's tenancy, which
+// exists only once the ledger is open: give Changed to
+// storage.Options.Changed and the Feed to Options.Feed.
+type Feed struct{ t atomic.Pointer[Tenancy] }
+
+// Changed is storage.Options.Changed.
+func (f *Feed) Changed(kind, target string) { f.t.Load().Changed(kind, target) }
 
 // Open connects to the cluster store (applying its migrations), registers
 // the replica, replays what its ledger db (opened in escrow mode) spent
@@ -49,9 +66,22 @@ func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Store: pg, Escrow: NewEscrow(pg, db, opts.Global, opts.Log, opts.Escrow)}
+	n := &Node{Store: pg, Escrow: NewEscrow(pg, db, opts.Global, opts.Log, opts.Escrow), Tenancy: NewTenancy(pg, db, opts.Replica, opts.Log)}
+	n.Tenancy.OnApply = opts.OnRemote
+	if opts.Feed != nil {
+		opts.Feed.t.Store(n.Tenancy)
+	}
+	// Projects, tokens and kill switches first: the replica must not
+	// serve with an old view of them.
+	if err := n.Tenancy.Start(ctx); err != nil {
+		pg.Close()
+		return nil, err
+	}
+	go n.Tenancy.Run(context.Background())
 	n.Escrow.onReplicas = opts.OnReplicas
+	n.Escrow.catchUp = n.Tenancy.CatchUp
 	if err := n.Escrow.Start(ctx); err != nil {
+		n.Tenancy.Close()
 		pg.Close()
 		return nil, err
 	}
@@ -62,6 +92,7 @@ func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
 // settled), ends the lease and disconnects.
 func (n *Node) Close(ctx context.Context) error {
 	err := n.Escrow.Close(ctx)
+	n.Tenancy.Close()
 	n.Store.Close()
 	return errors.Join(err)
 }

@@ -38,8 +38,10 @@ type Escrow struct {
 	// tried while a request waits, only in the background.
 	lost atomic.Bool
 
-	// onReplicas is Options.OnReplicas.
+	// onReplicas is Options.OnReplicas; catchUp brings the tenancy in
+	// step after a lost contact, before the lease is extended.
 	onReplicas func(live int)
+	catchUp    func(context.Context) error
 	// kick wakes the background loop at once (a pressed window).
 	kick chan struct{}
 	stop chan struct{}
@@ -468,6 +470,13 @@ func (e *Escrow) setLimit(ctx context.Context, scope budget.Scope) error {
 // start plus the lease, less the margin.
 func (e *Escrow) renew(ctx context.Context) error {
 	start := time.Now()
+	if e.lost.Load() && e.catchUp != nil {
+		// Back after a lost contact: a kill or revoke issued meanwhile
+		// is applied before the lease lets this replica spend again.
+		if err := e.catchUp(ctx); err != nil {
+			return err
+		}
+	}
 	err := e.pg.Renew(ctx, e.opts.Lease)
 	e.trip()
 	if errors.Is(err, postgres.ErrForgotten) {

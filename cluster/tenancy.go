@@ -58,9 +58,11 @@ type Tenancy struct {
 	// when no change came after the export it sent.
 	pending map[key]uint64
 	gen     uint64
-	// publish wakes Run for pending changes; remote for a notification.
+	// publish wakes Run for pending changes; remote for a notification;
+	// catchUp asks Run to read everything published so far (CatchUp).
 	publish chan struct{}
 	remote  chan struct{}
+	catchUp chan chan error
 	// seen is the highest version read from PostgreSQL (Run's only).
 	seen int64
 	// down says the last call to PostgreSQL failed (for the log).
@@ -83,7 +85,27 @@ func NewTenancy(pg *postgres.Store, db *storage.DB, replica string, log zerolog.
 		pending: map[key]uint64{},
 		publish: make(chan struct{}, 1),
 		remote:  make(chan struct{}, 1),
+		catchUp: make(chan chan error),
 		stop:    make(chan struct{}),
+	}
+}
+
+// CatchUp returns once every change published before it was called is
+// applied to the ledger (through Run), or with the error that kept
+// PostgreSQL from being read. A replica that lost contact calls it before
+// it serves again, so that a kill issued meanwhile reaches it first.
+func (t *Tenancy) CatchUp(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case t.catchUp <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -219,6 +241,8 @@ func (t *Tenancy) Run(ctx context.Context) {
 			return
 		case <-t.remote:
 			t.pull(ctx)
+		case done := <-t.catchUp:
+			done <- t.pull(ctx)
 		case <-tick.C:
 			t.pull(ctx)
 			poke(t.publish)
@@ -262,12 +286,12 @@ func (t *Tenancy) worked() {
 // pull applies what was published after the last version seen, skipping
 // this replica's own writes (its ledger has them, or newer) and the
 // records with a local change still to publish (that change comes after).
-func (t *Tenancy) pull(ctx context.Context) {
+func (t *Tenancy) pull(ctx context.Context) error {
 	for {
 		rows, more, err := t.pg.Changes(ctx, t.seen)
 		if err != nil {
 			t.failed(err, "reading tenancy changes")
-			return
+			return err
 		}
 		t.worked()
 		t.mu.Lock()
@@ -279,11 +303,11 @@ func (t *Tenancy) pull(ctx context.Context) {
 		_, seen, err := t.apply(ctx, rows, skip, true)
 		if err != nil {
 			t.log.Error().Err(err).Msg("cluster: applying tenancy changes failed; retrying")
-			return
+			return err
 		}
 		t.seen = max(t.seen, seen)
 		if !more {
-			return
+			return nil
 		}
 	}
 }

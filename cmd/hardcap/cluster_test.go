@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/internal/pgtest"
@@ -23,10 +24,13 @@ func TestCluster_TwoReplicasShareABudget(t *testing.T) {
 	a, b := startServer(t, clusterCfg("a")), startServer(t, clusterCfg("b"))
 	const limit = "0.002"
 	var toks []string
+	a.mustCLI("project", "create", "web", "--budget", limit)
+	// The project reaches b through the cluster store.
+	waitFor(t, "the project on b", func() bool {
+		out, err := b.cli("project", "list")
+		return err == nil && strings.Contains(out, "web")
+	})
 	for _, s := range []*server{a, b} {
-		if out, err := s.cli("project", "create", "web", "--budget", limit); err != nil && !strings.Contains(err.Error(), "exists") {
-			t.Fatalf("project create: %v %s", err, out)
-		}
 		var created struct {
 			Token string `json:"token"`
 		}
@@ -70,6 +74,34 @@ func TestCluster_TwoReplicasShareABudget(t *testing.T) {
 		t.Errorf("two replicas spent only %s of %s: the rest was stranded in a slice", spent, ceiling)
 	}
 
+	// A budget change on a reaches b; a kill on b stops a's requests.
+	a.mustCLI("project", "set", "web", "--budget", "1")
+	waitFor(t, "the budget on b", func() bool {
+		out, err := b.cli("project", "list")
+		return err == nil && strings.Contains(out, "1.000000")
+	})
+	b.mustCLI("kill", "--project", "web")
+	waitFor(t, "the kill on a", func() bool {
+		code, _ := chat(t, a.url, toks[0], hello)
+		return code == 403
+	})
+	b.mustCLI("resume", "--project", "web")
+	last := ""
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := chat(t, a.url, toks[0], hello)
+		if code == 200 {
+			break
+		}
+		if body != last {
+			t.Logf("after the resume: %d %s", code, body)
+			last = body
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the resume did not reach a")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if st := a.mustCLI("status"); !strings.Contains(st, "cluster: replica a; store reachable; lease ") {
 		t.Fatalf("status of a replica:\n%s", st)
 	}

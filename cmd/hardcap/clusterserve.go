@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hardcap/hardcap/cluster"
+	"github.com/hardcap/hardcap/proxy"
+	"github.com/hardcap/hardcap/storage"
 )
 
 // joinCluster connects to the cluster store, replays this replica's
@@ -17,6 +19,24 @@ func (m *Main) joinCluster(set settings) error {
 		DSN: set.cluster.dsn, Replica: set.cluster.replica, Global: set.global,
 		Escrow: cluster.EscrowOptions{Lease: set.cluster.lease},
 		Log:    m.log,
+		Feed:   &m.clusterFeed,
+		// A kill or revoke made on another replica cuts what runs here.
+		OnRemote: func(r storage.MirrorRecord) {
+			p := m.cutter.Load()
+			if p == nil {
+				return
+			}
+			switch {
+			case r.Token != nil && (r.Token.Killed || !r.Token.Revoked.IsZero()):
+				p.Cut(proxy.CutTarget{TokenID: r.Token.ID})
+			case r.Project != nil && r.Project.Killed:
+				p.Cut(proxy.CutTarget{Project: r.Project.Name})
+			case r.Deleted && r.Kind == storage.MirrorProject:
+				p.Cut(proxy.CutTarget{Project: r.ID})
+			case r.Kind == storage.MirrorAll && r.KillAll:
+				p.Cut(proxy.CutTarget{})
+			}
+		},
 		OnReplicas: func(live int) {
 			if p := m.cutter.Load(); p != nil {
 				p.SetRateShare(live)

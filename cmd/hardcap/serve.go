@@ -60,16 +60,18 @@ type Main struct {
 	// nil: none.
 	Hangups <-chan os.Signal
 
-	log      zerolog.Logger
-	logBuf   *logBuffer // nil unless logs go to a file; see newLogger
-	db       *storage.DB
-	cluster  *cluster.Node // nil without cluster:
-	proxy    *proxy.Proxy
-	metrics  *metrics.Metrics
-	keys     *proxy.Keys // the provider key sources, tied to the key ledger
-	server   *http.Server
-	listener net.Listener
-	demo     *http.Server
+	log     zerolog.Logger
+	logBuf  *logBuffer // nil unless logs go to a file; see newLogger
+	db      *storage.DB
+	cluster *cluster.Node // nil without cluster:
+	// clusterFeed carries the ledger's tenancy changes to the cluster.
+	clusterFeed cluster.Feed
+	proxy       *proxy.Proxy
+	metrics     *metrics.Metrics
+	keys        *proxy.Keys // the provider key sources, tied to the key ledger
+	server      *http.Server
+	listener    net.Listener
+	demo        *http.Server
 	// metricsServer and metricsListener serve metrics_listen; nil when
 	// it is not set.
 	metricsServer   *http.Server
@@ -172,6 +174,8 @@ func (m *Main) Open() error {
 			}
 		},
 		Escrow: set.cluster.on,
+		// In a cluster, every tenancy change is published to the others.
+		Changed: m.clusterFeed.Changed,
 	})
 	if err != nil {
 		return err
