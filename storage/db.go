@@ -104,6 +104,11 @@ type Options struct {
 	// an automatic freeze, with what was frozen (to cut its requests in
 	// flight).
 	OnFreeze func(KillTarget)
+	// Outbox notes every usage record in an outbox, in the record's own
+	// transaction, for a shipper to copy to the cluster store (see
+	// OutboxBatch, OutboxDone). Opening without it drops an outbox left
+	// by an earlier run.
+	Outbox bool
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
@@ -129,6 +134,8 @@ type DB struct {
 	retention atomic.Int64
 	onAlert   func()
 	onFreeze  func(KillTarget)
+	// outbox is Options.Outbox (see outbox.go).
+	outbox bool
 
 	ops        chan *writeOp
 	writerDone chan struct{}
@@ -237,6 +244,7 @@ func open(path string, opts Options) (*DB, error) {
 		alerting:     alerting(opts.Alerts),
 		onAlert:      opts.OnAlert,
 		onFreeze:     opts.OnFreeze,
+		outbox:       opts.Outbox,
 		ops:          make(chan *writeOp, 4096),
 		refusals:     make(chan refusal, refusalQueueLen),
 		writerDone:   make(chan struct{}),
@@ -335,6 +343,9 @@ func (db *DB) openChecks() error {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
+			}
+			if err := db.openOutbox(tx); err != nil {
+				return err
 			}
 			if tx.Bucket(bucketMeta).Get(metaFormat) == nil {
 				// A file from before versions has format 1's layout;
