@@ -14,9 +14,11 @@ import (
 const MaxInsert = 1000
 
 // InsertRecords inserts this replica's usage records in one statement;
-// a record already there (same replica and id) is left as it is, so
-// shipping a batch again is harmless. Each record's id is its
-// ReservationID, which must not be empty.
+// a record already there (same replica, id and end time) is left as it
+// is, so shipping a batch again is harmless. Each record's id is its
+// ReservationID, which must not be empty. The end time is kept to the
+// microsecond (PostgreSQL's precision), truncated, so a filter selects
+// what the same filter selects in the ledger.
 func (s *Store) InsertRecords(ctx context.Context, recs []budget.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -37,7 +39,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []budget.Record) error {
 		if err != nil {
 			return fmt.Errorf("postgres: insert records: %w", err)
 		}
-		ids[i], ended[i], projects[i], tokens[i] = r.ReservationID, r.Time, r.Project, r.TokenID
+		ids[i], ended[i], projects[i], tokens[i] = r.ReservationID, r.Time.Truncate(time.Microsecond), r.Project, r.TokenID
 		models[i], providers[i], routes[i] = r.Model, r.Provider, r.Route
 		charged[i], reserved[i], bodies[i] = int64(r.Charged), int64(r.Reserved), string(body)
 	}
@@ -48,7 +50,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []budget.Record) error {
 		SELECT $1, u.id, u.ended, u.project, u.token, u.model, u.provider, u.route, u.charged, u.reserved, u.body::jsonb
 		FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[])
 			AS u(id, ended, project, token, model, provider, route, charged, reserved, body)
-		ON CONFLICT (replica, id) DO NOTHING`,
+		ON CONFLICT (replica, id, ended) DO NOTHING`,
 		s.replica, ids, ended, projects, tokens, models, providers, routes, charged, reserved, bodies)
 	if err != nil {
 		return fmt.Errorf("postgres: insert records: %w", s.scrub(err))
@@ -58,6 +60,8 @@ func (s *Store) InsertRecords(ctx context.Context, recs []budget.Record) error {
 
 // UsageFilter selects records of the whole cluster: ended in [Since,
 // Until) (a zero bound is open), and of one project or token when set.
+// Times are compared to the microsecond (PostgreSQL's precision): end
+// times and bounds are truncated to it.
 type UsageFilter struct {
 	Since, Until time.Time
 	Project      string
@@ -68,10 +72,12 @@ type UsageFilter struct {
 func (f UsageFilter) where() (string, []any) {
 	var since, until *time.Time
 	if !f.Since.IsZero() {
-		since = &f.Since
+		t := f.Since.Truncate(time.Microsecond)
+		since = &t
 	}
 	if !f.Until.IsZero() {
-		until = &f.Until
+		t := f.Until.Truncate(time.Microsecond)
+		until = &t
 	}
 	return `($1::timestamptz IS NULL OR ended >= $1) AND ($2::timestamptz IS NULL OR ended < $2)
 		AND ($3 = '' OR project = $3) AND ($4 = '' OR token = $4)`,

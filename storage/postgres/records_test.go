@@ -57,6 +57,7 @@ func TestRecords(t *testing.T) {
 		{"InsertIsIdempotent", testInsertIsIdempotent},
 		{"ClusterUsage", testClusterUsage},
 		{"RecordsPage", testRecordsPage},
+		{"UntilIsExactToTheNanosecond", testUntilIsExact},
 		{"ClaimAlert", testClaimAlert},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, pg.NewDatabase(t)) })
@@ -76,6 +77,20 @@ func testInsertIsIdempotent(t *testing.T, dsn string) {
 	}
 	if n, m := sum(0, 15, func(budget.Record) bool { return true }); u.Records != n || u.Charged != m {
 		t.Fatalf("got %d records charged %d; want %d, %d", u.Records, u.Charged, n, m)
+	}
+	// The ledger started afresh under the same replica id: its ids start
+	// again, its records are other records.
+	again := rec(0)
+	again.Time = again.Time.Add(time.Hour)
+	if err := a.InsertRecords(ctx, []budget.Record{again, again}); err != nil {
+		t.Fatal(err)
+	}
+	u, err = a.ClusterUsage(ctx, postgres.UsageFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, m := sum(0, 15, func(budget.Record) bool { return true }); u.Records != n+1 || u.Charged != m+again.Charged {
+		t.Fatalf("after a record of a fresh ledger: got %d records charged %d; want %d, %d", u.Records, u.Charged, n+1, m+again.Charged)
 	}
 	for _, bad := range [][]budget.Record{{{Time: base}}, make([]budget.Record, postgres.MaxInsert+1)} {
 		if err := a.InsertRecords(ctx, bad); err == nil {
@@ -202,5 +217,34 @@ func testClaimAlert(t *testing.T, dsn string) {
 	}
 	if _, err := a.ClaimAlert(ctx, ""); err == nil {
 		t.Error("an empty key: no error")
+	}
+}
+
+// A record that ended a nanosecond before until counts, and one that ended
+// at since: PostgreSQL rounds to the microsecond, and a record rounded up
+// to until would be left out. (Times are compared to the microsecond.)
+func testUntilIsExact(t *testing.T, dsn string) {
+	a := open(t, dsn, "a")
+	until := base.Add(time.Hour)
+	r1, r2 := rec(1), rec(2)
+	r1.Time, r2.Time = until.Add(-time.Nanosecond), base
+	if err := a.InsertRecords(ctx, []budget.Record{r1, r2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		f    postgres.UsageFilter
+		want int64
+	}{
+		{postgres.UsageFilter{Since: base, Until: until}, 2},
+		{postgres.UsageFilter{Since: base.Add(time.Microsecond), Until: until}, 1},
+		{postgres.UsageFilter{Since: until}, 0},
+	} {
+		u, err := a.ClusterUsage(ctx, tt.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Records != tt.want {
+			t.Errorf("%+v: %d records, want %d", tt.f, u.Records, tt.want)
+		}
 	}
 }

@@ -1,8 +1,12 @@
 -- Usage records of every replica, shipped from each replica's ledger
--- outbox (cluster.Outbox). (replica, id) is the record's identity: id is
--- its reservation id, unique in the replica's ledger, so shipping a record
--- twice (a crash between the insert and the outbox's delete) inserts it
--- once. Amounts are integer nano-USD; body is the whole record as JSON.
+-- outbox (cluster.Outbox). (replica, id, ended) is the record's identity,
+-- so shipping a record twice (a crash between the insert and the outbox's
+-- delete) inserts it once: id is its reservation id, unique in the
+-- replica's ledger; ended (to the microsecond) keeps the records of a
+-- replica whose data directory was started afresh under the same
+-- replica_id, whose reservation ids start again from the first, from
+-- being taken for the old ones. Amounts are integer nano-USD; body is the
+-- whole record as JSON (its time to the nanosecond).
 CREATE TABLE hardcap.records (
 	replica       text NOT NULL,
 	id            text NOT NULL,
@@ -15,7 +19,7 @@ CREATE TABLE hardcap.records (
 	charged_nano  bigint NOT NULL,
 	reserved_nano bigint NOT NULL,
 	body          jsonb NOT NULL,
-	PRIMARY KEY (replica, id)
+	PRIMARY KEY (replica, id, ended)
 );
 
 CREATE INDEX records_ended ON hardcap.records (ended, replica, id);
