@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
 
@@ -13,7 +12,7 @@ import (
 // and crashed before delivering it loses it: deliver at most once.
 func (s *Store) ClaimAlert(ctx context.Context, key string) (bool, error) {
 	if key == "" {
-		return false, errors.New("postgres: claim alert: empty dedupe key")
+		return false, ErrNoAlertKey
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

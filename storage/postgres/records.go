@@ -13,6 +13,18 @@ import (
 // MaxInsert is the most records InsertRecords takes in one call.
 const MaxInsert = 1000
 
+// Errors of InsertRecords and ClaimAlert. (Here rather than in errors.go,
+// which another branch is adding to.)
+var (
+	// ErrTooManyRecords is a call of InsertRecords with more than
+	// MaxInsert records.
+	ErrTooManyRecords = errors.New("postgres: too many records in one insert")
+	// ErrNoRecordID is a record without a ReservationID.
+	ErrNoRecordID = errors.New("postgres: a usage record without an id")
+	// ErrNoAlertKey is ClaimAlert's empty dedupe key.
+	ErrNoAlertKey = errors.New("postgres: an alert without a dedupe key")
+)
+
 // InsertRecords inserts this replica's usage records in one statement;
 // a record already there (same replica, id and end time) is left as it
 // is, so shipping a batch again is harmless. Each record's id is its
@@ -24,7 +36,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []budget.Record) error {
 		return nil
 	}
 	if len(recs) > MaxInsert {
-		return fmt.Errorf("postgres: insert records: %d records, at most %d", len(recs), MaxInsert)
+		return fmt.Errorf("%w: %d, at most %d", ErrTooManyRecords, len(recs), MaxInsert)
 	}
 	n := len(recs)
 	ids, projects, tokens, models := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -33,7 +45,7 @@ func (s *Store) InsertRecords(ctx context.Context, recs []budget.Record) error {
 	charged, reserved := make([]int64, n), make([]int64, n)
 	for i, r := range recs {
 		if r.ReservationID == "" {
-			return errors.New("postgres: insert records: a record without an id")
+			return ErrNoRecordID
 		}
 		body, err := json.Marshal(r)
 		if err != nil {

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -92,9 +93,15 @@ func testInsertIsIdempotent(t *testing.T, dsn string) {
 	if n, m := sum(0, 15, func(budget.Record) bool { return true }); u.Records != n+1 || u.Charged != m+again.Charged {
 		t.Fatalf("after a record of a fresh ledger: got %d records charged %d; want %d, %d", u.Records, u.Charged, n+1, m+again.Charged)
 	}
-	for _, bad := range [][]budget.Record{{{Time: base}}, make([]budget.Record, postgres.MaxInsert+1)} {
-		if err := a.InsertRecords(ctx, bad); err == nil {
-			t.Errorf("inserting %d records (the first without an id): no error", len(bad))
+	for _, tt := range []struct {
+		recs []budget.Record
+		want error
+	}{
+		{[]budget.Record{rec(1), {Time: base}}, postgres.ErrNoRecordID},
+		{recs(0, postgres.MaxInsert+1), postgres.ErrTooManyRecords},
+	} {
+		if err := a.InsertRecords(ctx, tt.recs); !errors.Is(err, tt.want) {
+			t.Errorf("inserting %d records: got %v, want %v", len(tt.recs), err, tt.want)
 		}
 	}
 }
@@ -215,8 +222,8 @@ func testClaimAlert(t *testing.T, dsn string) {
 			t.Errorf("%s claims %s: %v, %v; want %v", tt.s.Replica(), tt.key, got, err, tt.want)
 		}
 	}
-	if _, err := a.ClaimAlert(ctx, ""); err == nil {
-		t.Error("an empty key: no error")
+	if _, err := a.ClaimAlert(ctx, ""); !errors.Is(err, postgres.ErrNoAlertKey) {
+		t.Errorf("an empty key: got %v, want ErrNoAlertKey", err)
 	}
 }
 
