@@ -113,6 +113,11 @@ type Options struct {
 	// a goroutine of the change feed (see mirror.go); it must not block.
 	// MirrorApply's writes are not told.
 	Changed func(kind, target string)
+	// Outbox notes every usage record in an outbox, in the record's own
+	// transaction, for a shipper to copy to the cluster store (see
+	// OutboxBatch, OutboxDone). Opening without it drops an outbox left
+	// by an earlier run.
+	Outbox bool
 }
 
 // DB is hardcap's database. It is safe for concurrent use.
@@ -138,6 +143,8 @@ type DB struct {
 	retention atomic.Int64
 	onAlert   func()
 	onFreeze  func(KillTarget)
+	// outbox is Options.Outbox (see outbox.go).
+	outbox bool
 
 	ops        chan *writeOp
 	writerDone chan struct{}
@@ -256,6 +263,7 @@ func open(path string, opts Options) (*DB, error) {
 		onFreeze:     opts.OnFreeze,
 		escrow:       opts.Escrow,
 		allow:        make(map[string]budget.Money),
+		outbox:       opts.Outbox,
 		ops:          make(chan *writeOp, 4096),
 		refusals:     make(chan refusal, refusalQueueLen),
 		writerDone:   make(chan struct{}),
@@ -355,6 +363,9 @@ func (db *DB) openChecks() error {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
+			}
+			if err := db.openOutbox(tx); err != nil {
+				return err
 			}
 			if tx.Bucket(bucketMeta).Get(metaFormat) == nil {
 				// A file from before versions has format 1's layout;

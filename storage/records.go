@@ -141,6 +141,9 @@ func writeRecord(tx *bolt.Tx, st *state, rec budget.Record) error {
 	if err := b.Put(key, v); err != nil {
 		return fatal(err)
 	}
+	if err := outboxPut(tx, key); err != nil {
+		return fatal(err)
+	}
 	return fatal(indexRecord(tx, st, key, rec, ids))
 }
 
