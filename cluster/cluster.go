@@ -48,6 +48,11 @@ type Node struct {
 	Store   *postgres.Store
 	Escrow  *Escrow
 	Tenancy *Tenancy
+	// Outbox ships the ledger's usage records (opened with
+	// storage.Options.Outbox) to the store.
+	Outbox     *Outbox
+	stopOutbox context.CancelFunc
+	outboxDone chan struct{}
 }
 
 // Feed carries the ledger's change feed to the cluster's tenancy, which
@@ -62,9 +67,25 @@ func (f *Feed) Changed(kind, target string) { f.t.Load().Changed(kind, target) }
 // the replica, replays what its ledger db (opened in escrow mode) spent
 // into the store, and takes the lease on its slices.
 func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
-	pg, err := postgres.Open(ctx, postgres.Options{DSN: opts.DSN, Replica: opts.Replica, Timeout: opts.Timeout, GrantShare: 4})
-	if err != nil {
-		return nil, err
+	var pg *postgres.Store
+	for {
+		var err error
+		pg, err = postgres.Open(ctx, postgres.Options{DSN: opts.DSN, Replica: opts.Replica, Timeout: opts.Timeout, GrantShare: 4})
+		var held *postgres.LeaseHeldError
+		if !errors.As(err, &held) {
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
+		// Restarted within the lease of its last run (a crash): that run
+		// may be taken to have stopped only once its lease has ended.
+		opts.Log.Warn().Dur("wait", held.Left).Msg("cluster: this replica_id's lease from its last run has not ended; waiting for it (if another process runs with this replica_id, stop one)")
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(held.Left + 50*time.Millisecond):
+		}
 	}
 	n := &Node{Store: pg, Escrow: NewEscrow(pg, db, opts.Global, opts.Log, opts.Escrow), Tenancy: NewTenancy(pg, db, opts.Replica, opts.Log)}
 	n.Tenancy.OnApply = opts.OnRemote
@@ -85,6 +106,13 @@ func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
 		pg.Close()
 		return nil, err
 	}
+	n.Outbox = NewOutbox(pg, db, opts.Log)
+	octx, cancel := context.WithCancel(context.Background())
+	n.stopOutbox, n.outboxDone = cancel, make(chan struct{})
+	go func() {
+		defer close(n.outboxDone)
+		n.Outbox.Run(octx)
+	}()
 	return n, nil
 }
 
@@ -92,7 +120,18 @@ func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
 // settled), ends the lease and disconnects.
 func (n *Node) Close(ctx context.Context) error {
 	err := n.Escrow.Close(ctx)
+	n.stopOutbox()
+	<-n.outboxDone
+	// What is left in the outbox stays in the ledger for the next start.
+	derr := n.Outbox.Drain(ctx)
 	n.Tenancy.Close()
 	n.Store.Close()
-	return errors.Join(err)
+	return errors.Join(err, derr)
+}
+
+// State is the escrow's State with the outbox's backlog.
+func (n *Node) State() State {
+	st := n.Escrow.State()
+	st.RecordsToShip = n.Outbox.Waiting()
+	return st
 }

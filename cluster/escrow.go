@@ -35,8 +35,11 @@ type Escrow struct {
 	// cluster status.
 	trips atomic.Uint64
 	// lost says the last call to the store failed: a grant is then not
-	// tried while a request waits, only in the background.
-	lost atomic.Bool
+	// tried while a request waits, only in the background. forgotten
+	// says hardcap cluster forget charged this replica: it never spends
+	// or asks for anything again.
+	lost      atomic.Bool
+	forgotten atomic.Bool
 
 	// onReplicas is Options.OnReplicas; catchUp brings the tenancy in
 	// step after a lost contact, before the lease is extended.
@@ -123,6 +126,7 @@ type window struct {
 	lastReserved int64
 	lastFold     time.Time
 	lastTend     time.Time
+	reclaimed    time.Time
 	foldedSpent  budget.Money
 	foldedGrant  budget.Money
 }
@@ -166,6 +170,13 @@ func (e *Escrow) Start(ctx context.Context) error {
 	}
 	for _, a := range local {
 		sl := slices[a.Key]
+		if sl.Committed > a.Committed {
+			// The store counts spend this ledger no longer has (a
+			// restored backup, a salvage): it stays counted.
+			if a, err = e.db.Adopt(ctx, a.Key, sl.Committed); err != nil {
+				return err
+			}
+		}
 		w := e.window(a.Key, sl.Scope)
 		w.mu.Lock()
 		err := e.fold(ctx, w, a, true)
@@ -205,6 +216,12 @@ const pressure = 5 * time.Second
 // slices hold unused, when they hold any, and asks again for want, or at
 // least lack (w.mu held). ok says the grant landed.
 func (e *Escrow) reclaim(ctx context.Context, w *window, want, lack budget.Money) (ok bool, err error) {
+	if time.Since(w.reclaimed) < time.Second {
+		// One wait a second per window: requests queued behind a
+		// reclaim that found nothing are refused at once.
+		return false, nil
+	}
+	w.reclaimed = time.Now()
 	unclaimed, err := e.pg.Unclaimed(ctx, w.key)
 	e.trip()
 	if err != nil || unclaimed <= minSlice {
@@ -340,6 +357,14 @@ func (e *Escrow) note(res budget.Reservation) {
 // landed (this one or another request's meanwhile). err is set when the
 // store could not be reached.
 func (e *Escrow) grantNow(ctx context.Context, n storage.SliceNeed) (more bool, err error) {
+	if e.forgotten.Load() {
+		return false, postgres.ErrForgotten
+	}
+	if e.lost.Load() {
+		// Not while a request waits: the store is out of reach until the
+		// lease's renewal reaches it.
+		return false, errors.New("the cluster store did not answer the last call")
+	}
 	w := e.window(n.Key, n.Scope)
 	w.used.Store(time.Now().UnixNano())
 	if int64(n.Worst) > w.worst.Load() {
@@ -418,7 +443,7 @@ func (e *Escrow) grant(ctx context.Context, w *window, want, least budget.Money)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := e.db.SetAllowance(ctx, w.key, sl.Granted, sl.Committed); err != nil {
+	if _, err := e.db.SetAllowance(ctx, w.key, sl.Granted); err != nil {
 		return 0, err
 	}
 	w.gen.Add(1)
@@ -435,7 +460,7 @@ func (e *Escrow) fold(ctx context.Context, w *window, a storage.Allowance, give 
 	keep := a.Granted
 	sl, err := e.pg.Fold(ctx, w.key, a.Committed, keep)
 	e.trip()
-	e.lost.Store(err != nil)
+	e.lost.Store(unreachableOnly(err) != nil && !errors.Is(err, postgres.ErrBadAmount))
 	if errors.Is(err, postgres.ErrBadAmount) && a.Granted == 0 {
 		// Spend in a window the store never granted a slice of: an
 		// unlimited budget's, or one from before the cluster.
@@ -444,7 +469,7 @@ func (e *Escrow) fold(ctx context.Context, w *window, a storage.Allowance, give 
 	if err != nil {
 		return err
 	}
-	if _, err := e.db.SetAllowance(ctx, w.key, sl.Granted, sl.Committed); err != nil {
+	if _, err := e.db.SetAllowance(ctx, w.key, sl.Granted); err != nil {
 		return err
 	}
 	w.foldedSpent, w.foldedGrant, w.lastFold = a.Committed, sl.Granted, time.Now()
@@ -454,14 +479,17 @@ func (e *Escrow) fold(ctx context.Context, w *window, a storage.Allowance, give 
 // setLimit writes scope's limit, as this replica's ledger holds it, to
 // the store: for a window whose scope the store has no limit for yet.
 func (e *Escrow) setLimit(ctx context.Context, scope budget.Scope) error {
-	l := e.global
-	if scope != budget.GlobalScope {
-		var err error
-		if l, err = e.db.Limit(scope); err != nil {
-			return err
-		}
+	if scope == budget.GlobalScope {
+		// The config's: every replica must have the same.
+		err := e.pg.SetLimit(ctx, scope, e.global)
+		e.trip()
+		return err
 	}
-	err := e.pg.SetLimit(ctx, scope, l)
+	l, err := e.db.Limit(scope)
+	if err != nil {
+		return err
+	}
+	err = e.pg.EnsureLimit(ctx, scope, l)
 	e.trip()
 	return err
 }
@@ -480,6 +508,7 @@ func (e *Escrow) renew(ctx context.Context) error {
 	err := e.pg.Renew(ctx, e.opts.Lease)
 	e.trip()
 	if errors.Is(err, postgres.ErrForgotten) {
+		e.forgotten.Store(true)
 		e.db.SetLease(time.Time{})
 		return err
 	}
@@ -510,12 +539,18 @@ func (e *Escrow) target(w *window) budget.Money {
 	return t
 }
 
-// run is the background loop: the lease, top-ups, folds, give-backs.
+// run is the background loop: top-ups, folds, give-backs; the lease is
+// renewed by its own loop (renewLoop), so that slow upkeep never delays it.
 func (e *Escrow) run() {
 	defer close(e.done)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		e.renewLoop()
+	}()
+	defer func() { <-renewed }()
 	tick := time.NewTicker(e.opts.Tick)
 	defer tick.Stop()
-	lastRenew := time.Now()
 	for {
 		select {
 		case <-e.stop:
@@ -523,15 +558,40 @@ func (e *Escrow) run() {
 		case <-tick.C:
 		case <-e.kick:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), e.opts.Lease)
-		if time.Since(lastRenew) >= e.opts.Renew || e.lost.Load() {
-			if err := e.renew(ctx); err != nil {
-				e.log.Warn().Err(err).Msg("cluster: the lease on this replica's budget slices was not renewed")
-			} else {
-				lastRenew = time.Now()
-			}
+		if e.forgotten.Load() {
+			continue
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.Renew*4)
 		e.tend(ctx)
+		cancel()
+	}
+}
+
+// renewLoop renews the lease every Renew, and every Tick while the store
+// is out of reach.
+func (e *Escrow) renewLoop() {
+	last := time.Now()
+	tick := time.NewTicker(e.opts.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-tick.C:
+		}
+		if e.forgotten.Load() || (time.Since(last) < e.opts.Renew && !e.lost.Load()) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.Renew)
+		if err := e.renew(ctx); err != nil {
+			if errors.Is(err, postgres.ErrForgotten) {
+				e.log.Error().Msg("cluster: this replica was forgotten (hardcap cluster forget): it refuses every request; start it with a new replica_id and an empty data dir")
+			} else {
+				e.log.Warn().Err(err).Msg("cluster: the lease on this replica's budget slices was not renewed")
+			}
+		} else {
+			last = time.Now()
+		}
 		cancel()
 	}
 }
@@ -562,7 +622,10 @@ func (e *Escrow) tend(ctx context.Context) {
 			// Under w.mu, so that no call to the store is made through
 			// this window again (see grantNow).
 			w.dead = true
-			e.keys.Delete(w.key)
+			e.keys.CompareAndDelete(w.key, w)
+			if err := e.db.Drop(ctx, w.key); err != nil {
+				e.log.Debug().Err(err).Str("window", w.key).Msg("cluster: allowance not dropped")
+			}
 		}
 		w.mu.Unlock()
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -653,6 +716,8 @@ type State struct {
 	Reachable   bool          `json:"store_reachable"`
 	Windows     int           `json:"windows"`
 	RoundTrips  uint64        `json:"round_trips"`
+	// RecordsToShip counts usage records not yet in the store (Node.State).
+	RecordsToShip int `json:"records_to_ship"`
 }
 
 // State reports the lease, the windows tended and the round trips.

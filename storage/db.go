@@ -177,7 +177,10 @@ type DB struct {
 	// window (writer only) and lease the end of the lease on them.
 	escrow bool
 	allow  map[string]budget.Money
-	lease  atomic.Pointer[time.Time]
+	// base is spend of a window the cluster store counts and this
+	// ledger lost (see Adopt); writer only.
+	base  map[string]budget.Money
+	lease atomic.Pointer[time.Time]
 
 	recovered []budget.Record
 	stats     writerStats
@@ -263,6 +266,7 @@ func open(path string, opts Options) (*DB, error) {
 		onFreeze:     opts.OnFreeze,
 		escrow:       opts.Escrow,
 		allow:        make(map[string]budget.Money),
+		base:         make(map[string]budget.Money),
 		outbox:       opts.Outbox,
 		ops:          make(chan *writeOp, 4096),
 		refusals:     make(chan refusal, refusalQueueLen),

@@ -73,21 +73,51 @@ func (db *DB) ReserveFinal(ctx context.Context, req budget.Request, q budget.Quo
 }
 
 // SetAllowance sets the allowance of window key to granted, as the
-// cluster store holds it after a grant or a fold, less what the store
-// counts as committed beyond this ledger's own spend (a ledger that lost
-// its records must not spend them again).
-func (db *DB) SetAllowance(ctx context.Context, key string, granted, committedThere budget.Money) (Allowance, error) {
+// cluster store holds it after a grant or a fold.
+func (db *DB) SetAllowance(ctx context.Context, key string, granted budget.Money) (Allowance, error) {
 	if !db.escrow {
 		return Allowance{}, fmt.Errorf("storage: not in escrow mode")
 	}
 	var a Allowance
 	err := db.update(ctx, func(*bolt.Tx) error {
-		lost := max(committedThere-db.st.spend[key].Committed, 0)
-		db.allow[key] = max(granted-lost, 0)
+		db.allow[key] = max(granted, 0)
 		a = db.allowance(key)
 		return nil
 	})
 	return a, err
+}
+
+// Adopt makes committed, what the cluster store counts as this
+// replica's spend in window key, the floor of the window's committed
+// spend here: a ledger restored from an older backup or salvaged with
+// records lost must neither spend that money again nor fold a smaller
+// figure. The difference is kept in memory (the store holds it) and
+// counted in every Allowance and reservation of the window.
+func (db *DB) Adopt(ctx context.Context, key string, committed budget.Money) (Allowance, error) {
+	if !db.escrow {
+		return Allowance{}, fmt.Errorf("storage: not in escrow mode")
+	}
+	var a Allowance
+	err := db.update(ctx, func(*bolt.Tx) error {
+		if gap := committed - db.st.spend[key].Committed - db.base[key]; gap > 0 {
+			db.base[key] += gap
+		}
+		a = db.allowance(key)
+		return nil
+	})
+	return a, err
+}
+
+// Drop forgets the allowance of window key when its slice holds nothing
+// beyond its spend: a window no longer used (an ended period) leaves no
+// entry behind. A later grant sets it again from the store's figure.
+func (db *DB) Drop(ctx context.Context, key string) error {
+	return db.update(ctx, func(*bolt.Tx) error {
+		if a := db.allowance(key); a.Reserved == 0 && a.Granted <= a.Committed {
+			delete(db.allow, key)
+		}
+		return nil
+	})
 }
 
 // TakeBack lowers the allowance of window key to keep, or to what its
@@ -168,10 +198,11 @@ func (db *DB) leaseEnded() bool {
 	return until == nil || !time.Now().Before(*until)
 }
 
-// allowance is key's Allowance; writer only.
+// allowance is key's Allowance (with the spend Adopt took on); writer
+// only.
 func (db *DB) allowance(key string) Allowance {
 	sp := db.st.spend[key]
-	return Allowance{Key: key, Granted: db.allow[key], Committed: sp.Committed, Reserved: sp.Reserved}
+	return Allowance{Key: key, Granted: db.allow[key], Committed: sp.Committed + db.base[key], Reserved: sp.Reserved}
 }
 
 // escrowRoom narrows headroom to what the allowances of the limited
@@ -186,7 +217,7 @@ func (db *DB) escrowRoom(budgets []budget.Budget, keys []string, spends []budget
 		if b.Limit.Unlimited() {
 			continue
 		}
-		room := max(db.allow[keys[i]]-spends[i].Committed-spends[i].Reserved, 0)
+		room := max(db.allow[keys[i]]-spends[i].Committed-db.base[keys[i]]-spends[i].Reserved, 0)
 		if room < worst && !final {
 			lack := worst - room
 			if db.onLow != budget.Reject {

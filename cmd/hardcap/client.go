@@ -710,8 +710,8 @@ func clientCommand(ctx context.Context, args []string, stdout io.Writer) error {
 			if !cs.Reachable {
 				reach = "NOT reachable: serving from the slices held until the lease ends"
 			}
-			fmt.Fprintf(stdout, "cluster: replica %s; store %s; lease %s left; %d budget windows with slices; %d store round trips\n",
-				cs.Replica, reach, (time.Duration(cs.LeaseLeftMS) * time.Millisecond).Round(100*time.Millisecond), cs.Windows, cs.RoundTrips)
+			fmt.Fprintf(stdout, "cluster: replica %s; store %s; lease %s left; %d budget windows with slices; %d store round trips; %d usage records to ship\n",
+				cs.Replica, reach, (time.Duration(cs.LeaseLeftMS) * time.Millisecond).Round(100*time.Millisecond), cs.Windows, cs.RoundTrips, cs.RecordsToShip)
 		}
 		for _, p := range st.Prices {
 			line := fmt.Sprintf("prices: %s from %s", p.Name, p.Origin)

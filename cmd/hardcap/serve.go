@@ -174,6 +174,7 @@ func (m *Main) Open() error {
 			}
 		},
 		Escrow: set.cluster.on,
+		Outbox: set.cluster.on,
 		// In a cluster, every tenancy change is published to the others.
 		Changed: m.clusterFeed.Changed,
 	})
@@ -583,7 +584,7 @@ func (m *Main) statusFacts(set settings) map[string]any {
 		// Names and kinds only: a channel's URL and secret are credentials.
 	}
 	if c := m.cluster; c != nil {
-		facts["cluster"] = c.Escrow.State()
+		facts["cluster"] = c.State()
 	}
 	return facts
 }

@@ -31,6 +31,29 @@ type Window struct {
 	Held, Committed budget.Money
 }
 
+// EnsureLimit writes a scope's limit only when the store has none: the
+// limits the tenancy publishes are never overwritten by a replica's older
+// view of them.
+func (s *Store) EnsureLimit(ctx context.Context, scope budget.Scope, l budget.Limit) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var limit *int64
+	if c, ok := l.Ceiling(); ok {
+		v := int64(c)
+		limit = &v
+	}
+	period := string(l.Period)
+	if period == "" {
+		period = string(budget.Total)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO hardcap.limits (scope, limit_nano, period) VALUES ($1, $2, $3)
+		ON CONFLICT (scope) DO NOTHING`, string(scope), limit, period)
+	if err != nil {
+		return fmt.Errorf("postgres: ensure limit: %w", s.scrub(err))
+	}
+	return nil
+}
+
 // SetLimit sets a scope's limit (ok false: no limit) and period. A lower
 // limit refuses further grants at once; slices granted before it stay
 // granted until they are spent or given back.
@@ -72,6 +95,7 @@ WITH g AS (
 	    last_grant = LEAST(l.limit_nano - w.held, GREATEST($4::bigint, LEAST($3::bigint, (l.limit_nano - w.held) / $5::bigint)))
 	FROM hardcap.limits l
 	WHERE w.key = $1 AND l.scope = w.scope
+	  AND NOT EXISTS (SELECT 1 FROM hardcap.replicas r WHERE r.id = $2 AND r.forgotten IS NOT NULL)
 	  AND LEAST(l.limit_nano - w.held, GREATEST($4::bigint, LEAST($3::bigint, (l.limit_nano - w.held) / $5::bigint))) >= $4::bigint
 	RETURNING w.last_grant AS amount
 )

@@ -178,21 +178,37 @@ func migrationFiles() ([]migration, error) {
 }
 
 // register records the replica (or its restart); a forgotten one is
-// refused.
+// refused, and one whose lease has not ended is refused with a
+// LeaseHeldError: a process with this id may still be spending its
+// slices.
 func (s *Store) register(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var forgotten *time.Time
+	var until time.Time
+	var left int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO hardcap.replicas (id) VALUES ($1)
-		ON CONFLICT (id) DO UPDATE SET started = now(), seen = now()
-		RETURNING forgotten`, s.replica).Scan(&forgotten)
+		ON CONFLICT (id) DO UPDATE SET started = CASE WHEN hardcap.replicas.lease_until > now() THEN hardcap.replicas.started ELSE now() END, seen = now()
+		RETURNING forgotten, lease_until, greatest(0, extract(epoch FROM lease_until - now()) * 1000)::bigint`, s.replica).Scan(&forgotten, &until, &left)
 	if err != nil {
 		return fmt.Errorf("postgres: register replica: %w", s.scrub(err))
 	}
 	if forgotten != nil {
 		return ErrForgotten
 	}
+	if left > 0 {
+		return &LeaseHeldError{Left: time.Duration(left) * time.Millisecond}
+	}
 	return nil
+}
+
+// LeaseHeldError is a replica id whose lease runs for Left more: either
+// the same replica restarted quickly after a crash (wait and open again)
+// or a second process runs with its id (a mistake: stop one).
+type LeaseHeldError struct{ Left time.Duration }
+
+func (e *LeaseHeldError) Error() string {
+	return fmt.Sprintf("postgres: this replica_id holds a lease for %v more: another process may run with it, or it restarted after a crash", e.Left.Round(time.Millisecond))
 }
 
 // redacted is an error whose message has the DSN's password cut out;

@@ -27,13 +27,16 @@ func (s *Store) Press(ctx context.Context, key string) error {
 }
 
 // Unclaimed is what the slices of window key hold beyond what the
-// replicas folded in: money other replicas may give back (or are
-// spending right now).
+// replicas with a live lease folded in: money they may give back (or are
+// spending right now). A replica away holds its slices until it returns
+// or is forgotten.
 func (s *Store) Unclaimed(ctx context.Context, key string) (budget.Money, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(granted - committed), 0)::bigint FROM hardcap.slices WHERE key = $1 AND replica <> $2`, key, s.replica).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(sl.granted - sl.committed), 0)::bigint FROM hardcap.slices sl
+		JOIN hardcap.replicas r ON r.id = sl.replica
+		WHERE sl.key = $1 AND sl.replica <> $2 AND r.lease_until > now() AND r.forgotten IS NULL`, key, s.replica).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: unclaimed: %w", s.scrub(err))
 	}
