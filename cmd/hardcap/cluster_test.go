@@ -74,6 +74,24 @@ func TestCluster_TwoReplicasShareABudget(t *testing.T) {
 		t.Errorf("two replicas spent only %s of %s: the rest was stranded in a slice", spent, ceiling)
 	}
 
+	// Every record reaches the store: the cluster's usage is both
+	// replicas' own.
+	opsCfg := filepath.Join(t.TempDir(), "ops.yaml")
+	if err := os.WriteFile(opsCfg, []byte(clusterCfg("ops")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every record in the store", func() bool {
+		out, err := offline("cluster", "usage", "--config", opsCfg, "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u struct {
+			Requests int          `json:"requests"`
+			Spent    budget.Money `json:"spent_usd"`
+		}
+		decodeJSON(t, out, &u)
+		return u.Requests == served["a"]+served["b"] && u.Spent == spent
+	})
 	// A budget change on a reaches b; a kill on b stops a's requests.
 	a.mustCLI("project", "set", "web", "--budget", "1")
 	waitFor(t, "the budget on b", func() bool {

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hardcap/hardcap/budget"
+	"github.com/hardcap/hardcap/proxy/admin"
 	"github.com/hardcap/hardcap/storage/postgres"
 )
 
@@ -17,21 +19,26 @@ import (
 // every replica down.
 func clusterCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError("cluster: want a subcommand: status or forget REPLICA (see hardcap help cluster)")
+		return usageError("cluster: want a subcommand: status, usage or forget REPLICA (see hardcap help cluster)")
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("cluster " + sub)
 	config := fs.String("config", "", "config file with the cluster: section (default $HARDCAP_CONFIG)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	var force *bool
+	var project, token, since *string
 	want := 0
 	switch sub {
 	case "status":
+	case "usage":
+		project = fs.String("project", "", "only this project")
+		token = fs.String("token", "", "only this token")
+		since = fs.String("since", "", "only the last DURATION (24h, 7d); default everything shipped")
 	case "forget":
 		force = fs.Bool("force", false, "forget a replica whose lease has not ended (it may still be spending)")
 		want = 1
 	default:
-		return usageError(fmt.Sprintf("cluster: unknown subcommand %q: want status or forget", sub))
+		return usageError(fmt.Sprintf("cluster: unknown subcommand %q: want status, usage or forget", sub))
 	}
 	pos, err := parseFlags(fs, args, want)
 	if err != nil {
@@ -55,8 +62,19 @@ func clusterCommand(ctx context.Context, args []string, stdout io.Writer) error 
 		return fmt.Errorf("cluster: %w", err)
 	}
 	defer store.Close()
-	if sub == "forget" {
+	switch sub {
+	case "forget":
 		return clusterForget(ctx, store, pos[0], *force, *jsonOut, stdout)
+	case "usage":
+		f := postgres.UsageFilter{Project: *project, Token: *token}
+		if *since != "" {
+			d, err := admin.ParseDuration(*since)
+			if err != nil {
+				return usageError("cluster usage: --since: " + err.Error())
+			}
+			f.Since = time.Now().Add(-d)
+		}
+		return clusterUsage(ctx, store, f, *jsonOut, stdout)
 	}
 	reps, err := store.Replicas(ctx)
 	if err != nil {
@@ -79,6 +97,47 @@ func clusterCommand(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nHeld is granted to a replica beyond what it folded in: counted as spent until it folds it in or gives it back.")
+	return nil
+}
+
+// clusterUsage prints the usage records every replica shipped, summed
+// per project, token and model.
+func clusterUsage(ctx context.Context, store *postgres.Store, f postgres.UsageFilter, jsonOut bool, stdout io.Writer) error {
+	u, err := store.ClusterUsage(ctx, f)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if jsonOut {
+		type row struct {
+			Project  string       `json:"project"`
+			Token    string       `json:"token_id"`
+			Model    string       `json:"model"`
+			Requests int64        `json:"requests"`
+			Spent    budget.Money `json:"spent_usd"`
+		}
+		out := struct {
+			Requests  int64        `json:"requests"`
+			Spent     budget.Money `json:"spent_usd"`
+			Truncated bool         `json:"truncated,omitempty"`
+			Rows      []row        `json:"rows"`
+		}{Requests: u.Records, Spent: u.Charged, Truncated: u.Truncated, Rows: []row{}}
+		for _, r := range u.Rows {
+			out.Rows = append(out.Rows, row{r.Project, r.Token, r.Model, r.Records, r.Charged})
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\tTOKEN\tMODEL\tREQUESTS\tSPENT USD")
+	for _, r := range u.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Project, r.Token, r.Model, r.Records, r.Charged)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "\n%d requests, %s USD, across the cluster (records reach the store within about a second of settling)\n", u.Records, u.Charged)
+	if u.Truncated {
+		fmt.Fprintf(stdout, "only the first %d rows are shown; narrow with --project, --token or --since\n", postgres.MaxUsageRows)
+	}
 	return nil
 }
 

@@ -47,6 +47,7 @@ Usage:
   hardcap db check|recover          (offline, on the data dir)
   hardcap db backup FILE|-          (through the running server; - is stdout)
   hardcap cluster status [--config FILE]   (replicas, slices held, last contact)
+  hardcap cluster usage [--project NAME] [--token ID] [--since D]   (every replica's usage)
   hardcap cluster forget REPLICA [--force]   (charge a replica that will not return)
   hardcap scan [PATH...] [--git | --staged] [--revoke [--yes]] [--json]
   hardcap scan --install-hook       (a git pre-commit hook running scan --staged)
@@ -129,6 +130,9 @@ var commandDocs = map[string]commandDoc{
 	"cluster status": {"cluster status [--config FILE] [--json]",
 		"Lists the replicas of the cluster the config's cluster: section names, read from PostgreSQL directly\n(it works with every replica down): each one's state, last contact, slices, what they hold beyond their\nfolded spend, and what they folded in.",
 		"hardcap cluster status --config /etc/hardcap/hardcap.yaml"},
+	"cluster usage": {"cluster usage [--config FILE] [--project NAME] [--token ID] [--since D] [--json]",
+		"Sums the usage records every replica shipped to PostgreSQL (each replica writes a record to its own\nledger first and ships it within about a second), per project, token and model.",
+		"hardcap cluster usage --config /etc/hardcap/hardcap.yaml --since 24h"},
 	"cluster forget": {"cluster forget REPLICA [--config FILE] [--force]",
 		"Charges every slice a replica that will not come back holds as spent in full, and bars its replica_id\nfor good, so the money it held can never be spent twice. Refused while its lease runs (it may still be\nspending) unless --force.",
 		"hardcap cluster forget r3"},
