@@ -473,6 +473,7 @@ func (e *Escrow) fold(ctx context.Context, w *window, a storage.Allowance, give 
 		return err
 	}
 	w.foldedSpent, w.foldedGrant, w.lastFold = a.Committed, sl.Granted, time.Now()
+	e.db.SetElsewhere(w.key, sl.Elsewhere)
 	return nil
 }
 

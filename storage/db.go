@@ -178,9 +178,12 @@ type DB struct {
 	escrow bool
 	allow  map[string]budget.Money
 	// base is spend of a window the cluster store counts and this
-	// ledger lost (see Adopt); writer only.
-	base  map[string]budget.Money
-	lease atomic.Pointer[time.Time]
+	// ledger lost (see Adopt); writer only. elsewhere is the other
+	// replicas' (see SetElsewhere).
+	base        map[string]budget.Money
+	elsewhereMu sync.Mutex
+	elsewhere   map[string]budget.Money
+	lease       atomic.Pointer[time.Time]
 
 	recovered []budget.Record
 	stats     writerStats
@@ -267,6 +270,7 @@ func open(path string, opts Options) (*DB, error) {
 		escrow:       opts.Escrow,
 		allow:        make(map[string]budget.Money),
 		base:         make(map[string]budget.Money),
+		elsewhere:    make(map[string]budget.Money),
 		outbox:       opts.Outbox,
 		ops:          make(chan *writeOp, 4096),
 		refusals:     make(chan refusal, refusalQueueLen),

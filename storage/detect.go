@@ -518,7 +518,7 @@ func (db *DB) detectThresholds(tx *bolt.Tx, res budget.Reservation, s budget.Set
 		if !slices.Contains(res.Keys, key) {
 			continue
 		}
-		committed := st.spend[key].Committed
+		committed := st.spend[key].Committed + db.spentElsewhere(key)
 		if committed < ths.at(0).Of(limit.Amount) {
 			continue // the common case: below every threshold
 		}

@@ -108,6 +108,30 @@ func (db *DB) Adopt(ctx context.Context, key string, committed budget.Money) (Al
 	return a, err
 }
 
+// SetElsewhere records what the rest of the cluster committed in window
+// key (as of the last fold), so that budget figures and threshold alerts
+// show the cluster's spend, not only this replica's. It never enters a
+// reservation's check: the allowance does that.
+func (db *DB) SetElsewhere(key string, m budget.Money) {
+	db.elsewhereMu.Lock()
+	defer db.elsewhereMu.Unlock()
+	if m <= 0 {
+		delete(db.elsewhere, key)
+		return
+	}
+	db.elsewhere[key] = m
+}
+
+// spentElsewhere is SetElsewhere's figure for key.
+func (db *DB) spentElsewhere(key string) budget.Money {
+	if !db.escrow {
+		return 0
+	}
+	db.elsewhereMu.Lock()
+	defer db.elsewhereMu.Unlock()
+	return db.elsewhere[key]
+}
+
 // Drop forgets the allowance of window key when its slice holds nothing
 // beyond its spend: a window no longer used (an ended period) leaves no
 // entry behind. A later grant sets it again from the store's figure.

@@ -83,7 +83,9 @@ func (db *DB) budgetStatus(tx *bolt.Tx, scope budget.Scope, l budget.Limit, now 
 	if p == "" {
 		p = budget.Total
 	}
-	return BudgetStatus{Scope: scope, Limit: l, Window: p.Window(now, db.loc), Spend: getSpend(tx, key)}
+	sp := getSpend(tx, key)
+	sp.Committed += db.spentElsewhere(key)
+	return BudgetStatus{Scope: scope, Limit: l, Window: p.Window(now, db.loc), Spend: sp}
 }
 
 // storedLimit is a limit as the limits bucket holds it.

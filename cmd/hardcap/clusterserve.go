@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hardcap/hardcap/alert"
 	"github.com/hardcap/hardcap/cluster"
 	"github.com/hardcap/hardcap/proxy"
 	"github.com/hardcap/hardcap/storage"
@@ -65,4 +66,13 @@ func (m *Main) leaveCluster() {
 		m.log.Info().Msg("left the cluster: slices given back")
 	}
 	m.cluster = nil
+}
+
+// alertOutbox is the alert outbox the delivery reads: in a cluster, one
+// where an alert every replica raises for the same event is sent once.
+func (m *Main) alertOutbox() alert.Outbox {
+	if m.cluster == nil {
+		return m.db
+	}
+	return &cluster.OnceOutbox{Outbox: m.db, Store: m.cluster.Store, Log: m.log}
 }

@@ -246,7 +246,7 @@ func (m *Main) planReload(old *running) (*reloadPlan, error) {
 		var n notifier
 		if set.alerts.hasChannels() {
 			opts := set.alerts.delivery
-			opts.Outbox, opts.Log, opts.Now = m.db, m.log, m.Now
+			opts.Outbox, opts.Log, opts.Now = m.alertOutbox(), m.log, m.Now
 			if n, err = newNotifier(opts); err != nil {
 				return nil, err
 			}

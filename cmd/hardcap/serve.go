@@ -250,7 +250,7 @@ func (m *Main) Open() error {
 	m.cutter.Store(m.proxy)
 	if set.alerts.hasChannels() {
 		opts := set.alerts.delivery
-		opts.Outbox, opts.Log, opts.Now = m.db, m.log, m.Now
+		opts.Outbox, opts.Log, opts.Now = m.alertOutbox(), m.log, m.Now
 		n, err := newNotifier(opts)
 		if err != nil {
 			return err

@@ -18,6 +18,9 @@ type Slice struct {
 	Committed budget.Money
 	// Scope is the window's budget scope (set by Slices).
 	Scope budget.Scope
+	// Elsewhere is what the other replicas folded into the window (set
+	// by Fold): the rest of the cluster's committed spend.
+	Elsewhere budget.Money
 }
 
 // Window is one budget window across the cluster.
@@ -167,7 +170,7 @@ WITH s AS (
 UPDATE hardcap.windows w
 SET held = w.held + s.granted_delta, committed = w.committed + s.committed_delta
 FROM s WHERE w.key = s.key
-RETURNING s.granted, s.committed`
+RETURNING s.granted, s.committed, w.committed - s.committed`
 
 // Fold records that the replica has committed spend nano-USD in the window
 // key in all (its own ledger's figure, not an increment) and lowers its
@@ -181,8 +184,8 @@ func (s *Store) Fold(ctx context.Context, key string, spent, keep budget.Money) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var granted, committed int64
-	err := s.pool.QueryRow(ctx, foldSQL, key, s.replica, int64(spent), int64(keep)).Scan(&granted, &committed)
+	var granted, committed, elsewhere int64
+	err := s.pool.QueryRow(ctx, foldSQL, key, s.replica, int64(spent), int64(keep)).Scan(&granted, &committed, &elsewhere)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if spent == 0 {
 			return Slice{}, nil // nothing granted, nothing spent
@@ -192,7 +195,7 @@ func (s *Store) Fold(ctx context.Context, key string, spent, keep budget.Money) 
 	if err != nil {
 		return Slice{}, fmt.Errorf("postgres: fold: %w", s.scrub(err))
 	}
-	return Slice{Granted: budget.Money(granted), Committed: budget.Money(committed)}, nil
+	return Slice{Granted: budget.Money(granted), Committed: budget.Money(committed), Elsewhere: budget.Money(max(elsewhere, 0))}, nil
 }
 
 // Slice is this replica's slice of the window key (zero when it has none).
