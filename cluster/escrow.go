@@ -217,9 +217,14 @@ const pressure = 5 * time.Second
 // least lack (w.mu held). ok says the grant landed.
 func (e *Escrow) reclaim(ctx context.Context, w *window, want, lack budget.Money) (ok bool, err error) {
 	if time.Since(w.reclaimed) < time.Second {
-		// One wait a second per window: requests queued behind a
-		// reclaim that found nothing are refused at once.
-		return false, nil
+		// One wait a second per window: a request queued behind a
+		// reclaim asks once more (what was given back since may be
+		// there) and does not wait.
+		_, err := e.grant(ctx, w, want, lack)
+		if errors.Is(err, postgres.ErrNoRoom) {
+			return false, nil
+		}
+		return err == nil, err
 	}
 	w.reclaimed = time.Now()
 	unclaimed, err := e.pg.Unclaimed(ctx, w.key)
@@ -672,7 +677,8 @@ func (e *Escrow) tendOne(ctx context.Context, w *window, idle bool, now time.Tim
 			return false, err
 		}
 		return false, e.fold(ctx, w, a, false)
-	case a.Room() > 3*target+minSlice:
+	case a.Room() > 3*target+minSlice || (target == 0 && a.Room() > 0):
+		// (target 0: another replica is pressed for this window.)
 		// Far more than the window's rate needs: give back the excess.
 		if a, err = e.db.TakeBack(ctx, w.key, a.Committed+a.Reserved+target); err != nil {
 			return false, err

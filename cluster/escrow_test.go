@@ -85,14 +85,15 @@ func (r *replica) reserve(n int64) (budget.Reservation, error) {
 	return r.node.Escrow.Reserve(ctx, budget.Request{TokenID: r.tok.ID, Model: "m"}, flat(n))
 }
 
-// committed is the project's committed spend in the replica's ledger.
+// committed is what the replica's ledger recorded for the project.
 func (r *replica) committed(t *testing.T) budget.Money {
 	t.Helper()
-	st, err := r.db.BudgetStatus(budget.ProjectScope("p"))
+	// This replica's own records (BudgetStatus counts the others' too).
+	u, err := r.db.Usage(storage.RecordFilter{Project: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Spend.Committed
+	return u.Spent
 }
 
 func TestEscrow(t *testing.T) {
