@@ -406,7 +406,7 @@ func (e *Escrow) grantNow(ctx context.Context, n storage.SliceNeed) (more bool, 
 	}
 	// Not enough left for the whole worst case: take what is left, so
 	// that the request can be clamped to it.
-	got, err := e.grant(ctx, w, n.Short, 1)
+	got, err := e.grantRest(ctx, w, n.Short)
 	if err != nil && !errors.Is(err, postgres.ErrNoRoom) {
 		return false, unreachableOnly(err)
 	}
@@ -444,6 +444,23 @@ func (e *Escrow) grant(ctx context.Context, w *window, want, least budget.Money)
 		amount, sl, err = e.pg.Grant(ctx, w.scope, w.key, want, least)
 		e.trip()
 	}
+	e.lost.Store(err != nil && unreachableOnly(err) != nil)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := e.db.SetAllowance(ctx, w.key, sl.Granted); err != nil {
+		return 0, err
+	}
+	w.gen.Add(1)
+	w.foldedGrant = sl.Granted
+	return amount, nil
+}
+
+// grantRest asks for want or all the budget has left (w.mu held), and
+// sets the allowance as grant does.
+func (e *Escrow) grantRest(ctx context.Context, w *window, want budget.Money) (budget.Money, error) {
+	amount, sl, err := e.pg.GrantRest(ctx, w.scope, w.key, max(want, 1))
+	e.trip()
 	e.lost.Store(err != nil && unreachableOnly(err) != nil)
 	if err != nil {
 		return 0, err

@@ -146,11 +146,12 @@ var ErrorCodes = []ErrorCode{
 	{ErrNoProviders, http.StatusNotFound, "not_found"},
 	// Failures of the server, which a retry may get past.
 	{ErrNoKey, http.StatusServiceUnavailable, "provider_key_unavailable"},
+	// Before ErrStorage, which wraps every failure to reserve.
+	{budget.ErrClusterUnavailable, http.StatusServiceUnavailable, "cluster_unavailable"},
 	{ErrStorage, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{budget.ErrLedgerClosed, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{budget.ErrLedgerDamaged, http.StatusServiceUnavailable, "ledger_unavailable"},
 	{budget.ErrNotReserved, http.StatusServiceUnavailable, "ledger_unavailable"},
-	{budget.ErrClusterUnavailable, http.StatusServiceUnavailable, "cluster_unavailable"},
 	{ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
 }
 

@@ -112,6 +112,17 @@ RETURNING (SELECT amount FROM g), granted, committed`
 // 1). It returns the amount granted and the slice after it; ErrNoRoom
 // when not even min fits, ErrNoLimit when the scope has no limit row.
 func (s *Store) Grant(ctx context.Context, scope budget.Scope, key string, want, min budget.Money) (budget.Money, Slice, error) {
+	return s.grant(ctx, scope, key, want, min, s.share)
+}
+
+// GrantRest is Grant of want or all that is left, however little (at
+// least 1), with no share kept for other replicas: for a request clamped
+// to what the budget has left, as on one node.
+func (s *Store) GrantRest(ctx context.Context, scope budget.Scope, key string, want budget.Money) (budget.Money, Slice, error) {
+	return s.grant(ctx, scope, key, want, 1, 1)
+}
+
+func (s *Store) grant(ctx context.Context, scope budget.Scope, key string, want, min budget.Money, share int64) (budget.Money, Slice, error) {
 	if min < 1 || want < min {
 		return 0, Slice{}, ErrBadAmount
 	}
@@ -122,7 +133,7 @@ func (s *Store) Grant(ctx context.Context, scope budget.Scope, key string, want,
 	// steady state is one statement.
 	for attempt := 0; ; attempt++ {
 		var amount, granted, committed int64
-		err := s.pool.QueryRow(ctx, grantSQL, key, s.replica, int64(want), int64(min), s.share).Scan(&amount, &granted, &committed)
+		err := s.pool.QueryRow(ctx, grantSQL, key, s.replica, int64(want), int64(min), share).Scan(&amount, &granted, &committed)
 		if err == nil {
 			return budget.Money(amount), Slice{Granted: budget.Money(granted), Committed: budget.Money(committed)}, nil
 		}
