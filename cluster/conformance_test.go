@@ -25,6 +25,21 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// gaps are the suite's checks the cluster store does not pass yet.
+var gaps = map[string]string{
+	// Escrow.grantNow (cluster/escrow.go, the fallback grant of n.Short
+	// with least 1 after ErrNoRoom) gets at most a GrantShare (4, set in
+	// cluster.Open) of what the budget has left, and ReserveFinal then
+	// clamps the request to that: with 6000 left and nothing else in
+	// flight a request is clamped to 1500.
+	storagetest.GapClampFills: "a clamped request gets a quarter of what is left (Escrow.grantNow's fallback grant)",
+	// The store's limit of a scope is written only when a grant finds
+	// none (Escrow.setLimit on postgres.ErrNoLimit); a change made
+	// through storage.DB reaches hardcap.limits only through the shared
+	// tenancy mirror, which cluster.Open does not start yet.
+	storagetest.GapLimitChange: "a limit change does not reach the store's hardcap.limits (no tenancy mirror in cluster.Open)",
+}
+
 // testCluster is one test's cluster: its store and its replicas' setup.
 type testCluster struct {
 	dsn   string
@@ -46,7 +61,7 @@ func (c *testCluster) replica() string {
 // simulated crash stopped it first.
 func (c *testCluster) join(t *testing.T, id, path string) storagetest.Subject {
 	t.Helper()
-	db, err := storage.Open(path, storage.Options{Escrow: true, Global: c.setup.Global, OnLow: c.setup.OnLow})
+	db, err := storage.Open(path, storage.Options{Escrow: true, Global: c.setup.Global, OnLow: c.setup.OnLow, Now: c.setup.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,5 +102,6 @@ func (c *testCluster) join(t *testing.T, id, path string) storagetest.Subject {
 			t.Helper()
 			return c.join(t, c.replica(), filepath.Join(t.TempDir(), "hardcap.db"))
 		},
+		Gaps: gaps,
 	}
 }

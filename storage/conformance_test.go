@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 // test ends unless a simulated crash closed it first.
 func openSingle(t *testing.T, path string, setup storagetest.Setup) storagetest.Subject {
 	t.Helper()
-	db, err := storage.Open(path, storage.Options{Global: setup.Global, OnLow: setup.OnLow})
+	db, err := storage.Open(path, storage.Options{Global: setup.Global, OnLow: setup.OnLow, Now: setup.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hardcap/hardcap/budget"
 	"github.com/hardcap/hardcap/storage"
@@ -94,6 +95,11 @@ func testDoesNotFit(t *testing.T, newLedger func(*testing.T, Setup) Subject) {
 				t.Fatalf("clamped to %d, but only %d was left", res.Amount, limit-spent)
 			}
 			wantSpend(t, s, budget.ProjectScope("p"), budget.Spend{Committed: spent, Reserved: res.Amount})
+			// "hardcap lowers the cap to what fits" (SPEC §1): all of it.
+			s.gap(t, GapClampFills)
+			if res.Amount != limit-spent {
+				t.Fatalf("clamped to %d with %d left and no other request in flight, want all of it", res.Amount, limit-spent)
+			}
 		})
 	}
 }
@@ -180,6 +186,94 @@ func testZeroAndUnlimited(t *testing.T, newLedger func(*testing.T, Setup) Subjec
 		})
 	}
 }
+
+// A project's limit changed through the ledger binds from then on:
+// lowered, it refuses what the old one allowed; raised, it allows what
+// the old one refused.
+func testLimitChange(t *testing.T, newLedger func(*testing.T, Setup) Subject) {
+	const spent = 8000
+	for _, tt := range []struct {
+		name     string
+		from, to budget.Money
+	}{
+		{"lowered", 20_000, 10_000},
+		{"raised", 10_000, 20_000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newLedger(t, Setup{OnLow: budget.Reject})
+			s.Project(t, "p", ceiling(tt.from))
+			tok := s.Token(t, "p", unlimited)
+			spendAll(t, s, tok, spent)
+			to := ceiling(tt.to)
+			if _, _, err := s.DB.UpdateProject(ctx, "p", storage.LimitChange{Amount: &to}); err != nil {
+				t.Fatal(err)
+			}
+			left := int64(tt.to - spent)
+			_, err := s.Reserve(tok, left+1)
+			wantExhausted(t, err, budget.ProjectScope("p"))
+			if tt.to > tt.from {
+				s.gap(t, GapLimitChange)
+			}
+			if _, err := s.Reserve(tok, left); err != nil {
+				t.Fatalf("a request of the %d left under the new limit: %v", left, err)
+			}
+		})
+	}
+	// Lowered on every replica, it binds what they spend together.
+	t.Run("lowered, two replicas", func(t *testing.T) {
+		a := newLedger(t, Setup{OnLow: budget.Reject})
+		if a.Peer == nil {
+			t.Skip("a single-node store has no replicas")
+		}
+		b := a.Peer(t)
+		for _, s := range []Subject{a, b} {
+			s.Project(t, "p", ceiling(20_000))
+		}
+		spendAll(t, a, a.Token(t, "p", unlimited), spent)
+		to := ceiling(10_000)
+		for _, s := range []Subject{a, b} {
+			if _, _, err := s.DB.UpdateProject(ctx, "p", storage.LimitChange{Amount: &to}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.gap(t, GapLimitChange)
+		_, err := b.Reserve(b.Token(t, "p", unlimited), 10_000-spent+1)
+		wantExhausted(t, err, budget.ProjectScope("p"))
+	})
+}
+
+// A daily budget spent to its limit refuses until the next day, whose
+// window starts with nothing committed and the whole limit to spend.
+func testPeriod(t *testing.T, newLedger func(*testing.T, Setup) Subject) {
+	const limit = 5000
+	clock := newClock(time.Date(2026, 11, 3, 23, 0, 0, 0, time.UTC))
+	s := newLedger(t, Setup{OnLow: budget.Reject, Now: clock.Now})
+	s.Project(t, "p", budget.Ceiling(limit, budget.Day))
+	tok := s.Token(t, "p", unlimited)
+	spendAll(t, s, tok, limit)
+	_, err := s.Reserve(tok, 1)
+	wantExhausted(t, err, budget.ProjectScope("p"))
+	clock.Set(time.Date(2026, 11, 4, 0, 0, 1, 0, time.UTC))
+	wantSpend(t, s, budget.ProjectScope("p"), budget.Spend{})
+	spendAll(t, s, tok, limit)
+	_, err = s.Reserve(tok, 1)
+	wantExhausted(t, err, budget.ProjectScope("p"))
+	wantSpend(t, s, budget.ProjectScope("p"), budget.Spend{Committed: limit})
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock(t time.Time) *clock { return &clock{t: t} }
+
+// Now is the clock's time.
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Set sets the clock's time.
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // 32 goroutines reserve requests of 50 to 150 nano-USD from one budget
 // and settle each at its reservation until each is refused: what they
