@@ -673,12 +673,12 @@ func TestClusterE2E_ThreeReplicasShareABudget(t *testing.T) {
 // nothing twice; a replica killed for good is forgotten, its slices
 // charged in full, and the others spend what is left.
 func TestClusterE2E_KilledReplica(t *testing.T) {
-	c := newE2ECluster(t, 3, "0.02", nil)
+	c := newE2ECluster(t, 3, "0.05", nil)
 	r2, r3 := c.reps[1], c.reps[2]
 	allowed := func(o outcome) bool { return servedOrRefused(o) || o.code == "unreachable" || o.code == "cut" }
 
 	done := make(chan map[string]int)
-	go func() { done <- c.load(500, 32, allowed) }()
+	go func() { done <- c.load(400, 32, allowed) }()
 	c.waitSent(150)
 	c.kill(r2)
 	t.Logf("killed %s after %d requests", r2.id, c.sent.Load())
@@ -690,11 +690,14 @@ func TestClusterE2E_KilledReplica(t *testing.T) {
 	}
 	tally := <-done
 	t.Logf("outcomes with a restart: %v", tally)
+	if tally["402 budget_exhausted"] != 0 {
+		t.Fatalf("outcomes %v: the budget ran out too soon for the rest of the test", tally)
+	}
 	c.checkSpend()
 
 	// Now r3 dies for good, mid-load.
 	c.sent.Store(0)
-	go func() { done <- c.load(400, 32, allowed) }()
+	go func() { done <- c.load(300, 32, allowed) }()
 	c.waitSent(50)
 	r3recs, _ := c.recorded()
 	c.kill(r3)
@@ -719,7 +722,7 @@ func TestClusterE2E_KilledReplica(t *testing.T) {
 
 	// The others spend what is left, to the end of the budget.
 	c.sent.Store(0)
-	tally = c.load(400, 32, servedOrRefused)
+	tally = c.load(600, 32, servedOrRefused)
 	t.Logf("outcomes after forget: %v", tally)
 	if tally["402 budget_exhausted"] == 0 {
 		t.Fatalf("outcomes %v: the budget should have run out", tally)
