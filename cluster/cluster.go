@@ -101,6 +101,7 @@ func Open(ctx context.Context, db *storage.DB, opts Options) (*Node, error) {
 	go n.Tenancy.Run(context.Background())
 	n.Escrow.onReplicas = opts.OnReplicas
 	n.Escrow.catchUp = n.Tenancy.CatchUp
+	n.Escrow.published = n.Tenancy.Published
 	if err := n.Escrow.Start(ctx); err != nil {
 		n.Tenancy.Close()
 		pg.Close()

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -25,20 +26,8 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// gaps are the suite's checks the cluster store does not pass yet.
-var gaps = map[string]string{
-	// Escrow.grantNow (cluster/escrow.go, the fallback grant of n.Short
-	// with least 1 after ErrNoRoom) gets at most a GrantShare (4, set in
-	// cluster.Open) of what the budget has left, and ReserveFinal then
-	// clamps the request to that: with 6000 left and nothing else in
-	// flight a request is clamped to 1500.
-	storagetest.GapClampFills: "a clamped request gets a quarter of what is left (Escrow.grantNow's fallback grant)",
-	// The store's limit of a scope is written only when a grant finds
-	// none (Escrow.setLimit on postgres.ErrNoLimit); a change made
-	// through storage.DB reaches hardcap.limits only through the shared
-	// tenancy mirror, which cluster.Open does not start yet.
-	storagetest.GapLimitChange: "a limit change does not reach the store's hardcap.limits (no tenancy mirror in cluster.Open)",
-}
+// gaps are the suite's checks the cluster store does not pass yet: none.
+var gaps = map[string]string{}
 
 // testCluster is one test's cluster: its store and its replicas' setup.
 type testCluster struct {
@@ -61,11 +50,12 @@ func (c *testCluster) replica() string {
 // simulated crash stopped it first.
 func (c *testCluster) join(t *testing.T, id, path string) storagetest.Subject {
 	t.Helper()
-	db, err := storage.Open(path, storage.Options{Escrow: true, Global: c.setup.Global, OnLow: c.setup.OnLow, Now: c.setup.Now})
+	feed := new(cluster.Feed)
+	db, err := storage.Open(path, storage.Options{Escrow: true, Outbox: true, Global: c.setup.Global, OnLow: c.setup.OnLow, Now: c.setup.Now, Changed: feed.Changed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := cluster.Open(ctx, db, cluster.Options{DSN: c.dsn, Replica: id, Global: c.setup.Global, Escrow: fastEscrow, Timeout: 10 * time.Second, Log: zerolog.Nop()})
+	node, err := cluster.Open(ctx, db, cluster.Options{DSN: c.dsn, Replica: id, Global: c.setup.Global, Escrow: fastEscrow, Timeout: 10 * time.Second, Log: zerolog.Nop(), Feed: feed})
 	if err != nil {
 		db.Close()
 		t.Fatalf("join %s: %v", id, err)
@@ -95,7 +85,9 @@ func (c *testCluster) join(t *testing.T, id, path string) storagetest.Subject {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			_ = node.Escrow.Close(ctx)
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			_ = node.Close(cctx)
+			cancel()
 			return c.join(t, id, path)
 		},
 		Peer: func(t *testing.T) storagetest.Subject {

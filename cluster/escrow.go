@@ -45,6 +45,9 @@ type Escrow struct {
 	// step after a lost contact, before the lease is extended.
 	onReplicas func(live int)
 	catchUp    func(context.Context) error
+	// published waits until this replica's tenancy changes are in the
+	// store (a limit just raised here counts for the grant that follows).
+	published func(context.Context) error
 	// kick wakes the background loop at once (a pressed window).
 	kick chan struct{}
 	stop chan struct{}
@@ -400,6 +403,16 @@ func (e *Escrow) grantNow(ctx context.Context, n storage.SliceNeed) (more bool, 
 	amount, err := e.grant(ctx, w, want, n.Short)
 	if err == nil {
 		return amount >= n.Short, nil
+	}
+	if errors.Is(err, postgres.ErrNoRoom) && e.published != nil {
+		// A budget raised on this replica a moment ago may not be in
+		// the store yet.
+		if perr := e.published(ctx); perr == nil {
+			amount, err = e.grant(ctx, w, want, n.Short)
+			if err == nil {
+				return amount >= n.Short, nil
+			}
+		}
 	}
 	if !errors.Is(err, postgres.ErrNoRoom) {
 		return false, unreachableOnly(err)

@@ -439,7 +439,7 @@ func (c *e2eCluster) waitSent(n int64) {
 // ErrorCodes (proxy/errors.go) lists ErrStorage before
 // budget.ErrClusterUnavailable, so Classify finds ledger_unavailable
 // first. Set it to false once that is fixed.
-const ledgerCodeBug = true
+const ledgerCodeBug = false
 
 // unavailable allows a replica's refusal for a store it cannot reach.
 func unavailable(o outcome) bool {

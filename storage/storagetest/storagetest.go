@@ -103,6 +103,17 @@ func (s Subject) Spend(t *testing.T, scope budget.Scope) budget.Spend {
 	return st.Spend
 }
 
+// Recorded is what this subject's own ledger recorded for project (in a
+// cluster, BudgetStatus also counts what the other replicas folded in).
+func (s Subject) Recorded(t *testing.T, project string) budget.Money {
+	t.Helper()
+	u, err := s.DB.Usage(storage.RecordFilter{Project: project})
+	if err != nil {
+		t.Fatalf("usage of %s: %v", project, err)
+	}
+	return u.Spent
+}
+
 // Reserve reserves a request of tok whose worst case is n nano-USD.
 func (s Subject) Reserve(tok tokens.Token, n int64) (budget.Reservation, error) {
 	return s.Ledger.Reserve(ctx, Request(tok), Flat(n))
