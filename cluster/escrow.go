@@ -125,13 +125,13 @@ type window struct {
 	pressed atomic.Int64
 	// Under mu: the rate in nano-USD per second, the reserved sum at the
 	// last tick, and the last fold.
-	rate         float64
-	lastReserved int64
-	lastFold     time.Time
-	lastTend     time.Time
-	reclaimed    time.Time
-	foldedSpent  budget.Money
-	foldedGrant  budget.Money
+	rate          float64
+	lastReserved  int64
+	lastFold      time.Time
+	lastTend      time.Time
+	reclaimFailed time.Time
+	foldedSpent   budget.Money
+	foldedGrant   budget.Money
 }
 
 // minSlice is the smallest slice asked for ahead of need: a millionth of
@@ -219,17 +219,21 @@ const pressure = 5 * time.Second
 // slices hold unused, when they hold any, and asks again for want, or at
 // least lack (w.mu held). ok says the grant landed.
 func (e *Escrow) reclaim(ctx context.Context, w *window, want, lack budget.Money) (ok bool, err error) {
-	if time.Since(w.reclaimed) < time.Second {
-		// One wait a second per window: a request queued behind a
-		// reclaim asks once more (what was given back since may be
-		// there) and does not wait.
+	if time.Since(w.reclaimFailed) < time.Second {
+		// A reclaim of this window found nothing given back within the
+		// last second: ask once more without waiting, so that requests
+		// queued behind it are not held 200 ms each.
 		_, err := e.grant(ctx, w, want, lack)
 		if errors.Is(err, postgres.ErrNoRoom) {
 			return false, nil
 		}
 		return err == nil, err
 	}
-	w.reclaimed = time.Now()
+	defer func() {
+		if !ok {
+			w.reclaimFailed = time.Now()
+		}
+	}()
 	unclaimed, err := e.pg.Unclaimed(ctx, w.key)
 	e.trip()
 	if err != nil || unclaimed <= minSlice {
