@@ -35,8 +35,15 @@ type key struct{ kind, id string }
 // Tenancy keeps a replica's tenancy and the cluster's in step: every local
 // change (told to Changed by the ledger's change feed) is published to
 // PostgreSQL, and every change another replica published is applied to
-// the local ledger (storage.DB.MirrorApply). The last write wins, by
-// PostgreSQL's version. While PostgreSQL is unreachable, local changes
+// the local ledger (storage.DB.MirrorApply). A publication is merged by
+// field group into the record PostgreSQL holds (storage.MirrorMerge): a
+// change overlays only the groups it touched (kill switch, budget,
+// scopes, secret, revocation, deletion), so that concurrent changes of
+// different groups on two replicas both stay; the merged record is what
+// every replica applies, the publisher too (MirrorSettle). Two changes of
+// one group: the last write wins, by PostgreSQL's version (a kill and a
+// resume are one group). A revocation is never undone, nor a deletion
+// but by a create. While PostgreSQL is unreachable, local changes
 // wait in a pending set and are published once it is back; what others
 // published meanwhile is read after the last version seen.
 type Tenancy struct {
@@ -220,6 +227,7 @@ func (t *Tenancy) Start(ctx context.Context) error {
 		if inPG[k] || skip[k] {
 			continue // PostgreSQL's, or pending: flush publishes it
 		}
+		r.Groups = storage.GroupAll // a record PostgreSQL lacks: all of it
 		if _, err := t.publishRecord(ctx, r); err != nil {
 			return err
 		}
@@ -438,18 +446,24 @@ func (t *Tenancy) flush(ctx context.Context) bool {
 			t.log.Error().Err(err).Str("kind", k.kind).Msg("cluster: a tenancy change could not be read from the ledger")
 			return false
 		default:
-			if _, err := t.publishRecord(ctx, r); err != nil {
+			merged, err := t.publishRecord(ctx, r)
+			if err != nil {
 				t.failed(err, "publishing a tenancy change")
 				return false
 			}
 			t.worked()
-			if err := t.db.MirrorPublished(ctx, k.kind, k.id, r.Mark); err != nil {
-				if errors.Is(err, storage.ErrClosed) {
-					return true
-				}
+			// The merged record is the cluster's: applied here too,
+			// unless a change came since (it is published in turn).
+			applied, changed, err := t.db.MirrorSettle(ctx, t.replica, r.Mark, merged)
+			switch {
+			case errors.Is(err, storage.ErrClosed):
+				return true
+			case err != nil:
 				// Published all the same: the marker only makes the next
 				// start publish the record again.
-				t.log.Error().Err(err).Msg("cluster: a published tenancy change could not be marked so")
+				t.log.Error().Err(err).Str("kind", k.kind).Str("id", shown(r)).Msg("cluster: a published tenancy change could not be settled")
+			case applied && changed:
+				t.applied(merged) // another replica's change came in with the merge
 			}
 		}
 		t.mu.Lock()
@@ -461,11 +475,29 @@ func (t *Tenancy) flush(ctx context.Context) bool {
 	return true
 }
 
-// publishRecord writes r to PostgreSQL.
-func (t *Tenancy) publishRecord(ctx context.Context, r storage.MirrorRecord) (int64, error) {
+// publishRecord writes r to PostgreSQL, merged into the cluster's record
+// by r.Groups (storage.MirrorMerge, in PostgreSQL's transaction), and
+// returns the merged record stored.
+func (t *Tenancy) publishRecord(ctx context.Context, r storage.MirrorRecord) (storage.MirrorRecord, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
-	return t.pg.Publish(ctx, postgres.Change{Kind: r.Kind, ID: r.ID, Body: body, Deleted: r.Deleted, Limit: r.BudgetLimit()})
+	var merged storage.MirrorRecord
+	_, err = t.pg.PublishMerge(ctx, postgres.Change{Kind: r.Kind, ID: r.ID, Body: body, Deleted: r.Deleted, Limit: r.BudgetLimit()},
+		func(stored []byte) (postgres.Change, error) {
+			var old *storage.MirrorRecord
+			if stored != nil {
+				var o storage.MirrorRecord
+				if err := json.Unmarshal(stored, &o); err == nil && o.Kind == r.Kind && o.ID == r.ID {
+					old = &o
+				} else {
+					t.log.Error().Str("kind", r.Kind).Str("id", shown(r)).Msg("cluster: the tenancy record in PostgreSQL does not decode; replaced by this replica's")
+				}
+			}
+			merged = storage.MirrorMerge(old, r, r.Groups)
+			b, err := json.Marshal(merged)
+			return postgres.Change{Body: b, Deleted: merged.Deleted, Limit: merged.BudgetLimit()}, err
+		})
+	return merged, err
 }

@@ -414,3 +414,75 @@ func TestTenancy_UnpublishedChangeSurvivesRestart(t *testing.T) {
 		t.Fatalf("change markers left after publishing: %v, %v", pending, err)
 	}
 }
+
+// killWhileApart kills project p on the ledger at path, with no mirror
+// running: the kill is marked for publication, as on a replica that has
+// not yet applied what another published.
+func killWhileApart(t *testing.T, path, p string) {
+	t.Helper()
+	db, err := storage.Open(path, storage.Options{NoSync: true, Changed: func(string, string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetKill(context.Background(), storage.KillTarget{Project: p}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTenancy_ConcurrentKillAndBudgetMerge(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	ctx := context.Background()
+	a := newReplica(t, dsn, "a")
+	pathB := filepath.Join(t.TempDir(), "hardcap.db")
+	b := newReplicaAt(t, dsn, "b", pathB)
+	old, low := budget.Ceiling(10*usd, budget.Day), budget.Ceiling(usd, budget.Day)
+	if _, err := a.db.CreateProject(ctx, "p", old); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the project reaches b", limitIs(b.db, budget.ProjectScope("p"), old))
+	b.stop()
+
+	// a lowers the budget; b, which has not applied it, kills the project.
+	if _, _, err := a.db.UpdateProject(ctx, "p", storage.LimitChange{Amount: &low}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lowered budget in PostgreSQL", func() error {
+		if l, _, ok := pgLimit(t, dsn, budget.ProjectScope("p")); !ok || l == nil || *l != int64(usd) {
+			return fmt.Errorf("hardcap.limits %v", l)
+		}
+		return nil
+	})
+	killWhileApart(t, pathB, "p")
+	b = newReplicaAt(t, dsn, "b", pathB)
+
+	killed := func(db *storage.DB) func() error {
+		return func() error {
+			r, err := db.MirrorExport(storage.MirrorProject, "p")
+			if err != nil {
+				return err
+			}
+			if r.Project == nil || !r.Project.Killed {
+				return errors.New("not killed")
+			}
+			return nil
+		}
+	}
+	eventually(t, "b's kill reaches a", killed(a.db))
+	eventually(t, "b has the budget a lowered", limitIs(b.db, budget.ProjectScope("p"), low))
+	if err := killed(b.db)(); err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	if err := limitIs(a.db, budget.ProjectScope("p"), low)(); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	if l, _, ok := pgLimit(t, dsn, budget.ProjectScope("p")); !ok || l == nil || *l != int64(usd) {
+		t.Fatalf("hardcap.limits of project:p = %v, want the lowered 1 USD", l)
+	}
+	if b.ten.Pending() != 0 {
+		t.Fatalf("b has %d changes pending after the merge (an echo?)", b.ten.Pending())
+	}
+}

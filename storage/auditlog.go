@@ -53,9 +53,10 @@ func ActorFrom(ctx context.Context) string {
 // appendAudit writes e to the audit log in tx, at the writer's clock when
 // e.Time is zero. Call it from inside an update, after every check of the
 // change has passed. A change of a project, token or kill switch is noted
-// and marked for the change feed (Options.Changed).
+// and marked for the change feed (Options.Changed), with the field groups
+// its action touched (for the cluster's merge).
 func (db *DB) appendAudit(tx *bolt.Tx, e AuditEntry) error {
-	if err := db.noteChange(tx, e.Kind, e.Target); err != nil {
+	if err := db.noteChange(tx, e); err != nil {
 		return err
 	}
 	return db.writeAudit(tx, e)

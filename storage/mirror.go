@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/hardcap/hardcap/budget"
@@ -51,9 +53,185 @@ type MirrorRecord struct {
 	// KillAll is the global kill switch (Kind MirrorAll).
 	KillAll bool `json:"kill_all,omitempty"`
 	// Mark is the number of the record's last change not yet marked
-	// published, as the export saw it (0: none); for MirrorPublished, and
-	// never sent.
+	// published, as the export saw it (0: none); for MirrorPublished and
+	// MirrorSettle, and never sent.
 	Mark uint64 `json:"-"`
+	// Groups are the field groups the changes not yet published touched,
+	// as the export saw them (0 with Mark 0); for MirrorMerge, and never
+	// sent.
+	Groups MirrorGroups `json:"-"`
+}
+
+// MirrorGroups is a set of a record's field groups, which a change
+// touches and a publication overlays onto the cluster's record
+// (MirrorMerge), so that concurrent changes of different groups on two
+// replicas both stay.
+type MirrorGroups uint8
+
+const (
+	// GroupKill is the kill switch (kill, resume): Killed, KillAll.
+	GroupKill MirrorGroups = 1 << iota
+	// GroupBudget is the budget limit (amount, period) and the alert
+	// thresholds.
+	GroupBudget
+	// GroupConfig is a token's scopes and labels: name, owner, purpose,
+	// models, routes, ips, rpm, expiry, max_concurrent, max_request.
+	GroupConfig
+	// GroupSecret is a token's secret (rotate, rotate_every): hash, the
+	// rotation's fields and grace.
+	GroupSecret
+	// GroupRevoke is a token's revocation; sticky.
+	GroupRevoke
+	// GroupDelete is a project's deletion; sticky but for a create.
+	GroupDelete
+	// GroupCreate is a creation: every field is the publisher's (a
+	// revocation still stays).
+	GroupCreate
+
+	// GroupAll is every group.
+	GroupAll = GroupKill | GroupBudget | GroupConfig | GroupSecret | GroupRevoke | GroupDelete | GroupCreate
+)
+
+// auditGroups are the groups an audit entry's change touched; every group
+// for an action it does not know.
+func auditGroups(e AuditEntry) MirrorGroups {
+	switch e.Action {
+	case "kill", "resume":
+		return GroupKill
+	case "rotate":
+		return GroupSecret
+	case "revoke":
+		return GroupRevoke
+	case "delete":
+		return GroupDelete
+	case "change":
+		if e.Kind == MirrorProject {
+			return GroupBudget // UpdateProject: the limit and the thresholds
+		}
+		var g MirrorGroups
+		for _, f := range strings.Split(e.Detail, ", ") {
+			switch f {
+			case "budget", "alert_at":
+				g |= GroupBudget
+			case "rotate_every":
+				g |= GroupSecret
+			case "name", "owner", "purpose", "models", "routes", "ips", "rpm", "max_concurrent", "max_request_usd", "expires":
+				g |= GroupConfig
+			default:
+				return GroupBudget | GroupConfig | GroupSecret
+			}
+		}
+		return g
+	}
+	return GroupAll
+}
+
+// MirrorMerge is the record to store when local, whose changes touched
+// groups, is published over stored (the cluster's record; nil when it
+// has none): stored with local's fields of those groups. A revoked token
+// stays revoked (at its first revocation), a deleted project stays
+// deleted unless local creates it again, and a token keeps every hash
+// either knows (an old secret is told it was rotated). Same group on both
+// sides: local, the later write, wins.
+func MirrorMerge(stored *MirrorRecord, local MirrorRecord, groups MirrorGroups) MirrorRecord {
+	local.Mark, local.Groups = 0, 0
+	if stored == nil || stored.Kind != local.Kind || stored.ID != local.ID {
+		return local
+	}
+	m := cloneRecord(*stored)
+	m.Mark, m.Groups = 0, 0
+	switch local.Kind {
+	case MirrorAll:
+		if groups&(GroupKill|GroupCreate) != 0 {
+			m.KillAll = local.KillAll
+		}
+	case MirrorProject:
+		switch {
+		case local.Deleted:
+			if groups&(GroupDelete|GroupCreate) != 0 {
+				return MirrorRecord{Kind: local.Kind, ID: local.ID, Deleted: true}
+			}
+			return m // a deletion this publication does not carry
+		case groups&GroupCreate != 0:
+			return local
+		case m.Deleted || m.Project == nil || local.Project == nil:
+			return m // deleted stays deleted
+		}
+		p := *m.Project
+		if groups&GroupKill != 0 {
+			p.Killed = local.Project.Killed
+		}
+		if groups&GroupBudget != 0 {
+			p.AlertAt = local.Project.AlertAt
+			m.Limit = local.Limit
+		}
+		m.Project = &p
+	case MirrorToken:
+		if local.Token == nil || m.Token == nil {
+			return local
+		}
+		revoked := m.Token.Revoked
+		t := *m.Token
+		lt := *local.Token
+		if groups&GroupCreate != 0 {
+			t = lt
+			m.Limit = local.Limit
+		}
+		if groups&GroupKill != 0 {
+			t.Killed = lt.Killed
+		}
+		if groups&GroupBudget != 0 {
+			t.AlertAt = lt.AlertAt
+			m.Limit = local.Limit
+		}
+		if groups&GroupConfig != 0 {
+			t.Name, t.Owner, t.Purpose = lt.Name, lt.Owner, lt.Purpose
+			t.Models, t.Routes, t.IPs = lt.Models, lt.Routes, lt.IPs
+			t.Expires, t.RPM, t.MaxConcurrent, t.MaxRequest = lt.Expires, lt.RPM, lt.MaxConcurrent, lt.MaxRequest
+		}
+		if groups&GroupSecret != 0 {
+			t.Hash, t.PrevHash, t.Rotated, t.RotatingUntil = lt.Hash, lt.PrevHash, lt.Rotated, lt.RotatingUntil
+			t.RotateEvery, t.RotateBy = lt.RotateEvery, lt.RotateBy
+		}
+		t.Revoked = revoked
+		if t.Revoked.IsZero() {
+			t.Revoked = lt.Revoked // sticky: never undone, on either side
+		}
+		m.Token = &t
+		m.Hashes = unionHashes(m.Hashes, local.Hashes)
+	}
+	return m
+}
+
+// cloneRecord copies r's pointers, so that a merge does not write into
+// the record it read.
+func cloneRecord(r MirrorRecord) MirrorRecord {
+	if r.Project != nil {
+		p := *r.Project
+		r.Project = &p
+	}
+	if r.Token != nil {
+		t := *r.Token
+		r.Token = &t
+	}
+	if r.Limit != nil {
+		l := *r.Limit
+		r.Limit = &l
+	}
+	r.Hashes = slices.Clone(r.Hashes)
+	return r
+}
+
+// unionHashes is every hash of a and b, sorted.
+func unionHashes(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for _, h := range append(slices.Clone(a), b...) {
+		if h != "" && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // MirrorLimit is a budget.Limit in a mirror record, in nano-USD.
@@ -141,9 +319,7 @@ func tokenHashes(tx *bolt.Tx, id string) (map[string][]string, error) {
 // token, or nil to read the token's own.
 func exportRecord(tx *bolt.Tx, kind, id string, hashes map[string][]string) (MirrorRecord, error) {
 	r := MirrorRecord{Kind: kind, ID: id}
-	if v := tx.Bucket(bucketMeta).Get(pendingKey(kind, id)); len(v) == 8 {
-		r.Mark = binary.BigEndian.Uint64(v)
-	}
+	r.Mark, r.Groups = markerOf(tx.Bucket(bucketMeta).Get(pendingKey(kind, id)))
 	switch kind {
 	case MirrorProject:
 		var p tokens.Project
@@ -384,7 +560,7 @@ func (db *DB) startFeed(fn func(kind, target string)) {
 // token or kill switch also writes, in its own transaction, a marker in
 // the meta bucket (cluster_pending, 0x00, kind, 0x00, id -> 8 bytes: the
 // change's number, from the counter cluster_mark). The cluster removes it
-// once the record is published (MirrorPublished), so that a change a
+// once the record is published (MirrorPublished, MirrorSettle), so that a change a
 // crash kept from being published is found again at the next start
 // (MirrorPending).
 var (
@@ -399,6 +575,17 @@ func pendingKey(kind, id string) []byte {
 	return append(k, id...)
 }
 
+// markerOf reads a change marker: its number and groups (0, 0: none).
+func markerOf(v []byte) (uint64, MirrorGroups) {
+	switch len(v) {
+	case 8:
+		return binary.BigEndian.Uint64(v), GroupAll
+	case 9:
+		return binary.BigEndian.Uint64(v), MirrorGroups(v[8])
+	}
+	return 0, 0
+}
+
 func mirrorKind(kind string) bool {
 	return kind == MirrorProject || kind == MirrorToken || kind == MirrorAll
 }
@@ -407,8 +594,12 @@ func mirrorKind(kind string) bool {
 // notes it for the feed. A change whose batch is rolled back may be told
 // too (its marker is rolled back with it): the receiver reads the record
 // as committed, so telling it is harmless.
-func (db *DB) noteChange(tx *bolt.Tx, kind, target string) error {
+//
+// The marker keeps the groups of every change since the last publication
+// (auditGroups of e), so that the publication overlays only those.
+func (db *DB) noteChange(tx *bolt.Tx, e AuditEntry) error {
 	f := db.feed
+	kind, target := e.Kind, e.Target
 	if f == nil || !mirrorKind(kind) {
 		return nil
 	}
@@ -417,7 +608,11 @@ func (db *DB) noteChange(tx *bolt.Tx, kind, target string) error {
 	if err := addCounter(meta, metaMirrorMark, 1); err != nil {
 		return err
 	}
-	if err := fatal(meta.Put(pendingKey(kind, target), binary.BigEndian.AppendUint64(nil, mark))); err != nil {
+	k := pendingKey(kind, target)
+	_, groups := markerOf(meta.Get(k))
+	groups |= auditGroups(e)
+	v := append(binary.BigEndian.AppendUint64(nil, mark), byte(groups))
+	if err := fatal(meta.Put(k, v)); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -442,10 +637,11 @@ func (db *DB) MirrorPending() ([][2]string, error) {
 		c := tx.Bucket(bucketMeta).Cursor()
 		for k, v := c.Seek(metaMirrorPending); k != nil && bytes.HasPrefix(k, metaMirrorPending); k, v = c.Next() {
 			kind, id, ok := bytes.Cut(k[len(metaMirrorPending):], []byte{0})
-			if !ok || len(v) != 8 {
+			mark, _ := markerOf(v)
+			if !ok || mark == 0 {
 				return fmt.Errorf("%w: change marker %q", ErrDamaged, budget.Clip(string(k)))
 			}
-			out = append(out, marked{[2]string{string(kind), string(id)}, binary.BigEndian.Uint64(v)})
+			out = append(out, marked{[2]string{string(kind), string(id)}, mark})
 		}
 		return nil
 	})
@@ -467,11 +663,50 @@ func (db *DB) MirrorPublished(ctx context.Context, kind, id string, mark uint64)
 	return db.update(ctx, func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		k := pendingKey(kind, id)
-		if v := meta.Get(k); len(v) == 8 && binary.BigEndian.Uint64(v) == mark {
+		if m, _ := markerOf(meta.Get(k)); m == mark {
 			return fatal(meta.Delete(k))
 		}
 		return nil
 	})
+}
+
+// MirrorSettle ends the publication of a record exported with mark: when
+// the record's change marker is still mark (none, for mark 0), merged
+// (what PostgreSQL stored, MirrorMerge of the export and the cluster's
+// record) is applied as MirrorApply would, by "cluster:<origin>", and
+// the marker removed, in one transaction. A change since keeps its
+// marker and is published in turn, so merged is not applied over it.
+// applied says merged was applied (not that it changed something);
+// changed that it changed the ledger. The feed is not told.
+func (db *DB) MirrorSettle(ctx context.Context, origin string, mark uint64, merged MirrorRecord) (applied, changed bool, err error) {
+	hashes, err := checkMirror(merged)
+	if err != nil {
+		return false, false, err
+	}
+	actor := "cluster:" + budget.Clip(origin)
+	err = db.update(ctx, func(tx *bolt.Tx) error {
+		applied, changed = false, false // a batch run again decides again
+		meta := tx.Bucket(bucketMeta)
+		k := pendingKey(merged.Kind, merged.ID)
+		if m, _ := markerOf(meta.Get(k)); m != mark {
+			return nil
+		}
+		if mark != 0 {
+			if err := fatal(meta.Delete(k)); err != nil {
+				return err
+			}
+		}
+		applied = true
+		var err error
+		if changed, err = db.applyMirror(tx, merged, hashes); err != nil || !changed {
+			return err
+		}
+		return db.writeAudit(tx, AuditEntry{Actor: actor, Action: "mirror", Kind: merged.Kind, Target: merged.ID, Detail: "the cluster's record, merged"})
+	})
+	if err != nil {
+		applied, changed = false, false
+	}
+	return applied, changed, err
 }
 
 // feedChanges tells the noted changes until the writer ends. It takes the

@@ -203,3 +203,99 @@ func TestMirror_ApplyRefusesBadRecords(t *testing.T) {
 		})
 	}
 }
+
+func TestMirror_MergeByGroups(t *testing.T) {
+	revoked := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	base := func() MirrorRecord {
+		return MirrorRecord{Kind: MirrorToken, ID: "tok_x", Token: &tokens.Token{ID: "tok_x", Project: "p", Hash: "h1", RPM: 1},
+			Hashes: []string{"h1"}, Limit: &MirrorLimit{Amount: 10}}
+	}
+	with := func(f func(*MirrorRecord)) MirrorRecord { r := base(); f(&r); return r }
+	cases := []struct {
+		name          string
+		stored, local MirrorRecord
+		groups        MirrorGroups
+		check         func(MirrorRecord) error
+	}{
+		{"kill over a budget change", with(func(r *MirrorRecord) { r.Limit.Amount = 1 }), with(func(r *MirrorRecord) { r.Token.Killed = true }), GroupKill,
+			func(m MirrorRecord) error {
+				if !m.Token.Killed || m.Limit.Amount != 1 {
+					return errors.New("lost the kill or the budget")
+				}
+				return nil
+			}},
+		{"rotate over a kill", with(func(r *MirrorRecord) { r.Token.Killed = true }),
+			with(func(r *MirrorRecord) { r.Token.Hash, r.Token.PrevHash, r.Hashes = "h2", "h1", []string{"h1", "h2"} }), GroupSecret,
+			func(m MirrorRecord) error {
+				if !m.Token.Killed || m.Token.Hash != "h2" || len(m.Hashes) != 2 {
+					return errors.New("lost the kill or the rotation")
+				}
+				return nil
+			}},
+		{"change over a revocation", with(func(r *MirrorRecord) { r.Token.Revoked = revoked }), with(func(r *MirrorRecord) { r.Token.RPM = 5 }), GroupConfig,
+			func(m MirrorRecord) error {
+				if !m.Token.Revoked.Equal(revoked) || m.Token.RPM != 5 {
+					return errors.New("revocation undone or change lost")
+				}
+				return nil
+			}},
+		{"a create does not undo a revocation", with(func(r *MirrorRecord) { r.Token.Revoked = revoked }), base(), GroupAll,
+			func(m MirrorRecord) error {
+				if m.Token.Revoked.IsZero() {
+					return errors.New("revocation undone")
+				}
+				return nil
+			}},
+		{"resume after kill: the later write wins", with(func(r *MirrorRecord) { r.Token.Killed = true }), base(), GroupKill,
+			func(m MirrorRecord) error {
+				if m.Token.Killed {
+					return errors.New("the later resume lost")
+				}
+				return nil
+			}},
+		{"budget change of a deleted project stays deleted",
+			MirrorRecord{Kind: MirrorProject, ID: "p", Deleted: true},
+			MirrorRecord{Kind: MirrorProject, ID: "p", Project: &tokens.Project{Name: "p"}, Limit: &MirrorLimit{Amount: 3}}, GroupBudget,
+			func(m MirrorRecord) error {
+				if !m.Deleted {
+					return errors.New("deletion undone")
+				}
+				return nil
+			}},
+		{"project kill keeps the other's budget",
+			MirrorRecord{Kind: MirrorProject, ID: "p", Project: &tokens.Project{Name: "p"}, Limit: &MirrorLimit{Amount: 1}},
+			MirrorRecord{Kind: MirrorProject, ID: "p", Project: &tokens.Project{Name: "p", Killed: true}, Limit: &MirrorLimit{Amount: 10}}, GroupKill,
+			func(m MirrorRecord) error {
+				if !m.Project.Killed || m.Limit.Amount != 1 {
+					return errors.New("lost the kill or the budget")
+				}
+				return nil
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stored := c.stored
+			if err := c.check(MirrorMerge(&stored, c.local, c.groups)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMirror_AuditGroups(t *testing.T) {
+	for _, c := range []struct {
+		e    AuditEntry
+		want MirrorGroups
+	}{
+		{AuditEntry{Action: "kill", Kind: MirrorProject}, GroupKill},
+		{AuditEntry{Action: "change", Kind: MirrorProject}, GroupBudget},
+		{AuditEntry{Action: "change", Kind: MirrorToken, Detail: "budget, rpm"}, GroupBudget | GroupConfig},
+		{AuditEntry{Action: "rotate", Kind: MirrorToken}, GroupSecret},
+		{AuditEntry{Action: "revoke", Kind: MirrorToken}, GroupRevoke},
+		{AuditEntry{Action: "create", Kind: MirrorToken}, GroupAll},
+	} {
+		if got := auditGroups(c.e); got != c.want {
+			t.Errorf("%+v: groups %b, want %b", c.e, got, c.want)
+		}
+	}
+}

@@ -71,39 +71,75 @@ func (c Change) scope() budget.Scope {
 // and notifies TenancyChannel, all in one transaction. It returns the
 // version written. The last write wins.
 func (s *Store) Publish(ctx context.Context, c Change) (int64, error) {
+	w, err := s.PublishMerge(ctx, c, nil)
+	return w.Version, err
+}
+
+// Merge makes the record to write from the one PostgreSQL holds (stored:
+// its body, nil when there is none) and the one published. It runs
+// inside the publication's transaction, under the tenancy lock, so no
+// other write comes between the read and the write.
+type Merge func(stored []byte) (Change, error)
+
+// PublishMerge is Publish of what merge makes of c and the stored record
+// (c itself when merge is nil): the merged body, tombstone and limit are
+// what is written, to hardcap.limits too. It returns the change written,
+// with its version and body. Kind and ID stay c's.
+func (s *Store) PublishMerge(ctx context.Context, c Change, merge Merge) (Change, error) {
 	switch c.Kind {
 	case KindProject, KindToken, KindAll:
 	default:
-		return 0, fmt.Errorf("postgres: publish: unknown kind %q", budget.Clip(c.Kind))
+		return Change{}, fmt.Errorf("postgres: publish: unknown kind %q", budget.Clip(c.Kind))
 	}
 	if len(c.Body) == 0 {
-		return 0, errors.New("postgres: publish: empty record")
+		return Change{}, errors.New("postgres: publish: empty record")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	var version int64
+	var w Change
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(tenancyLock)); err != nil {
 			return err
+		}
+		w = c
+		if merge != nil {
+			var stored *string
+			err := tx.QueryRow(ctx, `SELECT body::text FROM hardcap.tenancy WHERE kind = $1 AND id = $2`, c.Kind, c.ID).Scan(&stored)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			var old []byte
+			if stored != nil {
+				old = []byte(*stored)
+			}
+			m, err := merge(old)
+			if err != nil {
+				return errMerge{err}
+			}
+			if len(m.Body) == 0 {
+				return errMerge{errors.New("empty record")}
+			}
+			w.Body, w.Deleted, w.Limit = m.Body, m.Deleted, m.Limit
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO hardcap.tenancy (kind, id, body, deleted, version, origin)
 			VALUES ($1, $2, $3, $4, nextval('hardcap.tenancy_version'), $5)
 			ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, deleted = EXCLUDED.deleted,
 				version = EXCLUDED.version, origin = EXCLUDED.origin, changed = now()
-			RETURNING version`, c.Kind, c.ID, string(c.Body), c.Deleted, s.replica).Scan(&version)
+			RETURNING version`, w.Kind, w.ID, string(w.Body), w.Deleted, s.replica).Scan(&w.Version)
 		if err != nil {
 			return err
 		}
-		if scope := c.scope(); scope != "" {
-			if c.Deleted {
+		w.Origin = s.replica
+		if scope := w.scope(); scope != "" {
+			if w.Deleted {
 				_, err = tx.Exec(ctx, `DELETE FROM hardcap.limits WHERE scope = $1`, string(scope))
 			} else {
 				var limit *int64
-				if v, ok := c.Limit.Ceiling(); ok {
+				if v, ok := w.Limit.Ceiling(); ok {
 					n := int64(v)
 					limit = &n
 				}
-				period := string(c.Limit.Period)
+				period := string(w.Limit.Period)
 				if period == "" {
 					period = string(budget.Total)
 				}
@@ -115,14 +151,24 @@ func (s *Store) Publish(ctx context.Context, c Change) (int64, error) {
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, TenancyChannel, fmt.Sprint(version))
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, TenancyChannel, fmt.Sprint(w.Version))
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("postgres: publish %s: %w", c.Kind, s.scrub(err))
+		var me errMerge
+		if errors.As(err, &me) {
+			return Change{}, fmt.Errorf("postgres: publish %s: merge: %w", c.Kind, me.err)
+		}
+		return Change{}, fmt.Errorf("postgres: publish %s: %w", c.Kind, s.scrub(err))
 	}
-	return version, nil
+	return w, nil
 }
+
+// errMerge is a merge's own failure, passed through the transaction (it
+// is not a pgx error to scrub).
+type errMerge struct{ err error }
+
+func (e errMerge) Error() string { return e.err.Error() }
 
 // Changes returns the records written after version after, in version
 // order, at most 500: call it again from the last one's version while it

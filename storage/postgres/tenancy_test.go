@@ -140,3 +140,40 @@ func limitRow(t *testing.T, dsn string, scope budget.Scope) (*budget.Money, bool
 	m := budget.Money(*limit)
 	return &m, true
 }
+
+func TestTenancy_PublishMergeReadsTheStoredRecord(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	a := open(t, dsn, "a")
+	b := open(t, dsn, "b")
+	body := func(v string) []byte { b, _ := json.Marshal(map[string]string{"v": v}); return b }
+	if _, err := a.Publish(ctx, postgres.Change{Kind: postgres.KindProject, ID: "web", Body: body("a"), Limit: budget.Ceiling(5, budget.Day)}); err != nil {
+		t.Fatal(err)
+	}
+	var seen map[string]string
+	w, err := b.PublishMerge(ctx, postgres.Change{Kind: postgres.KindProject, ID: "web", Body: body("b"), Limit: budget.Ceiling(9, budget.Day)},
+		func(stored []byte) (postgres.Change, error) {
+			if err := json.Unmarshal(stored, &seen); err != nil {
+				return postgres.Change{}, err
+			}
+			return postgres.Change{Body: body(seen["v"] + "+b"), Limit: budget.Ceiling(3, budget.Day)}, nil
+		})
+	if err != nil || seen["v"] != "a" {
+		t.Fatalf("merge saw %v: %v", seen, err)
+	}
+	var got map[string]string
+	if err := json.Unmarshal(w.Body, &got); err != nil || got["v"] != "a+b" || w.Origin != "b" {
+		t.Fatalf("written %s from %q: %v", w.Body, w.Origin, err)
+	}
+	if l, ok := limitRow(t, dsn, "project:web"); !ok || l == nil || *l != 3 {
+		t.Fatalf("hardcap.limits follows the merged limit: %v %v", l, ok)
+	}
+	if _, err := b.PublishMerge(ctx, postgres.Change{Kind: postgres.KindProject, ID: "web", Body: body("c")},
+		func([]byte) (postgres.Change, error) { return postgres.Change{}, errors.New("no") }); err == nil {
+		t.Fatal("a failed merge was written")
+	}
+	all, _, err := a.Changes(ctx, 0)
+	if err != nil || len(all) != 1 || all[0].Version != w.Version {
+		t.Fatalf("a failed merge changed the store: %+v %v", all, err)
+	}
+}
