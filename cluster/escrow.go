@@ -302,15 +302,20 @@ func (e *Escrow) Reserve(ctx context.Context, r budget.Request, q budget.Quote) 
 		if !errors.As(err, &need) {
 			break
 		}
+		// Final once no window can get more; while another one did, the
+		// request tries again, so that the refusal names a budget that is
+		// really spent.
 		final := attempt == attempts-1
+		grew := false
 		for _, n := range need.Needs {
 			more, gerr := e.grantNow(ctx, n)
 			if gerr != nil {
 				unreachable = gerr
 			}
-			if !more {
-				final = true
-			}
+			grew = grew || more
+		}
+		if !grew {
+			final = true
 		}
 		if final {
 			res, err = e.db.ReserveFinal(ctx, r, q)
