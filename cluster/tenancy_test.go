@@ -258,8 +258,9 @@ func TestTenancy_ReachesEveryReplica(t *testing.T) {
 		}
 		return limitIs(a.db, budget.ProjectScope("p"), budget.Limit{})()
 	}))
-	if _, _, ok := pgLimit(t, dsn, budget.ProjectScope("p")); ok {
-		t.Fatal("hardcap.limits still has project:p after its deletion")
+	// A zero ceiling, so that no grant for the deleted project is made.
+	if l, _, ok := pgLimit(t, dsn, budget.ProjectScope("p")); !ok || l == nil || *l != 0 {
+		t.Fatalf("hardcap.limits has project:p at %v after its deletion, want a zero ceiling", l)
 	}
 
 	// PostgreSQL down: the change waits on a, and reaches b once it is back.

@@ -67,7 +67,7 @@ func (c Change) scope() budget.Scope {
 
 // Publish writes c as the current record of (c.Kind, c.ID), with the next
 // version, keeps the scope's row of hardcap.limits in step (a deleted
-// project's row is removed: a grant for it fails closed with ErrNoLimit)
+// project's limit becomes a zero ceiling: a grant for it fails closed)
 // and notifies TenancyChannel, all in one transaction. It returns the
 // version written. The last write wins.
 func (s *Store) Publish(ctx context.Context, c Change) (int64, error) {
@@ -132,7 +132,11 @@ func (s *Store) PublishMerge(ctx context.Context, c Change, merge Merge) (Change
 		w.Origin = s.replica
 		if scope := w.scope(); scope != "" {
 			if w.Deleted {
-				_, err = tx.Exec(ctx, `DELETE FROM hardcap.limits WHERE scope = $1`, string(scope))
+				// A zero ceiling, not no row: a replica that has not
+				// applied the deletion yet must not write its old limit
+				// back (EnsureLimit writes only where there is no row).
+				_, err = tx.Exec(ctx, `INSERT INTO hardcap.limits (scope, limit_nano, period) VALUES ($1, 0, 'total')
+					ON CONFLICT (scope) DO UPDATE SET limit_nano = 0`, string(scope))
 			} else {
 				var limit *int64
 				if v, ok := w.Limit.Ceiling(); ok {

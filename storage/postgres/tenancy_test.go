@@ -58,7 +58,8 @@ func TestTenancy_PublishChangesListen(t *testing.T) {
 		{"token without a limit", postgres.Change{Kind: postgres.KindToken, ID: "t1", Body: body("2")}, "token:t1", nil, false},
 		{"kill all", postgres.Change{Kind: postgres.KindAll, Body: body("3")}, "", nil, false},
 		{"project changed", postgres.Change{Kind: postgres.KindProject, ID: "web", Body: body("4"), Limit: budget.Ceiling(7, budget.Day)}, "project:web", ptr(budget.Money(7)), false},
-		{"project deleted", postgres.Change{Kind: postgres.KindProject, ID: "web", Body: body("5"), Deleted: true}, "project:web", nil, true},
+		// A deleted project's limit is a zero ceiling (fail closed).
+		{"project deleted", postgres.Change{Kind: postgres.KindProject, ID: "web", Body: body("5"), Deleted: true}, "project:web", ptr(budget.Money(0)), false},
 	}
 	last := int64(0)
 	for _, s := range steps {
