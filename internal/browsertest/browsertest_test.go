@@ -3,6 +3,7 @@ package browsertest
 import (
 	"bytes"
 	"fmt"
+	"github.com/hardcap/hardcap/internal/testreq"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
@@ -217,6 +218,7 @@ func TestJSErrors(t *testing.T) {
 // TestNoProcessLeft checks that a test's cleanup leaves no process of its
 // browser.
 func TestNoProcessLeft(t *testing.T) {
+	needBrowser(t)
 	var dir string
 	var pids []int
 	t.Run("browser", func(t *testing.T) {
@@ -275,6 +277,7 @@ func TestMissingBrowserChild(t *testing.T) {
 // TestFailureScreenshot runs a failing child test and finds the screenshot
 // of the page it failed on.
 func TestFailureScreenshot(t *testing.T) {
+	needBrowser(t)
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFailureScreenshotChild$", "-test.v")
 	cmd.Env = append(os.Environ(), "BROWSERTEST_CHILD=1", EnvScreenshots+"="+dir)
@@ -303,4 +306,12 @@ func TestFailureScreenshotChild(t *testing.T) {
 	tab := Start(t)
 	tab.Navigate(site.URL + "/")
 	t.Error("failing on purpose")
+}
+
+// needBrowser skips (or fails, by HARDCAP_TEST_REQUIRE) a test whose
+// checks only mean something with a browser to start.
+func needBrowser(t *testing.T) {
+	t.Helper()
+	path, _ := FindChromium()
+	testreq.Need(t, "chromium", path != "", SkipMessage)
 }

@@ -29,7 +29,7 @@ var knownErrors = map[string]map[string]error{
 		"ErrInvalidAmount": budget.ErrInvalidAmount, "ErrInvalidFraction": budget.ErrInvalidFraction, "ErrOverflow": budget.ErrOverflow, "ErrExhausted": budget.ErrExhausted,
 		"ErrInvalidPeriod": budget.ErrInvalidPeriod, "ErrInvalidConfig": budget.ErrInvalidConfig,
 		"ErrNotReserved": budget.ErrNotReserved, "ErrLedgerClosed": budget.ErrLedgerClosed,
-		"ErrLedgerDamaged": budget.ErrLedgerDamaged,
+		"ErrLedgerDamaged": budget.ErrLedgerDamaged, "ErrClusterUnavailable": budget.ErrClusterUnavailable,
 	},
 	"tokens": {
 		"ErrMalformed": tokens.ErrMalformed, "ErrUnknown": tokens.ErrUnknown, "ErrRevoked": tokens.ErrRevoked, "ErrRotated": tokens.ErrRotated,
@@ -63,7 +63,8 @@ var knownErrors = map[string]map[string]error{
 // retry may get past. Every other error is a refusal and must be 4xx.
 var serverFaults = map[error]bool{
 	budget.ErrNotReserved: true, budget.ErrLedgerClosed: true, budget.ErrLedgerDamaged: true, proxy.ErrStorage: true,
-	proxy.ErrNoKey: true, proxy.ErrShuttingDown: true,
+	budget.ErrClusterUnavailable: true,
+	proxy.ErrNoKey:               true, proxy.ErrShuttingDown: true,
 }
 
 // exportedErrors parses the non-test Go files of a package directory and
