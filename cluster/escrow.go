@@ -46,7 +46,7 @@ type Escrow struct {
 	onReplicas func(live int)
 	catchUp    func(context.Context) error
 	// published waits until this replica's tenancy changes are in the
-	// store (a limit just raised here counts for the grant that follows).
+	// store (a limit just changed here binds the grant that follows).
 	published func(context.Context) error
 	// kick wakes the background loop at once (a pressed window).
 	kick chan struct{}
@@ -413,16 +413,6 @@ func (e *Escrow) grantNow(ctx context.Context, n storage.SliceNeed) (more bool, 
 	if err == nil {
 		return amount >= n.Short, nil
 	}
-	if errors.Is(err, postgres.ErrNoRoom) && e.published != nil {
-		// A budget raised on this replica a moment ago may not be in
-		// the store yet.
-		if perr := e.published(ctx); perr == nil {
-			amount, err = e.grant(ctx, w, want, n.Short)
-			if err == nil {
-				return amount >= n.Short, nil
-			}
-		}
-	}
 	if !errors.Is(err, postgres.ErrNoRoom) {
 		return false, unreachableOnly(err)
 	}
@@ -457,6 +447,7 @@ func unreachableOnly(err error) error {
 func (e *Escrow) grant(ctx context.Context, w *window, want, least budget.Money) (budget.Money, error) {
 	least = max(least, 1)
 	want = max(want, least)
+	e.waitPublished(ctx)
 	amount, sl, err := e.pg.Grant(ctx, w.scope, w.key, want, least)
 	e.trip()
 	if errors.Is(err, postgres.ErrNoLimit) {
@@ -466,23 +457,31 @@ func (e *Escrow) grant(ctx context.Context, w *window, want, least budget.Money)
 		amount, sl, err = e.pg.Grant(ctx, w.scope, w.key, want, least)
 		e.trip()
 	}
-	e.lost.Store(err != nil && unreachableOnly(err) != nil)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := e.db.SetAllowance(ctx, w.key, sl.Granted); err != nil {
-		return 0, err
-	}
-	w.gen.Add(1)
-	w.foldedGrant = sl.Granted
-	return amount, nil
+	return e.granted(ctx, w, amount, sl, err)
 }
 
 // grantRest asks for want or all the budget has left (w.mu held), and
 // sets the allowance as grant does.
 func (e *Escrow) grantRest(ctx context.Context, w *window, want budget.Money) (budget.Money, error) {
+	e.waitPublished(ctx)
 	amount, sl, err := e.pg.GrantRest(ctx, w.scope, w.key, max(want, 1))
 	e.trip()
+	return e.granted(ctx, w, amount, sl, err)
+}
+
+// waitPublished lets a budget changed on this replica a moment ago reach
+// the store before a grant is made under the store's limit: a limit
+// lowered here must bind the grant. Changes made on other replicas are in
+// the store before they are here. Nothing waits when none is pending.
+func (e *Escrow) waitPublished(ctx context.Context) {
+	if e.published != nil {
+		_ = e.published(ctx) // past its wait, the grant goes on: the store's limit is the one it knows
+	}
+}
+
+// granted takes a grant's answer: the allowance becomes the slice the
+// store holds (w.mu held).
+func (e *Escrow) granted(ctx context.Context, w *window, amount budget.Money, sl postgres.Slice, err error) (budget.Money, error) {
 	e.lost.Store(err != nil && unreachableOnly(err) != nil)
 	if err != nil {
 		return 0, err
@@ -627,7 +626,9 @@ func (e *Escrow) renewLoop() {
 		if e.forgotten.Load() || (time.Since(last) < e.opts.Renew && !e.lost.Load()) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), e.opts.Renew)
+		// As long as a renewal can still be of use: a slow store (or a
+		// loaded machine) must not count as a lost one.
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.Lease-e.opts.Margin)
 		if err := e.renew(ctx); err != nil {
 			if errors.Is(err, postgres.ErrForgotten) {
 				e.log.Error().Msg("cluster: this replica was forgotten (hardcap cluster forget): it refuses every request; start it with a new replica_id and an empty data dir")

@@ -98,12 +98,8 @@ func NewTenancy(pg *postgres.Store, db *storage.DB, replica string, log zerolog.
 }
 
 // Published waits until no local change waits for publication (up to
-// 500 ms) and returns nil; an error when it could not, or when nothing
-// waited to begin with (nothing new can be in the store).
+// 500 ms): nil at once when none does, an error when some still do.
 func (t *Tenancy) Published(ctx context.Context) error {
-	if t.Pending() == 0 {
-		return errNothingPending
-	}
 	deadline := time.Now().Add(500 * time.Millisecond)
 	for t.Pending() > 0 {
 		if time.Now().After(deadline) {
@@ -118,10 +114,6 @@ func (t *Tenancy) Published(ctx context.Context) error {
 	}
 	return nil
 }
-
-// errNothingPending is Published's answer when nothing waited: nothing
-// new can be in the store.
-var errNothingPending = errors.New("cluster: no tenancy change waits")
 
 // CatchUp returns once every change published before it was called is
 // applied to the ledger (through Run), or with the error that kept

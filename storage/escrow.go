@@ -61,15 +61,7 @@ func (a Allowance) Room() budget.Money {
 // more: a request the allowances do not cover is clamped or refused as a
 // request over its budget is, never answered with a NeedSlicesError.
 func (db *DB) ReserveFinal(ctx context.Context, req budget.Request, q budget.Quote) (budget.Reservation, error) {
-	op := newOp(opReserve)
-	op.req, op.q, op.final = req, q, true
-	err := db.run(ctx, op)
-	res := op.res
-	release(op)
-	if err != nil {
-		return budget.Reservation{}, err
-	}
-	return res, nil
+	return db.reserveOp(ctx, req, q, true)
 }
 
 // SetAllowance sets the allowance of window key to granted, as the
@@ -186,19 +178,6 @@ func (db *DB) Allowances(ctx context.Context, keys ...string) ([]Allowance, erro
 	return out, err
 }
 
-// SpentWindows returns every window key this ledger has spend in (for a
-// replica's first fold after a restart), with that spend.
-func (db *DB) SpentWindows(ctx context.Context) ([]Allowance, error) {
-	var out []Allowance
-	err := db.update(ctx, func(*bolt.Tx) error {
-		for k := range db.st.spend {
-			out = append(out, db.allowance(k))
-		}
-		return nil
-	})
-	return out, err
-}
-
 // SetLease sets the end of the replica's lease on its slices: from then
 // on every reservation is refused with budget.ErrClusterUnavailable until
 // a later lease is set. A zero time ends it now. In escrow mode the lease
@@ -232,7 +211,7 @@ func (db *DB) allowance(key string) Allowance {
 // escrowRoom narrows headroom to what the allowances of the limited
 // budgets leave, and lists the windows that cannot cover worst when final
 // is false; writer only.
-func (db *DB) escrowRoom(budgets []budget.Budget, keys []string, spends []budget.Spend, worst, least budget.Money, final bool, headroom budget.Money, tightest int) (budget.Money, int, error) {
+func (db *DB) escrowRoom(budgets []budget.Budget, keys []string, spends []budget.Spend, q budget.Quote, worst budget.Money, final bool, headroom budget.Money, tightest int) (budget.Money, int, error) {
 	if db.leaseEnded() {
 		return 0, 0, fmt.Errorf("%w: this replica's lease on its budget slices has ended", budget.ErrClusterUnavailable)
 	}
@@ -245,6 +224,12 @@ func (db *DB) escrowRoom(budgets []budget.Budget, keys []string, spends []budget
 		if room < worst && !final {
 			lack := worst - room
 			if db.onLow != budget.Reject {
+				// The least the request may be clamped to: worked out
+				// only for a window that is short.
+				least, err := q.Cost(min(max(q.MinOutput, 1), max(q.MaxOutput, 1)))
+				if err != nil {
+					return 0, 0, err
+				}
 				lack = max(least-room, 0)
 			}
 			needs = append(needs, SliceNeed{Scope: b.Scope, Key: keys[i], Short: worst - room, Worst: worst, Lack: lack})

@@ -26,8 +26,13 @@ import (
 // worst case does not fit, the quote is clamped or refused per
 // Options.OnLow; the returned reservation carries the output cap to use.
 func (db *DB) Reserve(ctx context.Context, req budget.Request, q budget.Quote) (budget.Reservation, error) {
+	return db.reserveOp(ctx, req, q, false)
+}
+
+// reserveOp is Reserve's and ReserveFinal's work through the writer.
+func (db *DB) reserveOp(ctx context.Context, req budget.Request, q budget.Quote, final bool) (budget.Reservation, error) {
 	op := newOp(opReserve)
-	op.req, op.q = req, q
+	op.req, op.q, op.final = req, q, final
 	err := db.run(ctx, op)
 	res := op.res
 	release(op)
@@ -82,11 +87,7 @@ func (db *DB) reserve(tx *bolt.Tx, req budget.Request, q budget.Quote, final boo
 		if err != nil {
 			return budget.Reservation{}, err
 		}
-		least, err := q.Cost(min(max(q.MinOutput, 1), max(q.MaxOutput, 1)))
-		if err != nil {
-			return budget.Reservation{}, err
-		}
-		headroom, tightest, err = db.escrowRoom(budgets[:], keys, spends[:], worst, least, final, headroom, tightest)
+		headroom, tightest, err = db.escrowRoom(budgets[:], keys, spends[:], q, worst, final, headroom, tightest)
 		if err != nil {
 			return budget.Reservation{}, err
 		}

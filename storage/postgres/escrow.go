@@ -38,29 +38,19 @@ type Window struct {
 // limits the tenancy publishes are never overwritten by a replica's older
 // view of them.
 func (s *Store) EnsureLimit(ctx context.Context, scope budget.Scope, l budget.Limit) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	var limit *int64
-	if c, ok := l.Ceiling(); ok {
-		v := int64(c)
-		limit = &v
-	}
-	period := string(l.Period)
-	if period == "" {
-		period = string(budget.Total)
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO hardcap.limits (scope, limit_nano, period) VALUES ($1, $2, $3)
-		ON CONFLICT (scope) DO NOTHING`, string(scope), limit, period)
-	if err != nil {
-		return fmt.Errorf("postgres: ensure limit: %w", s.scrub(err))
-	}
-	return nil
+	return s.writeLimit(ctx, scope, l, "DO NOTHING")
 }
 
 // SetLimit sets a scope's limit (ok false: no limit) and period. A lower
 // limit refuses further grants at once; slices granted before it stay
 // granted until they are spent or given back.
 func (s *Store) SetLimit(ctx context.Context, scope budget.Scope, l budget.Limit) error {
+	return s.writeLimit(ctx, scope, l, "DO UPDATE SET limit_nano = EXCLUDED.limit_nano, period = EXCLUDED.period")
+}
+
+// writeLimit writes a scope's limit row, onConflict saying what becomes
+// of one already there.
+func (s *Store) writeLimit(ctx context.Context, scope budget.Scope, l budget.Limit, onConflict string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var limit *int64
@@ -73,10 +63,9 @@ func (s *Store) SetLimit(ctx context.Context, scope budget.Scope, l budget.Limit
 		period = string(budget.Total)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO hardcap.limits (scope, limit_nano, period) VALUES ($1, $2, $3)
-		ON CONFLICT (scope) DO UPDATE SET limit_nano = EXCLUDED.limit_nano, period = EXCLUDED.period`,
-		string(scope), limit, period)
+		ON CONFLICT (scope) `+onConflict, string(scope), limit, period)
 	if err != nil {
-		return fmt.Errorf("postgres: set limit: %w", s.scrub(err))
+		return fmt.Errorf("postgres: write limit: %w", s.scrub(err))
 	}
 	return nil
 }
